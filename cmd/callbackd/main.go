@@ -1,0 +1,117 @@
+// Command callbackd is a SIP server for call completion (Call Back): a
+// registrar and B2BUA for SIP phones, on which CCBS/CCNR/CCNL are built.
+//
+//	go run ./cmd/callbackd                 # embedded defaults, demo lines 1001-1004
+//	go run ./cmd/callbackd -config my.toml # your configuration
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/sipserver"
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "callbackd:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	configPath := flag.String("config", "", "TOML configuration file (default: the embedded defaults with demo lines 1001-1004)")
+	printDefaults := flag.Bool("print-default-config", false, "print the embedded default configuration and exit")
+	flag.Parse()
+	if *printDefaults {
+		_, err := os.Stdout.Write(config.DefaultTOML())
+		return err
+	}
+
+	cfg := config.Default()
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			return err
+		}
+	}
+	log := newLogger(cfg.Log)
+
+	st, err := store.OpenSQLite(cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	srv, err := sipserver.New(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	if *configPath == "" {
+		printDemo(cfg)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	hs := &http.Server{Handler: httpHandler(srv), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "error", err)
+		}
+	}()
+	log.Info("HTTP listening", "addr", httpLn.Addr().String())
+	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", cfg.Store.Path)
+
+	err = srv.Serve(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	hs.Shutdown(shutdown)
+	log.Info("callbackd stopped")
+	return err
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func printDemo(cfg *config.Config) {
+	fmt.Println("callbackd: running with the embedded defaults. Demo lines (register your phones with these):")
+	fmt.Printf("  %-6s %-10s %-7s %s\n", "DN", "password", "locale", "username@domain")
+	for _, l := range cfg.Lines {
+		fmt.Printf("  %-6s %-10s %-7s %s@%s\n", l.DN, l.Password, l.Locale, l.DN, cfg.SIP.Domain)
+	}
+	fmt.Printf("  SIP server: %v, digest realm %q\n", cfg.SIP.Listen, cfg.SIP.Realm)
+}
+
+func httpHandler(srv *sipserver.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}

@@ -1,0 +1,264 @@
+// Package b2bua connects calls between lines as a back-to-back user agent
+// (RFC 3261 6, "B2BUA"): the caller's INVITE ends here (A leg) and a new
+// INVITE goes to every registered device of the called line (B legs, forked
+// in parallel as in 16.7), first answer wins. Every message of the call
+// passes through the server, which is what lets it see a line's calls (busy
+// trigger, line state) and, in later issues, take a failed call over for Call
+// Back. SDP passes end to end unchanged: media does not touch the server.
+package b2bua
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/auth"
+	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/registrar"
+)
+
+// FailReason says why a call between lines did not connect; Call Back
+// (CCBS/CCNR/CCNL) is offered on these.
+type FailReason string
+
+const (
+	FailBusy         FailReason = "busy"         // 486: the line is at its busy trigger or its devices said busy
+	FailNoAnswer     FailReason = "no-answer"    // the no-answer timer ran out
+	FailUnregistered FailReason = "unregistered" // 480: no device registered
+	FailOther        FailReason = "other"        // any other final response
+)
+
+// Failure is one failed call from line Caller to line Callee.
+type Failure struct {
+	Caller, Callee string
+	Code           int
+	Reason         FailReason
+	At             time.Time
+}
+
+// Config holds the call settings.
+type Config struct {
+	Domain          string        // host of the From/To URIs we create
+	NoAnswerTimeout time.Duration // how long B's devices ring before A gets 480 No Answer
+	UserAgent       string
+}
+
+// B2BUA places and relays calls. Create with New.
+type B2BUA struct {
+	cfg     Config
+	client  *sipgo.Client
+	dir     *directory.Directory
+	reg     *registrar.Registrar
+	lines   *linestate.Tracker
+	auth    *auth.Authenticator
+	log     *slog.Logger
+	local   map[string]Local // by transport, "UDP"/"TCP"
+	localIP net.IP
+
+	mu   sync.Mutex
+	legs map[string]*leg // by Call-ID of the leg
+
+	// OnFailure, when set, is told of every call that failed toward a known
+	// line (Call Back consumes it). It must not block.
+	OnFailure func(Failure)
+}
+
+// New returns a B2BUA sending through client. local gives our address per
+// transport ("UDP", "TCP").
+func New(cfg Config, client *sipgo.Client, dir *directory.Directory, reg *registrar.Registrar, lines *linestate.Tracker, a *auth.Authenticator, local map[string]Local, log *slog.Logger) *B2BUA {
+	var ip net.IP
+	for _, l := range local {
+		ip = net.ParseIP(l.Host)
+		break
+	}
+	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, local: local, localIP: ip, log: log, legs: map[string]*leg{}}
+}
+
+// Calls returns the number of calls in progress (ringing or connected).
+func (b *B2BUA) Calls() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, l := range b.legs {
+		if l.name == "A" {
+			n++
+		}
+	}
+	return n
+}
+
+// call is one call between two lines.
+type call struct {
+	mu       sync.Mutex
+	id       string // the A leg's Call-ID; key for line state
+	caller   string // DN of A
+	callee   string // DN of B
+	a, b     *leg
+	answered bool
+	ended    bool
+	reinvite bool // a re-INVITE is being relayed (491 for a second one)
+}
+
+func (b *B2BUA) addLeg(l *leg) {
+	b.mu.Lock()
+	b.legs[l.callID] = l
+	b.mu.Unlock()
+}
+
+func (b *B2BUA) findLeg(callID string) *leg {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.legs[callID]
+}
+
+// end forgets a call and frees both lines. Safe to call more than once.
+func (b *B2BUA) end(c *call) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	a, bl := c.a, c.b
+	c.mu.Unlock()
+	b.mu.Lock()
+	if a != nil && b.legs[a.callID] == a {
+		delete(b.legs, a.callID)
+	}
+	if bl != nil && b.legs[bl.callID] == bl {
+		delete(b.legs, bl.callID)
+	}
+	b.mu.Unlock()
+	b.lines.Ended(c.caller, c.id)
+	b.lines.Ended(c.callee, c.id)
+}
+
+// respond answers a request, logging a transport failure once.
+func (b *B2BUA) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		b.log.Debug("respond failed", "code", code, "error", err)
+	}
+}
+
+// HandleInvite takes an INVITE: a new call, or a re-INVITE in a dialog.
+func (b *B2BUA) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		b.HandleInDialog(req, tx)
+		return
+	}
+	b.newCall(req, tx)
+}
+
+// identify returns the caller's line: a request from the address of one of
+// its registered devices is trusted like the REGISTER that made the binding;
+// any other must carry digest credentials (RFC 3261 22.3, 407).
+func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+	from := req.From().Address.User
+	if _, ok := b.dir.Line(from); ok && b.reg.FromSource(from, req.Transport(), req.Source()) {
+		return from, true
+	}
+	h := req.GetHeader("Proxy-Authorization")
+	if h == nil {
+		b.respond(tx, req, 407, "Proxy Authentication Required", sip.NewHeader("Proxy-Authenticate", b.auth.Challenge(false)))
+		return "", false
+	}
+	user, err := b.auth.Verify(h.Value(), string(req.Method), b.dir.Password)
+	switch {
+	case err == nil:
+	case errors.Is(err, auth.ErrStale), errors.Is(err, auth.ErrNonce), errors.Is(err, auth.ErrMalformed):
+		b.respond(tx, req, 407, "Proxy Authentication Required", sip.NewHeader("Proxy-Authenticate", b.auth.Challenge(errors.Is(err, auth.ErrStale))))
+		return "", false
+	default:
+		b.log.Warn("invite: authentication failed", "user", user, "source", req.Source(), "reason", err)
+		b.respond(tx, req, 403, "Forbidden")
+		return "", false
+	}
+	if user != from {
+		b.log.Warn("invite: From does not match credentials", "user", user, "from", from, "source", req.Source())
+		b.respond(tx, req, 403, "Forbidden")
+		return "", false
+	}
+	if len(b.reg.Bindings(user)) == 0 {
+		b.log.Info("invite from a line with no registered device", "dn", user, "source", req.Source())
+		b.respond(tx, req, 403, "Forbidden (not registered)")
+		return "", false
+	}
+	return user, true
+}
+
+func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		b.respond(tx, req, 483, "Too Many Hops") // 16.3 step 3
+		return
+	}
+	caller, ok := b.identify(req, tx)
+	if !ok {
+		return
+	}
+	callee := req.Recipient.User
+	if _, ok := b.dir.Line(callee); !ok {
+		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
+		b.respond(tx, req, 404, "Not Found")
+		return
+	}
+	now := time.Now()
+	fail := func(code int, reason string, why FailReason) {
+		b.respond(tx, req, code, reason)
+		if b.OnFailure != nil {
+			b.OnFailure(Failure{Caller: caller, Callee: callee, Code: code, Reason: why, At: now})
+		}
+	}
+	devices := b.reg.Bindings(callee)
+	if len(devices) == 0 {
+		fail(480, "Temporarily Unavailable", FailUnregistered)
+		return
+	}
+	callID := req.CallID().Value()
+	if b.findLeg(callID) != nil {
+		// A retransmission arriving after its transaction ended, or a
+		// Call-ID reused by a broken client: not a new call.
+		b.respond(tx, req, 482, "Loop Detected")
+		return
+	}
+	if _, ok := b.lines.Offer(callee, callID); !ok {
+		fail(486, "Busy Here", FailBusy)
+		return
+	}
+	b.lines.Originate(caller, callID)
+
+	callerLine, _ := b.dir.Line(caller)
+	c := &call{id: callID, caller: caller, callee: callee}
+	from := req.From()
+	c.a = &leg{
+		call: c, name: "A", callID: callID,
+		localTag: sip.GenerateTagN(16), remoteTag: tagOf(from.Params),
+		local: *req.To().Address.Clone(), remote: *from.Address.Clone(),
+		dest: req.Source(), transport: strings.ToUpper(req.Transport()),
+		inviteCSeq: req.CSeq().SeqNo,
+	}
+	if ct := req.Contact(); ct != nil {
+		c.a.target = *ct.Address.Clone()
+	} else {
+		c.a.target = *from.Address.Clone()
+	}
+	b.addLeg(c.a)
+
+	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse, 8*len(devices)+8)}
+	r.run(devices, now)
+}
+
+func tagOf(p sip.HeaderParams) string {
+	t, _ := p.Get("tag")
+	return t
+}

@@ -1,0 +1,190 @@
+package b2bua
+
+import (
+	"context"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+type sipgoClient = sipgo.Client
+
+// allow lists the methods a device may send us in a call.
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY"
+
+// awaitAck retransmits our 2xx over UDP until the ACK comes (RFC 3261
+// 13.3.1.4: T1 doubling up to T2). Without an ACK after 64*T1 the session
+// is ended with BYE on both sides.
+func (b *B2BUA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, stop chan struct{}, reliable bool) {
+	interval := sip.T1
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	tick := time.NewTimer(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-deadline.C:
+			b.log.Info("no ACK for 200 OK, ending call", "call", c.id)
+			b.hangup(c)
+			return
+		case <-tick.C:
+			if !reliable {
+				if err := tx.Respond(res); err != nil {
+					b.log.Debug("2xx retransmission", "error", err)
+				}
+				interval = min(2*interval, sip.T2)
+			}
+			tick.Reset(interval)
+		}
+	}
+}
+
+// resendAck answers a retransmitted 2xx with the ACK we already sent.
+func (b *B2BUA) resendAck(rel *relayed) {
+	if ack := rel.loadAck(); ack != nil {
+		if err := b.client.WriteRequest(ack, noBuild); err != nil {
+			b.log.Debug("ack retransmission", "error", err)
+		}
+	}
+}
+
+// hangup ends a call from the server side: BYE to both parties.
+func (b *B2BUA) hangup(c *call) {
+	c.mu.Lock()
+	legs := []*leg{c.a, c.b}
+	c.mu.Unlock()
+	for _, l := range legs {
+		if l != nil {
+			go b.fireAndForget(b.request(l, sip.BYE, l.cseq.Add(1)))
+		}
+	}
+	b.end(c)
+}
+
+// HandleAck takes an ACK. ACKs for our non-2xx answers are absorbed by the
+// transaction layer; one reaching here acknowledges a 2xx we relayed.
+func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
+	l := b.findLeg(req.CallID().Value())
+	if l == nil {
+		return // an ACK gets no response (17.2.3); nothing to do
+	}
+	c := l.call
+	c.mu.Lock()
+	p := l.pendingAck
+	if p == nil || p.res == nil || req.CSeq().SeqNo != l.remoteCSeqFor(p) {
+		c.mu.Unlock()
+		return
+	}
+	l.pendingAck = nil
+	peer := l.peer()
+	c.mu.Unlock()
+	if p.stop != nil {
+		close(p.stop)
+	}
+	var ct sip.Header
+	if h := req.GetHeaders("Content-Type"); len(h) > 0 {
+		ct = h[0]
+	}
+	ack := b.ack(peer, p.invite, req.Body(), ct)
+	p.storeAck(ack)
+	if err := b.client.WriteRequest(ack, noBuild); err != nil {
+		b.log.Info("forward ACK failed", "call", c.id, "error", err)
+	}
+}
+
+// HandleInDialog relays a request of an established call to the other
+// party: BYE ends the call, a re-INVITE (hold, resume, codec change) goes
+// through as an offer/answer, anything else (INFO, UPDATE, MESSAGE, ...)
+// is passed with its response.
+func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	l := b.findLeg(req.CallID().Value())
+	if l == nil {
+		b.respond(tx, req, 481, "Call/Transaction Does Not Exist") // 12.2.2
+		return
+	}
+	c := l.call
+	c.mu.Lock()
+	peer := l.peer()
+	busy := c.reinvite
+	c.mu.Unlock()
+	if peer == nil {
+		b.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if req.Method == sip.BYE {
+		b.respond(tx, req, 200, "OK")
+		go b.fireAndForget(b.request(peer, sip.BYE, peer.cseq.Add(1)))
+		b.end(c)
+		return
+	}
+	if req.Method == sip.INVITE {
+		if busy {
+			b.respond(tx, req, 491, "Request Pending") // 14.2: glare
+			return
+		}
+		c.mu.Lock()
+		c.reinvite = true
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.reinvite = false
+			c.mu.Unlock()
+		}()
+	}
+
+	out := b.request(peer, req.Method, peer.cseq.Add(1))
+	for _, name := range []string{"Event", "Subscription-State", "Info-Package", "Allow"} {
+		for _, h := range req.GetHeaders(name) {
+			out.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	copyBody(req, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	ctx2 := sip.ServerTransactionContext(tx)
+	otx, err := b.client.TransactionRequest(ctx, out, noBuild)
+	if err != nil {
+		b.respond(tx, req, 503, "Service Unavailable")
+		return
+	}
+	defer otx.Terminate()
+	for {
+		select {
+		case in := <-otx.Responses():
+			if in.StatusCode < 200 {
+				continue
+			}
+			res := sip.NewResponseFromRequest(req, in.StatusCode, in.Reason, nil)
+			copyBody(in, res)
+			if req.Method == sip.INVITE && in.IsSuccess() {
+				res.AppendHeader(b.contact(l.local.User, l.transport))
+				rel := &relayed{invite: out, res: in, stop: make(chan struct{}), cseq: req.CSeq().SeqNo}
+				c.mu.Lock()
+				l.pendingAck = rel
+				c.mu.Unlock()
+				otx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
+				if err := tx.Respond(res); err != nil {
+					b.log.Debug("relay re-INVITE answer", "error", err)
+				}
+				go b.awaitAck(c, tx, res, rel.stop, sip.IsReliable(l.transport))
+				return
+			}
+			if err := tx.Respond(res); err != nil {
+				b.log.Debug("relay response", "error", err)
+			}
+			if in.StatusCode == 481 || in.StatusCode == 408 {
+				// The other side lost the dialog (12.2.1.2): end the call.
+				b.hangup(c)
+			}
+			return
+		case <-otx.Done():
+			b.respond(tx, req, 408, "Request Timeout")
+			return
+		case <-ctx2.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package b2bua
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/registrar"
+)
+
+// noBuild passes a request we built completely to the transaction layer as is.
+func noBuild(*sipgoClient, *sip.Request) error { return nil }
+
+// fork is the INVITE to one device of the called line.
+type fork struct {
+	leg    *leg
+	invite *sip.Request
+	tx     sip.ClientTransaction
+	cancel chan struct{} // closed: this fork lost (another answered, A cancelled, timeout)
+	done   bool
+}
+
+type forkResponse struct {
+	f   *fork
+	res *sip.Response // nil when the transaction failed
+}
+
+// ringing is the setup phase of one call, run by the goroutine that holds
+// A's INVITE transaction until it has a final response.
+type ringing struct {
+	b          *B2BUA
+	c          *call
+	req        *sip.Request
+	tx         sip.ServerTransaction
+	callerName string
+	responses  chan forkResponse
+	forks      []*fork
+	finished   chan struct{}
+}
+
+func (r *ringing) run(devices []registrar.Binding, started time.Time) {
+	b, c := r.b, r.c
+	r.finished = make(chan struct{})
+	defer close(r.finished)
+
+	canceled := make(chan struct{})
+	if !r.tx.OnCancel(func(*sip.Request) { close(canceled) }) {
+		b.end(c)
+		return
+	}
+	for _, d := range devices {
+		if f := r.fork(d); f != nil {
+			r.forks = append(r.forks, f)
+			go r.watch(f)
+		}
+	}
+	if len(r.forks) == 0 {
+		r.fail(480, "Temporarily Unavailable", FailUnregistered, started)
+		return
+	}
+	timer := time.NewTimer(b.cfg.NoAnswerTimeout)
+	defer timer.Stop()
+
+	pending := len(r.forks)
+	best := 0 // best final failure so far (RFC 3261 16.7 step 6)
+	bestReason := ""
+	for pending > 0 {
+		select {
+		case fr := <-r.responses:
+			if fr.res == nil { // device unreachable
+				fr.f.done = true
+				pending--
+				if best == 0 {
+					best, bestReason = 480, "Temporarily Unavailable"
+				}
+				continue
+			}
+			code := fr.res.StatusCode
+			switch {
+			case code == 100:
+			case code < 200:
+				r.relayProvisional(fr.res)
+			case code < 300:
+				fr.f.done = true
+				r.answer(fr.f, fr.res)
+				return
+			default:
+				fr.f.done = true
+				pending--
+				if better(code, best) {
+					best, bestReason = code, fr.res.Reason
+				}
+			}
+		case <-canceled:
+			// The transaction already answered 487 (RFC 3261 9.2).
+			b.log.Debug("call cancelled by caller", "call", c.id)
+			r.cancelForks()
+			b.end(c)
+			return
+		case <-timer.C:
+			r.cancelForks()
+			r.fail(480, "No Answer", FailNoAnswer, started)
+			return
+		}
+	}
+	why := FailOther
+	switch best {
+	case 486, 600:
+		why = FailBusy
+		best, bestReason = 486, "Busy Here"
+	}
+	r.fail(best, bestReason, why, started)
+}
+
+// better reports whether final response code a is a better answer for the
+// caller than b (0 = none yet): 6xx first, then busy (the answer Call Back
+// acts on), then the lowest class.
+func better(a, b int) bool {
+	switch {
+	case b == 0:
+		return true
+	case a >= 600 || b >= 600:
+		return a >= 600 && b < 600
+	case a == 486 || b == 486:
+		return a == 486 && b != 486
+	default:
+		return a/100 < b/100
+	}
+}
+
+func (r *ringing) fail(code int, reason string, why FailReason, started time.Time) {
+	b, c := r.b, r.c
+	b.respond(r.tx, r.req, code, reason)
+	b.end(c)
+	if b.OnFailure != nil {
+		b.OnFailure(Failure{Caller: c.caller, Callee: c.callee, Code: code, Reason: why, At: started})
+	}
+}
+
+func (r *ringing) cancelForks() {
+	for _, f := range r.forks {
+		if !f.done {
+			close(f.cancel)
+			f.done = true
+		}
+	}
+}
+
+// fork sends the INVITE to one device (RFC 3261 16.6 for what a forking
+// element copies; here a new dialog, as a B2BUA does).
+func (r *ringing) fork(d registrar.Binding) *fork {
+	b, c := r.b, r.c
+	var target sip.Uri
+	if err := sip.ParseUri(d.Contact, &target); err != nil {
+		b.log.Warn("bad stored contact", "dn", d.DN, "contact", d.Contact, "error", err)
+		return nil
+	}
+	tp := strings.ToUpper(d.Transport)
+	l := &leg{
+		call: c, name: "B", callID: sip.GenerateTagN(24) + "@callbackd",
+		localTag:  sip.GenerateTagN(16),
+		local:     sip.Uri{Scheme: "sip", User: c.caller, Host: b.cfg.Domain},
+		localName: r.callerName,
+		remote:    sip.Uri{Scheme: "sip", User: c.callee, Host: b.cfg.Domain},
+		target:    target, dest: d.Source, transport: tp,
+	}
+	l.cseq.Store(1)
+	inv := b.request(l, sip.INVITE, 1)
+	if mf := r.req.MaxForwards(); mf != nil {
+		h := sip.MaxForwardsHeader(mf.Val() - 1)
+		inv.ReplaceHeader(&h)
+	}
+	inv.AppendHeader(sip.NewHeader("Allow", allow))
+	if b.cfg.UserAgent != "" {
+		inv.AppendHeader(sip.NewHeader("User-Agent", b.cfg.UserAgent))
+	}
+	copyBody(r.req, inv)
+	tx, err := b.client.TransactionRequest(context.Background(), inv, noBuild)
+	if err != nil {
+		b.log.Info("cannot reach device", "dn", d.DN, "contact", d.Contact, "error", err)
+		return nil
+	}
+	return &fork{leg: l, invite: inv, tx: tx, cancel: make(chan struct{})}
+}
+
+// watch reads one fork's responses. Once the fork has lost (cancel closed)
+// it cleans up on its own: CANCEL after the first provisional response (9.1:
+// not before), and ACK plus BYE for a 2xx that crossed our CANCEL.
+func (r *ringing) watch(f *fork) {
+	b := r.b
+	cancel := f.cancel
+	lost, provisional, cancelSent := false, false, false
+	sendCancel := func() {
+		if provisional && !cancelSent {
+			cancelSent = true
+			go b.fireAndForget(cancelOf(f.invite))
+		}
+	}
+	for {
+		select {
+		case <-cancel:
+			cancel, lost = nil, true
+			sendCancel()
+		case <-f.tx.Done():
+			if !lost {
+				select {
+				case r.responses <- forkResponse{f: f}:
+				case <-r.finished:
+				}
+			}
+			return
+		case res := <-f.tx.Responses():
+			if res.StatusCode < 200 {
+				provisional = true
+			}
+			if !lost {
+				select {
+				case r.responses <- forkResponse{f: f, res: res}:
+					if res.StatusCode >= 200 {
+						return
+					}
+					continue
+				case <-cancel:
+					cancel, lost = nil, true
+				}
+			}
+			// This fork lost.
+			switch {
+			case res.StatusCode < 200:
+				sendCancel()
+			case res.StatusCode < 300:
+				b.dropAnswer(f, res)
+				return
+			default:
+				return
+			}
+		}
+	}
+}
+
+// dropAnswer ends a device's answer that came too late (another device
+// answered first, or the caller hung up): ACK it, then BYE (RFC 3261 15).
+func (b *B2BUA) dropAnswer(f *fork, res *sip.Response) {
+	l := f.leg
+	l.remoteTag = tagOf(res.To().Params)
+	if ct := res.Contact(); ct != nil {
+		l.target = *ct.Address.Clone()
+	}
+	ack := b.ack(l, f.invite, nil, nil)
+	if err := b.client.WriteRequest(ack, noBuild); err != nil {
+		b.log.Debug("ack late answer", "error", err)
+	}
+	go b.fireAndForget(b.request(l, sip.BYE, l.cseq.Add(1)))
+}
+
+// fireAndForget sends a non-INVITE request and waits for its final response
+// only to end the transaction; the outcome changes nothing for us.
+func (b *B2BUA) fireAndForget(req *sip.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+	defer cancel()
+	res, err := b.client.Do(ctx, req, noBuild)
+	if err != nil {
+		b.log.Debug("request failed", "method", req.Method, "error", err)
+		return
+	}
+	if res.StatusCode >= 300 {
+		b.log.Debug("request refused", "method", req.Method, "code", res.StatusCode)
+	}
+}
+
+// relayProvisional passes 180/183 to A, with the early media SDP if any.
+func (r *ringing) relayProvisional(in *sip.Response) {
+	b, c := r.b, r.c
+	res := sip.NewResponseFromRequest(r.req, in.StatusCode, in.Reason, nil)
+	res.To().Params.Add("tag", c.a.localTag)
+	res.AppendHeader(b.contact(c.callee, c.a.transport))
+	copyBody(in, res)
+	if err := r.tx.Respond(res); err != nil {
+		b.log.Debug("relay provisional", "error", err)
+	}
+}
+
+// answer connects A to the device that answered.
+func (r *ringing) answer(f *fork, in *sip.Response) {
+	b, c := r.b, r.c
+	r.cancelForks()
+	l := f.leg
+	l.remoteTag = tagOf(in.To().Params)
+	if ct := in.Contact(); ct != nil {
+		l.target = *ct.Address.Clone()
+	}
+	rel := &relayed{invite: f.invite, res: in, stop: make(chan struct{})}
+	c.mu.Lock()
+	c.b = l
+	c.answered = true
+	c.a.pendingAck = rel
+	c.mu.Unlock()
+	b.addLeg(l)
+	b.lines.Answered(c.callee, c.id)
+	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
+
+	res := sip.NewResponseFromRequest(r.req, 200, "OK", nil)
+	res.To().Params.Add("tag", c.a.localTag)
+	res.AppendHeader(b.contact(c.callee, c.a.transport))
+	res.AppendHeader(sip.NewHeader("Allow", allow))
+	copyBody(in, res)
+	if err := r.tx.Respond(res); err != nil {
+		b.log.Info("answer to caller failed", "call", c.id, "error", err)
+		b.hangup(c)
+		return
+	}
+	go b.awaitAck(c, r.tx, res, rel.stop, sip.IsReliable(c.a.transport))
+}

@@ -1,0 +1,258 @@
+// Package config loads, defaults and validates the callbackd TOML
+// configuration. The embedded default.toml is the source of all defaults;
+// docs/config.md is the reference for every key.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	SIP    SIP    `toml:"sip"`
+	HTTP   HTTP   `toml:"http"`
+	Store  Store  `toml:"store"`
+	Calls  Calls  `toml:"calls"`
+	Log    Log    `toml:"log"`
+	Lines  []Line `toml:"line"` // [[line]] tables
+	Source string `toml:"-"`    // file name the config came from, or "<embedded defaults>"
+}
+
+// SIP configures the SIP listeners and the registrar.
+type SIP struct {
+	Listen         []string `toml:"listen"`          // "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"
+	Realm          string   `toml:"realm"`           // digest realm
+	Domain         string   `toml:"domain"`          // SIP domain for AOR/From of server-originated requests
+	MinExpires     int      `toml:"min_expires"`     // seconds; below it REGISTER gets 423 (RFC 3261 10.3 step 7)
+	MaxExpires     int      `toml:"max_expires"`     // seconds
+	DefaultExpires int      `toml:"default_expires"` // seconds, when REGISTER has no expiry
+	UserAgent      string   `toml:"user_agent"`
+}
+
+// HTTP configures the HTTP listener (API, metrics, console, admin page).
+type HTTP struct {
+	Listen string `toml:"listen"` // host:port
+}
+
+// Store selects the persistent store.
+type Store struct {
+	Driver string `toml:"driver"` // "sqlite"; "postgres" is reserved for later
+	Path   string `toml:"path"`   // sqlite file, relative to the working directory
+}
+
+// Calls holds call-control timers.
+type Calls struct {
+	NoAnswerTimeout Duration `toml:"no_answer_timeout"` // 1s..10m
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `toml:"level"`  // debug|info|warn|error
+	Format string `toml:"format"` // text|json
+}
+
+// Line is one directory entry: a number phones register for.
+type Line struct {
+	DN          string `toml:"dn"`           // 1-15 digits (F9)
+	Name        string `toml:"name"`         // display name, digits and spaces only (F9), may be empty
+	Password    string `toml:"password"`     // digest password, required
+	Locale      string `toml:"locale"`       // en|de|zh|ko
+	BusyTrigger int    `toml:"busy_trigger"` // calls before the line counts as busy, 1..100
+	MaxDevices  int    `toml:"max_devices"`  // registered devices at once, 1..100
+}
+
+// Per-line defaults for keys a [[line]] table leaves out. TOML cannot express
+// defaults for array-of-table elements, so they live here; the demo lines in
+// default.toml spell them out.
+const (
+	DefaultLocale      = "en"
+	DefaultBusyTrigger = 1
+	DefaultMaxDevices  = 4
+)
+
+// Duration wraps time.Duration so that it reads and writes as a Go duration
+// string such as "30s".
+type Duration struct{ time.Duration }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// EmbeddedName is the Source of the configuration returned by Default.
+const EmbeddedName = "<embedded defaults>"
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML returns the embedded default configuration file, comments
+// included (for printing an example config).
+func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
+
+var defaults = sync.OnceValue(func() *Config {
+	c, err := parse(EmbeddedName, defaultTOML, &Config{})
+	if err != nil {
+		panic("config: embedded defaults are invalid: " + err.Error())
+	}
+	return c
+})
+
+// Default returns the embedded defaults, demo lines included. Each call
+// returns a fresh copy the caller may modify.
+func Default() *Config { return defaults().clone() }
+
+// Load reads the TOML file at path, applies the defaults for settings it
+// leaves out and validates it. The file's lines replace the demo lines: a
+// file without [[line]] tables has no lines.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load from bytes; name is the file name used in errors and Source.
+// On error the Config is nil and the error lists every problem found, one
+// "NAME:LINE: message" per line, sorted by line (see Error).
+func Parse(name string, data []byte) (*Config, error) {
+	base := Default()
+	base.Lines = nil
+	return parse(name, data, base)
+}
+
+// Line returns the line with the given DN.
+func (c *Config) Line(dn string) (Line, bool) {
+	for _, l := range c.Lines {
+		if l.DN == dn {
+			return l, true
+		}
+	}
+	return Line{}, false
+}
+
+func (c *Config) clone() *Config {
+	n := *c
+	n.SIP.Listen = slices.Clone(c.SIP.Listen)
+	n.Lines = slices.Clone(c.Lines)
+	return &n
+}
+
+// fileConfig is what a file decodes into. It differs from Config where a
+// value left out must be told apart from a zero value, and where the decoder
+// would lose the position of an error (it reports TextUnmarshaler errors
+// without one, so the duration is parsed in validate).
+type fileConfig struct {
+	SIP   SIP        `toml:"sip"`
+	HTTP  HTTP       `toml:"http"`
+	Store Store      `toml:"store"`
+	Calls fileCalls  `toml:"calls"`
+	Log   Log        `toml:"log"`
+	Lines []fileLine `toml:"line"`
+}
+
+type fileCalls struct {
+	NoAnswerTimeout string `toml:"no_answer_timeout"`
+}
+
+type fileLine struct {
+	DN          string  `toml:"dn"`
+	Name        string  `toml:"name"`
+	Password    string  `toml:"password"`
+	Locale      *string `toml:"locale"`
+	BusyTrigger *int    `toml:"busy_trigger"`
+	MaxDevices  *int    `toml:"max_devices"`
+}
+
+// parse decodes data over base (whose values stand for keys the file leaves
+// out) and validates the result.
+func parse(name string, data []byte, base *Config) (*Config, error) {
+	// Editors on Windows like to start files with a BOM, which TOML refuses.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+
+	fc := fileConfig{
+		SIP:   base.SIP,
+		HTTP:  base.HTTP,
+		Store: base.Store,
+		Calls: fileCalls{NoAnswerTimeout: base.Calls.NoAnswerTimeout.String()},
+		Log:   base.Log,
+	}
+	fc.SIP.Listen = slices.Clone(base.SIP.Listen)
+
+	var errs errorList
+	err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(&fc)
+	var strict *toml.StrictMissingError
+	var derr *toml.DecodeError
+	switch {
+	case err == nil:
+	case errors.As(err, &strict):
+		// The rest of the file decoded fine: go on and report its problems too.
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			line, _ := e.Position()
+			errs.add(name, line, 0, "unknown key %q", keyString(e.Key()))
+		}
+	case errors.As(err, &derr):
+		line, col := derr.Position()
+		return nil, errs.add(name, line, col, "%s", decodeMessage(derr)).err()
+	default:
+		return nil, errs.add(name, 0, 0, "%v", err).err()
+	}
+
+	pos := scanPositions(data)
+	c := &Config{
+		SIP:    fc.SIP,
+		HTTP:   fc.HTTP,
+		Store:  fc.Store,
+		Log:    fc.Log,
+		Source: name,
+	}
+	v := validator{name: name, pos: pos, errs: &errs}
+	c.Calls.NoAnswerTimeout = v.duration(fc.Calls.NoAnswerTimeout)
+	for _, fl := range fc.Lines {
+		c.Lines = append(c.Lines, lineWithDefaults(fl))
+	}
+	v.config(c)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func lineWithDefaults(fl fileLine) Line {
+	l := Line{
+		DN:          fl.DN,
+		Name:        fl.Name,
+		Password:    fl.Password,
+		Locale:      DefaultLocale,
+		BusyTrigger: DefaultBusyTrigger,
+		MaxDevices:  DefaultMaxDevices,
+	}
+	if fl.Locale != nil {
+		l.Locale = *fl.Locale
+	}
+	if fl.BusyTrigger != nil {
+		l.BusyTrigger = *fl.BusyTrigger
+	}
+	if fl.MaxDevices != nil {
+		l.MaxDevices = *fl.MaxDevices
+	}
+	return l
+}

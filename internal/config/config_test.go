@@ -1,0 +1,473 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if c.Source != EmbeddedName {
+		t.Errorf("Source = %q, want %q", c.Source, EmbeddedName)
+	}
+	want := SIP{
+		Listen:         []string{"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"},
+		Realm:          "callbackd",
+		Domain:         "127.0.0.1",
+		MinExpires:     60,
+		MaxExpires:     3600,
+		DefaultExpires: 3600,
+		UserAgent:      "callbackd",
+	}
+	if !reflect.DeepEqual(c.SIP, want) {
+		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
+	}
+	if c.HTTP.Listen != "127.0.0.1:8080" {
+		t.Errorf("HTTP.Listen = %q", c.HTTP.Listen)
+	}
+	if c.Store != (Store{Driver: "sqlite", Path: "data/callbackd.db"}) {
+		t.Errorf("Store = %+v", c.Store)
+	}
+	if c.Calls.NoAnswerTimeout.Duration != 30*time.Second {
+		t.Errorf("NoAnswerTimeout = %v", c.Calls.NoAnswerTimeout)
+	}
+	if c.Log != (Log{Level: "info", Format: "text"}) {
+		t.Errorf("Log = %+v", c.Log)
+	}
+	locales := map[string]string{"1001": "en", "1002": "en", "1003": "de", "1004": "zh"}
+	if len(c.Lines) != len(locales) {
+		t.Fatalf("%d demo lines, want %d", len(c.Lines), len(locales))
+	}
+	for dn, loc := range locales {
+		l, ok := c.Line(dn)
+		if !ok {
+			t.Fatalf("Line(%q) not found", dn)
+		}
+		if l.Locale != loc || l.Password != "demo"+dn || l.BusyTrigger != 1 || l.MaxDevices != 4 {
+			t.Errorf("Line(%q) = %+v", dn, l)
+		}
+	}
+	if _, ok := c.Line("9999"); ok {
+		t.Error("Line(9999) found")
+	}
+
+	// Each call gets its own copy.
+	c.SIP.Listen[0] = "changed"
+	c.Lines[0].DN = "changed"
+	if d := Default(); d.SIP.Listen[0] == "changed" || d.Lines[0].DN == "changed" {
+		t.Error("Default shares state between calls")
+	}
+}
+
+func TestParseEmptyGivesDefaultsWithoutLines(t *testing.T) {
+	for _, doc := range []string{"", "# nothing\n", "\xef\xbb\xbf"} {
+		c, err := Parse("site.toml", []byte(doc))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", doc, err)
+		}
+		want := Default()
+		want.Lines = nil
+		want.Source = "site.toml"
+		if !reflect.DeepEqual(c, want) {
+			t.Errorf("Parse(%q) = %+v\nwant %+v", doc, c, want)
+		}
+	}
+}
+
+func TestParseAppliesDefaultsToMissingKeys(t *testing.T) {
+	doc := `
+[sip]
+realm = "example"
+listen = ["tcp:[::1]:5070"]
+
+[[line]]
+dn = "2001"
+password = "pw"
+`
+	c, err := Parse("site.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.SIP.Realm != "example" || !reflect.DeepEqual(c.SIP.Listen, []string{"tcp:[::1]:5070"}) {
+		t.Errorf("SIP = %+v", c.SIP)
+	}
+	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4}}
+	if !reflect.DeepEqual(c.Lines, want) {
+		t.Errorf("Lines = %+v, want %+v", c.Lines, want)
+	}
+}
+
+// line is a valid [[line]] table to build error cases from.
+const line1001 = "[[line]]\ndn = \"1001\"\npassword = \"pw\"\n"
+
+var errorCases = []struct {
+	name, doc, want string
+}{
+	// TOML itself.
+	{"syntax", "[sip\nrealm = \"x\"\n", "site.toml:1:5: expected ']' to close table name"},
+	{"duplicate key", "[sip]\nrealm = \"a\"\nrealm = \"b\"\n", "site.toml:3:1: key realm is already defined"},
+	{"unknown key", "[sip]\nrealm = \"a\"\nlisen = []\n", `site.toml:3: unknown key "sip.lisen"`},
+	{"unknown table", "\n[sipp]\nrealm = \"a\"\n", `site.toml:2: unknown key "sipp"`},
+	{"unknown line key", line1001 + "pasword = \"x\"\n", `site.toml:4: unknown key "line.pasword"`},
+	{"wrong type int", "[sip]\nmin_expires = \"60\"\n", "site.toml:2:15: sip.min_expires: wrong type: want integer, got string"},
+	{"wrong type string", "[[line]]\ndn = 1001\n", "site.toml:2:6: line.dn: wrong type: want string, got integer"},
+	{"wrong type array", "[sip]\nlisten = \"udp:127.0.0.1:5060\"\n", "site.toml:2:10: sip.listen: wrong type: want array of strings, got string"},
+	{"wrong type table", "sip = 1\n", "site.toml:1:7: sip: wrong type: want table, got integer"},
+	{"wrong type duration", "[calls]\nno_answer_timeout = 30\n", `site.toml:2:21: calls.no_answer_timeout: wrong type: want string such as "30s", got integer`},
+	{"int overflow", "[sip]\nmin_expires = 99999999999999999999\n", "site.toml:2:15: decimal number is too large to fit in a 64-bit signed integer"},
+
+	// sip
+	{"listen empty", "[sip]\nlisten = []\n", `site.toml:2: sip.listen is empty: want at least one "udp:HOST:PORT" or "tcp:HOST:PORT"`},
+	{"listen bad ip", "[sip]\nlisten = [\"udp:999.1.1.1:5060\"]\n", `site.toml:2: sip.listen "udp:999.1.1.1:5060": bad address: host "999.1.1.1": want an IP address or localhost`},
+	{"listen host name", "[sip]\nlisten = [\"udp:example.com:5060\"]\n", `site.toml:2: sip.listen "udp:example.com:5060": bad address: host "example.com": want an IP address or localhost`},
+	{"listen transport", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\n", `site.toml:2: sip.listen "tls:127.0.0.1:5061": bad address: transport "tls": want udp or tcp`},
+	{"listen no transport", "[sip]\nlisten = [\"127.0.0.1\"]\n", `site.toml:2: sip.listen "127.0.0.1": bad address: want TRANSPORT:HOST:PORT`},
+	{"listen port 0", "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n", `site.toml:2: sip.listen "udp:127.0.0.1:0": bad address: port "0": want 1-65535`},
+	{"listen port big", "[sip]\nlisten = [\"udp:127.0.0.1:65536\"]\n", `site.toml:2: sip.listen "udp:127.0.0.1:65536": bad address: port "65536": want 1-65535`},
+	{"listen port sign", "[sip]\nlisten = [\"udp:127.0.0.1:+5060\"]\n", `site.toml:2: sip.listen "udp:127.0.0.1:+5060": bad address: port "+5060": want 1-65535`},
+	{"listen no port", "[sip]\nlisten = [\"udp:127.0.0.1\"]\n", `site.toml:2: sip.listen "udp:127.0.0.1": bad address: want HOST:PORT`},
+	{"listen second line", "[sip]\nlisten = [\n  \"udp:127.0.0.1:5060\",\n  \"tcp:1.2.3:5060\",\n]\n", `site.toml:4: sip.listen "tcp:1.2.3:5060": bad address: host "1.2.3": want an IP address or localhost`},
+	{"listen duplicate", "[sip]\nlisten = [\n  \"udp:127.0.0.1:5060\",\n  \"udp:127.0.0.1:5060\",\n]\n", `site.toml:4: duplicate sip.listen "udp:127.0.0.1:5060" (first at line 3)`},
+	{"realm empty", "[sip]\nrealm = \"\"\n", "site.toml:2: sip.realm must not be empty"},
+	{"realm quote", "[sip]\nrealm = 'a\"b'\n", `site.toml:2: sip.realm "a\"b": must not contain quotes, backslashes or control characters`},
+	{"domain", "[sip]\ndomain = \"example.com:5060\"\n", `site.toml:2: sip.domain "example.com:5060": want an IP address or a host name (no port)`},
+	{"domain empty", "[sip]\ndomain = \"\"\n", `site.toml:2: sip.domain "": want an IP address or a host name (no port)`},
+	{"user agent empty", "[sip]\nuser_agent = \"\"\n", "site.toml:2: sip.user_agent must not be empty"},
+	{"user agent newline", "[sip]\nuser_agent = \"a\\r\\nX: y\"\n", `site.toml:2: sip.user_agent "a\r\nX: y": must not contain control characters`},
+	{"min expires 0", "[sip]\nmin_expires = 0\n", "site.toml:2: sip.min_expires 0: want 1-86400 seconds"},
+	{"max expires big", "[sip]\nmax_expires = 86401\n", "site.toml:2: sip.max_expires 86401: want 1-86400 seconds"},
+	{"default expires negative", "[sip]\ndefault_expires = -1\n", "site.toml:2: sip.default_expires -1: want 1-86400 seconds"},
+	{"min above max", "[sip]\nmin_expires = 600\nmax_expires = 300\n", "site.toml:2: sip.min_expires 600: above max_expires 300"},
+	{"default below min", "[sip]\ndefault_expires = 30\n", "site.toml:2: sip.default_expires 30: want between min_expires 60 and max_expires 3600"},
+	{"default above max", "[sip]\nmax_expires = 600\n", "site.toml:1: sip.default_expires 3600: want between min_expires 60 and max_expires 600"},
+
+	// http, store, calls, log
+	{"http listen", "[http]\nlisten = \"8080\"\n", `site.toml:2: http.listen "8080": bad address: want HOST:PORT`},
+	{"http listen any host", "[http]\nlisten = \":8080\"\n", `site.toml:2: http.listen ":8080": bad address: host "": want an IP address or localhost`},
+	{"http listen port", "[http]\nlisten = \"127.0.0.1:http\"\n", `site.toml:2: http.listen "127.0.0.1:http": bad address: port "http": want 1-65535`},
+	{"store postgres", "[store]\ndriver = \"postgres\"\n", `site.toml:2: store.driver "postgres" is not supported yet (only "sqlite")`},
+	{"store unknown", "[store]\ndriver = \"mysql\"\n", `site.toml:2: unknown store.driver "mysql" (want "sqlite")`},
+	{"store path", "[store]\npath = \"\"\n", "site.toml:2: store.path must not be empty"},
+	{"timeout not duration", "[calls]\nno_answer_timeout = \"30\"\n", `site.toml:2: calls.no_answer_timeout "30": not a duration such as "30s" or "2m"`},
+	{"timeout short", "[calls]\nno_answer_timeout = \"999ms\"\n", `site.toml:2: calls.no_answer_timeout "999ms": want 1s to 10m`},
+	{"timeout long", "[calls]\nno_answer_timeout = \"10m1s\"\n", `site.toml:2: calls.no_answer_timeout "10m1s": want 1s to 10m`},
+	{"log level", "[log]\nlevel = \"trace\"\n", `site.toml:2: log.level "trace": want debug, info, warn or error`},
+	{"log format", "[log]\nformat = \"xml\"\n", `site.toml:2: log.format "xml": want text or json`},
+
+	// lines
+	{"password missing", "\n[[line]]\ndn = \"1001\"\n", `site.toml:2: line "1001": password is required`},
+	{"password empty", "[[line]]\ndn = \"1001\"\npassword = \"\"\n", `site.toml:3: line "1001": password is required`},
+	{"locale", line1001 + "locale = \"fr\"\n", `site.toml:4: line "1001": locale "fr": want en, de, zh, ko`},
+	{"locale empty", line1001 + "locale = \"\"\n", `site.toml:4: line "1001": locale "": want en, de, zh, ko`},
+	{"busy trigger 0", line1001 + "busy_trigger = 0\n", `site.toml:4: line "1001": busy_trigger 0: want 1-100`},
+	{"busy trigger 101", line1001 + "busy_trigger = 101\n", `site.toml:4: line "1001": busy_trigger 101: want 1-100`},
+	{"max devices 0", line1001 + "max_devices = 0\n", `site.toml:4: line "1001": max_devices 0: want 1-100`},
+	{"max devices 101", line1001 + "max_devices = 101\n", `site.toml:4: line "1001": max_devices 101: want 1-100`},
+	{"duplicate dn", "\n" + line1001 + "\n" + line1001, `site.toml:7: duplicate dn "1001" (first at line 3)`},
+	{"duplicate dn inline", "line = [\n  {dn = \"1001\", password = \"a\"},\n  {dn = \"1001\", password = \"b\"},\n]\n", `site.toml:3: duplicate dn "1001" (first at line 2)`},
+	{"dn missing", "[[line]]\npassword = \"pw\"\n", `site.toml:1: line #1: dn is required`},
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range errorCases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("site.toml", []byte(tc.doc))
+			if c != nil {
+				t.Errorf("got a Config along with the error: %+v", c)
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error\n got %q\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestF9_DNCharacters(t *testing.T) {
+	for _, tc := range []struct {
+		dn, want string // want "" means valid
+	}{
+		{"1001", ""},
+		{"0", ""},
+		{"123456789012345", ""},
+		{"1234567890123456", `line "1234567890123456": dn must be 1-15 digits`},
+		{"10a1", `line "10a1": dn must be digits only (F9)`},
+		{"*39", `line "*39": dn must be digits only (F9)`},
+		{"#39", `line "#39": dn must be digits only (F9)`},
+		{"10 01", `line "10 01": dn must be digits only (F9)`},
+		{"+4930", `line "+4930": dn must be digits only (F9)`},
+		{"١٢٣", `line "١٢٣": dn must be digits only (F9)`}, // Arabic-Indic digits are not 0-9
+		{"", `line #1: dn is required`},
+	} {
+		doc := "[[line]]\npassword = \"pw\"\ndn = " + toml1(tc.dn) + "\n"
+		c, err := Parse("site.toml", []byte(doc))
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("dn %q: %v", tc.dn, err)
+			} else if _, ok := c.Line(tc.dn); !ok {
+				t.Errorf("dn %q: Line not found", tc.dn)
+			}
+			continue
+		}
+		if want := "site.toml:3: " + tc.want; err == nil || err.Error() != want {
+			t.Errorf("dn %q: error %v, want %q", tc.dn, err, want)
+		}
+	}
+}
+
+func TestF9_NameCharacters(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"", true},
+		{"1001", true},
+		{"10 01", true},
+		{" 42 ", true},
+		{"Alice", false},
+		{"*39", false},
+		{"#1", false},
+		{"10-01", false},
+		{"10\t01", false},
+	} {
+		doc := line1001 + "name = " + toml1(tc.name) + "\n"
+		c, err := Parse("site.toml", []byte(doc))
+		if tc.ok {
+			if err != nil {
+				t.Errorf("name %q: %v", tc.name, err)
+			} else if l, _ := c.Line("1001"); l.Name != tc.name {
+				t.Errorf("name %q: got %q", tc.name, l.Name)
+			}
+			continue
+		}
+		want := fmt.Sprintf(`site.toml:4: line "1001": name %q must be digits and spaces only (F9)`, tc.name)
+		if err == nil || err.Error() != want {
+			t.Errorf("name %q: error %v, want %q", tc.name, err, want)
+		}
+	}
+}
+
+// toml1 writes s as a TOML basic string.
+func toml1(s string) string {
+	b, err := toml.Marshal(map[string]string{"v": s})
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(string(b), "v = "))
+}
+
+func TestAllErrorsReportedSortedByLine(t *testing.T) {
+	doc := `[log]
+level = "loud"
+
+[sip]
+lisen = 1
+min_expires = 0
+
+[[line]]
+dn = "1#"
+password = "pw"
+name = "Bob"
+
+[[line]]
+dn = "1002"
+locale = "xx"
+`
+	c, err := Parse("site.toml", []byte(doc))
+	if c != nil {
+		t.Errorf("got a Config along with errors")
+	}
+	want := `site.toml:2: log.level "loud": want debug, info, warn or error
+site.toml:5: unknown key "sip.lisen"
+site.toml:6: sip.min_expires 0: want 1-86400 seconds
+site.toml:9: line "1#": dn must be digits only (F9)
+site.toml:11: line "1#": name "Bob" must be digits and spaces only (F9)
+site.toml:13: line "1002": password is required
+site.toml:15: line "1002": locale "xx": want en, de, zh, ko`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error\n%v\nwant\n%s", err, want)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.File != "site.toml" || e.Line != 2 {
+		t.Errorf("errors.As = %+v", e)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	full := &Config{
+		SIP: SIP{
+			Listen:         []string{"udp:0.0.0.0:5070", "tcp:[::1]:5070", "udp:localhost:5080"},
+			Realm:          "office",
+			Domain:         "pbx.example.com",
+			MinExpires:     30,
+			MaxExpires:     7200,
+			DefaultExpires: 600,
+			UserAgent:      "callbackd/test",
+		},
+		HTTP:  HTTP{Listen: "[::1]:9090"},
+		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},
+		Calls: Calls{NoAnswerTimeout: Duration{90 * time.Second}},
+		Log:   Log{Level: "debug", Format: "json"},
+		Lines: []Line{
+			{DN: "200", Name: "2 00", Password: "secret", Locale: "ko", BusyTrigger: 2, MaxDevices: 1},
+			{DN: "123456789012345", Password: "p", Locale: "de", BusyTrigger: 100, MaxDevices: 100},
+		},
+	}
+	for _, c := range []*Config{full, Default()} {
+		b, err := toml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Parse("rt.toml", b)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		want := *c
+		want.Source = "rt.toml"
+		if !reflect.DeepEqual(got, &want) {
+			t.Errorf("round trip\n got %+v\nwant %+v\n%s", got, &want, b)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "site.toml")
+	if err := os.WriteFile(path, []byte(line1001), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source != path || len(c.Lines) != 1 {
+		t.Errorf("Load = %+v", c)
+	}
+
+	if err := os.WriteFile(path, []byte("[[line]]\ndn = \"x\"\npassword = \"pw\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(path)
+	if want := path + `:2: line "x": dn must be digits only (F9)`; c != nil || err == nil || err.Error() != want {
+		t.Errorf("Load = %v, %v; want error %q", c, err, want)
+	}
+
+	c, err = Load(filepath.Join(dir, "missing.toml"))
+	if c != nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, %v", c, err)
+	}
+}
+
+// The embedded default.toml must parse as a user file too, demo lines and all.
+func TestDefaultTOMLIsAValidUserFile(t *testing.T) {
+	c, err := Parse("default.toml", DefaultTOML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Source = "default.toml"
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v\nwant %+v", c, want)
+	}
+}
+
+// docs/config.md must name every key the decoder accepts.
+func TestDocsNameEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range tomlKeys(reflect.TypeFor[Config](), "") {
+		if !strings.Contains(string(doc), "`"+key+"`") {
+			t.Errorf("docs/config.md does not mention `%s`", key)
+		}
+	}
+}
+
+// The example in docs/config.md must load.
+func TestDocsExampleLoads(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Example")
+	_, rest, ok2 := strings.Cut(rest, "```toml\n")
+	example, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no toml example in docs/config.md")
+	}
+	c, err := Parse("example.toml", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := c.Line("202"); l.Locale != "de" || l.MaxDevices != 2 || l.BusyTrigger != 1 {
+		t.Errorf("line 202 = %+v", l)
+	}
+}
+
+func tomlKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "-" {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]() {
+			keys = append(keys, tomlKeys(ft, prefix+name+".")...)
+		} else {
+			keys = append(keys, prefix+name)
+		}
+	}
+	return keys
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultTOML())
+	for _, tc := range errorCases {
+		f.Add([]byte(tc.doc))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.toml", data)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("Parse = %v, %v: want exactly one of them", c, err)
+		}
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "fuzz.toml:") {
+					t.Fatalf("error line %q does not name the file", line)
+				}
+			}
+			return
+		}
+		// A config that loads must load again, unchanged, from its own TOML.
+		b, err := toml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse("fuzz.toml", b)
+		if err != nil {
+			t.Fatalf("reparse: %v\n%s", err, b)
+		}
+		if !reflect.DeepEqual(c, again) {
+			t.Fatalf("reparse differs\n got %+v\nwant %+v", again, c)
+		}
+	})
+}

@@ -1,0 +1,201 @@
+// Package linestate aggregates the state of each line (a DN) over all its
+// devices and calls (FEATURES B5), and reports every change as an event. The
+// Call Back engine learns from these events when a line becomes available
+// (F11); the B2BUA asks it whether a line is at its busy trigger.
+package linestate
+
+import (
+	"log/slog"
+	"sort"
+	"sync"
+)
+
+// State is the aggregated state of a line.
+type State string
+
+const (
+	Unregistered State = "unregistered" // no device registered and no call
+	Idle         State = "idle"         // registered, no call
+	Ringing      State = "ringing"      // only incoming calls that ring
+	Busy         State = "busy"         // at least one call off hook (connected or dialing out)
+)
+
+// Snapshot is a line's state at one moment.
+type Snapshot struct {
+	DN          string `json:"dn"`
+	State       State  `json:"state"`
+	Devices     int    `json:"devices"`      // registered devices
+	Calls       int    `json:"calls"`        // calls the line is part of, ringing ones included
+	BusyTrigger int    `json:"busy_trigger"` // calls before the line counts as busy
+}
+
+// Full reports whether the line is at its busy trigger: a new incoming call
+// gets 486 Busy Here.
+func (s Snapshot) Full() bool { return s.Calls >= s.BusyTrigger }
+
+// Change is one state change of one line.
+type Change struct {
+	Old, New Snapshot
+}
+
+type callPhase int
+
+const (
+	ringingIn callPhase = iota // incoming, not answered
+	offHook                    // answered, or placed by this line
+)
+
+type line struct {
+	trigger int
+	devices int
+	calls   map[string]callPhase
+}
+
+// Tracker holds every line's state. It is safe for concurrent use.
+type Tracker struct {
+	mu    sync.Mutex
+	lines map[string]*line
+	subs  []func(Change)
+	log   *slog.Logger
+}
+
+// New returns an empty Tracker; log may be nil.
+func New(log *slog.Logger) *Tracker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Tracker{lines: map[string]*line{}, log: log}
+}
+
+// Subscribe registers f for every change. f runs with the tracker locked, in
+// the order changes happen: it must be quick and must not call the tracker
+// (hand the change to a queue instead).
+func (t *Tracker) Subscribe(f func(Change)) {
+	t.mu.Lock()
+	t.subs = append(t.subs, f)
+	t.mu.Unlock()
+}
+
+// SetLine adds a line or updates its busy trigger.
+func (t *Tracker) SetLine(dn string, busyTrigger int) {
+	t.update(dn, func(l *line) { l.trigger = busyTrigger }, true)
+}
+
+// RemoveLine forgets a line.
+func (t *Tracker) RemoveLine(dn string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.lines, dn)
+}
+
+// SetDevices records how many devices of the line are registered.
+func (t *Tracker) SetDevices(dn string, n int) {
+	t.update(dn, func(l *line) { l.devices = n }, false)
+}
+
+// Offer admits an incoming call to the line unless it is at its busy
+// trigger. It returns the state the decision was made on.
+func (t *Tracker) Offer(dn, callID string) (Snapshot, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.lines[dn]
+	if !ok {
+		return Snapshot{DN: dn}, false
+	}
+	before := l.snapshot(dn)
+	if before.Full() {
+		return before, false
+	}
+	l.calls[callID] = ringingIn
+	t.changed(before, l.snapshot(dn))
+	return before, true
+}
+
+// Originate records a call placed by the line (it is off hook).
+func (t *Tracker) Originate(dn, callID string) {
+	t.update(dn, func(l *line) { l.calls[callID] = offHook }, false)
+}
+
+// Answered records that the line answered an incoming call.
+func (t *Tracker) Answered(dn, callID string) {
+	t.update(dn, func(l *line) {
+		if _, ok := l.calls[callID]; ok {
+			l.calls[callID] = offHook
+		}
+	}, false)
+}
+
+// Ended records the end of a call of the line (any phase).
+func (t *Tracker) Ended(dn, callID string) {
+	t.update(dn, func(l *line) { delete(l.calls, callID) }, false)
+}
+
+// Get returns a line's state; ok is false for an unknown line.
+func (t *Tracker) Get(dn string) (Snapshot, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.lines[dn]
+	if !ok {
+		return Snapshot{DN: dn}, false
+	}
+	return l.snapshot(dn), true
+}
+
+// All returns every line's state, sorted by DN.
+func (t *Tracker) All() []Snapshot {
+	t.mu.Lock()
+	out := make([]Snapshot, 0, len(t.lines))
+	for dn, l := range t.lines {
+		out = append(out, l.snapshot(dn))
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].DN < out[j].DN })
+	return out
+}
+
+func (t *Tracker) update(dn string, f func(*line), create bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.lines[dn]
+	if !ok {
+		if !create {
+			return
+		}
+		l = &line{trigger: 1, calls: map[string]callPhase{}}
+		t.lines[dn] = l
+	}
+	before := l.snapshot(dn)
+	f(l)
+	t.changed(before, l.snapshot(dn))
+}
+
+func (t *Tracker) changed(old, new Snapshot) {
+	if old == new {
+		return
+	}
+	t.log.Debug("line state", "dn", new.DN, "from", old.State, "to", new.State, "calls", new.Calls, "devices", new.Devices)
+	for _, f := range t.subs {
+		f(Change{Old: old, New: new})
+	}
+}
+
+func (l *line) snapshot(dn string) Snapshot {
+	s := Snapshot{DN: dn, Devices: l.devices, Calls: len(l.calls), BusyTrigger: l.trigger}
+	ringing := 0
+	for _, p := range l.calls {
+		if p == ringingIn {
+			ringing++
+		}
+	}
+	switch {
+	case len(l.calls) > ringing:
+		s.State = Busy
+	case ringing > 0:
+		s.State = Ringing
+	case l.devices > 0:
+		s.State = Idle
+	default:
+		s.State = Unregistered
+	}
+	return s
+}

@@ -1,0 +1,78 @@
+package linestate
+
+import (
+	"reflect"
+	"testing"
+)
+
+// B5: busy state is aggregated over all devices of a line; F11 needs every
+// transition (busy -> idle, unregistered -> idle) reported in order.
+func TestB5_StateAggregatedOverDevicesAndCalls(t *testing.T) {
+	tr := New(nil)
+	var got []string
+	tr.Subscribe(func(c Change) { got = append(got, string(c.Old.State)+">"+string(c.New.State)) })
+	tr.SetLine("1002", 2)
+	tr.SetDevices("1002", 1)
+	tr.SetDevices("1002", 2) // second device: still idle, no state event
+	if _, ok := tr.Offer("1002", "c1"); !ok {
+		t.Fatal("first call refused")
+	}
+	tr.Answered("1002", "c1")
+	if _, ok := tr.Offer("1002", "c2"); !ok {
+		t.Fatal("second call refused below busy trigger 2")
+	}
+	s, ok := tr.Offer("1002", "c3")
+	if ok || !s.Full() || s.Calls != 2 {
+		t.Fatalf("third call at busy trigger: ok=%v snapshot=%+v", ok, s)
+	}
+	tr.Ended("1002", "c2")
+	tr.Ended("1002", "c1")
+	tr.SetDevices("1002", 1)
+	tr.SetDevices("1002", 0)
+	want := []string{
+		"unregistered>unregistered", // line added (trigger set)
+		"unregistered>idle",
+		"idle>idle", // devices 1 -> 2
+		"idle>ringing",
+		"ringing>busy",
+		"busy>busy", // second call rings while busy
+		"busy>busy",
+		"busy>idle",
+		"idle>idle",
+		"idle>unregistered",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("transitions\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestOutgoingCallCountsTowardBusyTrigger(t *testing.T) {
+	tr := New(nil)
+	tr.SetLine("1001", 1)
+	tr.SetDevices("1001", 1)
+	tr.Originate("1001", "out")
+	if s, _ := tr.Get("1001"); s.State != Busy || !s.Full() {
+		t.Fatalf("after dialing out: %+v", s)
+	}
+	if _, ok := tr.Offer("1001", "in"); ok {
+		t.Fatal("incoming call admitted while the line's only call is off hook")
+	}
+	tr.Ended("1001", "out")
+	if s, _ := tr.Get("1001"); s.State != Idle || s.Calls != 0 {
+		t.Fatalf("after hang-up: %+v", s)
+	}
+}
+
+func TestUnknownLine(t *testing.T) {
+	tr := New(nil)
+	if _, ok := tr.Offer("9999", "c"); ok {
+		t.Fatal("call to unknown line admitted")
+	}
+	if _, ok := tr.Get("9999"); ok {
+		t.Fatal("unknown line found")
+	}
+	tr.SetDevices("9999", 1) // no panic, no line created
+	if len(tr.All()) != 0 {
+		t.Fatal("SetDevices created a line")
+	}
+}

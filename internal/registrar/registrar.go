@@ -1,0 +1,419 @@
+// Package registrar implements the REGISTER side of RFC 3261 (section 10.3):
+// digest authentication, bindings with expiry and refresh, several devices
+// per line, de-registration. Bindings are stored before the 200 OK is sent,
+// so a restart keeps them until they expire.
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/auth"
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+// Binding is one registered device of a line.
+type Binding = store.Registration
+
+// Registrar holds the live bindings of every line.
+type Registrar struct {
+	cfg   config.SIP
+	dir   *directory.Directory
+	auth  *auth.Authenticator
+	store store.Store
+	lines *linestate.Tracker
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.RWMutex
+	bindings map[string][]Binding // by DN, sorted by Contact
+
+	onChange func(dn string, bindings []Binding) // optional observer (tests, engine)
+}
+
+// New returns a Registrar; call Load before serving.
+func New(cfg config.SIP, dir *directory.Directory, a *auth.Authenticator, st store.Store, lines *linestate.Tracker, log *slog.Logger) *Registrar {
+	return &Registrar{cfg: cfg, dir: dir, auth: a, store: st, lines: lines, log: log, now: time.Now, bindings: map[string][]Binding{}}
+}
+
+// OnChange sets a function called (outside any lock) after a line's
+// bindings change.
+func (r *Registrar) OnChange(f func(dn string, bindings []Binding)) { r.onChange = f }
+
+// Load restores stored bindings, dropping expired ones and ones of lines
+// that are no longer configured.
+func (r *Registrar) Load(ctx context.Context) error {
+	regs, err := r.store.Registrations(ctx)
+	if err != nil {
+		return fmt.Errorf("registrar: load: %w", err)
+	}
+	now := r.now()
+	kept := 0
+	for _, b := range regs {
+		if _, ok := r.dir.Line(b.DN); !ok || !b.Expires.After(now) {
+			if err := r.store.DeleteRegistration(ctx, b.DN, b.Contact); err != nil {
+				return fmt.Errorf("registrar: load: %w", err)
+			}
+			continue
+		}
+		r.bindings[b.DN] = append(r.bindings[b.DN], b)
+		kept++
+	}
+	for dn, bs := range r.bindings {
+		r.lines.SetDevices(dn, len(bs))
+	}
+	r.log.Info("registrations restored", "bindings", kept, "dropped", len(regs)-kept)
+	return nil
+}
+
+// Bindings returns the live bindings of a line.
+func (r *Registrar) Bindings(dn string) []Binding {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
+	out := make([]Binding, 0, len(r.bindings[dn]))
+	for _, b := range r.bindings[dn] {
+		if b.Expires.After(now) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Count returns the number of live bindings over all lines.
+func (r *Registrar) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, bs := range r.bindings {
+		n += len(bs)
+	}
+	return n
+}
+
+// FromSource reports whether a request arriving from source over transport
+// comes from a device registered on line dn. The B2BUA trusts such requests
+// as it trusts the REGISTER that authenticated the binding.
+func (r *Registrar) FromSource(dn, transport, source string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
+	for _, b := range r.bindings[dn] {
+		if b.Source == source && strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// Run removes expired bindings once a second until ctx ends.
+func (r *Registrar) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.expire(ctx)
+		}
+	}
+}
+
+func (r *Registrar) expire(ctx context.Context) {
+	now := r.now()
+	var gone []Binding
+	r.mu.RLock()
+	for _, bs := range r.bindings {
+		for _, b := range bs {
+			if !b.Expires.After(now) {
+				gone = append(gone, b)
+			}
+		}
+	}
+	r.mu.RUnlock()
+	for _, b := range gone {
+		if err := r.store.DeleteRegistration(ctx, b.DN, b.Contact); err != nil {
+			r.log.Error("expire registration", "dn", b.DN, "error", err)
+			continue
+		}
+		r.log.Debug("registration expired", "dn", b.DN, "contact", b.Contact)
+		r.apply(b.DN, func(bs []Binding) []Binding {
+			return remove(bs, b.Contact, func(x Binding) bool { return !x.Expires.After(now) })
+		})
+	}
+}
+
+// apply changes a line's bindings under the lock, then updates line state
+// and tells the observer.
+func (r *Registrar) apply(dn string, f func([]Binding) []Binding) {
+	r.mu.Lock()
+	bs := f(r.bindings[dn])
+	if len(bs) == 0 {
+		delete(r.bindings, dn)
+	} else {
+		r.bindings[dn] = bs
+	}
+	n := len(bs)
+	cp := append([]Binding(nil), bs...)
+	r.mu.Unlock()
+	r.lines.SetDevices(dn, n)
+	if r.onChange != nil {
+		r.onChange(dn, cp)
+	}
+}
+
+func remove(bs []Binding, contact string, also func(Binding) bool) []Binding {
+	out := bs[:0:0]
+	for _, b := range bs {
+		if b.Contact == contact && also(b) {
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// errResponse carries a SIP status for a refused REGISTER.
+type errResponse struct {
+	code    int
+	reason  string
+	headers []sip.Header
+}
+
+func (e *errResponse) Error() string { return strconv.Itoa(e.code) + " " + e.reason }
+
+func refuse(code int, reason string, h ...sip.Header) error {
+	return &errResponse{code: code, reason: reason, headers: h}
+}
+
+// HandleRegister answers one REGISTER.
+func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
+	res, err := r.register(req)
+	if err != nil {
+		var e *errResponse
+		if !errors.As(err, &e) {
+			r.log.Error("register failed", "error", err, "source", req.Source())
+			e = &errResponse{code: 500, reason: "Server Internal Error"}
+		}
+		res = sip.NewResponseFromRequest(req, e.code, e.reason, nil)
+		for _, h := range e.headers {
+			res.AppendHeader(h)
+		}
+	}
+	if err := tx.Respond(res); err != nil {
+		r.log.Debug("register respond", "error", err)
+	}
+}
+
+func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
+	to := req.To()
+	if to == nil || req.From() == nil || req.CallID() == nil || req.CSeq() == nil {
+		return nil, refuse(400, "Bad Request")
+	}
+	dn := to.Address.User
+	if _, ok := r.dir.Line(dn); !ok {
+		// RFC 3261 10.3 step 3: the address of record is not ours.
+		r.log.Info("register for unknown line", "dn", dn, "source", req.Source())
+		return nil, refuse(404, "Not Found")
+	}
+	if err := r.authenticate(req, dn); err != nil {
+		return nil, err
+	}
+
+	contacts, wildcard, err := contactsOf(req)
+	if err != nil {
+		return nil, err
+	}
+	defExp, err := r.headerExpires(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	now := r.now()
+	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
+
+	if wildcard {
+		// 10.3 step 6: "*" only with Expires: 0 and no other Contact.
+		if len(contacts) > 0 || defExp != 0 {
+			return nil, refuse(400, "Bad Request (Contact * needs Expires: 0)")
+		}
+		for _, b := range r.Bindings(dn) {
+			if b.CallID == callID && cseq <= b.CSeq {
+				continue
+			}
+			if err := r.removeBinding(ctx, dn, b.Contact); err != nil {
+				return nil, err
+			}
+		}
+		r.log.Info("unregistered all devices", "dn", dn, "source", req.Source())
+		return r.ok(req, dn), nil
+	}
+
+	for _, c := range contacts {
+		exp := defExp
+		if v, ok := c.Params.Get("expires"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, refuse(400, "Bad Request (Contact expires)")
+			}
+			exp = n
+		}
+		uri := c.Address.String()
+		if prev, ok := r.find(dn, uri); ok && prev.CallID == callID && cseq <= prev.CSeq {
+			// 10.3 step 7: a request out of order must not change the binding.
+			return nil, refuse(400, "Bad Request (CSeq out of order)")
+		}
+		if exp == 0 {
+			if err := r.removeBinding(ctx, dn, uri); err != nil {
+				return nil, err
+			}
+			r.log.Info("unregistered", "dn", dn, "contact", uri)
+			continue
+		}
+		if exp < r.cfg.MinExpires {
+			// 10.3 step 7: 423 with Min-Expires.
+			return nil, refuse(423, "Interval Too Brief", sip.NewHeader("Min-Expires", strconv.Itoa(r.cfg.MinExpires)))
+		}
+		if exp > r.cfg.MaxExpires {
+			exp = r.cfg.MaxExpires
+		}
+		line, _ := r.dir.Line(dn)
+		if _, exists := r.find(dn, uri); !exists && len(r.Bindings(dn)) >= line.MaxDevices {
+			r.log.Info("register refused: max devices", "dn", dn, "max", line.MaxDevices, "contact", uri)
+			return nil, refuse(403, "Forbidden (max devices reached)")
+		}
+		ua := ""
+		if h := req.GetHeader("User-Agent"); h != nil {
+			ua = h.Value()
+		}
+		b := Binding{
+			DN: dn, Contact: uri, Source: req.Source(), Transport: strings.ToUpper(req.Transport()),
+			CallID: callID, CSeq: cseq, UserAgent: ua, Expires: now.Add(time.Duration(exp) * time.Second),
+		}
+		if err := r.store.PutRegistration(ctx, b); err != nil {
+			return nil, fmt.Errorf("store binding: %w", err)
+		}
+		r.apply(dn, func(bs []Binding) []Binding {
+			bs = remove(bs, uri, func(Binding) bool { return true })
+			bs = append(bs, b)
+			sort.Slice(bs, func(i, j int) bool { return bs[i].Contact < bs[j].Contact })
+			return bs
+		})
+		r.log.Debug("registered", "dn", dn, "contact", uri, "expires", exp, "source", b.Source)
+	}
+	return r.ok(req, dn), nil
+}
+
+func (r *Registrar) find(dn, contact string) (Binding, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, b := range r.bindings[dn] {
+		if b.Contact == contact {
+			return b, true
+		}
+	}
+	return Binding{}, false
+}
+
+func (r *Registrar) removeBinding(ctx context.Context, dn, contact string) error {
+	if err := r.store.DeleteRegistration(ctx, dn, contact); err != nil {
+		return fmt.Errorf("delete binding: %w", err)
+	}
+	r.apply(dn, func(bs []Binding) []Binding {
+		return remove(bs, contact, func(Binding) bool { return true })
+	})
+	return nil
+}
+
+// ok builds the 200 listing every current binding (10.3 step 8).
+func (r *Registrar) ok(req *sip.Request, dn string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	now := r.now()
+	for _, b := range r.Bindings(dn) {
+		c := &sip.ContactHeader{}
+		if err := sip.ParseUri(b.Contact, &c.Address); err != nil {
+			continue
+		}
+		c.Params = sip.NewParams()
+		c.Params.Add("expires", strconv.Itoa(int(b.Expires.Sub(now).Round(time.Second)/time.Second)))
+		res.AppendHeader(c)
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	return res
+}
+
+// authenticate checks the digest credentials of a REGISTER (RFC 3261 22.4).
+// A wrong password gets 403 rather than a new challenge, so a phone with a
+// bad password stops instead of looping.
+func (r *Registrar) authenticate(req *sip.Request, dn string) error {
+	challenge := func(stale bool) error {
+		return refuse(401, "Unauthorized", sip.NewHeader("WWW-Authenticate", r.auth.Challenge(stale)))
+	}
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		return challenge(false)
+	}
+	user, err := r.auth.Verify(h.Value(), string(req.Method), r.dir.Password)
+	switch {
+	case err == nil:
+	case errors.Is(err, auth.ErrStale), errors.Is(err, auth.ErrNonce):
+		return challenge(errors.Is(err, auth.ErrStale))
+	case errors.Is(err, auth.ErrBadPassword), errors.Is(err, auth.ErrUnknownUser):
+		r.log.Warn("register: authentication failed", "dn", dn, "user", user, "source", req.Source(), "reason", err)
+		return refuse(403, "Forbidden")
+	default:
+		r.log.Info("register: bad credentials", "dn", dn, "source", req.Source(), "reason", err)
+		return challenge(false)
+	}
+	if user != dn {
+		r.log.Warn("register: user may not register this line", "dn", dn, "user", user, "source", req.Source())
+		return refuse(403, "Forbidden")
+	}
+	return nil
+}
+
+func (r *Registrar) headerExpires(req *sip.Request) (int, error) {
+	h := req.GetHeader("Expires")
+	if h == nil {
+		return r.cfg.DefaultExpires, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+	if err != nil || n < 0 {
+		return 0, refuse(400, "Bad Request (Expires)")
+	}
+	return n, nil
+}
+
+// contactsOf returns the Contact header values; wildcard reports a "*".
+func contactsOf(req *sip.Request) ([]*sip.ContactHeader, bool, error) {
+	var out []*sip.ContactHeader
+	wildcard := false
+	for _, h := range req.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			return nil, false, refuse(400, "Bad Request (Contact)")
+		}
+		if c.Address.Wildcard {
+			wildcard = true
+			continue
+		}
+		if c.Address.Host == "" {
+			return nil, false, refuse(400, "Bad Request (Contact)")
+		}
+		out = append(out, c)
+	}
+	return out, wildcard, nil
+}

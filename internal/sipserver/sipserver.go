@@ -1,0 +1,296 @@
+// Package sipserver assembles the SIP side of callbackd: listeners on UDP and
+// TCP (sipgo transport and transaction layers), the registrar, the B2BUA,
+// line state and the store, and routes each request to the part that owns
+// it. It also gives every malformed or unsupported request the response RFC
+// 3261 asks for, and never lets a bad message take the process down.
+package sipserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/auth"
+	"github.com/callbackd/callbackd/internal/b2bua"
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+// Server is the running SIP service.
+type Server struct {
+	Config    *config.Config
+	Log       *slog.Logger
+	Store     store.Store
+	Directory *directory.Directory
+	Lines     *linestate.Tracker
+	Registrar *registrar.Registrar
+	B2BUA     *b2bua.B2BUA
+
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	listeners []listener
+}
+
+type listener struct {
+	transport string // UDP or TCP
+	addr      string // host:port as configured
+	udp       net.PacketConn
+	tcp       net.Listener
+}
+
+// Listen parses a "transport:host:port" listen entry.
+func parseListen(s string) (transport, addr string, err error) {
+	tp, addr, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", "", fmt.Errorf("bad listen address %q", s)
+	}
+	return strings.ToUpper(tp), addr, nil
+}
+
+// New opens the store, binds the listeners and builds every part. Nothing
+// is served until Serve.
+func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
+	s := &Server{Config: cfg, Log: log, Store: st}
+	local := map[string]b2bua.Local{}
+	for _, entry := range cfg.SIP.Listen {
+		tp, addr, err := parseListen(entry)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		l := listener{transport: tp, addr: addr}
+		switch tp {
+		case "UDP":
+			l.udp, err = net.ListenPacket("udp", addr)
+		case "TCP":
+			l.tcp, err = net.Listen("tcp", addr)
+		default:
+			err = fmt.Errorf("unsupported transport %q", tp)
+		}
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("sip listen %s: %w", entry, err)
+		}
+		s.listeners = append(s.listeners, l)
+		if _, ok := local[tp]; !ok {
+			host, port := l.localAddr()
+			local[tp] = b2bua.Local{Host: host, Port: port}
+		}
+	}
+
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(cfg.SIP.Domain))
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.ua = ua
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.srv = srv
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log))
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+
+	s.Directory = directory.New(cfg.Lines)
+	s.Lines = linestate.New(log)
+	for _, l := range cfg.Lines {
+		s.Lines.SetLine(l.DN, l.BusyTrigger)
+	}
+	a := auth.New(cfg.SIP.Realm)
+	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
+	s.B2BUA = b2bua.New(b2bua.Config{
+		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
+	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
+	s.routes()
+	return s, nil
+}
+
+func (l listener) localAddr() (string, int) {
+	var a net.Addr
+	if l.udp != nil {
+		a = l.udp.LocalAddr()
+	} else {
+		a = l.tcp.Addr()
+	}
+	host, port, _ := net.SplitHostPort(a.String())
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+// Addrs returns the bound listen addresses as "transport:host:port".
+func (s *Server) Addrs() []string {
+	var out []string
+	for _, l := range s.listeners {
+		h, p := l.localAddr()
+		out = append(out, strings.ToLower(l.transport)+":"+net.JoinHostPort(h, strconv.Itoa(p)))
+	}
+	return out
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		if l.udp != nil {
+			l.udp.Close()
+		}
+		if l.tcp != nil {
+			l.tcp.Close()
+		}
+	}
+}
+
+// Serve restores registrations and serves SIP until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Registrar.Load(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Registrar.Run(ctx) }()
+	errc := make(chan error, len(s.listeners))
+	for _, l := range s.listeners {
+		wg.Add(1)
+		go func(l listener) {
+			defer wg.Done()
+			var err error
+			if l.udp != nil {
+				err = s.srv.ServeUDP(l.udp)
+			} else {
+				err = s.srv.ServeTCP(l.tcp)
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+				errc <- fmt.Errorf("sip %s %s: %w", l.transport, l.addr, err)
+			}
+		}(l)
+	}
+	for _, a := range s.Addrs() {
+		s.Log.Info("SIP listening", "addr", a)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.closeListeners()
+	s.ua.Close()
+	wg.Wait()
+	return err
+}
+
+// methods we know but do not serve out of a dialog (405 with Allow, RFC
+// 3261 8.2.1); any other unknown method gets 501 (21.5.2).
+var notAllowed = []sip.RequestMethod{sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.PRACK, sip.MESSAGE}
+
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY"
+
+func (s *Server) routes() {
+	s.srv.OnRegister(s.guard(s.Registrar.HandleRegister))
+	s.srv.OnInvite(s.guard(s.B2BUA.HandleInvite))
+	s.srv.OnAck(s.guard(s.B2BUA.HandleAck))
+	s.srv.OnCancel(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched an INVITE transaction never gets here.
+		respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log) // 9.2
+	}))
+	inDialog := s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		if !req.To().Params.Has("tag") {
+			if req.Method == sip.OPTIONS {
+				s.options(req, tx)
+				return
+			}
+			respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log)
+			return
+		}
+		s.B2BUA.HandleInDialog(req, tx)
+	})
+	for _, m := range []sip.RequestMethod{sip.BYE, sip.INFO, sip.UPDATE, sip.NOTIFY, sip.OPTIONS} {
+		s.srv.OnRequest(m, inDialog)
+	}
+	for _, m := range notAllowed {
+		s.srv.OnRequest(m, s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+			if req.To().Params.Has("tag") && req.Method == sip.MESSAGE {
+				s.B2BUA.HandleInDialog(req, tx)
+				return
+			}
+			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", allowed))
+		}))
+	}
+	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		respond(tx, req, 501, "Not Implemented", s.Log, sip.NewHeader("Allow", allowed))
+	}))
+}
+
+func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 200, "OK", s.Log,
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp"),
+		sip.NewHeader("Supported", ""),
+	)
+}
+
+// guard checks what every handler relies on (RFC 3261 8.1.1: To, From,
+// CSeq, Call-ID, Max-Forwards, Via; the CSeq method matching the request,
+// 8.2.? / 16.3) and turns a panic into a 500 so one bad message cannot stop
+// the server.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.Log.Error("panic handling request", "method", req.Method, "source", req.Source(), "panic", p)
+				if req.Method != sip.ACK {
+					respond(tx, req, 500, "Server Internal Error", s.Log)
+				}
+			}
+		}()
+		if why := malformed(req); why != "" {
+			s.Log.Info("malformed request", "method", req.Method, "source", req.Source(), "problem", why)
+			if req.Method != sip.ACK { // an ACK gets no response (17.2.3)
+				respond(tx, req, 400, "Bad Request ("+why+")", s.Log)
+			}
+			return
+		}
+		h(req, tx)
+	}
+}
+
+func malformed(req *sip.Request) string {
+	switch {
+	case req.From() == nil:
+		return "missing From"
+	case req.To() == nil:
+		return "missing To"
+	case req.CallID() == nil || req.CallID().Value() == "":
+		return "missing Call-ID"
+	case req.CSeq() == nil:
+		return "missing CSeq"
+	case req.CSeq().MethodName != req.Method:
+		return "CSeq method does not match"
+	case req.Via() == nil:
+		return "missing Via"
+	}
+	return ""
+}
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, log *slog.Logger, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		log.Debug("respond failed", "code", code, "error", err)
+	}
+}

@@ -1,0 +1,234 @@
+// Package store keeps what must survive a restart: registrations now, and the
+// Call Back requests of the engine. One interface, SQLite embedded by default.
+//
+// Writes go through one writer goroutine that groups whatever is waiting into
+// one transaction (group commit): each caller still waits until its own write
+// is durable, which is what "persisted before it is confirmed" needs, while
+// many concurrent REGISTERs cost one fsync instead of one each.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+)
+
+// Registration is one binding of a device (a Contact) to a line (RFC 3261 10.3).
+type Registration struct {
+	DN        string    // the line
+	Contact   string    // the Contact URI the device registered
+	Source    string    // ip:port the REGISTER came from (where we send requests)
+	Transport string    // UDP or TCP
+	CallID    string    // Call-ID of the REGISTER, for CSeq ordering (10.3 step 7)
+	CSeq      uint32    //
+	UserAgent string    //
+	Expires   time.Time // absolute expiry
+}
+
+// Request is a stored Call Back request: the engine's own record, kept as JSON
+// so the store does not need to know its fields.
+type Request struct {
+	ID   int64
+	Data []byte
+}
+
+// Store is what the rest of the server needs from persistence.
+type Store interface {
+	PutRegistration(ctx context.Context, r Registration) error
+	DeleteRegistration(ctx context.Context, dn, contact string) error
+	Registrations(ctx context.Context) ([]Registration, error)
+
+	PutRequest(ctx context.Context, r Request) error
+	DeleteRequest(ctx context.Context, id int64) error
+	Requests(ctx context.Context) ([]Request, error)
+
+	Close() error
+}
+
+// SQLite is the embedded store.
+type SQLite struct {
+	db     *sql.DB
+	writes chan write
+	done   chan struct{}
+}
+
+type write struct {
+	query string
+	args  []any
+	res   chan error
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS registrations (
+	dn TEXT NOT NULL,
+	contact TEXT NOT NULL,
+	source TEXT NOT NULL,
+	transport TEXT NOT NULL,
+	call_id TEXT NOT NULL,
+	cseq INTEGER NOT NULL,
+	user_agent TEXT NOT NULL,
+	expires INTEGER NOT NULL, -- unix ms
+	PRIMARY KEY (dn, contact)
+);
+CREATE TABLE IF NOT EXISTS requests (
+	id INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+`
+
+// OpenSQLite opens (creating if needed) the database file at path.
+func OpenSQLite(path string) (*SQLite, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	// WAL lets readers run beside the writer; synchronous=FULL makes every
+	// commit durable on power loss, not only on a crash of this process.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &SQLite{db: db, writes: make(chan write, 1024), done: make(chan struct{})}
+	go s.writer()
+	return s, nil
+}
+
+// maxBatch bounds one group commit so a flood of writes still commits often.
+const maxBatch = 256
+
+func (s *SQLite) writer() {
+	defer close(s.done)
+	batch := make([]write, 0, maxBatch)
+	for w := range s.writes {
+		batch = append(batch[:0], w)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case w, ok := <-s.writes:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		err := s.commit(batch)
+		for _, w := range batch {
+			w.res <- err
+		}
+	}
+}
+
+func (s *SQLite) commit(batch []write) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	for _, w := range batch {
+		if _, err := tx.Exec(w.query, w.args...); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *SQLite) exec(ctx context.Context, query string, args ...any) error {
+	w := write{query: query, args: args, res: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the write will happen; wait for it even if ctx ends, so a
+	// caller never confirms what is not stored nor drops what is.
+	return <-w.res
+}
+
+// PutRegistration inserts or replaces a binding.
+func (s *SQLite) PutRegistration(ctx context.Context, r Registration) error {
+	return s.exec(ctx, `INSERT OR REPLACE INTO registrations
+		(dn, contact, source, transport, call_id, cseq, user_agent, expires)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.DN, r.Contact, r.Source, r.Transport, r.CallID, int64(r.CSeq), r.UserAgent, r.Expires.UnixMilli())
+}
+
+// DeleteRegistration removes one binding; removing a missing one is no error.
+func (s *SQLite) DeleteRegistration(ctx context.Context, dn, contact string) error {
+	return s.exec(ctx, `DELETE FROM registrations WHERE dn = ? AND contact = ?`, dn, contact)
+}
+
+// Registrations returns every stored binding, expired ones included: the
+// registrar decides what has expired.
+func (s *SQLite) Registrations(ctx context.Context) ([]Registration, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT dn, contact, source, transport, call_id, cseq, user_agent, expires
+		FROM registrations ORDER BY dn, contact`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Registration
+	for rows.Next() {
+		var r Registration
+		var cseq, exp int64
+		if err := rows.Scan(&r.DN, &r.Contact, &r.Source, &r.Transport, &r.CallID, &cseq, &r.UserAgent, &exp); err != nil {
+			return nil, err
+		}
+		r.CSeq = uint32(cseq)
+		r.Expires = time.UnixMilli(exp)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PutRequest inserts or replaces a Call Back request.
+func (s *SQLite) PutRequest(ctx context.Context, r Request) error {
+	if r.ID <= 0 {
+		return errors.New("store: request without id")
+	}
+	return s.exec(ctx, `INSERT OR REPLACE INTO requests (id, data) VALUES (?, ?)`, r.ID, r.Data)
+}
+
+// DeleteRequest removes a Call Back request.
+func (s *SQLite) DeleteRequest(ctx context.Context, id int64) error {
+	return s.exec(ctx, `DELETE FROM requests WHERE id = ?`, id)
+}
+
+// Requests returns every stored Call Back request in id order.
+func (s *SQLite) Requests(ctx context.Context) ([]Request, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, data FROM requests ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Request
+	for rows.Next() {
+		var r Request
+		if err := rows.Scan(&r.ID, &r.Data); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Close finishes queued writes and closes the database.
+func (s *SQLite) Close() error {
+	close(s.writes)
+	<-s.done
+	return s.db.Close()
+}

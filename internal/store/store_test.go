@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRegistrationsSurviveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db", "test.db")
+	ctx := context.Background()
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+	r := Registration{DN: "1001", Contact: "sip:1001@127.0.0.1:5070", Source: "127.0.0.1:5070", Transport: "UDP", CallID: "c1", CSeq: 7, UserAgent: "ua", Expires: exp}
+	if err := s.PutRegistration(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r2 := r
+	r2.Contact = "sip:1001@127.0.0.1:5071"
+	if err := s.PutRegistration(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRegistration(ctx, "1001", r2.Contact); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Registrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != r {
+		t.Fatalf("after reopen got %+v, want [%+v]", got, r)
+	}
+}
+
+func TestRequestsGroupCommit(t *testing.T) {
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 1; i <= 500; i++ {
+		wg.Add(1)
+		go func(id int64) {
+			defer wg.Done()
+			if err := s.PutRequest(ctx, Request{ID: id, Data: []byte(`{"x":1}`)}); err != nil {
+				t.Error(err)
+			}
+		}(int64(i))
+	}
+	wg.Wait()
+	if err := s.DeleteRequest(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Requests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 499 || got[0].ID != 1 || got[2].ID != 4 {
+		t.Fatalf("got %d requests, first ids %v", len(got), got[:3])
+	}
+	if err := s.PutRequest(ctx, Request{}); err == nil {
+		t.Fatal("request without id accepted")
+	}
+}
+
+func BenchmarkPutRegistrationParallel(b *testing.B) {
+	s, err := OpenSQLite(filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	b.SetParallelism(16)
+	var n int64
+	var mu sync.Mutex
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			n++
+			i := n
+			mu.Unlock()
+			r := Registration{DN: "1001", Contact: "sip:x@127.0.0.1:" + time.Duration(i).String(), Expires: time.Now()}
+			if err := s.PutRegistration(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
