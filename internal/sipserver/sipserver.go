@@ -40,6 +40,7 @@ type Server struct {
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
 	listeners []listener
+	handlers  map[sip.RequestMethod]sipgo.RequestHandler
 }
 
 type listener struct {
@@ -199,14 +200,16 @@ var notAllowed = []sip.RequestMethod{sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.
 const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY"
 
 func (s *Server) routes() {
-	s.srv.OnRegister(s.guard(s.Registrar.HandleRegister))
-	s.srv.OnInvite(s.guard(s.B2BUA.HandleInvite))
-	s.srv.OnAck(s.guard(s.B2BUA.HandleAck))
-	s.srv.OnCancel(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		// A CANCEL that matched an INVITE transaction never gets here.
-		respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log) // 9.2
-	}))
-	inDialog := s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+	h := map[sip.RequestMethod]sipgo.RequestHandler{
+		sip.REGISTER: s.Registrar.HandleRegister,
+		sip.INVITE:   s.B2BUA.HandleInvite,
+		sip.ACK:      s.B2BUA.HandleAck,
+		sip.CANCEL: func(req *sip.Request, tx sip.ServerTransaction) {
+			// A CANCEL that matched an INVITE transaction never gets here.
+			respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log) // 9.2
+		},
+	}
+	inDialog := func(req *sip.Request, tx sip.ServerTransaction) {
 		if !req.To().Params.Has("tag") {
 			if req.Method == sip.OPTIONS {
 				s.options(req, tx)
@@ -216,22 +219,38 @@ func (s *Server) routes() {
 			return
 		}
 		s.B2BUA.HandleInDialog(req, tx)
-	})
+	}
 	for _, m := range []sip.RequestMethod{sip.BYE, sip.INFO, sip.UPDATE, sip.NOTIFY, sip.OPTIONS} {
-		s.srv.OnRequest(m, inDialog)
+		h[m] = inDialog
 	}
 	for _, m := range notAllowed {
-		s.srv.OnRequest(m, s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		h[m] = func(req *sip.Request, tx sip.ServerTransaction) {
 			if req.To().Params.Has("tag") && req.Method == sip.MESSAGE {
 				s.B2BUA.HandleInDialog(req, tx)
 				return
 			}
 			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", allowed))
-		}))
+		}
 	}
-	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		respond(tx, req, 501, "Not Implemented", s.Log, sip.NewHeader("Allow", allowed))
-	}))
+	s.handlers = h
+	for m := range h {
+		s.srv.OnRequest(m, s.guard(h[m]))
+	}
+	s.srv.OnNoRoute(s.guard(s.unknownMethod))
+}
+
+func (s *Server) unknownMethod(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 501, "Not Implemented", s.Log, sip.NewHeader("Allow", allowed))
+}
+
+// Handle dispatches one request as the transport would (used by the fuzz
+// test to drive the handlers without a network).
+func (s *Server) Handle(req *sip.Request, tx sip.ServerTransaction) {
+	h, ok := s.handlers[req.Method]
+	if !ok {
+		h = s.unknownMethod
+	}
+	s.guard(h)(req, tx)
 }
 
 func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
