@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Load runs of callbackd with SIPp on loopback. Bounded: every SIPp run has a
+# fixed call count (-m) and a timeout; the server is stopped at the end.
+#
+#   bench/load/run.sh calls RATE [SECONDS]   # SIPp uac -> callbackd -> SIPp uas, 500 ms calls
+#   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
+#
+# Prints SIPp's counters (successful / failed calls) and the server's RSS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work=$(mktemp -d /tmp/callbackd-load.XXXXXX)
+cleanup() { # SIPp in -bg mode detaches: find it by its port
+	pkill -f "sipp 127.0.0.1:$SIP_PORT .* -p $UAS_PORT" 2>/dev/null || true
+	kill $(jobs -p) 2>/dev/null || true
+	wait 2>/dev/null || true
+}
+trap 'cleanup; echo "work dir: $work"' EXIT
+
+SIP_PORT=${SIP_PORT:-15060}
+UAS_PORT=${UAS_PORT:-15070}
+UAC_PORT=${UAC_PORT:-15080}
+LINES=${LINES:-10} # caller lines 2001.. and callee lines 3001.., each busy_trigger 100
+cleanup
+
+(cd "$root" && go build -o "$work/callbackd" ./cmd/callbackd)
+
+config() { # $1 = extra lines generator
+	cat > "$work/callbackd.toml" <<EOC
+[sip]
+listen = ["udp:127.0.0.1:$SIP_PORT"]
+[http]
+listen = "127.0.0.1:${HTTP_PORT:-18080}"
+[store]
+path = "$work/data/callbackd.db"
+[log]
+level = "${LOG_LEVEL:-warn}"
+EOC
+	"$@" >> "$work/callbackd.toml"
+}
+
+start() {
+	(cd "$work" && exec ./callbackd -config callbackd.toml 2> server.log) &
+	server=$!
+	for _ in $(seq 100); do grep -q "SIP listening" "$work/server.log" 2>/dev/null && return; sleep 0.1; done
+	# level=warn hides the info line: wait for the port instead
+	for _ in $(seq 50); do ss -lun | grep -q ":$SIP_PORT " && return; sleep 0.1; done
+	echo "server did not start"; cat "$work/server.log"; exit 1
+}
+
+rss() { awk '/VmRSS/ {print $2 " kB"}' /proc/$server/status; }
+
+sippstats() { # last line of a SIPp -trace_stat file: successful and failed calls
+	python3 - "$1" <<'EOP'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
+h, last = rows[0], rows[-1]
+g = lambda k: last[h.index(k)]
+ok, failed = int(g('SuccessfulCall(C)')), int(g('FailedCall(C)'))
+total = ok + failed
+print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(total,1):.3f}%)")
+EOP
+}
+
+case "${1:-}" in
+calls)
+	rate=${2:?rate}; secs=${3:-60}
+	gen() {
+		for i in $(seq $LINES); do
+			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
+			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((3000+i)) $((3000+i))
+		done
+	}
+	config gen
+	start
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((3000+i));p$((3000+i));[authentication username=$((3000+i)) password=p$((3000+i))]"; done; } > "$work/callees.csv"
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callees.csv -p $UAS_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	total=$((rate*secs))
+	(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+60)) -bg >/dev/null) || true
+	sleep 0.5
+	echo "== $total calls at $rate/s, 500 ms each"
+	cpu0=$(awk '{print $14+$15}' /proc/$server/stat)
+	t0=$(date +%s%N)
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/uac_load.xml" -inf calls.csv -p $UAC_PORT \
+		-r "$rate" -m "$total" -d 500 -l $((rate*5)) -nostdin -timeout $((secs+60)) \
+		-trace_stat -stf uac_stats.csv -fd 1 -trace_rtt -rtt_freq 1000 >/dev/null 2>&1) || true
+	cpu1=$(awk '{print $14+$15}' /proc/$server/stat)
+	t1=$(date +%s%N)
+	sippstats "$work/uac_stats.csv"
+	ms=$(( (t1-t0)/1000000 ))
+	echo "elapsed ${ms} ms (target $((secs*1000)) ms + 500 ms call); achieved $(( total*1000/ms )) calls/s"
+	if [ -n "${PROFILE:-}" ]; then
+		sleep "${PROFILE_AFTER:-0}" # e.g. 40: after SIP transaction timers (32 s) ran out
+		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/heap?gc=1" > "$work/heap.pprof"
+		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
+	fi
+	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
+	;;
+register)
+	count=${2:?count}; rate=${3:-1000}
+	gen() { for i in $(seq $count); do printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((100000+i)) $((100000+i)); done; }
+	config gen
+	start
+	echo "RSS with $count lines configured, none registered: $(rss)"
+	{ echo SEQUENTIAL; for i in $(seq $count); do echo "$((100000+i));p$((100000+i));[authentication username=$((100000+i)) password=p$((100000+i))]"; done; } > "$work/users.csv"
+	start_ns=$(date +%s%N)
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf users.csv -p $UAC_PORT \
+		-r "$rate" -m "$count" -l 2000 -nostdin -timeout 300 -trace_stat -stf reg_stats.csv -fd 1 >/dev/null 2>&1) || true
+	end_ns=$(date +%s%N)
+	sippstats "$work/reg_stats.csv" | sed 's/calls/registrations/'
+	echo "elapsed $(( (end_ns-start_ns)/1000000 )) ms => $(( count*1000000000/(end_ns-start_ns) )) REGISTER transactions/s (each with a 401 round trip)"
+	echo "RSS with $count devices registered: $(rss)"
+	;;
+*)
+	sed -n 2,10p "$0"; exit 2;;
+esac
+kill $server; wait $server 2>/dev/null || true
