@@ -24,23 +24,32 @@ import (
 	"github.com/callbackd/callbackd/internal/registrar"
 )
 
-// FailReason says why a call between lines did not connect; Call Back
-// (CCBS/CCNR/CCNL) is offered on these.
-type FailReason string
+// Outcome says how a call between lines ended its setup; Call Back
+// (CCBS/CCNR/CCNL) is offered on the failures.
+type Outcome string
 
 const (
-	FailBusy         FailReason = "busy"         // 486: the line is at its busy trigger or its devices said busy
-	FailNoAnswer     FailReason = "no-answer"    // the no-answer timer ran out
-	FailUnregistered FailReason = "unregistered" // 480: no device registered
-	FailOther        FailReason = "other"        // any other final response
+	Answered         Outcome = "answered"     // a device answered
+	FailBusy         Outcome = "busy"         // 486: the line is at its busy trigger or its devices said busy
+	FailNoAnswer     Outcome = "no-answer"    // the no-answer timer ran out
+	FailUnregistered Outcome = "unregistered" // 480: no device registered
+	FailOther        Outcome = "other"        // any other final response
 )
 
-// Failure is one failed call from line Caller to line Callee.
-type Failure struct {
+// Result is the outcome of one call from line Caller to line Callee.
+type Result struct {
 	Caller, Callee string
 	Code           int
-	Reason         FailReason
+	Outcome        Outcome
 	At             time.Time
+}
+
+// Feature is what a feature code dialed by a line turned into: either a call
+// to route (Route, a DN) or a final answer to the dialing phone.
+type Feature struct {
+	Route  string // DN to call instead of the code; empty: answer Code/Reason
+	Code   int
+	Reason string
 }
 
 // Config holds the call settings.
@@ -65,9 +74,14 @@ type B2BUA struct {
 	mu   sync.Mutex
 	legs map[string]*leg // by Call-ID of the leg
 
-	// OnFailure, when set, is told of every call that failed toward a known
-	// line (Call Back consumes it). It must not block.
-	OnFailure func(Failure)
+	// OnResult, when set, is told how every call toward a known line was
+	// answered or failed (Call Back consumes it). It must not block.
+	OnResult func(Result)
+
+	// OnFeature, when set, handles a dialed number it claims (IsFeature):
+	// the CallBack feature codes. It may block until the request is stored.
+	IsFeature func(dialed string) bool
+	OnFeature func(caller, dialed string) Feature
 }
 
 // New returns a B2BUA sending through client. local gives our address per
@@ -207,17 +221,23 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	callee := req.Recipient.User
+	if b.IsFeature != nil && b.IsFeature(callee) {
+		f := b.OnFeature(caller, callee)
+		if f.Route == "" {
+			b.respond(tx, req, f.Code, f.Reason)
+			return
+		}
+		callee = f.Route
+	}
 	if _, ok := b.dir.Line(callee); !ok {
 		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
 		b.respond(tx, req, 404, "Not Found")
 		return
 	}
 	now := time.Now()
-	fail := func(code int, reason string, why FailReason) {
+	fail := func(code int, reason string, why Outcome) {
 		b.respond(tx, req, code, reason)
-		if b.OnFailure != nil {
-			b.OnFailure(Failure{Caller: caller, Callee: callee, Code: code, Reason: why, At: now})
-		}
+		b.result(Result{Caller: caller, Callee: callee, Code: code, Outcome: why, At: now})
 	}
 	devices := b.reg.Bindings(callee)
 	if len(devices) == 0 {
@@ -256,6 +276,12 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 
 	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse, 8*len(devices)+8)}
 	r.run(devices, now)
+}
+
+func (b *B2BUA) result(r Result) {
+	if b.OnResult != nil {
+		b.OnResult(r)
+	}
 }
 
 func tagOf(p sip.HeaderParams) string {

@@ -130,13 +130,11 @@ func better(a, b int) bool {
 	}
 }
 
-func (r *ringing) fail(code int, reason string, why FailReason, started time.Time) {
+func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) {
 	b, c := r.b, r.c
 	b.respond(r.tx, r.req, code, reason)
 	b.end(c)
-	if b.OnFailure != nil {
-		b.OnFailure(Failure{Caller: c.caller, Callee: c.callee, Code: code, Reason: why, At: started})
-	}
+	b.result(Result{Caller: c.caller, Callee: c.callee, Code: code, Outcome: why, At: started})
 }
 
 func (r *ringing) cancelForks() {
@@ -299,6 +297,7 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	c.mu.Unlock()
 	b.addLeg(l)
 	b.lines.Answered(c.callee, c.id)
+	b.result(Result{Caller: c.caller, Callee: c.callee, Code: 200, Outcome: Answered, At: time.Now()})
 	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 
 	res := sip.NewResponseFromRequest(r.req, 200, "OK", nil)
