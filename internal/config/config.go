@@ -18,13 +18,14 @@ import (
 
 // Config is the whole server configuration.
 type Config struct {
-	SIP    SIP    `toml:"sip"`
-	HTTP   HTTP   `toml:"http"`
-	Store  Store  `toml:"store"`
-	Calls  Calls  `toml:"calls"`
-	Log    Log    `toml:"log"`
-	Lines  []Line `toml:"line"` // [[line]] tables
-	Source string `toml:"-"`    // file name the config came from, or "<embedded defaults>"
+	SIP      SIP      `toml:"sip"`
+	HTTP     HTTP     `toml:"http"`
+	Store    Store    `toml:"store"`
+	Calls    Calls    `toml:"calls"`
+	Callback Callback `toml:"callback"`
+	Log      Log      `toml:"log"`
+	Lines    []Line   `toml:"line"` // [[line]] tables
+	Source   string   `toml:"-"`    // file name the config came from, or "<embedded defaults>"
 }
 
 // SIP configures the SIP listeners and the registrar.
@@ -53,6 +54,27 @@ type Store struct {
 type Calls struct {
 	NoAnswerTimeout Duration `toml:"no_answer_timeout"` // 1s..10m
 }
+
+// Callback holds the Call Back service parameters.
+type Callback struct {
+	Enabled      bool     `toml:"enabled"`       // Callback Enabled Flag / CC_OFFER; default true
+	CCNR         bool     `toml:"ccnr"`          // CC_CCNR_ENABLED: offer call back on no answer; default true
+	Policy       string   `toml:"policy"`        // "notify-all" (Cisco: all waiting callers alerted, first to dial wins) or "fifo" (ETSI/UCware queue); default "notify-all"
+	OfferWindow  Duration `toml:"offer_window"`  // how long after a failed call *39 activates on it; default 30s; 1s..10m
+	T1           Duration `toml:"t1"`            // Call Back Request Protection T1 Timer; default 20s; 1s..10m
+	T3           Duration `toml:"t3"`            // Callback Recall T3 Timer; default 20s; 1s..10m
+	Lifetime     Duration `toml:"lifetime"`      // CC_TIMEOUT: open request lifetime (CCBS, CCNL); default 60m; 1m..48h
+	LifetimeCCNR Duration `toml:"lifetime_ccnr"` // CCNR request lifetime; default 180m; 1m..48h
+	AlertRing    Duration `toml:"alert_ring"`    // how long the audio alert rings A's phones when B is available; default 4s; 0s..60s (0: no ring, screen only)
+	ActivateCode string   `toml:"activate_code"` // feature code of the CallBack key; default "*39" (also "*39<DN>")
+	CancelCode   string   `toml:"cancel_code"`   // feature code of Cancel; default "#39"
+}
+
+// Callback.Policy values.
+const (
+	PolicyNotifyAll = "notify-all" // every waiting caller is alerted; the first to dial wins (Cisco)
+	PolicyFIFO      = "fifo"       // waiting callers are served one at a time, in order (ETSI, UCware)
+)
 
 // Log configures log/slog output.
 type Log struct {
@@ -160,16 +182,32 @@ func (c *Config) clone() *Config {
 // would lose the position of an error (it reports TextUnmarshaler errors
 // without one, so the duration is parsed in validate).
 type fileConfig struct {
-	SIP   SIP        `toml:"sip"`
-	HTTP  HTTP       `toml:"http"`
-	Store Store      `toml:"store"`
-	Calls fileCalls  `toml:"calls"`
-	Log   Log        `toml:"log"`
-	Lines []fileLine `toml:"line"`
+	SIP      SIP          `toml:"sip"`
+	HTTP     HTTP         `toml:"http"`
+	Store    Store        `toml:"store"`
+	Calls    fileCalls    `toml:"calls"`
+	Callback fileCallback `toml:"callback"`
+	Log      Log          `toml:"log"`
+	Lines    []fileLine   `toml:"line"`
 }
 
 type fileCalls struct {
 	NoAnswerTimeout string `toml:"no_answer_timeout"`
+}
+
+// fileCallback is Callback with its durations as strings (see fileConfig).
+type fileCallback struct {
+	Enabled      bool   `toml:"enabled"`
+	CCNR         bool   `toml:"ccnr"`
+	Policy       string `toml:"policy"`
+	OfferWindow  string `toml:"offer_window"`
+	T1           string `toml:"t1"`
+	T3           string `toml:"t3"`
+	Lifetime     string `toml:"lifetime"`
+	LifetimeCCNR string `toml:"lifetime_ccnr"`
+	AlertRing    string `toml:"alert_ring"`
+	ActivateCode string `toml:"activate_code"`
+	CancelCode   string `toml:"cancel_code"`
 }
 
 type fileLine struct {
@@ -192,7 +230,20 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		HTTP:  base.HTTP,
 		Store: base.Store,
 		Calls: fileCalls{NoAnswerTimeout: base.Calls.NoAnswerTimeout.String()},
-		Log:   base.Log,
+		Callback: fileCallback{
+			Enabled:      base.Callback.Enabled,
+			CCNR:         base.Callback.CCNR,
+			Policy:       base.Callback.Policy,
+			OfferWindow:  base.Callback.OfferWindow.String(),
+			T1:           base.Callback.T1.String(),
+			T3:           base.Callback.T3.String(),
+			Lifetime:     base.Callback.Lifetime.String(),
+			LifetimeCCNR: base.Callback.LifetimeCCNR.String(),
+			AlertRing:    base.Callback.AlertRing.String(),
+			ActivateCode: base.Callback.ActivateCode,
+			CancelCode:   base.Callback.CancelCode,
+		},
+		Log: base.Log,
 	}
 	fc.SIP.Listen = slices.Clone(base.SIP.Listen)
 
@@ -225,7 +276,21 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		Source: name,
 	}
 	v := validator{name: name, pos: pos, errs: &errs}
-	c.Calls.NoAnswerTimeout = v.duration(fc.Calls.NoAnswerTimeout)
+	c.Calls.NoAnswerTimeout = v.duration("calls.no_answer_timeout", fc.Calls.NoAnswerTimeout)
+	fcb := fc.Callback
+	c.Callback = Callback{
+		Enabled:      fcb.Enabled,
+		CCNR:         fcb.CCNR,
+		Policy:       fcb.Policy,
+		OfferWindow:  v.duration("callback.offer_window", fcb.OfferWindow),
+		T1:           v.duration("callback.t1", fcb.T1),
+		T3:           v.duration("callback.t3", fcb.T3),
+		Lifetime:     v.duration("callback.lifetime", fcb.Lifetime),
+		LifetimeCCNR: v.duration("callback.lifetime_ccnr", fcb.LifetimeCCNR),
+		AlertRing:    v.duration("callback.alert_ring", fcb.AlertRing),
+		ActivateCode: fcb.ActivateCode,
+		CancelCode:   fcb.CancelCode,
+	}
 	for _, fl := range fc.Lines {
 		c.Lines = append(c.Lines, lineWithDefaults(fl))
 	}

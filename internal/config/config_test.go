@@ -39,6 +39,22 @@ func TestDefault(t *testing.T) {
 	if c.Calls.NoAnswerTimeout.Duration != 30*time.Second {
 		t.Errorf("NoAnswerTimeout = %v", c.Calls.NoAnswerTimeout)
 	}
+	wantCB := Callback{
+		Enabled:      true,
+		CCNR:         true,
+		Policy:       PolicyNotifyAll,
+		OfferWindow:  Duration{30 * time.Second},
+		T1:           Duration{20 * time.Second},
+		T3:           Duration{20 * time.Second},
+		Lifetime:     Duration{60 * time.Minute},
+		LifetimeCCNR: Duration{180 * time.Minute},
+		AlertRing:    Duration{4 * time.Second},
+		ActivateCode: "*39",
+		CancelCode:   "#39",
+	}
+	if c.Callback != wantCB {
+		t.Errorf("Callback = %+v, want %+v", c.Callback, wantCB)
+	}
 	if c.Log != (Log{Level: "info", Format: "text"}) {
 		t.Errorf("Log = %+v", c.Log)
 	}
@@ -100,7 +116,7 @@ password = "pw"
 	if c.SIP.Realm != "example" || !reflect.DeepEqual(c.SIP.Listen, []string{"tcp:[::1]:5070"}) {
 		t.Errorf("SIP = %+v", c.SIP)
 	}
-	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls {
+	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls || c.Callback != d.Callback {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4}}
@@ -163,6 +179,51 @@ var errorCases = []struct {
 	{"timeout not duration", "[calls]\nno_answer_timeout = \"30\"\n", `site.toml:2: calls.no_answer_timeout "30": not a duration such as "30s" or "2m"`},
 	{"timeout short", "[calls]\nno_answer_timeout = \"999ms\"\n", `site.toml:2: calls.no_answer_timeout "999ms": want 1s to 10m`},
 	{"timeout long", "[calls]\nno_answer_timeout = \"10m1s\"\n", `site.toml:2: calls.no_answer_timeout "10m1s": want 1s to 10m`},
+
+	// callback
+	{"callback wrong type bool", "[callback]\nenabled = \"yes\"\n", "site.toml:2:11: callback.enabled: wrong type: want boolean, got string"},
+	{"callback wrong type ccnr", "[callback]\nccnr = 1\n", "site.toml:2:8: callback.ccnr: wrong type: want boolean, got integer"},
+	{"callback wrong type duration", "[callback]\nt1 = 20\n", `site.toml:2:6: callback.t1: wrong type: want string such as "30s", got integer`},
+	{"callback wrong type code", "[callback]\nactivate_code = 39\n", "site.toml:2:17: callback.activate_code: wrong type: want string, got integer"},
+	{"callback unknown key", "[callback]\nt2 = \"20s\"\n", `site.toml:2: unknown key "callback.t2"`},
+	{"callback policy", "[callback]\npolicy = \"lifo\"\n", `site.toml:2: callback.policy "lifo": want notify-all or fifo`},
+	{"callback policy case", "[callback]\npolicy = \"FIFO\"\n", `site.toml:2: callback.policy "FIFO": want notify-all or fifo`},
+	{"callback policy empty", "[callback]\npolicy = \"\"\n", `site.toml:2: callback.policy "": want notify-all or fifo`},
+	{"offer window not duration", "[callback]\noffer_window = \"30\"\n", `site.toml:2: callback.offer_window "30": not a duration such as "30s" or "2m"`},
+	{"offer window short", "[callback]\noffer_window = \"999ms\"\n", `site.toml:2: callback.offer_window "999ms": want 1s to 10m`},
+	{"offer window long", "[callback]\noffer_window = \"10m1s\"\n", `site.toml:2: callback.offer_window "10m1s": want 1s to 10m`},
+	{"t1 not duration", "[callback]\nt1 = \"\"\n", `site.toml:2: callback.t1 "": not a duration such as "30s" or "2m"`},
+	{"t1 short", "[callback]\nt1 = \"0s\"\n", `site.toml:2: callback.t1 "0s": want 1s to 10m`},
+	{"t1 long", "[callback]\nt1 = \"11m\"\n", `site.toml:2: callback.t1 "11m": want 1s to 10m`},
+	{"t3 not duration", "[callback]\nt3 = \"20 s\"\n", `site.toml:2: callback.t3 "20 s": not a duration such as "30s" or "2m"`},
+	{"t3 short", "[callback]\nt3 = \"-20s\"\n", `site.toml:2: callback.t3 "-20s": want 1s to 10m`},
+	{"t3 long", "[callback]\nt3 = \"1h\"\n", `site.toml:2: callback.t3 "1h": want 1s to 10m`},
+	{"lifetime not duration", "[callback]\nlifetime = \"60\"\n", `site.toml:2: callback.lifetime "60": not a duration such as "30s" or "2m"`},
+	{"lifetime short", "[callback]\nlifetime = \"59s\"\n", `site.toml:2: callback.lifetime "59s": want 1m to 48h`},
+	{"lifetime long", "[callback]\nlifetime = \"48h0m1s\"\n", `site.toml:2: callback.lifetime "48h0m1s": want 1m to 48h`},
+	{"lifetime ccnr not duration", "[callback]\nlifetime_ccnr = \"3d\"\n", `site.toml:2: callback.lifetime_ccnr "3d": not a duration such as "30s" or "2m"`},
+	{"lifetime ccnr short", "[callback]\nlifetime_ccnr = \"0s\"\n", `site.toml:2: callback.lifetime_ccnr "0s": want 1m to 48h`},
+	{"lifetime ccnr long", "[callback]\nlifetime_ccnr = \"49h\"\n", `site.toml:2: callback.lifetime_ccnr "49h": want 1m to 48h`},
+	{"alert ring not duration", "[callback]\nalert_ring = \"4\"\n", `site.toml:2: callback.alert_ring "4": not a duration such as "30s" or "2m"`},
+	{"alert ring negative", "[callback]\nalert_ring = \"-1s\"\n", `site.toml:2: callback.alert_ring "-1s": want 0s to 60s`},
+	{"alert ring long", "[callback]\nalert_ring = \"61s\"\n", `site.toml:2: callback.alert_ring "61s": want 0s to 60s`},
+	{"activate code digits", "[callback]\nactivate_code = \"39\"\n", `site.toml:2: callback.activate_code "39": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"activate code short", "[callback]\nactivate_code = \"*\"\n", `site.toml:2: callback.activate_code "*": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"activate code long", "[callback]\nactivate_code = \"*12345678\"\n", `site.toml:2: callback.activate_code "*12345678": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"activate code letter", "[callback]\nactivate_code = \"*3A\"\n", `site.toml:2: callback.activate_code "*3A": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"activate code empty", "[callback]\nactivate_code = \"\"\n", `site.toml:2: callback.activate_code "": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"cancel code plus", "[callback]\ncancel_code = \"+39\"\n", `site.toml:2: callback.cancel_code "+39": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"cancel code space", "[callback]\ncancel_code = \"# 39\"\n", `site.toml:2: callback.cancel_code "# 39": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"cancel code non-ascii digit", "[callback]\ncancel_code = \"#٣٩\"\n", `site.toml:2: callback.cancel_code "#٣٩": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"codes equal at cancel", "[callback]\ncancel_code = \"*39\"\n", `site.toml:2: callback.activate_code and callback.cancel_code are both "*39": they must differ`},
+	{"codes equal at activate", "[callback]\nactivate_code = \"#39\"\n", `site.toml:2: callback.activate_code and callback.cancel_code are both "#39": they must differ`},
+	{"codes equal later line", "[callback]\ncancel_code = \"*5\"\nactivate_code = \"*5\"\n", `site.toml:3: callback.activate_code and callback.cancel_code are both "*5": they must differ`},
+	{"cancel prefix of activate", "[callback]\nactivate_code = \"*39\"\ncancel_code = \"*3\"\n", `site.toml:3: callback.activate_code "*39" and callback.cancel_code "*3": neither may be a prefix of the other`},
+	{"activate prefix of cancel", "[callback]\ncancel_code = \"*391\"\n", `site.toml:2: callback.activate_code "*39" and callback.cancel_code "*391": neither may be a prefix of the other`},
+	{"codes both bad", "[callback]\nactivate_code = \"1\"\ncancel_code = \"1\"\n", "site.toml:2: callback.activate_code \"1\": want 2-8 characters of 0-9, * and #, starting with * or #\n" +
+		`site.toml:3: callback.cancel_code "1": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"callback codes no section line", "callback.activate_code = \"#39\"\n", `site.toml:1: callback.activate_code and callback.cancel_code are both "#39": they must differ`},
+
 	{"log level", "[log]\nlevel = \"trace\"\n", `site.toml:2: log.level "trace": want debug, info, warn or error`},
 	{"log format", "[log]\nformat = \"xml\"\n", `site.toml:2: log.format "xml": want text or json`},
 
@@ -194,6 +255,69 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error\n got %q\nwant %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCallbackSection(t *testing.T) {
+	doc := `
+[callback]
+enabled = false
+ccnr = false
+policy = "fifo"
+offer_window = "1s"
+t1 = "10m"
+t3 = "1m30s"
+lifetime = "1m"
+lifetime_ccnr = "48h"
+alert_ring = "0s"
+activate_code = "*5"
+cancel_code = "#*5"
+`
+	c, err := Parse("site.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Callback{
+		Policy:       PolicyFIFO,
+		OfferWindow:  Duration{time.Second},
+		T1:           Duration{10 * time.Minute},
+		T3:           Duration{90 * time.Second},
+		Lifetime:     Duration{time.Minute},
+		LifetimeCCNR: Duration{48 * time.Hour},
+		ActivateCode: "*5",
+		CancelCode:   "#*5",
+	}
+	if c.Callback != want {
+		t.Errorf("Callback = %+v, want %+v", c.Callback, want)
+	}
+
+	// Keys left out keep their defaults; a dotted key needs no header.
+	c, err = Parse("site.toml", []byte("callback.policy = \"fifo\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = Default().Callback
+	want.Policy = PolicyFIFO
+	if c.Callback != want {
+		t.Errorf("Callback = %+v, want %+v", c.Callback, want)
+	}
+
+	// Feature codes at the limits.
+	for _, codes := range [][2]string{
+		{"*3", "#3"},
+		{"*9876543", "#9876543"},
+		{"**", "##"},
+		{"#*", "*#"},
+		{"*39", "*40"},
+		{"*39", "#39#"},
+	} {
+		doc := fmt.Sprintf("[callback]\nactivate_code = %q\ncancel_code = %q\n", codes[0], codes[1])
+		c, err := Parse("site.toml", []byte(doc))
+		if err != nil {
+			t.Errorf("codes %q: %v", codes, err)
+		} else if c.Callback.ActivateCode != codes[0] || c.Callback.CancelCode != codes[1] {
+			t.Errorf("codes %q: got %+v", codes, c.Callback)
+		}
 	}
 }
 
@@ -321,7 +445,20 @@ func TestRoundTrip(t *testing.T) {
 		HTTP:  HTTP{Listen: "[::1]:9090"},
 		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},
 		Calls: Calls{NoAnswerTimeout: Duration{90 * time.Second}},
-		Log:   Log{Level: "debug", Format: "json"},
+		Callback: Callback{
+			Enabled:      false,
+			CCNR:         false,
+			Policy:       PolicyFIFO,
+			OfferWindow:  Duration{10 * time.Minute},
+			T1:           Duration{time.Second},
+			T3:           Duration{1500 * time.Millisecond},
+			Lifetime:     Duration{48 * time.Hour},
+			LifetimeCCNR: Duration{time.Minute},
+			AlertRing:    Duration{0},
+			ActivateCode: "#*12345",
+			CancelCode:   "##",
+		},
+		Log: Log{Level: "debug", Format: "json"},
 		Lines: []Line{
 			{DN: "200", Name: "2 00", Password: "secret", Locale: "ko", BusyTrigger: 2, MaxDevices: 1},
 			{DN: "123456789012345", Password: "p", Locale: "de", BusyTrigger: 100, MaxDevices: 100},

@@ -73,7 +73,7 @@ func decodeMessage(e *toml.DecodeError) string {
 		return msg
 	}
 	key, want := keyString(e.Key()), tomlType(m[2])
-	if strings.EqualFold(key, "calls.no_answer_timeout") {
+	if _, ok := durationLimits[strings.ToLower(key)]; ok {
 		want = `string such as "30s"`
 	}
 	return fmt.Sprintf("%s: wrong type: want %s, got %s", key, want, m[1])
@@ -87,6 +87,8 @@ func tomlType(t string) string {
 		return "integer"
 	case t == "string":
 		return "string"
+	case t == "bool":
+		return "boolean"
 	case t == "[]string":
 		return "array of strings"
 	case strings.HasPrefix(t, "[]"):

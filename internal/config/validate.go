@@ -11,12 +11,27 @@ import (
 
 // Limits checked on load.
 const (
-	maxExpiresLimit    = 86400 // one day; keeps expiry arithmetic far from overflow
-	minNoAnswerTimeout = time.Second
-	maxNoAnswerTimeout = 10 * time.Minute
-	maxDNDigits        = 15 // E.164
-	maxPerLine         = 100
+	maxExpiresLimit = 86400 // one day; keeps expiry arithmetic far from overflow
+	maxDNDigits     = 15    // E.164
+	maxPerLine      = 100
+	minFeatureCode  = 2 // characters of a callback feature code
+	maxFeatureCode  = 8
 )
+
+// durationLimits holds, for every duration key (lower case), its allowed
+// range and how error messages spell it.
+var durationLimits = map[string]struct {
+	min, max time.Duration
+	text     string
+}{
+	"calls.no_answer_timeout": {time.Second, 10 * time.Minute, "1s to 10m"},
+	"callback.offer_window":   {time.Second, 10 * time.Minute, "1s to 10m"},
+	"callback.t1":             {time.Second, 10 * time.Minute, "1s to 10m"},
+	"callback.t3":             {time.Second, 10 * time.Minute, "1s to 10m"},
+	"callback.lifetime":       {time.Minute, 48 * time.Hour, "1m to 48h"},
+	"callback.lifetime_ccnr":  {time.Minute, 48 * time.Hour, "1m to 48h"},
+	"callback.alert_ring":     {0, 60 * time.Second, "0s to 60s"},
+}
 
 // locales that have screens and announcements.
 var locales = []string{"en", "de", "zh", "ko"}
@@ -48,6 +63,8 @@ func (v *validator) config(c *Config) {
 	default:
 		v.errorf("store.driver", `unknown store.driver %q (want "sqlite")`, c.Store.Driver)
 	}
+
+	v.callback(&c.Callback)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -116,17 +133,70 @@ func (v *validator) sip(s *SIP) {
 	}
 }
 
-// duration parses calls.no_answer_timeout; on error it reports and returns 0.
-func (v *validator) duration(s string) Duration {
-	const key = "calls.no_answer_timeout"
+// duration parses the duration string s of key (a key of durationLimits)
+// and checks its range; on error it reports and returns 0.
+func (v *validator) duration(key, s string) Duration {
+	lim, ok := durationLimits[key]
+	if !ok {
+		panic("config: no limits for duration key " + key)
+	}
 	d, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
 		v.errorf(key, `%s %q: not a duration such as "30s" or "2m"`, key, s)
-	case d < minNoAnswerTimeout || d > maxNoAnswerTimeout:
-		v.errorf(key, "%s %q: want 1s to 10m", key, s)
+		return Duration{}
+	case d < lim.min || d > lim.max:
+		v.errorf(key, "%s %q: want %s", key, s, lim.text)
 	}
 	return Duration{d}
+}
+
+// callback checks [callback] apart from its durations, which duration
+// checked while parsing them.
+func (v *validator) callback(cb *Callback) {
+	switch cb.Policy {
+	case PolicyNotifyAll, PolicyFIFO:
+	default:
+		v.errorf("callback.policy", "callback.policy %q: want %s or %s", cb.Policy, PolicyNotifyAll, PolicyFIFO)
+	}
+
+	okActivate := v.featureCode("callback.activate_code", cb.ActivateCode)
+	okCancel := v.featureCode("callback.cancel_code", cb.CancelCode)
+	if !okActivate || !okCancel {
+		return
+	}
+	// The server tells the codes apart as they are dialled, and the
+	// activate code may be followed by a DN ("*39<DN>"): neither may be
+	// a prefix of the other. The error points at the later of the two in
+	// the file, as the one most likely just changed.
+	a, c := cb.ActivateCode, cb.CancelCode
+	at := "callback.cancel_code"
+	if v.pos["callback.activate_code"] > v.pos["callback.cancel_code"] {
+		at = "callback.activate_code"
+	}
+	switch {
+	case a == c:
+		v.errorf(at, "callback.activate_code and callback.cancel_code are both %q: they must differ", a)
+	case strings.HasPrefix(a, c) || strings.HasPrefix(c, a):
+		v.errorf(at, "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
+	}
+}
+
+// featureCode checks a feature code: 2-8 characters of 0-9, '*' and '#',
+// starting with '*' or '#' (so that it never collides with a DN, which is
+// digits only).
+func (v *validator) featureCode(key, s string) bool {
+	ok := len(s) >= minFeatureCode && len(s) <= maxFeatureCode && (s[0] == '*' || s[0] == '#')
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || r == '*' || r == '#') {
+			ok = false
+		}
+	}
+	if !ok {
+		v.errorf(key, "%s %q: want %d-%d characters of 0-9, * and #, starting with * or #",
+			key, s, minFeatureCode, maxFeatureCode)
+	}
+	return ok
 }
 
 func (v *validator) lines(lines []Line) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
+	"github.com/callbackd/callbackd/internal/callback"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
@@ -36,6 +37,7 @@ type Server struct {
 	Lines     *linestate.Tracker
 	Registrar *registrar.Registrar
 	B2BUA     *b2bua.B2BUA
+	Callback  *callback.Service
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
@@ -118,6 +120,10 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
+	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, s.B2BUA, log)
+	s.B2BUA.OnResult = s.Callback.CallResult
+	s.B2BUA.IsFeature = s.Callback.IsFeature
+	s.B2BUA.OnFeature = s.Callback.Feature
 	s.routes()
 	return s, nil
 }
@@ -160,9 +166,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err := s.Registrar.Load(ctx); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.Registrar.Run(ctx) }()
+	ready := make(chan error, 1)
+	go func() { defer wg.Done(); s.Callback.Run(ctx, ready) }()
+	if err := <-ready; err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
 	errc := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
 		wg.Add(1)

@@ -1,0 +1,389 @@
+// Package callback runs the Call Back engine (internal/engine) inside the
+// server: it turns what happens on the wire (failed calls, line state,
+// feature codes, timers) into engine events, feeds them to the engine from a
+// single goroutine, and carries out the engine's actions: store the request
+// before anything confirms it, arm timers, send the screens as SIP MESSAGE,
+// ring the audio alert, route the Dial call.
+//
+// Flow: wire -> events -> engine (pure) -> actions -> adapters (store, SIP).
+package callback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/b2bua"
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/engine"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/screen"
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+// Phones is what the service needs from the SIP side.
+type Phones interface {
+	SendText(dn, text string) int
+	Alert(dn, about string, ring time.Duration)
+}
+
+// Service owns the engine. Create with New, start with Run.
+type Service struct {
+	cfg    config.Callback
+	store  store.Store
+	dir    *directory.Directory
+	lines  *linestate.Tracker
+	phones Phones
+	log    *slog.Logger
+	now    func() time.Time
+
+	in chan input
+
+	// loop-owned
+	eng    *engine.Engine
+	timers map[engine.TimerID]*time.Timer
+
+	mu      sync.RWMutex
+	watched map[string]bool          // read by the line-state subscriber
+	screens map[string]screen.Screen // current screen per line (console, API)
+	status  []engine.LineStatus      // line changes not yet stepped (see lineChanged)
+	kick    chan struct{}            // a change was added to status
+}
+
+type input struct {
+	ev    engine.Event
+	reply chan []engine.Action // nil: fire and forget
+	read  func()               // instead of ev: read engine state in the loop
+}
+
+// Params maps the configuration to engine parameters.
+func Params(c config.Callback) engine.Params {
+	p := engine.DefaultParams()
+	p.Enabled = c.Enabled
+	p.CCNREnabled = c.CCNR
+	if c.Policy == "fifo" {
+		p.Policy = engine.FIFO
+	}
+	p.OfferWindow = c.OfferWindow.Duration
+	p.T1 = c.T1.Duration
+	p.T3 = c.T3.Duration
+	p.Lifetime = c.Lifetime.Duration
+	p.LifetimeCCNR = c.LifetimeCCNR.Duration
+	return p
+}
+
+// New builds the service; nothing runs until Run.
+func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *linestate.Tracker, phones Phones, log *slog.Logger) *Service {
+	s := &Service{
+		cfg: cfg, store: st, dir: dir, lines: lines, phones: phones, log: log, now: time.Now,
+		in:      make(chan input, 4096),
+		eng:     engine.New(Params(cfg)),
+		timers:  map[engine.TimerID]*time.Timer{},
+		watched: map[string]bool{},
+		screens: map[string]screen.Screen{},
+		kick:    make(chan struct{}, 1),
+	}
+	lines.Subscribe(s.lineChanged)
+	return s
+}
+
+// Run restores the stored requests and serves events until ctx ends.
+func (s *Service) Run(ctx context.Context, ready chan<- error) {
+	err := s.restore(ctx)
+	if ready != nil {
+		ready <- err
+	}
+	if err != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, t := range s.timers {
+				t.Stop()
+			}
+			return
+		case <-s.kick:
+			s.mu.Lock()
+			pending := s.status
+			s.status = nil
+			s.mu.Unlock()
+			for _, st := range pending {
+				s.step(st)
+			}
+		case in := <-s.in:
+			if in.read != nil {
+				in.read()
+				continue
+			}
+			acts := s.step(in.ev)
+			if in.reply != nil {
+				in.reply <- acts
+			}
+		}
+	}
+}
+
+func (s *Service) restore(ctx context.Context) error {
+	now := s.now()
+	for _, l := range s.dir.Lines() {
+		s.eng.Step(now, engine.LineConfig{Line: engine.Line{DN: l.DN, Name: l.Name}})
+		if st, ok := s.lines.Get(l.DN); ok {
+			s.eng.Step(now, status(st))
+		}
+	}
+	stored, err := s.store.Requests(ctx)
+	if err != nil {
+		return fmt.Errorf("callback: load requests: %w", err)
+	}
+	reqs := make([]engine.Request, 0, len(stored))
+	for _, r := range stored {
+		var req engine.Request
+		if err := json.Unmarshal(r.Data, &req); err != nil {
+			s.log.Error("stored call back request unreadable, deleting", "id", r.ID, "error", err)
+			if err := s.store.DeleteRequest(ctx, r.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		reqs = append(reqs, req)
+	}
+	s.execute(s.eng.Restore(now, reqs))
+	s.log.Info("call back requests restored", "requests", len(s.eng.Requests()))
+	return nil
+}
+
+func status(st linestate.Snapshot) engine.LineStatus {
+	return engine.LineStatus{DN: st.DN, Registered: st.Devices > 0, OffHook: st.State == linestate.Busy, Full: st.Full()}
+}
+
+// lineChanged runs under the line-state lock, so it must never block: it
+// appends to a list the loop drains (the loop itself takes that lock when it
+// reads a line). Only watched lines are passed on (F38).
+func (s *Service) lineChanged(c linestate.Change) {
+	s.mu.Lock()
+	w := s.watched[c.New.DN]
+	if w {
+		s.status = append(s.status, status(c.New))
+	}
+	s.mu.Unlock()
+	if w {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Submit queues an event.
+func (s *Service) Submit(ev engine.Event) { s.in <- input{ev: ev} }
+
+// Do steps an event and returns the actions once they are carried out.
+func (s *Service) Do(ev engine.Event) []engine.Action {
+	reply := make(chan []engine.Action, 1)
+	s.in <- input{ev: ev, reply: reply}
+	return <-reply
+}
+
+func (s *Service) step(ev engine.Event) []engine.Action {
+	acts := s.eng.Step(s.now(), ev)
+	s.execute(acts)
+	return acts
+}
+
+// execute carries out actions in order. Store writes are synchronous, so a
+// screen that confirms a request is only sent once the request is stored.
+func (s *Service) execute(acts []engine.Action) {
+	ctx := context.Background()
+	for _, a := range acts {
+		s.log.Debug("callback action", "action", a.String())
+		switch a := a.(type) {
+		case engine.Persist:
+			data, err := json.Marshal(a.Request)
+			if err == nil {
+				err = s.store.PutRequest(ctx, store.Request{ID: a.Request.ID, Data: data})
+			}
+			if err != nil {
+				// The engine already counts on it; say so loudly. The next
+				// change of the request writes it again.
+				s.log.Error("call back request not stored", "id", a.Request.ID, "error", err)
+			}
+		case engine.Delete:
+			if err := s.store.DeleteRequest(ctx, a.ID); err != nil {
+				s.log.Error("call back request not deleted", "id", a.ID, "error", err)
+			}
+			s.log.Info("call back ended", "id", a.ID, "reason", a.Reason)
+		case engine.StartTimer:
+			if t, ok := s.timers[a.Timer]; ok {
+				t.Stop()
+			}
+			id := a.Timer
+			s.timers[id] = time.AfterFunc(time.Until(a.At), func() { s.Submit(engine.TimerFired{Timer: id}) })
+		case engine.CancelTimer:
+			if t, ok := s.timers[a.Timer]; ok {
+				t.Stop()
+				delete(s.timers, a.Timer)
+			}
+		case engine.Watch:
+			s.mu.Lock()
+			s.watched[a.DN] = true
+			s.mu.Unlock()
+			if st, ok := s.lines.Get(a.DN); ok {
+				s.execute(s.eng.Step(s.now(), status(st)))
+			}
+		case engine.Unwatch:
+			s.mu.Lock()
+			delete(s.watched, a.DN)
+			s.mu.Unlock()
+		case engine.ShowScreen:
+			s.show(a)
+		case engine.Alert:
+			about := ""
+			if sc, ok := s.Screen(a.DN); ok {
+				about = sc.DN
+			}
+			s.phones.Alert(a.DN, about, s.cfg.AlertRing.Duration)
+		case engine.PlaceCall, engine.Reorder, engine.Offer:
+			// Answered on the feature-code INVITE that caused them (see
+			// Feature); Offer is the announcement of the media issue.
+		default:
+			// Recall, ToPeer, Admit: automatic recall and trunks are not
+			// served by this build; the engine only emits them for lines
+			// configured that way.
+			s.log.Warn("call back action not supported here", "action", a.String())
+		}
+	}
+}
+
+func (s *Service) show(a engine.ShowScreen) {
+	s.mu.Lock()
+	if a.Screen.Kind == screen.None {
+		delete(s.screens, a.DN)
+	} else {
+		s.screens[a.DN] = a.Screen
+	}
+	s.mu.Unlock()
+	if a.Screen.Kind == screen.None {
+		return
+	}
+	locale := "en"
+	if l, ok := s.dir.Line(a.DN); ok {
+		locale = l.Locale
+	}
+	text := a.Screen.Text(locale)
+	// Sent in the background: the engine must not wait on phones, and the
+	// order of screens is kept because each is stored before the next step.
+	go func() {
+		if n := s.phones.SendText(a.DN, text); n == 0 {
+			s.log.Info("screen not delivered to any device", "dn", a.DN, "screen", a.Screen.Kind.String())
+		}
+	}()
+}
+
+// Screen returns the screen a line shows now.
+func (s *Service) Screen(dn string) (screen.Screen, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sc, ok := s.screens[dn]
+	return sc, ok
+}
+
+// Requests returns the open requests (a snapshot, through the loop).
+func (s *Service) Requests() []engine.Request {
+	reply := make(chan []engine.Request, 1)
+	s.in <- input{read: func() { reply <- s.eng.Requests() }}
+	return <-reply
+}
+
+// CallResult reports a call between lines to the engine (CallUpdate).
+func (s *Service) CallResult(r b2bua.Result) {
+	var o engine.Outcome
+	switch r.Outcome {
+	case b2bua.Answered:
+		o = engine.Answered
+	case b2bua.FailBusy:
+		o = engine.Busy
+	case b2bua.FailNoAnswer:
+		o = engine.NoAnswer
+	case b2bua.FailUnregistered:
+		o = engine.Unregistered
+	default:
+		return
+	}
+	from, _ := s.dir.Line(r.Caller)
+	to, _ := s.dir.Line(r.Callee)
+	s.Submit(engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o})
+}
+
+// IsFeature reports whether a dialed number is a Call Back feature code:
+// the activate code (alone or followed by a DN) or the cancel code.
+func (s *Service) IsFeature(dialed string) bool {
+	return dialed == s.cfg.CancelCode || strings.HasPrefix(dialed, s.cfg.ActivateCode)
+}
+
+// Feature handles a feature code dialed by line caller and says how to answer
+// the INVITE that carried it:
+//   - `*39` when B is available is Dial: the INVITE becomes the call to B;
+//   - anything else is answered 603 Decline with the outcome as reason
+//     phrase, after the request is stored; the screen follows as MESSAGE.
+func (s *Service) Feature(caller, dialed string) b2bua.Feature {
+	k := engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.OnHook, Code: true}
+	switch {
+	case dialed == s.cfg.CancelCode:
+		k.Key = engine.KeyCancel
+	default:
+		k.Target = strings.TrimPrefix(dialed, s.cfg.ActivateCode)
+		if sc, ok := s.Screen(caller); ok && (sc.Kind == screen.Replace || sc.Kind == screen.ReplaceAvailable) &&
+			(k.Target == "" || k.Target == sc.DN) {
+			// F6 on a phone without softkeys: dialing the code again while
+			// the replace question is shown is OK.
+			k = engine.KeyPress{DN: caller, Key: engine.KeyOK, State: engine.OnHook, Code: true}
+		}
+	}
+	acts := s.Do(k)
+	var shown *screen.Screen
+	for _, a := range acts {
+		switch a := a.(type) {
+		case engine.PlaceCall:
+			if a.From == caller {
+				return b2bua.Feature{Route: a.To}
+			}
+		case engine.Reorder:
+			if a.DN == caller {
+				return b2bua.Feature{Code: 503, Reason: "Service Unavailable (CallBack)"}
+			}
+		case engine.ShowScreen:
+			if a.DN == caller {
+				sc := a.Screen
+				shown = &sc
+			}
+		}
+	}
+	reason := "CallBack"
+	if shown != nil {
+		reason = reasons[shown.Kind]
+	}
+	return b2bua.Feature{Code: 603, Reason: reason}
+}
+
+// reasons are the reason phrases of the 603 answering a feature code: the
+// gist of the screen that follows as MESSAGE.
+var reasons = map[screen.Kind]string{
+	screen.None:             "CallBack",
+	screen.Activated:        "CallBack Activated",
+	screen.Available:        "CallBack Available",
+	screen.AvailableDND:     "CallBack Available In DND",
+	screen.AvailableEnded:   "CallBack Ended",
+	screen.Replace:          "CallBack Already Active",
+	screen.ReplaceAvailable: "CallBack Already Active",
+	screen.NotActive:        "CallBack Not Active",
+	screen.CannotActivate:   "CallBack Cannot Be Activated",
+	screen.KeyNotActive:     "Key Not Active",
+	screen.Deactivated:      "CallBack Cancelled",
+	screen.Expired:          "CallBack Expired",
+}
