@@ -4,6 +4,7 @@
 #
 #   bench/load/run.sh calls RATE [SECONDS]   # SIPp uac -> callbackd -> SIPp uas, 500 ms calls
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
+#   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
 #
 # Prints SIPp's counters (successful / failed calls) and the server's RSS.
 set -euo pipefail
@@ -114,7 +115,25 @@ register)
 	echo "elapsed $(( (end_ns-start_ns)/1000000 )) ms => $(( count*1000000000/(end_ns-start_ns) )) REGISTER transactions/s (each with a 401 round trip)"
 	echo "RSS with $count devices registered: $(rss)"
 	;;
+restore)
+	count=${2:?count}
+	config true
+	(cd "$root" && go run ./bench/seedrequests -n "$count" -db "$work/data/callbackd.db" -config "$work/lines.toml")
+	cat "$work/lines.toml" >> "$work/callbackd.toml"
+	sed -i 's/level = ".*"/level = "info"/' "$work/callbackd.toml"
+	t0=$(date +%s%N)
+	(cd "$work" && exec ./callbackd -config callbackd.toml 2> server.log) &
+	server=$!
+	until grep -q 'SIP listening' "$work/server.log" 2>/dev/null; do
+		kill -0 $server 2>/dev/null || { cat "$work/server.log"; exit 1; }
+		sleep 0.02
+	done
+	t1=$(date +%s%N)
+	grep -o 'call back requests restored.*' "$work/server.log"
+	echo "start to serving SIP with $count stored requests: $(( (t1-t0)/1000000 )) ms"
+	echo "RSS with $count open requests: $(rss)"
+	;;
 *)
-	sed -n 2,10p "$0"; exit 2;;
+	sed -n 2,11p "$0"; exit 2;;
 esac
 kill $server; wait $server 2>/dev/null || true

@@ -52,11 +52,15 @@ type Service struct {
 	watched map[string]bool          // read by the line-state subscriber
 	screens map[string]screen.Screen // current screen per line (console, API)
 	status  []engine.LineStatus      // line changes not yet stepped (see lineChanged)
-	kick    chan struct{}            // a change was added to status
+	// lastCallee is the line each caller called last: its status is
+	// refreshed before a key press, which acts on that call.
+	lastCallee map[string]string
+	kick       chan struct{} // a change was added to status
 }
 
 type input struct {
 	ev    engine.Event
+	fresh []string             // lines whose current status the engine gets first
 	reply chan []engine.Action // nil: fire and forget
 	read  func()               // instead of ev: read engine state in the loop
 }
@@ -87,6 +91,8 @@ func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *l
 		watched: map[string]bool{},
 		screens: map[string]screen.Screen{},
 		kick:    make(chan struct{}, 1),
+
+		lastCallee: map[string]string{},
 	}
 	lines.Subscribe(s.lineChanged)
 	return s
@@ -120,6 +126,11 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 			if in.read != nil {
 				in.read()
 				continue
+			}
+			for _, dn := range in.fresh {
+				if st, ok := s.lines.Get(dn); ok {
+					s.step(status(st))
+				}
 			}
 			acts := s.step(in.ev)
 			if in.reply != nil {
@@ -184,9 +195,12 @@ func (s *Service) lineChanged(c linestate.Change) {
 func (s *Service) Submit(ev engine.Event) { s.in <- input{ev: ev} }
 
 // Do steps an event and returns the actions once they are carried out.
-func (s *Service) Do(ev engine.Event) []engine.Action {
+// The engine is told the current status of the lines fresh first: it only
+// follows the lines it watches (F38), and a decision about A or B (is B
+// still busy when A presses the key?) must not rest on an old status.
+func (s *Service) Do(ev engine.Event, fresh ...string) []engine.Action {
 	reply := make(chan []engine.Action, 1)
-	s.in <- input{ev: ev, reply: reply}
+	s.in <- input{ev: ev, fresh: fresh, reply: reply}
 	return <-reply
 }
 
@@ -196,67 +210,100 @@ func (s *Service) step(ev engine.Event) []engine.Action {
 	return acts
 }
 
-// execute carries out actions in order. Store writes are synchronous, so a
-// screen that confirms a request is only sent once the request is stored.
+// execute carries out actions in order. Store writes are waited for before
+// the next other action, so a screen that confirms a request is only sent
+// once the request is stored; consecutive writes (a restore, a burst of
+// expiries) go to the store together, to share its group commits.
 func (s *Service) execute(acts []engine.Action) {
-	ctx := context.Background()
+	var writes []engine.Action
 	for _, a := range acts {
 		s.log.Debug("callback action", "action", a.String())
-		switch a := a.(type) {
-		case engine.Persist:
-			data, err := json.Marshal(a.Request)
-			if err == nil {
-				err = s.store.PutRequest(ctx, store.Request{ID: a.Request.ID, Data: data})
-			}
-			if err != nil {
-				// The engine already counts on it; say so loudly. The next
-				// change of the request writes it again.
-				s.log.Error("call back request not stored", "id", a.Request.ID, "error", err)
-			}
-		case engine.Delete:
-			if err := s.store.DeleteRequest(ctx, a.ID); err != nil {
-				s.log.Error("call back request not deleted", "id", a.ID, "error", err)
-			}
-			s.log.Info("call back ended", "id", a.ID, "reason", a.Reason)
-		case engine.StartTimer:
-			if t, ok := s.timers[a.Timer]; ok {
-				t.Stop()
-			}
-			id := a.Timer
-			s.timers[id] = time.AfterFunc(time.Until(a.At), func() { s.Submit(engine.TimerFired{Timer: id}) })
-		case engine.CancelTimer:
-			if t, ok := s.timers[a.Timer]; ok {
-				t.Stop()
-				delete(s.timers, a.Timer)
-			}
-		case engine.Watch:
-			s.mu.Lock()
-			s.watched[a.DN] = true
-			s.mu.Unlock()
-			if st, ok := s.lines.Get(a.DN); ok {
-				s.execute(s.eng.Step(s.now(), status(st)))
-			}
-		case engine.Unwatch:
-			s.mu.Lock()
-			delete(s.watched, a.DN)
-			s.mu.Unlock()
-		case engine.ShowScreen:
-			s.show(a)
-		case engine.Alert:
-			about := ""
-			if sc, ok := s.Screen(a.DN); ok {
-				about = sc.DN
-			}
-			s.phones.Alert(a.DN, about, s.cfg.AlertRing.Duration)
-		case engine.PlaceCall, engine.Reorder, engine.Offer:
-			// Answered on the feature-code INVITE that caused them (see
-			// Feature); Offer is the announcement of the media issue.
-		default:
-			// Recall, ToPeer, Admit: automatic recall and trunks are not
-			// served by this build; the engine only emits them for lines
-			// configured that way.
-			s.log.Warn("call back action not supported here", "action", a.String())
+		switch a.(type) {
+		case engine.Persist, engine.Delete:
+			writes = append(writes, a)
+			continue
 		}
+		s.write(writes)
+		writes = writes[:0]
+		s.do(a)
+	}
+	s.write(writes)
+}
+
+// write stores Persist and Delete actions, concurrently, and waits for all.
+func (s *Service) write(writes []engine.Action) {
+	if len(writes) == 0 {
+		return
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for _, a := range writes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch a := a.(type) {
+			case engine.Persist:
+				data, err := json.Marshal(a.Request)
+				if err == nil {
+					err = s.store.PutRequest(ctx, store.Request{ID: a.Request.ID, Data: data})
+				}
+				if err != nil {
+					// The engine already counts on it; say so loudly. The
+					// next change of the request writes it again.
+					s.log.Error("call back request not stored", "id", a.Request.ID, "error", err)
+				}
+			case engine.Delete:
+				if err := s.store.DeleteRequest(ctx, a.ID); err != nil {
+					s.log.Error("call back request not deleted", "id", a.ID, "error", err)
+				}
+				s.log.Info("call back ended", "id", a.ID, "reason", a.Reason)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// do carries out one action other than a store write.
+func (s *Service) do(a engine.Action) {
+	switch a := a.(type) {
+	case engine.StartTimer:
+		if t, ok := s.timers[a.Timer]; ok {
+			t.Stop()
+		}
+		id := a.Timer
+		s.timers[id] = time.AfterFunc(time.Until(a.At), func() { s.Submit(engine.TimerFired{Timer: id}) })
+	case engine.CancelTimer:
+		if t, ok := s.timers[a.Timer]; ok {
+			t.Stop()
+			delete(s.timers, a.Timer)
+		}
+	case engine.Watch:
+		s.mu.Lock()
+		s.watched[a.DN] = true
+		s.mu.Unlock()
+		if st, ok := s.lines.Get(a.DN); ok {
+			s.execute(s.eng.Step(s.now(), status(st)))
+		}
+	case engine.Unwatch:
+		s.mu.Lock()
+		delete(s.watched, a.DN)
+		s.mu.Unlock()
+	case engine.ShowScreen:
+		s.show(a)
+	case engine.Alert:
+		about := ""
+		if sc, ok := s.Screen(a.DN); ok {
+			about = sc.DN
+		}
+		s.phones.Alert(a.DN, about, s.cfg.AlertRing.Duration)
+	case engine.PlaceCall, engine.Reorder, engine.Offer:
+		// Answered on the feature-code INVITE that caused them (see
+		// Feature); Offer is the announcement of the media issue.
+	default:
+		// Recall, ToPeer, Admit: automatic recall and trunks are not
+		// served by this build; the engine only emits them for lines
+		// configured that way.
+		s.log.Warn("call back action not supported here", "action", a.String())
 	}
 }
 
@@ -317,7 +364,11 @@ func (s *Service) CallResult(r b2bua.Result) {
 	}
 	from, _ := s.dir.Line(r.Caller)
 	to, _ := s.dir.Line(r.Callee)
-	s.Submit(engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o})
+	s.mu.Lock()
+	s.lastCallee[r.Caller] = r.Callee
+	s.mu.Unlock()
+	s.in <- input{ev: engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o},
+		fresh: []string{r.Caller, r.Callee}}
 }
 
 // IsFeature reports whether a dialed number is a Call Back feature code:
@@ -345,7 +396,18 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 			k = engine.KeyPress{DN: caller, Key: engine.KeyOK, State: engine.OnHook, Code: true}
 		}
 	}
-	acts := s.Do(k)
+	s.mu.RLock()
+	fresh := []string{caller, s.lastCallee[caller]}
+	s.mu.RUnlock()
+	if k.Target != "" {
+		fresh = append(fresh, k.Target)
+	}
+	for _, r := range s.Requests() { // the request A has now: its B, its forward target
+		if r.A == caller {
+			fresh = append(fresh, r.B, r.Forward)
+		}
+	}
+	acts := s.Do(k, fresh...)
 	var shown *screen.Screen
 	for _, a := range acts {
 		switch a := a.(type) {

@@ -1,0 +1,265 @@
+package callback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/b2bua"
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/engine"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+// phones records what would go to the phones.
+type phones struct {
+	mu    sync.Mutex
+	texts chan sent
+	store *store.SQLite // when set: every text checks its request is stored (B3)
+	t     testing.TB
+}
+
+type sent struct {
+	dn, text string
+	at       time.Time
+}
+
+func (p *phones) SendText(dn, text string) int {
+	p.texts <- sent{dn, text, time.Now()}
+	return 1
+}
+func (p *phones) Alert(dn, about string, ring time.Duration) {}
+
+type fixture struct {
+	svc    *Service
+	lines  *linestate.Tracker
+	st     *store.SQLite
+	phones *phones
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// start runs a service over a fresh (or given) SQLite file with lines
+// registered and idle.
+func start(tb testing.TB, path string, dns ...string) *fixture {
+	tb.Helper()
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := config.Default()
+	var ls []config.Line
+	tr := linestate.New(nil)
+	for _, dn := range dns {
+		ls = append(ls, config.Line{DN: dn, Password: "x", Locale: "en", BusyTrigger: 1, MaxDevices: 1})
+		tr.SetLine(dn, 1)
+		tr.SetDevices(dn, 1)
+	}
+	p := &phones{texts: make(chan sent, 1<<20), t: tb}
+	svc := New(cfg.Callback, st, directory.New(ls), tr, p, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { svc.Run(ctx, ready); close(done) }()
+	if err := <-ready; err != nil {
+		tb.Fatal(err)
+	}
+	f := &fixture{svc: svc, lines: tr, st: st, phones: p, cancel: cancel, done: done}
+	tb.Cleanup(f.stop)
+	return f
+}
+
+func (f *fixture) stop() {
+	f.once.Do(func() {
+		f.cancel()
+		<-f.done
+		f.st.Close()
+	})
+}
+
+func (f *fixture) next(tb testing.TB) sent {
+	tb.Helper()
+	select {
+	case s := <-f.phones.texts:
+		return s
+	case <-time.After(5 * time.Second):
+		tb.Fatal("no screen sent within 5 s")
+		return sent{}
+	}
+}
+
+// busyFail makes B busy with a call from C, then reports A's call to B as
+// failed busy (CCBS).
+func (f *fixture) busyFail(a, b, c string) {
+	f.lines.Originate(c, "call-"+c)
+	f.lines.Offer(b, "call-"+c)
+	f.lines.Answered(b, "call-"+c)
+	f.svc.CallResult(b2bua.Result{Caller: a, Callee: b, Code: 486, Outcome: b2bua.FailBusy, At: time.Now()})
+}
+
+// TestB3_StoredBeforeConfirmed: the activation answer and screen come only
+// after the request is in the store, and a restart brings it back (F4, F12).
+func TestB3_StoredBeforeConfirmed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cb.db")
+	f := start(t, path, "1001", "1002", "1003")
+	f.busyFail("1001", "1002", "1003")
+	res := f.svc.Feature("1001", "*39")
+	if res.Code != 603 || res.Reason != "CallBack Activated" {
+		t.Fatalf("*39 answered %d %q", res.Code, res.Reason)
+	}
+	stored, err := f.st.Requests(context.Background())
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("stored requests when *39 was answered: %d, %v", len(stored), err)
+	}
+	var r engine.Request
+	if err := json.Unmarshal(stored[0].Data, &r); err != nil || r.A != "1001" || r.B != "1002" || r.Kind != engine.CCBS {
+		t.Fatalf("stored %+v, %v", r, err)
+	}
+	if s := f.next(t); s.dn != "1001" || !strings.HasPrefix(s.text, "CallBack is activated on 1002\n") {
+		t.Fatalf("screen %+v", s)
+	}
+	f.stop()
+
+	// After a restart the request is back and still completes: B frees.
+	g := start(t, path, "1001", "1002", "1003")
+	g.lines.Originate("1003", "x")
+	g.lines.Offer("1002", "x")
+	g.lines.Answered("1002", "x")
+	if reqs := g.svc.Requests(); len(reqs) != 1 || reqs[0].A != "1001" {
+		t.Fatalf("after restart: %+v", reqs)
+	}
+	g.lines.Ended("1002", "x")
+	if s := g.next(t); s.dn != "1001" || !strings.HasPrefix(s.text, "1002 has become available\n") {
+		t.Fatalf("screen after restart %+v", s)
+	}
+	if res := g.svc.Feature("1001", "*39"); res.Route != "1002" {
+		t.Fatalf("*39 when B is available: %+v, want the call routed to 1002", res)
+	}
+}
+
+// TestF7_F8_FeatureAnswers: the 603 reason phrases of the feature codes.
+func TestF7_F8_FeatureAnswers(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002")
+	for _, c := range []struct{ dialed, reason, screen string }{
+		{"*39", "CallBack Not Active", "CallBack is not active"},
+		{"*399999", "CallBack Cannot Be Activated", "CallBack cannot be activated for 9999."},
+		{"#39", "CallBack Not Active", "CallBack is not active"},
+	} {
+		if !f.svc.IsFeature(c.dialed) {
+			t.Fatalf("%s not a feature code", c.dialed)
+		}
+		res := f.svc.Feature("1001", c.dialed)
+		if res.Code != 603 || res.Reason != c.reason {
+			t.Errorf("%s: %d %q, want 603 %q", c.dialed, res.Code, res.Reason, c.reason)
+		}
+		if s := f.next(t); !strings.HasPrefix(s.text, c.screen) {
+			t.Errorf("%s: screen %q, want %q...", c.dialed, s.text, c.screen)
+		}
+	}
+	if f.svc.IsFeature("1002") || f.svc.IsFeature("*3") {
+		t.Fatal("a DN taken for a feature code")
+	}
+}
+
+// seed stores n open CCNR requests of callers 200001.. on B lines 3001..3010.
+func seed(tb testing.TB, path string, n int) []string {
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	now := time.Now()
+	dns := []string{}
+	for i := 1; i <= 10; i++ {
+		dns = append(dns, fmt.Sprint(3000+i))
+	}
+	var wg sync.WaitGroup
+	ch := make(chan int)
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ch {
+				r := engine.Request{ID: int64(i), A: fmt.Sprint(200000 + i), B: fmt.Sprint(3001 + i%10),
+					Kind: engine.CCNR, State: engine.Active, Created: now, Expires: now.Add(time.Hour)}
+				data, _ := json.Marshal(r)
+				if err := st.PutRequest(context.Background(), store.Request{ID: r.ID, Data: data}); err != nil {
+					tb.Error(err)
+				}
+			}
+		}()
+	}
+	for i := 1; i <= n; i++ {
+		ch <- i
+		dns = append(dns, fmt.Sprint(200000+i))
+	}
+	close(ch)
+	wg.Wait()
+	st.Close()
+	return dns
+}
+
+// BenchmarkRestore100k: start of the service with 100k stored open requests
+// (engine restore, timers, watches), as at a restart.
+func BenchmarkRestore100k(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "cb.db")
+	dns := seed(b, path, 100000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f := start(b, path, dns...)
+		if n := len(f.svc.Requests()); n != 100000 {
+			b.Fatalf("restored %d", n)
+		}
+		f.stop()
+	}
+}
+
+// BenchmarkNotifyLatency: with N open requests, the time from B's call
+// ending (the line-state change the B2BUA makes on B's BYE) to the screen
+// going out to A's phone. Reports p50 and p99 in microseconds.
+func BenchmarkNotifyLatency(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("open=%d", n), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "cb.db")
+			dns := seed(b, path, n)
+			dns = append(dns, "1001", "1002", "1003")
+			f := start(b, path, dns...)
+			var lat []time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// A (1001) activates on busy B (1002, in a call with 1003)...
+				f.busyFail("1001", "1002", "1003")
+				if res := f.svc.Feature("1001", "*39"); res.Reason != "CallBack Activated" {
+					b.Fatalf("activation %+v", res)
+				}
+				f.next(b)
+				// ...B hangs up: measure until A's screen is sent.
+				t0 := time.Now()
+				f.lines.Ended("1002", "call-1003")
+				f.lines.Ended("1003", "call-1003")
+				s := f.next(b)
+				lat = append(lat, s.at.Sub(t0))
+				if !strings.HasPrefix(s.text, "1002 has become available") {
+					b.Fatalf("screen %q", s.text)
+				}
+				if res := f.svc.Feature("1001", "#39"); res.Reason != "CallBack Cancelled" {
+					b.Fatalf("cancel %+v", res)
+				}
+				f.next(b)
+			}
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
