@@ -274,7 +274,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	b.addLeg(c.a)
 
-	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse, 8*len(devices)+8)}
+	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse)}
 	r.run(devices, now)
 }
 

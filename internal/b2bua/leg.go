@@ -121,6 +121,7 @@ func (b *B2BUA) request(l *leg, method sip.RequestMethod, cseq uint32) *sip.Requ
 	if method == sip.INVITE || method == sip.UPDATE {
 		req.AppendHeader(b.contact(l.local.User, l.transport))
 	}
+	req.SetBody(nil) // Content-Length: 0, required on TCP (18.3); callers may set a body
 	b.route(req, l.dest, l.transport)
 	return req
 }

@@ -205,6 +205,7 @@ func (r *ringing) watch(f *fork) {
 			if !lost {
 				select {
 				case r.responses <- forkResponse{f: f}:
+				case <-cancel:
 				case <-r.finished:
 				}
 			}
@@ -214,6 +215,8 @@ func (r *ringing) watch(f *fork) {
 				provisional = true
 			}
 			if !lost {
+				// responses is unbuffered: once the setup is over nobody
+				// takes it, and the answer is handled as lost below.
 				select {
 				case r.responses <- forkResponse{f: f, res: res}:
 					if res.StatusCode >= 200 {
@@ -222,6 +225,8 @@ func (r *ringing) watch(f *fork) {
 					continue
 				case <-cancel:
 					cancel, lost = nil, true
+				case <-r.finished:
+					lost = true
 				}
 			}
 			// This fork lost.

@@ -107,19 +107,26 @@ password = "demo1004"
 // and starts the binary. It returns once SIP is served.
 func startServer(t *testing.T, extra string) *server {
 	t.Helper()
+	return startServerWith(t, "min_expires = 1", extra)
+}
+
+// startServerWith is startServer with the [sip] keys other than listen given
+// (e.g. "min_expires = 60" to see 423 Interval Too Brief).
+func startServerWith(t *testing.T, sipKeys, extra string) *server {
+	t.Helper()
 	s := &server{t: t, Dir: t.TempDir(), SIPPort: freePort(t)}
 	s.HTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.Config = filepath.Join(s.Dir, "callbackd.toml")
 	cfg := fmt.Sprintf(`[sip]
 listen = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
-min_expires = 1
+%s
 [http]
 listen = %q
 [store]
 path = "data/callbackd.db"
 [log]
 level = "debug"
-%s`, s.SIPPort, s.SIPPort, s.HTTP, extra)
+%s`, s.SIPPort, s.SIPPort, sipKeys, s.HTTP, extra)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
