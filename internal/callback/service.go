@@ -347,6 +347,21 @@ func (s *Service) Requests() []engine.Request {
 	return <-reply
 }
 
+// RequestOf returns caller's open request, if any.
+func (s *Service) RequestOf(caller string) (engine.Request, bool) {
+	type result struct {
+		r  engine.Request
+		ok bool
+	}
+	reply := make(chan result, 1)
+	s.in <- input{read: func() {
+		r, ok := s.eng.RequestOf(caller)
+		reply <- result{r, ok}
+	}}
+	res := <-reply
+	return res.r, res.ok
+}
+
 // CallResult reports a call between lines to the engine (CallUpdate).
 func (s *Service) CallResult(r b2bua.Result) {
 	var o engine.Outcome
@@ -402,10 +417,8 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 	if k.Target != "" {
 		fresh = append(fresh, k.Target)
 	}
-	for _, r := range s.Requests() { // the request A has now: its B, its forward target
-		if r.A == caller {
-			fresh = append(fresh, r.B, r.Forward)
-		}
+	if r, ok := s.RequestOf(caller); ok { // the request A has now: its B, its forward target
+		fresh = append(fresh, r.B, r.Forward)
 	}
 	acts := s.Do(k, fresh...)
 	var shown *screen.Screen

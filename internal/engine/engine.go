@@ -298,6 +298,14 @@ func (e *Engine) busy(dn string) bool {
 	return l != nil && l.statusKnown && l.full
 }
 
+// RequestOf returns caller a's open request (F5: at most one).
+func (e *Engine) RequestOf(a string) (Request, bool) {
+	if r := e.current(a); r != nil {
+		return *r, true
+	}
+	return Request{}, false
+}
+
 func (e *Engine) current(a string) *Request {
 	if id, ok := e.byA[a]; ok {
 		return e.reqs[id]
