@@ -131,6 +131,7 @@ restore)
 	t1=$(date +%s%N)
 	grep -o 'call back requests restored.*' "$work/server.log"
 	echo "start to serving SIP with $count stored requests: $(( (t1-t0)/1000000 )) ms"
+	sleep 2 # the heap left by the restore is returned to the OS once serving
 	echo "RSS with $count open requests: $(rss)"
 	;;
 *)

@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -79,6 +80,12 @@ func run() error {
 	log.Info("HTTP listening", "addr", httpLn.Addr().String())
 	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", cfg.Store.Path)
 
+	go func() {
+		// A restore with many stored requests leaves its garbage (decoded
+		// JSON, the rows) in the heap: give it back once serving.
+		srv.WaitServing(ctx)
+		debug.FreeOSMemory()
+	}()
 	err = srv.Serve(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

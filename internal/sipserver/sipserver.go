@@ -43,6 +43,7 @@ type Server struct {
 	srv       *sipgo.Server
 	listeners []listener
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
+	serving   chan struct{} // closed once SIP is served
 }
 
 type listener struct {
@@ -64,7 +65,7 @@ func parseListen(s string) (transport, addr string, err error) {
 // New opens the store, binds the listeners and builds every part. Nothing
 // is served until Serve.
 func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
-	s := &Server{Config: cfg, Log: log, Store: st}
+	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{})}
 	local := map[string]b2bua.Local{}
 	for _, entry := range cfg.SIP.Listen {
 		tp, addr, err := parseListen(entry)
@@ -197,6 +198,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, a := range s.Addrs() {
 		s.Log.Info("SIP listening", "addr", a)
 	}
+	close(s.serving)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -206,6 +208,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.ua.Close()
 	wg.Wait()
 	return err
+}
+
+// WaitServing returns once SIP is served (stored state restored), or ctx ends.
+func (s *Server) WaitServing(ctx context.Context) {
+	select {
+	case <-s.serving:
+	case <-ctx.Done():
+	}
 }
 
 // methods we know but do not serve out of a dialog (405 with Allow, RFC
