@@ -144,7 +144,6 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	copyBody(req, out)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
-	ctx2 := sip.ServerTransactionContext(tx)
 	otx, err := b.client.TransactionRequest(ctx, out, noBuild)
 	if err != nil {
 		b.respond(tx, req, 503, "Service Unavailable")
@@ -183,7 +182,10 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		case <-otx.Done():
 			b.respond(tx, req, 408, "Request Timeout")
 			return
-		case <-ctx2.Done():
+		case <-tx.Done():
+			// The sender gave up (its transaction ended). Not
+			// sip.ServerTransactionContext: in sipgo v1.7.2 it is
+			// cancelled at once.
 			return
 		}
 	}

@@ -132,7 +132,11 @@ func better(a, b int) bool {
 
 func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) {
 	b, c := r.b, r.c
-	b.respond(r.tx, r.req, code, reason)
+	res := sip.NewResponseFromRequest(r.req, code, reason, nil)
+	res.To().Params.Add("tag", c.a.localTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+	if err := r.tx.Respond(res); err != nil {
+		b.log.Debug("respond failed", "code", code, "error", err)
+	}
 	b.end(c)
 	b.result(Result{Caller: c.caller, Callee: c.callee, Code: code, Outcome: why, At: started})
 }

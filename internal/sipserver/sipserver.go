@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -195,6 +196,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}(l)
 	}
+	s.waitListening()
 	for _, a := range s.Addrs() {
 		s.Log.Info("SIP listening", "addr", a)
 	}
@@ -208,6 +210,26 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.ua.Close()
 	wg.Wait()
 	return err
+}
+
+// waitListening waits (at most a second) until sipgo has taken each UDP
+// socket into its transport: before that, a request the server sends from
+// the listening port would try to bind it again and fail.
+func (s *Server) waitListening() {
+	tp := s.srv.TransportLayer()
+	for _, l := range s.listeners {
+		if l.udp == nil {
+			continue
+		}
+		addr := l.udp.LocalAddr().String()
+		for i := 0; i < 100; i++ {
+			if c, err := tp.GetConnection("udp", addr); err == nil && c != nil {
+				c.TryClose() // GetConnection took a reference
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // WaitServing returns once SIP is served (stored state restored), or ctx ends.
@@ -300,6 +322,13 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
+		if req.SipVersion != "SIP/2.0" {
+			s.Log.Info("unsupported SIP version", "version", req.SipVersion, "source", req.Source())
+			if req.Method != sip.ACK {
+				respond(tx, req, 505, "Version Not Supported", s.Log) // 8.2.? / 21.5.7
+			}
+			return
+		}
 		if why := malformed(req); why != "" {
 			s.Log.Info("malformed request", "method", req.Method, "source", req.Source(), "problem", why)
 			if req.Method != sip.ACK { // an ACK gets no response (17.2.3)
@@ -321,8 +350,11 @@ func malformed(req *sip.Request) string {
 		return "missing Call-ID"
 	case req.CSeq() == nil:
 		return "missing CSeq"
-	case req.CSeq().MethodName != req.Method:
+	case !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)):
+		// EqualFold: the parser upper-cases the request line's method only.
 		return "CSeq method does not match"
+	case len(req.GetHeaders("Content-Length")) > 1:
+		return "more than one Content-Length" // RFC 4475 3.1.2.11
 	case req.Via() == nil:
 		return "missing Via"
 	}

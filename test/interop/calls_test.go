@@ -469,8 +469,22 @@ func connected(t *testing.T, uac, uas string, wantCaller, wantCallee []string) {
 	mustPass(t, "callee 1002", rb)
 	expectSeq(t, "caller's responses", a.responses(), wantCaller...)
 	expectSeq(t, "callee's responses", rb.responses(), wantCallee...)
-	if inv := rb.received("INVITE"); len(inv) != 1 || !strings.Contains(inv[0].Text, "m=audio") {
-		t.Errorf("callee got %d INVITEs, want 1 with the caller's SDP", len(inv))
+	// One INVITE per answered INVITE of the caller (re-INVITEs included),
+	// each with the caller's SDP.
+	want := 0
+	for _, w := range wantCaller {
+		if w == "200 OK (INVITE)" {
+			want++
+		}
+	}
+	inv := rb.received("INVITE")
+	if len(inv) != want {
+		t.Errorf("callee got %d INVITEs, want %d", len(inv), want)
+	}
+	for i, m := range inv {
+		if !strings.Contains(m.Text, "m=audio") {
+			t.Errorf("INVITE %d to the callee has no SDP", i+1)
+		}
 	}
 	s.waitLine(t, "1001", "idle", 0)
 	s.waitLine(t, "1002", "idle", 0)
@@ -814,4 +828,14 @@ func TestDevicesAnswerAtOnce(t *testing.T) {
 		}
 		s.waitLine(t, "2000", "idle", 0)
 	}
+}
+
+// TestReinviteHoldResume: in a connected call A puts B on hold and resumes
+// with re-INVITEs; the server relays each offer to B and B's answer back
+// (a=sendonly -> a=recvonly, then a=sendrecv), with the ACKs, then the BYE.
+func TestReinviteHoldResume(t *testing.T) {
+	t.Parallel()
+	connected(t, "uac_hold.xml", "uas_hold.xml",
+		[]string{"200 OK (INVITE)", "200 OK (INVITE)", "200 OK (INVITE)", "200 OK (BYE)"},
+		nil)
 }
