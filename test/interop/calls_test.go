@@ -434,6 +434,33 @@ func TestRegisterDigest(t *testing.T) {
 		// A call to the line now finds no device.
 		mustPass(t, "call 1001 -> 1002", s.sippCall(t, "uac_unavailable.xml", "1001", "1002", p[1]))
 	})
+	t.Run("expiry and refresh", func(t *testing.T) {
+		t.Parallel()
+		s := startServerWith(t, "min_expires = 1\ndefault_expires = 1", demoLines)
+		p := callPorts(t, 2)
+		// A binding of 2 s is refreshed once (the 200 lists it), then left
+		// to expire: the line goes unregistered without a REGISTER.
+		for i := 0; i < 2; i++ {
+			r := s.sippPlay(t, "register.xml", p[0], "-s", "1002", "-au", "1002", "-ap", "demo1002", "-set", "expires", "2")
+			mustPass(t, "register 1002 for 2 s", r)
+		}
+		s.waitLine(t, "1002", "idle", 0)
+		s.waitLog("registration expired", 10*time.Second)
+		s.waitLine(t, "1002", "unregistered", 0)
+		s.register(t, "1001", p[1])
+		mustPass(t, "call 1001 -> expired 1002", s.sippCall(t, "uac_unavailable.xml", "1001", "1002", p[1]))
+	})
+	t.Run("423 below min_expires", func(t *testing.T) {
+		t.Parallel()
+		s := startServerWith(t, "min_expires = 60", demoLines)
+		p := callPorts(t, 1)
+		r := s.sippPlay(t, "register_too_brief.xml", p[0], "-s", "1002", "-au", "1002", "-ap", "demo1002")
+		mustPass(t, "register 1002 for 10 s", r)
+		res := r.received("SIP/2.0 423")
+		if len(res) != 1 || len(res[0].Headers("Min-Expires")) != 1 || res[0].Headers("Min-Expires")[0] != "60" {
+			t.Fatalf("423 with Min-Expires: 60 expected, got %d responses %v", len(res), res)
+		}
+	})
 	t.Run("survives restart", func(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, demoLines)

@@ -1,0 +1,814 @@
+package interop
+
+// Call Back end to end: the real callbackd with SIPp playing every phone.
+// Each test asserts what the users see: the SIP responses to their calls and
+// feature codes (with the reason phrases), the screens that arrive as SIP
+// MESSAGE (exact texts), the audio alert (an INVITE with the recall
+// Alert-Info that rings alert_ring and is cancelled), and who rings with
+// which identity when A presses Dial.
+//
+// Lines: A = 1001 (devices PA1, from which A dials, and PA2, a display that
+// keeps its screens), B = 1002, C = 1003, D = 1004.
+//
+// Waits are bounded and event driven: a background SIPp (a phone waiting
+// for calls or screens) is ready once its port is bound; screens are waited
+// for by polling that phone's SIPp message trace; server facts by polling
+// its log. The only timed steps are SIPp pauses that end B's calls, and each
+// test checks, from the traces' timestamps, that what had to happen before
+// such a hang-up did.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	cbRunTimeout = 30 * time.Second // bounds one SIPp run (its -timeout)
+	cbWait       = 10 * time.Second // bounds waiting for one thing to happen
+	cbHold       = "3000"           // ms a call that keeps B busy lasts
+	alertURN     = "<urn:alert:service:recall:callback>"
+)
+
+// cbConfig is the server configuration of these tests: the [callback]
+// keys given (alert ring 1 s unless given), other tables, the demo lines.
+func cbConfig(callbackKeys, tables string) string {
+	if !strings.Contains(callbackKeys, "alert_ring") {
+		callbackKeys += "alert_ring = \"1s\"\n"
+	}
+	return "[callback]\n" + callbackKeys + tables + demoLines
+}
+
+// The screens (internal/screen/catalog.go, English).
+func activatedScreen(b string) string {
+	return "CallBack is activated on " + b + "\nPress Cancel to deactivate\nPress Exit to quit this screen"
+}
+
+func availableRE(b string) *regexp.Regexp {
+	return regexp.MustCompile(`^` + b + ` has become available\nTime (\d\d:\d\d \d\d/\d\d/\d{4})\nPress Dial to call\nPress Cancel to deactivate\nPress Exit to quit this screen$`)
+}
+
+const notActiveScreen = "CallBack is not active. Press Exit to quit this screen."
+
+// cbHanded keeps the ports given out in this process, so that a port a
+// phone registered from and that is unbound until its next SIPp starts is
+// not given again.
+var cbHanded = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+func cbPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var out []int
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			t.Fatal("no free port")
+		}
+		p := freePort(t)
+		cbHanded.Lock()
+		fresh := !cbHanded.m[p]
+		cbHanded.m[p] = true
+		cbHanded.Unlock()
+		if fresh {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// SIPp phones
+
+// cbPhone is one SIPp run playing a phone, with its message trace.
+type cbPhone struct {
+	name string
+	dir  string
+	cmd  *exec.Cmd
+	out  cbBuffer
+	done chan struct{}
+}
+
+type cbBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *cbBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *cbBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// cbStart starts SIPp in the background from local UDP port with scenario
+// (args must give -m). listen: wait until the port is bound, for a phone
+// that waits for requests. The process is killed at cleanup; on failure its
+// traces are printed.
+func (s *server) cbStart(t *testing.T, name, scenario string, port int, listen bool, args ...string) *cbPhone {
+	t.Helper()
+	p := &cbPhone{name: name, dir: t.TempDir(), done: make(chan struct{})}
+	a := append([]string{"-p", strconv.Itoa(port),
+		"-trace_msg", "-message_file", filepath.Join(p.dir, "messages.log"),
+		"-error_file", filepath.Join(p.dir, "errors.log")}, args...)
+	p.cmd = s.sippCmd(t, context.Background(), scenario, cbRunTimeout, a...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("=== %s (%s, port %d): exit %d\nerrors:\n%s\nmessages:\n%s\noutput:\n%s", name, scenario, port,
+				p.cmd.ProcessState.ExitCode(), p.file("errors.log"), lastChars(p.trace(), 12000), lastChars(p.out.String(), 2000))
+		}
+	})
+	if listen {
+		deadline := time.Now().Add(5 * time.Second)
+		for !portBound("udp", port) {
+			select {
+			case <-p.done:
+				t.Fatalf("%s (%s) exited before it listened on port %d: exit %d\n%s", name, scenario, port, p.cmd.ProcessState.ExitCode(), p.out.String())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s (%s) does not listen on port %d after 5s", name, scenario, port)
+			}
+		}
+	}
+	return p
+}
+
+// cbRun runs SIPp in the foreground (a call or a feature code) and requires
+// that every step of its scenario happened (exit 0).
+func (s *server) cbRun(t *testing.T, name, scenario string, port int, args ...string) *cbPhone {
+	t.Helper()
+	p := s.cbStart(t, name, scenario, port, false, append([]string{"-m", "1"}, args...)...)
+	p.pass(t)
+	return p
+}
+
+// pass waits for the phone's scenario to end and requires exit 0.
+func (p *cbPhone) pass(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(cbRunTimeout + 10*time.Second):
+		t.Fatalf("%s did not end", p.name)
+	}
+	if c := p.cmd.ProcessState.ExitCode(); c != 0 {
+		t.Fatalf("%s: sipp exit %d, want 0\nerrors:\n%s\nmessages:\n%s\noutput:\n%s", p.name, c, p.file("errors.log"), lastChars(p.trace(), 8000), lastChars(p.out.String(), 2000))
+	}
+}
+
+func (p *cbPhone) file(name string) string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, name))
+	return string(b)
+}
+
+func (p *cbPhone) trace() string { return p.file("messages.log") }
+
+// cbMsg is one SIP message of a SIPp message trace.
+type cbMsg struct {
+	At       time.Time // when SIPp sent or received it
+	Received bool
+	Text     string // line ends \n
+}
+
+func (m cbMsg) StartLine() string {
+	line, _, _ := strings.Cut(m.Text, "\n")
+	return strings.TrimSpace(line)
+}
+
+// Header returns the first value of header name (case-insensitive).
+func (m cbMsg) Header(name string) string {
+	head, _, _ := strings.Cut(m.Text, "\n\n")
+	for _, line := range strings.Split(head, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// Body is the message body exactly as sent (Content-Length bytes).
+func (m cbMsg) Body() string {
+	_, body, _ := strings.Cut(m.Text, "\n\n")
+	if n, err := strconv.Atoi(m.Header("Content-Length")); err == nil && n <= len(body) {
+		body = body[:n]
+	}
+	return body
+}
+
+func (m cbMsg) isRequest(method string) bool { return strings.HasPrefix(m.Text, method+" ") }
+
+var cbTraceSep = regexp.MustCompile(`(?m)^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received) (?:\[\d+\] bytes :|\(\d+ bytes\):)\n\n`)
+
+// messages splits the message trace; retransmitted requests are left out.
+func (p *cbPhone) messages() []cbMsg {
+	trace := p.trace()
+	var out []cbMsg
+	seen := map[string]bool{}
+	idx := cbTraceSep.FindAllStringSubmatchIndex(trace, -1)
+	for i, ix := range idx {
+		end := len(trace)
+		if i+1 < len(idx) {
+			end = idx[i+1][0]
+		}
+		at, _ := time.ParseInLocation("2006-01-02 15:04:05.999999", trace[ix[2]:ix[3]], time.Local)
+		m := cbMsg{At: at, Received: trace[ix[6]:ix[7]] == "received",
+			Text: strings.TrimLeft(strings.ReplaceAll(trace[ix[1]:end], "\r\n", "\n"), "\n")}
+		if !strings.HasPrefix(m.Text, "SIP/2.0 ") {
+			key := fmt.Sprint(m.Received, m.Header("Call-ID"), m.Header("CSeq"))
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// received returns the received requests of method (retransmissions left out).
+func (p *cbPhone) received(method string) []cbMsg {
+	var out []cbMsg
+	for _, m := range p.messages() {
+		if m.Received && m.isRequest(method) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// sent returns the first request of method the phone sent.
+func (p *cbPhone) sent(t *testing.T, method string) cbMsg {
+	t.Helper()
+	for _, m := range p.messages() {
+		if !m.Received && m.isRequest(method) {
+			return m
+		}
+	}
+	t.Fatalf("%s sent no %s\n%s", p.name, method, p.trace())
+	return cbMsg{}
+}
+
+// final returns the status line ("603 CallBack Activated") of the first
+// final response the phone received.
+func (p *cbPhone) final(t *testing.T) (string, cbMsg) {
+	t.Helper()
+	callID := p.sent(t, "INVITE").Header("Call-ID")
+	for _, m := range p.messages() {
+		// A response of another call (a retransmission meant for an earlier
+		// SIPp on the same port) is not this call's answer.
+		if m.Received && strings.HasPrefix(m.Text, "SIP/2.0 ") && !strings.HasPrefix(m.Text, "SIP/2.0 1") && m.Header("Call-ID") == callID {
+			return strings.TrimPrefix(m.StartLine(), "SIP/2.0 "), m
+		}
+	}
+	t.Fatalf("%s received no final response\n%s", p.name, p.trace())
+	return "", cbMsg{}
+}
+
+// screens returns the texts of the MESSAGEs the phone received, in order.
+func (p *cbPhone) screens() []string {
+	var out []string
+	for _, m := range p.received("MESSAGE") {
+		out = append(out, m.Body())
+	}
+	return out
+}
+
+// waitScreen waits for the n-th MESSAGE (from 1) to arrive and returns it.
+func (p *cbPhone) waitScreen(t *testing.T, n int) cbMsg {
+	t.Helper()
+	deadline := time.Now().Add(cbWait)
+	for {
+		if ms := p.received("MESSAGE"); len(ms) >= n {
+			m := ms[n-1]
+			if ct := m.Header("Content-Type"); ct != "text/plain;charset=UTF-8" {
+				t.Errorf("%s: screen %d has Content-Type %q, want text/plain;charset=UTF-8", p.name, n, ct)
+			}
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: screen %d did not arrive within %v; screens: %q", p.name, n, cbWait, p.screens())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expectScreen waits for the n-th screen and checks its text.
+func (p *cbPhone) expectScreen(t *testing.T, n int, want string) cbMsg {
+	t.Helper()
+	m := p.waitScreen(t, n)
+	if got := m.Body(); got != want {
+		t.Fatalf("%s: screen %d:\n got %q\nwant %q", p.name, n, got, want)
+	}
+	return m
+}
+
+// expectAvailable waits for the n-th screen and checks it is the F12
+// availability screen for b, with the time it arrived.
+func (p *cbPhone) expectAvailable(t *testing.T, n int, b string) cbMsg {
+	t.Helper()
+	m := p.waitScreen(t, n)
+	sub := availableRE(b).FindStringSubmatch(m.Body())
+	if sub == nil {
+		t.Fatalf("%s: screen %d:\n got %q\nwant %q", p.name, n, m.Body(), availableRE(b))
+	}
+	at, err := time.ParseInLocation("15:04 01/02/2006", sub[1], time.Local)
+	if err != nil || m.At.Sub(at) < 0 || m.At.Sub(at) > 2*time.Minute {
+		t.Errorf("%s: availability screen says Time %s, received at %s", p.name, sub[1], m.At.Format("15:04:05 01/02/2006"))
+	}
+	return m
+}
+
+// expectAlert checks the audio alert (F12, B2): an INVITE with the recall
+// Alert-Info and no SDP, cancelled by the server after alert_ring (1 s).
+func (p *cbPhone) expectAlert(t *testing.T, about string) {
+	t.Helper()
+	deadline := time.Now().Add(cbWait)
+	for len(p.received("INVITE")) == 0 || len(p.received("CANCEL")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no alert (INVITE, then CANCEL) within %v\n%s", p.name, cbWait, p.trace())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	invs := p.received("INVITE")
+	if len(invs) != 1 {
+		t.Fatalf("%s: %d alert INVITEs, want 1\n%s", p.name, len(invs), p.trace())
+	}
+	inv := invs[0]
+	if got := inv.Header("Alert-Info"); got != alertURN {
+		t.Errorf("%s: alert Alert-Info %q, want %q", p.name, got, alertURN)
+	}
+	if inv.Body() != "" || inv.Header("Content-Type") != "" {
+		t.Errorf("%s: alert INVITE carries a body (%q): want none", p.name, inv.Header("Content-Type"))
+	}
+	// The phone shows the alert's caller: the service, about B.
+	if from, want := inv.Header("From"), `"CallBack `+about+`" <sip:callback@`; !strings.HasPrefix(from, want) {
+		t.Errorf("%s: alert From %q, want %s...", p.name, from, want)
+	}
+	cancels := p.received("CANCEL")
+	if len(cancels) != 1 {
+		t.Fatalf("%s: %d CANCELs of the alert, want 1\n%s", p.name, len(cancels), p.trace())
+	}
+	if rang := cancels[0].At.Sub(inv.At); rang < 900*time.Millisecond || rang > 3*time.Second {
+		t.Errorf("%s: the alert rang %v, want alert_ring 1s", p.name, rang)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Server log
+
+// cbMark returns a position in the server log; cbLogSince what followed it.
+func (s *server) cbMark() int { return len(s.Log()) }
+
+func (s *server) cbLogSince(mark int) string { return s.Log()[mark:] }
+
+// cbWaitLog waits until the log after mark has a line matching re.
+func (s *server) cbWaitLog(t *testing.T, mark int, re string) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(cbWait)
+	for {
+		if m := rx.FindString(s.cbLogSince(mark)); m != "" {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no server log line matching %q within %v", re, cbWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cbBusy waits until line dn is busy with one call (the server's line state).
+func (s *server) cbBusy(t *testing.T, mark int, dn string) {
+	t.Helper()
+	s.cbWaitLog(t, mark, `msg="line state" dn=`+dn+` from=\S+ to=busy calls=1 `)
+}
+
+// ---------------------------------------------------------------------------
+// Steps
+
+// cbCode dials a feature code from port as line caller and returns the
+// final response's status line ("603 CallBack Activated").
+func (s *server) cbCode(t *testing.T, caller string, port int, code string) (string, cbMsg) {
+	t.Helper()
+	p := s.cbRun(t, caller+" dials "+code, "cb_uac_code.xml", port, "-s", code, "-set", "caller", caller)
+	return p.final(t)
+}
+
+func expectStatus(t *testing.T, what, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: got %q, want %q", what, got, want)
+	}
+}
+
+// cbDial: A presses Dial (dials *39 once B is available); B's device on pb
+// rings with A's identity and answers; A hangs up after a moment.
+func (s *server) cbDial(t *testing.T, pa, pb int) {
+	t.Helper()
+	b := s.cbStart(t, "B answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
+	a := s.cbRun(t, "A presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
+	b.pass(t)
+	invs := b.received("INVITE")
+	if len(invs) != 1 {
+		t.Fatalf("B's device got %d INVITEs, want 1", len(invs))
+	}
+	if from := invs[0].Header("From"); !strings.Contains(from, "sip:1001@") {
+		t.Errorf("B rings with From %q, want A's identity sip:1001@...", from)
+	}
+	if to := invs[0].Header("To"); !strings.Contains(to, "sip:1002@") {
+		t.Errorf("B rings with To %q, want sip:1002@...", to)
+	}
+	if got, _ := a.final(t); got != "200 OK" {
+		t.Errorf("A's Dial call: final response %q, want 200 OK", got)
+	}
+}
+
+// cbBusyB makes B busy: B's device on pb answers a call from D (line d on
+// port pd) and, when hangUp, hangs up itself after cbHold ms; otherwise the
+// call lasts until the processes are killed. It returns once B is busy.
+func (s *server) cbBusyB(t *testing.T, pb int, d string, pd int, hangUp bool) (b, caller *cbPhone) {
+	t.Helper()
+	mark := s.cbMark()
+	if hangUp {
+		b = s.cbStart(t, "B (busy with "+d+", hangs up)", "uas_hangs_up.xml", pb, true, "-m", "1", "-d", cbHold)
+		caller = s.cbStart(t, d+" calls B", "uac_callee_hangs_up.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", d)
+	} else {
+		b = s.cbStart(t, "B (busy with "+d+")", "uas.xml", pb, true, "-m", "1")
+		caller = s.cbStart(t, d+" calls B", "uac.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", d, "-d", "60000")
+	}
+	s.cbBusy(t, mark, "1002")
+	return b, caller
+}
+
+// beforeBye fails the test unless msg came before B's BYE: the steps that
+// had to happen while B was busy did (or the machine is too slow for
+// cbHold).
+func beforeBye(t *testing.T, what string, m cbMsg, bye cbMsg) {
+	t.Helper()
+	if !m.At.Before(bye.At) {
+		t.Fatalf("%s at %s came after B hung up at %s: the test needs it within %s ms of B answering", what,
+			m.At.Format("15:04:05.000"), bye.At.Format("15:04:05.000"), cbHold)
+	}
+}
+
+// ---------------------------------------------------------------------------
+
+// TestF4_F11_F12_CCBSBusyThenDial: B is busy with C; A's call gets 486; A
+// dials *39: 603 "CallBack Activated" and the F4 screen on every device of
+// A (two displays here, besides the device A dials from). When B hangs up,
+// within 1 s, A's devices show "1002 has become available" and ring with
+// the recall Alert-Info for alert_ring; A dials *39 again (Dial, F14) and
+// B's phone rings with A's identity.
+func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
+	need(t, "sipp")
+	ports := cbPorts(t, 5)
+	pa1, pa2, pa3, pb, pc := ports[0], ports[1], ports[2], ports[3], ports[4]
+	s := startServer(t, cbConfig("", ""))
+	s.register(t, "1001", pa1)
+	s.register(t, "1001", pa2)
+	s.register(t, "1001", pa3)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+
+	displays := []*cbPhone{
+		s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "3"),
+		s.cbStart(t, "A's second display", "display.xml", pa3, true, "-m", "3"),
+	}
+	b, c := s.cbBusyB(t, pb, "1003", pc, true)
+
+	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa1, "-s", "1002", "-set", "caller", "1001")
+	mark := s.cbMark()
+	got, res := s.cbCode(t, "1001", pa1, "*39")
+	expectStatus(t, "A dials *39 after a busy call", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active seen=1002"`)
+	var activated []cbMsg
+	for _, d := range displays {
+		activated = append(activated, d.expectScreen(t, 1, activatedScreen("1002")))
+	}
+
+	b.pass(t) // B hung up: BYE, 200
+	c.pass(t)
+	bye := b.sent(t, "BYE")
+	beforeBye(t, "the 603 to *39", res, bye)
+	for _, m := range activated {
+		beforeBye(t, "the activation screen", m, bye)
+	}
+
+	for _, d := range displays {
+		avail := d.expectAvailable(t, 2, "1002")
+		if lag := avail.At.Sub(bye.At); lag < -50*time.Millisecond || lag > time.Second {
+			t.Errorf("%s: the availability screen came %v after B's BYE, want within 1s", d.name, lag)
+		}
+		d.expectAlert(t, "1002")
+		d.pass(t)
+	}
+
+	mark = s.cbMark()
+	s.cbDial(t, pa1, pb)
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
+}
+
+// TestB3_CCNLSurvivesKill9: B is not registered, A's call gets 480, A
+// activates (CCNL); the server is killed with SIGKILL and restarted: the
+// request is restored, and when B registers A is told and alerted, and Dial
+// reaches B with A's identity.
+func TestB3_CCNLSurvivesKill9(t *testing.T) {
+	need(t, "sipp")
+	ports := cbPorts(t, 3)
+	pa1, pa2, pb := ports[0], ports[1], ports[2]
+	s := startServer(t, cbConfig("", ""))
+	s.register(t, "1001", pa1)
+	s.register(t, "1001", pa2)
+
+	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "1")
+	s.cbRun(t, "A calls unregistered B", "uac_unavailable.xml", pa1, "-s", "1002", "-set", "caller", "1001")
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa1, "*39")
+	expectStatus(t, "A dials *39 after B was unavailable", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCNL active seen=1002"`)
+	display.expectScreen(t, 1, activatedScreen("1002"))
+	display.pass(t)
+
+	s.kill9()
+	mark = s.cbMark()
+	s.restart()
+	s.cbWaitLog(t, mark, `msg="call back requests restored" requests=1`)
+
+	display = s.cbStart(t, "A's display after the restart", "display.xml", pa2, true, "-m", "2")
+	s.register(t, "1002", pb)
+	display.expectAvailable(t, 1, "1002")
+	display.expectAlert(t, "1002")
+	display.pass(t)
+
+	mark = s.cbMark()
+	s.cbDial(t, pa1, pb)
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
+}
+
+// TestB3_CCBSKill9Restart: A activates on busy B; the server is killed
+// with SIGKILL and restarted. Calls are not restored, so B's line is free
+// after the restart: A is told at once that B is available, and Dial
+// reaches B.
+func TestB3_CCBSKill9Restart(t *testing.T) {
+	need(t, "sipp")
+	ports := cbPorts(t, 4)
+	pa1, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, cbConfig("", ""))
+	s.register(t, "1001", pa1)
+	s.register(t, "1001", pa2)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+
+	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "3")
+	b, c := s.cbBusyB(t, pb, "1003", pc, false)
+	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa1, "-s", "1002", "-set", "caller", "1001")
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa1, "*39")
+	expectStatus(t, "A dials *39 after a busy call", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active seen=1002"`)
+	display.expectScreen(t, 1, activatedScreen("1002"))
+
+	s.kill9()
+	// The call that kept B busy died with the server: its phones go too.
+	for _, p := range []*cbPhone{b, c} {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	mark = s.cbMark()
+	s.restart()
+	s.cbWaitLog(t, mark, `msg="call back requests restored" requests=1`)
+	// The notification the restore decides must reach A's phones: the
+	// server must not send it before it can send SIP. If it is missing,
+	// say why.
+	defer func() {
+		for _, l := range strings.Split(s.cbLogSince(mark), "\n") {
+			if strings.Contains(l, "not delivered") || strings.Contains(l, "not sent") {
+				t.Errorf("B3: after the restart, A's notification was lost: %s", l)
+			}
+		}
+	}()
+
+	display.expectAvailable(t, 2, "1002")
+	display.expectAlert(t, "1002")
+	display.pass(t)
+
+	mark = s.cbMark()
+	s.cbDial(t, pa1, pb)
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
+}
+
+// TestF1_CCNR: B rings and does not answer: A gets 480 No Answer when the
+// no-answer timer runs out; A dials *39: the request is CCNR. B's next call
+// (C calls B, B answers and hangs up) ends, and only then A is told B is
+// available (F11: for SIP devices the end of B's next call).
+func TestF1_CCNR(t *testing.T) {
+	need(t, "sipp")
+	ports := cbPorts(t, 4)
+	pa1, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, cbConfig("", "[calls]\nno_answer_timeout = \"2s\"\n"))
+	s.register(t, "1001", pa1)
+	s.register(t, "1001", pa2)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+
+	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "3")
+	ring := s.cbStart(t, "B rings, nobody answers", "uas_ring.xml", pb, true, "-m", "1")
+	s.cbRun(t, "A calls B, no answer", "uac_no_answer.xml", pa1, "-s", "1002", "-set", "caller", "1001")
+	ring.pass(t)
+
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa1, "*39")
+	expectStatus(t, "A dials *39 after no answer", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCNR active"`)
+	display.expectScreen(t, 1, activatedScreen("1002"))
+
+	// B's next call: C calls, B answers and hangs up.
+	b, c := s.cbBusyB(t, pb, "1003", pc, true)
+	if n := len(display.screens()); n != 1 {
+		t.Fatalf("A got %d screens before B's next call ended, want 1: %q", n, display.screens())
+	}
+	b.pass(t)
+	c.pass(t)
+	bye := b.sent(t, "BYE")
+	avail := display.expectAvailable(t, 2, "1002")
+	if d := avail.At.Sub(bye.At); d < -50*time.Millisecond || d > time.Second {
+		t.Errorf("the availability screen came %v after B's BYE, want after it, within 1s", d)
+	}
+	display.expectAlert(t, "1002")
+	display.pass(t)
+}
+
+// f16TwoCallers: B is busy with D; A (1001), then C (1003) call B, get 486
+// and activate. Returns once both are active, with B's and D's phones (D
+// hangs up after cbHold) and A's and C's displays.
+type f16 struct {
+	s                  *server
+	pa1, pa2, pc1, pc2 int
+	pb, pd             int
+	b, d               *cbPhone
+	dispA, dispC       *cbPhone
+	actA, actC         cbMsg // the 603s
+}
+
+func f16TwoCallers(t *testing.T, policy string, screensA, screensC int) *f16 {
+	ports := cbPorts(t, 6)
+	f := &f16{pa1: ports[0], pa2: ports[1], pc1: ports[2], pc2: ports[3], pb: ports[4], pd: ports[5]}
+	f.s = startServer(t, cbConfig(fmt.Sprintf("policy = %q\n", policy), ""))
+	s := f.s
+	s.register(t, "1001", f.pa1)
+	s.register(t, "1001", f.pa2)
+	s.register(t, "1003", f.pc1)
+	s.register(t, "1003", f.pc2)
+	s.register(t, "1002", f.pb)
+	s.register(t, "1004", f.pd)
+
+	f.dispA = s.cbStart(t, "A's display", "display.xml", f.pa2, true, "-m", strconv.Itoa(screensA))
+	f.dispC = s.cbStart(t, "C's display", "display.xml", f.pc2, true, "-m", strconv.Itoa(screensC))
+	// B's phone hangs up on D after cbHold.
+	f.b, f.d = s.cbBusyB(t, f.pb, "1004", f.pd, true)
+
+	s.cbRun(t, "A calls busy B", "uac_busy.xml", f.pa1, "-s", "1002", "-set", "caller", "1001")
+	got, res := s.cbCode(t, "1001", f.pa1, "*39")
+	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
+	f.actA = res
+	s.cbRun(t, "C calls busy B", "uac_busy.xml", f.pc1, "-s", "1002", "-set", "caller", "1003")
+	got, res = s.cbCode(t, "1003", f.pc1, "*39")
+	expectStatus(t, "C dials *39", got, "603 CallBack Activated")
+	f.actC = res
+	f.dispA.expectScreen(t, 1, activatedScreen("1002"))
+	f.dispC.expectScreen(t, 1, activatedScreen("1002"))
+	return f
+}
+
+// freed waits for B to hang up on D and checks both activations came first.
+func (f *f16) freed(t *testing.T) cbMsg {
+	t.Helper()
+	f.b.pass(t)
+	f.d.pass(t)
+	bye := f.b.sent(t, "BYE")
+	beforeBye(t, "A's activation", f.actA, bye)
+	beforeBye(t, "C's activation", f.actC, bye)
+	return bye
+}
+
+// TestF16_TwoCallersNotifyAll: policy notify-all (Cisco): A and C wait on
+// B; when B is free both are told and alerted; the first to dial (A) gets B.
+func TestF16_TwoCallersNotifyAll(t *testing.T) {
+	need(t, "sipp")
+	f := f16TwoCallers(t, "notify-all", 3, 3)
+	f.freed(t)
+	f.dispA.expectAvailable(t, 2, "1002")
+	f.dispC.expectAvailable(t, 2, "1002")
+	f.dispA.expectAlert(t, "1002")
+	f.dispC.expectAlert(t, "1002")
+	f.dispA.pass(t)
+	f.dispC.pass(t)
+
+	mark := f.s.cbMark()
+	f.s.cbDial(t, f.pa1, f.pb)
+	f.s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
+}
+
+// TestF16_TwoCallersFIFO: policy fifo (ETSI, UCware): A asked first, C
+// second; when B is free only A is told; C is not (the engine decides both
+// in the step that sees B free, so the log of that step is the proof). A
+// cancels with #39: 603 "CallBack Cancelled", and then C is told.
+func TestF16_TwoCallersFIFO(t *testing.T) {
+	need(t, "sipp")
+	f := f16TwoCallers(t, "fifo", 4, 3)
+	s := f.s
+	mark := s.cbMark()
+	f.freed(t)
+	f.dispA.expectAvailable(t, 2, "1002")
+	// A barrier: the engine serves one event at a time, so once D's key
+	// press is answered the step that saw B free is fully carried out (and
+	// logged). It told A only.
+	got, _ := s.cbCode(t, "1004", f.pd, "*39")
+	expectStatus(t, "D dials *39 (nothing active)", got, "603 CallBack Not Active")
+	if l := s.cbLogSince(mark); !strings.Contains(l, `action="1001: alert"`) ||
+		strings.Contains(l, `action="1003: screen`) || strings.Contains(l, `action="1003: alert"`) {
+		t.Fatalf("fifo: when B became free, A (first in line) must be told and alerted, C not:\n%s", l)
+	}
+	if n := len(f.dispC.screens()); n != 1 {
+		t.Fatalf("fifo: C got %d screens, want only the activation: %q", n, f.dispC.screens())
+	}
+
+	got, _ = s.cbCode(t, "1001", f.pa1, "#39")
+	expectStatus(t, "A dials #39", got, "603 CallBack Cancelled")
+	f.dispA.expectScreen(t, 3, "CallBack is deactivated on 1002\nPress Exit to quit this screen")
+	f.dispC.expectAvailable(t, 2, "1002")
+	f.dispA.expectAlert(t, "1002")
+	f.dispC.expectAlert(t, "1002")
+	f.dispA.pass(t)
+	f.dispC.pass(t)
+}
+
+// TestF5_F6_F7_F8_Screens: the answers of the CallBack key on hook.
+// F7 nothing active; F8 unknown DN; F5 one request per caller, F6 asking
+// for another DN asks to replace, asking again is OK and replaces; cancel.
+func TestF5_F6_F7_F8_Screens(t *testing.T) {
+	need(t, "sipp")
+	ports := cbPorts(t, 2)
+	pa1, pa2 := ports[0], ports[1]
+	s := startServer(t, cbConfig("", ""))
+	s.register(t, "1001", pa1)
+	s.register(t, "1001", pa2)
+	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "7")
+
+	steps := []struct {
+		code, status, screen string
+	}{
+		{"*39", "603 CallBack Not Active", notActiveScreen},                                                                                             // F7
+		{"*399999", "603 CallBack Cannot Be Activated", "CallBack cannot be activated for 9999."},                                                       // F8
+		{"*391002", "603 CallBack Activated", activatedScreen("1002")},                                                                                  // B not registered: CCNL
+		{"*391003", "603 CallBack Already Active", "CallBack is already active on 1002. Press OK to activate on 1003. Press Exit to quit this screen."}, // F5, F6
+		{"*391003", "603 CallBack Activated", activatedScreen("1003")},                                                                                  // F6 OK: replaced
+		{"*39", "603 CallBack Activated", activatedScreen("1003")},                                                                                      // the state: still on 1003
+		{"#39", "603 CallBack Cancelled", "CallBack is deactivated on 1003\nPress Exit to quit this screen"},
+	}
+	for i, st := range steps {
+		mark := s.cbMark()
+		got, _ := s.cbCode(t, "1001", pa1, st.code)
+		expectStatus(t, fmt.Sprintf("step %d: A dials %s", i+1, st.code), got, st.status)
+		display.expectScreen(t, i+1, st.screen)
+		switch i + 1 {
+		case 3:
+			s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCNL active seen=1002"`)
+		case 5:
+			s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=replaced`)
+			s.cbWaitLog(t, mark, `action="persist #2 1001->1003 CCNL active seen=1003"`)
+		case 7:
+			s.cbWaitLog(t, mark, `msg="call back ended" id=2 reason=cancelled`)
+		}
+	}
+	display.pass(t)
+	// Nothing is left: *39 shows F7 again.
+	got, _ := s.cbCode(t, "1001", pa1, "*39")
+	expectStatus(t, "A dials *39 after cancelling", got, "603 CallBack Not Active")
+}
