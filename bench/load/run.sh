@@ -124,13 +124,13 @@ restore)
 	t0=$(date +%s%N)
 	(cd "$work" && exec ./callbackd -config callbackd.toml 2> server.log) &
 	server=$!
-	until grep -q 'SIP listening' "$work/server.log" 2>/dev/null; do
+	until grep -q "call back requests restored" "$work/server.log" 2>/dev/null; do
 		kill -0 $server 2>/dev/null || { cat "$work/server.log"; exit 1; }
 		sleep 0.02
 	done
 	t1=$(date +%s%N)
 	grep -o 'call back requests restored.*' "$work/server.log"
-	echo "start to serving SIP with $count stored requests: $(( (t1-t0)/1000000 )) ms"
+	echo "start to serving (SIP up, requests restored) with $count stored requests: $(( (t1-t0)/1000000 )) ms"
 	sleep 2 # the heap left by the restore is returned to the OS once serving
 	echo "RSS with $count open requests: $(rss)"
 	;;

@@ -291,9 +291,14 @@ func (s *Service) do(a engine.Action) {
 	case engine.ShowScreen:
 		s.show(a)
 	case engine.Alert:
+		// The alert names the line that became available: B, or the
+		// target of B's forwarding (F20).
 		about := ""
-		if sc, ok := s.Screen(a.DN); ok {
-			about = sc.DN
+		if r, ok := s.eng.RequestOf(a.DN); ok {
+			about = r.B
+			if r.NoticeDN != "" {
+				about = r.NoticeDN
+			}
 		}
 		s.phones.Alert(a.DN, about, s.cfg.AlertRing.Duration)
 	case engine.PlaceCall, engine.Reorder, engine.Offer:

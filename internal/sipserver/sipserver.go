@@ -163,7 +163,10 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// Serve restores registrations and serves SIP until ctx ends.
+// Serve restores registrations, serves SIP, then restores the Call Back
+// requests, and serves until ctx ends. The requests come back once SIP is
+// served because restoring them may already notify callers (their B became
+// free while the server was down); a feature code dialed meanwhile waits.
 func (s *Server) Serve(ctx context.Context) error {
 	if err := s.Registrar.Load(ctx); err != nil {
 		return err
@@ -171,16 +174,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); s.Registrar.Run(ctx) }()
-	ready := make(chan error, 1)
-	go func() { defer wg.Done(); s.Callback.Run(ctx, ready) }()
-	if err := <-ready; err != nil {
-		cancel()
-		wg.Wait()
-		return err
-	}
-	errc := make(chan error, len(s.listeners))
+	errc := make(chan error, len(s.listeners)+1)
 	for _, l := range s.listeners {
 		wg.Add(1)
 		go func(l listener) {
@@ -200,7 +196,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, a := range s.Addrs() {
 		s.Log.Info("SIP listening", "addr", a)
 	}
-	close(s.serving)
+	ready := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Callback.Run(ctx, ready) }()
+	if err := <-ready; err != nil {
+		errc <- err
+	} else {
+		close(s.serving)
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -232,7 +235,8 @@ func (s *Server) waitListening() {
 	}
 }
 
-// WaitServing returns once SIP is served (stored state restored), or ctx ends.
+// WaitServing returns once SIP is served and the stored Call Back requests
+// are restored, or ctx ends.
 func (s *Server) WaitServing(ctx context.Context) {
 	select {
 	case <-s.serving:
