@@ -5,11 +5,20 @@
 #   bench/load/run.sh calls RATE [SECONDS]   # SIPp uac -> callbackd -> SIPp uas, 500 ms calls
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
 #   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
+#   bench/load/run.sh notify N [K]           # B's BYE -> A's "has become available" MESSAGE, N open requests, K cycles
 #
 # Prints SIPp's counters (successful / failed calls) and the server's RSS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+if [ "${1:-}" = notify ]; then
+	# bench/notify runs its own server, SIPp phones and SIPp load (RATE
+	# calls/s, default 200; HOLD: how long B talks before hanging up) and
+	# stops them by pid. Further arguments go to it (see -help).
+	n=${2:?N open requests}; k=${3:-100}
+	cd "$root"
+	exec go run ./bench/notify -n "$n" -k "$k" -rate "${RATE:-200}" -hold "${HOLD:-800ms}" "${@:4}"
+fi
 work=$(mktemp -d /tmp/callbackd-load.XXXXXX)
 cleanup() { # SIPp in -bg mode detaches: find it by its port
 	pkill -f "sipp 127.0.0.1:$SIP_PORT .* -p $UAS_PORT" 2>/dev/null || true
@@ -50,6 +59,10 @@ start() {
 }
 
 rss() { awk '/VmRSS/ {print $2 " kB"}' /proc/$server/status; }
+heap() { # live Go heap after the last GC, from expvar's memstats
+	curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/vars" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["memstats"]["HeapAlloc"]//1024, "kB")'
+}
 
 sippstats() { # last line of a SIPp -trace_stat file: successful and failed calls
 	python3 - "$1" <<'EOP'
@@ -113,7 +126,12 @@ register)
 	end_ns=$(date +%s%N)
 	sippstats "$work/reg_stats.csv" | sed 's/calls/registrations/'
 	echo "elapsed $(( (end_ns-start_ns)/1000000 )) ms => $(( count*1000000000/(end_ns-start_ns) )) REGISTER transactions/s (each with a 401 round trip)"
-	echo "RSS with $count devices registered: $(rss)"
+	echo "RSS with $count devices registered, right after: $(rss)"
+	# The REGISTER transactions stay 32 s (RFC 3261 Timer J); after that,
+	# force a GC (pprof's gc=1) so RSS shows what the bindings keep.
+	sleep 35
+	curl -s -o /dev/null "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/heap?gc=1"
+	echo "RSS with $count devices registered, after the transactions ended: $(rss); Go heap in use: $(heap)"
 	;;
 restore)
 	count=${2:?count}
@@ -135,6 +153,6 @@ restore)
 	echo "RSS with $count open requests: $(rss)"
 	;;
 *)
-	sed -n 2,11p "$0"; exit 2;;
+	sed -n 2,12p "$0"; exit 2;;
 esac
 kill $server; wait $server 2>/dev/null || true

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -125,5 +126,6 @@ func httpHandler(srv *sipserver.Server) http.Handler {
 	// unless configured otherwise.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.Handle("GET /debug/vars", expvar.Handler()) // memstats, for load runs
 	return mux
 }
