@@ -94,13 +94,16 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		}
 	}
 
+	// The library's transports and transactions log through its default
+	// logger: make that ours (same format and level).
+	sip.SetDefaultLogger(slog.New(sipgoLog{log.Handler()}).With("component", "sip"))
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(cfg.SIP.Domain))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
 	s.ua = ua
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(sipgoLog{log.Handler()})))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
