@@ -59,33 +59,6 @@ func availableRE(b string) *regexp.Regexp {
 
 const notActiveScreen = "CallBack is not active. Press Exit to quit this screen."
 
-// cbHanded keeps the ports given out in this process, so that a port a
-// phone registered from and that is unbound until its next SIPp starts is
-// not given again.
-var cbHanded = struct {
-	sync.Mutex
-	m map[int]bool
-}{m: map[int]bool{}}
-
-func cbPorts(t *testing.T, n int) []int {
-	t.Helper()
-	var out []int
-	for tries := 0; len(out) < n; tries++ {
-		if tries > 1000 {
-			t.Fatal("no free port")
-		}
-		p := freePort(t)
-		cbHanded.Lock()
-		fresh := !cbHanded.m[p]
-		cbHanded.m[p] = true
-		cbHanded.Unlock()
-		if fresh {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // ---------------------------------------------------------------------------
 // SIPp phones
 
@@ -536,7 +509,7 @@ func beforeBye(t *testing.T, what string, m cbMsg, bye cbMsg) {
 // B's phone rings with A's identity.
 func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 	need(t, "sipp")
-	ports := cbPorts(t, 5)
+	ports := callPorts(t, 5)
 	pa1, pa2, pa3, pb, pc := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s := startServer(t, cbConfig("", ""))
 	s.register(t, "1001", pa1)
@@ -589,7 +562,7 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 // reaches B with A's identity.
 func TestB3_CCNLSurvivesKill9(t *testing.T) {
 	need(t, "sipp")
-	ports := cbPorts(t, 3)
+	ports := callPorts(t, 3)
 	pa1, pa2, pb := ports[0], ports[1], ports[2]
 	s := startServer(t, cbConfig("", ""))
 	s.register(t, "1001", pa1)
@@ -626,7 +599,7 @@ func TestB3_CCNLSurvivesKill9(t *testing.T) {
 // reaches B.
 func TestB3_CCBSKill9Restart(t *testing.T) {
 	need(t, "sipp")
-	ports := cbPorts(t, 4)
+	ports := callPorts(t, 4)
 	pa1, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
 	// T3 outlasts the waits for a notification that may not come.
 	s := startServer(t, cbConfig("t3 = \"60s\"\n", ""))
@@ -691,7 +664,7 @@ func TestB3_CCBSKill9Restart(t *testing.T) {
 // available (F11: for SIP devices the end of B's next call).
 func TestF1_CCNR(t *testing.T) {
 	need(t, "sipp")
-	ports := cbPorts(t, 4)
+	ports := callPorts(t, 4)
 	pa1, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
 	s := startServer(t, cbConfig("", "[calls]\nno_answer_timeout = \"2s\"\n"))
 	s.register(t, "1001", pa1)
@@ -739,7 +712,7 @@ type f16 struct {
 }
 
 func f16TwoCallers(t *testing.T, policy string, screensA, screensC int) *f16 {
-	ports := cbPorts(t, 6)
+	ports := callPorts(t, 6)
 	f := &f16{pa1: ports[0], pa2: ports[1], pc1: ports[2], pc2: ports[3], pb: ports[4], pd: ports[5]}
 	f.s = startServer(t, cbConfig(fmt.Sprintf("policy = %q\n", policy), ""))
 	s := f.s
@@ -836,7 +809,7 @@ func TestF16_TwoCallersFIFO(t *testing.T) {
 // for another DN asks to replace, asking again is OK and replaces; cancel.
 func TestF5_F6_F7_F8_Screens(t *testing.T) {
 	need(t, "sipp")
-	ports := cbPorts(t, 2)
+	ports := callPorts(t, 2)
 	pa1, pa2 := ports[0], ports[1]
 	s := startServer(t, cbConfig("", ""))
 	s.register(t, "1001", pa1)

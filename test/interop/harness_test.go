@@ -74,6 +74,34 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
+// handedOut holds every port callPorts gave out in this test process: the
+// tests run in parallel and a phone's port is unbound between its REGISTER
+// and its SIPp that waits for calls, when freePort could give it again.
+var handedOut = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// callPorts returns n free loopback ports, none given out before.
+func callPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var out []int
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			t.Fatal("no free port")
+		}
+		p := freePort(t)
+		handedOut.Lock()
+		fresh := !handedOut.m[p]
+		handedOut.m[p] = true
+		handedOut.Unlock()
+		if fresh {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // server is a running callbackd process.
 type server struct {
 	t       *testing.T
