@@ -271,7 +271,16 @@ func (s *Service) do(a engine.Action) {
 			t.Stop()
 		}
 		id := a.Timer
-		s.timers[id] = time.AfterFunc(time.Until(a.At), func() { s.Submit(engine.TimerFired{Timer: id}) })
+		var t *time.Timer
+		t = time.AfterFunc(time.Until(a.At), func() {
+			s.in <- input{read: func() { // in the loop, which also set t
+				if s.timers[id] == t {
+					delete(s.timers, id) // fired: forget it (a re-armed timer stays)
+				}
+				s.step(engine.TimerFired{Timer: id})
+			}}
+		})
+		s.timers[id] = t
 	case engine.CancelTimer:
 		if t, ok := s.timers[a.Timer]; ok {
 			t.Stop()

@@ -263,3 +263,39 @@ func BenchmarkNotifyLatency(b *testing.B) {
 		})
 	}
 }
+
+// TestF19_TimersForgottenOnceFired: a fired timer leaves the service's timer
+// table (it would otherwise grow by one entry per ended request), and the
+// lifetime expiry deletes the request and tells A.
+func TestF19_TimersForgottenOnceFired(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
+	p := Params(f.svc.cfg)
+	p.Lifetime = 50 * time.Millisecond
+	f.svc.Do(engine.SetParams{Params: p})
+	f.busyFail("1001", "1002", "1003")
+	if res := f.svc.Feature("1001", "*39"); res.Reason != "CallBack Activated" {
+		t.Fatalf("activation %+v", res)
+	}
+	f.next(t)
+	if s := f.next(t); s.dn != "1001" || !strings.HasPrefix(s.text, "CallBack on 1002 has expired and was deleted\n") {
+		t.Fatalf("expiry screen %+v", s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		done := make(chan struct{})
+		f.svc.in <- input{read: func() { n = len(f.svc.timers); close(done) }}
+		<-done
+		if n == 0 && len(f.svc.Requests()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d timers and %d requests left after the lifetime expired", n, len(f.svc.Requests()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stored, err := f.st.Requests(context.Background())
+	if err != nil || len(stored) != 0 {
+		t.Fatalf("store after expiry: %d requests, %v", len(stored), err)
+	}
+}
