@@ -118,6 +118,7 @@ func printDemo(cfg *config.Config) {
 
 func httpHandler(srv *sipserver.Server) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", srv.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

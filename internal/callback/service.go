@@ -44,6 +44,10 @@ type Service struct {
 
 	in chan input
 
+	// Observe, when set before Run, sees every action the engine emits
+	// (metrics). It runs in the engine's goroutine and must be quick.
+	Observe func(engine.Action)
+
 	// loop-owned
 	eng    *engine.Engine
 	timers map[engine.TimerID]*time.Timer
@@ -218,6 +222,9 @@ func (s *Service) execute(acts []engine.Action) {
 	var writes []engine.Action
 	for _, a := range acts {
 		s.log.Debug("callback action", "action", a.String())
+		if s.Observe != nil {
+			s.Observe(a)
+		}
 		switch a.(type) {
 		case engine.Persist, engine.Delete:
 			writes = append(writes, a)
@@ -359,6 +366,26 @@ func (s *Service) Requests() []engine.Request {
 	reply := make(chan []engine.Request, 1)
 	s.in <- input{read: func() { reply <- s.eng.Requests() }}
 	return <-reply
+}
+
+// Counts returns the number of open requests and of timers armed, or -1s
+// when the engine does not answer within a second (not running yet, or a
+// restore under way): a scrape must not hang.
+func (s *Service) Counts() (open, timers int) {
+	type counts struct{ open, timers int }
+	reply := make(chan counts, 1)
+	timeout := time.After(time.Second)
+	select {
+	case s.in <- input{read: func() { reply <- counts{s.eng.Open(), len(s.timers)} }}:
+	case <-timeout:
+		return -1, -1
+	}
+	select {
+	case c := <-reply:
+		return c.open, c.timers
+	case <-timeout:
+		return -1, -1
+	}
 }
 
 // RequestOf returns caller's open request, if any.

@@ -298,6 +298,9 @@ func (e *Engine) busy(dn string) bool {
 	return l != nil && l.statusKnown && l.full
 }
 
+// Open returns the number of open requests.
+func (e *Engine) Open() int { return len(e.reqs) }
+
 // RequestOf returns caller a's open request (F5: at most one).
 func (e *Engine) RequestOf(a string) (Request, bool) {
 	if r := e.current(a); r != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/store"
 )
@@ -39,6 +40,7 @@ type Server struct {
 	Registrar *registrar.Registrar
 	B2BUA     *b2bua.B2BUA
 	Callback  *callback.Service
+	Metrics   *metrics.Metrics
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
@@ -126,7 +128,24 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
 	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, s.B2BUA, log)
-	s.B2BUA.OnResult = s.Callback.CallResult
+	s.Metrics = metrics.New(metrics.Sources{
+		Registrations: s.Registrar.Count,
+		ActiveCalls:   s.B2BUA.Calls,
+		LineStates: func() map[string]int {
+			n := map[string]int{}
+			for _, l := range s.Lines.All() {
+				n[string(l.State)]++
+			}
+			return n
+		},
+		OpenRequests:  func() int { open, _ := s.Callback.Counts(); return open },
+		TimersPending: func() int { _, timers := s.Callback.Counts(); return timers },
+	})
+	s.Callback.Observe = s.Metrics.Action
+	s.B2BUA.OnResult = func(r b2bua.Result) {
+		s.Metrics.CallResult(string(r.Outcome))
+		s.Callback.CallResult(r)
+	}
 	s.B2BUA.IsFeature = s.Callback.IsFeature
 	s.B2BUA.OnFeature = s.Callback.Feature
 	s.routes()

@@ -1,0 +1,104 @@
+// Package metrics exposes the server's state and counters in the
+// Prometheus text format at /metrics (FEATURES F37: registered lines, open
+// requests, notifications sent). Counters are fed by observers the other
+// parts call; gauges are read from them when scraped.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/callbackd/callbackd/internal/engine"
+)
+
+// Sources are read at each scrape.
+type Sources struct {
+	Registrations func() int            // registered devices
+	ActiveCalls   func() int            // calls ringing or connected
+	LineStates    func() map[string]int // lines by state (idle, busy, ...)
+	OpenRequests  func() int            // open Call Back requests
+	TimersPending func() int            // Call Back timers armed
+}
+
+// Metrics holds the registry and the counters.
+type Metrics struct {
+	reg     *prometheus.Registry
+	calls   *prometheus.CounterVec
+	screens *prometheus.CounterVec
+	ended   *prometheus.CounterVec
+	alerts  prometheus.Counter
+	stored  prometheus.Counter
+}
+
+// New registers every metric, with the Go runtime and process collectors.
+func New(src Sources) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_calls_total", Help: "Calls between lines by how their setup ended (answered, busy, no-answer, unregistered, other).",
+	}, []string{"outcome"})
+	m.screens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_callback_screens_total", Help: "Call Back screens shown, by screen (Activated, Available, NotActive, ...).",
+	}, []string{"screen"})
+	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_callback_ended_total", Help: "Call Back requests ended, by reason (completed, cancelled, expired, t3, reset, ...).",
+	}, []string{"reason"})
+	m.alerts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_callback_alerts_total", Help: "Call Back audio alerts (recall rings) sent to callers.",
+	})
+	m.stored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_callback_writes_total", Help: "Call Back request records written to the store.",
+	})
+	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored)
+	gauge := func(name, help string, f func() int) {
+		if f != nil {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+		}
+	}
+	gauge("callbackd_registrations", "Registered devices.", src.Registrations)
+	gauge("callbackd_calls_active", "Calls ringing or connected.", src.ActiveCalls)
+	gauge("callbackd_callback_requests_open", "Open Call Back requests.", src.OpenRequests)
+	gauge("callbackd_callback_timers_pending", "Call Back timers armed.", src.TimersPending)
+	if src.LineStates != nil {
+		m.reg.MustRegister(lineStates{src.LineStates})
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// CallResult counts the end of a call's setup.
+func (m *Metrics) CallResult(outcome string) { m.calls.WithLabelValues(outcome).Inc() }
+
+// Action counts what the Call Back engine had done.
+func (m *Metrics) Action(a engine.Action) {
+	switch a := a.(type) {
+	case engine.ShowScreen:
+		m.screens.WithLabelValues(a.Screen.Kind.String()).Inc()
+	case engine.Alert:
+		m.alerts.Inc()
+	case engine.Delete:
+		m.ended.WithLabelValues(string(a.Reason)).Inc()
+	case engine.Persist:
+		m.stored.Inc()
+	}
+}
+
+// lineStates is a gauge vector computed at scrape time.
+type lineStates struct{ f func() map[string]int }
+
+var lineStatesDesc = prometheus.NewDesc("callbackd_lines", "Lines by aggregated state (idle, ringing, busy, unregistered).", []string{"state"}, nil)
+
+func (l lineStates) Describe(ch chan<- *prometheus.Desc) { ch <- lineStatesDesc }
+
+func (l lineStates) Collect(ch chan<- prometheus.Metric) {
+	for state, n := range l.f() {
+		ch <- prometheus.MustNewConstMetric(lineStatesDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}

@@ -1,0 +1,52 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/callbackd/callbackd/internal/engine"
+	"github.com/callbackd/callbackd/internal/screen"
+)
+
+// TestF37_Exposition: what an operator's Prometheus reads at /metrics.
+func TestF37_Exposition(t *testing.T) {
+	m := New(Sources{
+		Registrations: func() int { return 3 },
+		ActiveCalls:   func() int { return 1 },
+		LineStates:    func() map[string]int { return map[string]int{"idle": 2, "busy": 1} },
+		OpenRequests:  func() int { return 4 },
+		TimersPending: func() int { return 5 },
+	})
+	m.CallResult("busy")
+	m.CallResult("busy")
+	m.CallResult("answered")
+	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.Available, DN: "1002"}})
+	m.Action(engine.Alert{DN: "1001"})
+	m.Action(engine.Delete{ID: 1, Reason: engine.EndCompleted})
+	m.Action(engine.Persist{})
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`callbackd_calls_total{outcome="busy"} 2`,
+		`callbackd_calls_total{outcome="answered"} 1`,
+		`callbackd_callback_screens_total{screen="Available"} 1`,
+		`callbackd_callback_alerts_total 1`,
+		`callbackd_callback_ended_total{reason="completed"} 1`,
+		`callbackd_callback_writes_total 1`,
+		`callbackd_registrations 3`,
+		`callbackd_calls_active 1`,
+		`callbackd_callback_requests_open 4`,
+		`callbackd_callback_timers_pending 5`,
+		`callbackd_lines{state="busy"} 1`,
+		`callbackd_lines{state="idle"} 2`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
