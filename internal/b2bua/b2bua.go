@@ -115,7 +115,6 @@ type call struct {
 	caller   string // DN of A
 	callee   string // DN of B
 	a, b     *leg
-	answered bool
 	ended    bool
 	reinvite bool // a re-INVITE is being relayed (491 for a second one)
 }

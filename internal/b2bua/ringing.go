@@ -301,7 +301,6 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	rel := &relayed{invite: f.invite, res: in, stop: make(chan struct{})}
 	c.mu.Lock()
 	c.b = l
-	c.answered = true
 	c.a.pendingAck = rel
 	c.mu.Unlock()
 	b.addLeg(l)

@@ -22,10 +22,7 @@ import (
 
 // phones records what would go to the phones.
 type phones struct {
-	mu    sync.Mutex
 	texts chan sent
-	store *store.SQLite // when set: every text checks its request is stored (B3)
-	t     testing.TB
 }
 
 type sent struct {
@@ -65,7 +62,7 @@ func start(tb testing.TB, path string, dns ...string) *fixture {
 		tr.SetLine(dn, 1)
 		tr.SetDevices(dn, 1)
 	}
-	p := &phones{texts: make(chan sent, 1<<20), t: tb}
+	p := &phones{texts: make(chan sent, 1<<20)}
 	svc := New(cfg.Callback, st, directory.New(ls), tr, p, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan error, 1)
