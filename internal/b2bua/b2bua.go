@@ -22,6 +22,7 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/store"
 )
 
 // Outcome says how a call between lines ended its setup; Call Back
@@ -73,6 +74,10 @@ type B2BUA struct {
 
 	mu   sync.Mutex
 	legs map[string]*leg // by Call-ID of the leg
+
+	// Store, when set, keeps answered calls across restarts (see Restore).
+	Store    store.Store
+	restored []*call // by Restore, for Audit
 
 	// OnResult, when set, is told how every call toward a known line was
 	// answered or failed (Call Back consumes it). It must not block.
@@ -151,6 +156,9 @@ func (b *B2BUA) end(c *call) {
 	b.mu.Unlock()
 	b.lines.Ended(c.caller, c.id)
 	b.lines.Ended(c.callee, c.id)
+	if bl != nil { // it was answered, so it was stored
+		b.forget(c)
+	}
 }
 
 // respond answers a request, logging a transport failure once.

@@ -305,6 +305,7 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	c.mu.Unlock()
 	b.addLeg(l)
 	b.lines.Answered(c.callee, c.id)
+	b.save(c)
 	b.result(Result{Caller: c.caller, Callee: c.callee, Code: 200, Outcome: Answered, At: time.Now()})
 	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 

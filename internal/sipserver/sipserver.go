@@ -127,6 +127,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
+	s.B2BUA.Store = st
 	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, s.B2BUA, log)
 	s.Metrics = metrics.New(metrics.Sources{
 		Registrations: s.Registrar.Count,
@@ -193,6 +194,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err := s.Registrar.Load(ctx); err != nil {
 		return err
 	}
+	if _, err := s.B2BUA.Restore(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -218,6 +222,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, a := range s.Addrs() {
 		s.Log.Info("SIP listening", "addr", a)
 	}
+	s.B2BUA.Audit()
 	ready := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Callback.Run(ctx, ready) }()

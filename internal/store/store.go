@@ -39,6 +39,14 @@ type Request struct {
 	Data []byte
 }
 
+// Call is an answered call between lines, kept so that a restart can
+// still relay its BYE and count it on its lines: the B2BUA's own record,
+// as JSON.
+type Call struct {
+	ID   string // the caller's Call-ID
+	Data []byte
+}
+
 // Store is what the rest of the server needs from persistence.
 type Store interface {
 	PutRegistration(ctx context.Context, r Registration) error
@@ -48,6 +56,10 @@ type Store interface {
 	PutRequest(ctx context.Context, r Request) error
 	DeleteRequest(ctx context.Context, id int64) error
 	Requests(ctx context.Context) ([]Request, error)
+
+	PutCall(ctx context.Context, c Call) error
+	DeleteCall(ctx context.Context, id string) error
+	Calls(ctx context.Context) ([]Call, error)
 
 	Close() error
 }
@@ -81,6 +93,10 @@ CREATE TABLE IF NOT EXISTS registrations (
 );
 CREATE TABLE IF NOT EXISTS requests (
 	id INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+	id TEXT PRIMARY KEY,
 	data BLOB NOT NULL
 );
 `
@@ -251,6 +267,34 @@ func (s *SQLite) Requests(ctx context.Context) ([]Request, error) {
 			return nil, err
 		}
 		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PutCall stores an answered call.
+func (s *SQLite) PutCall(ctx context.Context, c Call) error {
+	return s.exec(ctx, `INSERT OR REPLACE INTO calls (id, data) VALUES (?, ?)`, c.ID, c.Data)
+}
+
+// DeleteCall forgets an ended call.
+func (s *SQLite) DeleteCall(ctx context.Context, id string) error {
+	return s.exec(ctx, `DELETE FROM calls WHERE id = ?`, id)
+}
+
+// Calls returns every stored call.
+func (s *SQLite) Calls(ctx context.Context) ([]Call, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, data FROM calls ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Call
+	for rows.Next() {
+		var c Call
+		if err := rows.Scan(&c.ID, &c.Data); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }

@@ -1,0 +1,154 @@
+package b2bua
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+// An answered call is stored (both dialogs, as the B2BUA sees them) so that
+// after a crash or kill -9 a restart still relays its BYE and still counts
+// it on its lines: a line that was busy stays busy until its call really
+// ends (Call Back's CCBS depends on that). Calls still ringing are not
+// stored: their transactions die with the process.
+
+type savedLeg struct {
+	CallID    string `json:"call_id"`
+	LocalTag  string `json:"local_tag"`
+	RemoteTag string `json:"remote_tag"`
+	Local     string `json:"local"`
+	LocalName string `json:"local_name,omitempty"`
+	Remote    string `json:"remote"`
+	Target    string `json:"target"`
+	Dest      string `json:"dest"`
+	Transport string `json:"transport"`
+	CSeq      uint32 `json:"cseq"`
+}
+
+type savedCall struct {
+	Caller string   `json:"caller"`
+	Callee string   `json:"callee"`
+	A      savedLeg `json:"a"`
+	B      savedLeg `json:"b"`
+}
+
+func saveLeg(l *leg) savedLeg {
+	return savedLeg{
+		CallID: l.callID, LocalTag: l.localTag, RemoteTag: l.remoteTag,
+		Local: l.local.String(), LocalName: l.localName, Remote: l.remote.String(), Target: l.target.String(),
+		Dest: l.dest, Transport: l.transport, CSeq: l.cseq.Load(),
+	}
+}
+
+func loadLeg(c *call, name string, s savedLeg) (*leg, error) {
+	l := &leg{call: c, name: name, callID: s.CallID, localTag: s.LocalTag, remoteTag: s.RemoteTag,
+		localName: s.LocalName, dest: s.Dest, transport: s.Transport}
+	for _, u := range []struct {
+		text string
+		uri  *sip.Uri
+	}{{s.Local, &l.local}, {s.Remote, &l.remote}, {s.Target, &l.target}} {
+		if err := sip.ParseUri(u.text, u.uri); err != nil {
+			return nil, fmt.Errorf("leg %s: %q: %w", name, u.text, err)
+		}
+	}
+	// Requests we send after a restart must not reuse a CSeq we may have
+	// used after the record was written (12.2.1.1: CSeq increases).
+	l.cseq.Store(s.CSeq + 100)
+	return l, nil
+}
+
+// save stores an answered call; it returns once stored.
+func (b *B2BUA) save(c *call) {
+	if b.Store == nil {
+		return
+	}
+	c.mu.Lock()
+	rec := savedCall{Caller: c.caller, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
+	c.mu.Unlock()
+	data, err := json.Marshal(rec)
+	if err == nil {
+		err = b.Store.PutCall(context.Background(), store.Call{ID: c.id, Data: data})
+	}
+	if err != nil {
+		b.log.Error("call not stored", "call", c.id, "error", err)
+	}
+}
+
+// forget removes an ended call from the store.
+func (b *B2BUA) forget(c *call) {
+	if b.Store == nil {
+		return
+	}
+	if err := b.Store.DeleteCall(context.Background(), c.id); err != nil {
+		b.log.Error("ended call not removed from the store", "call", c.id, "error", err)
+	}
+}
+
+// Restore brings back the calls stored before a restart: both lines count
+// them again and their in-dialog requests are relayed. Once SIP is served,
+// Audit asks each party whether it still has the call.
+func (b *B2BUA) Restore(ctx context.Context) (int, error) {
+	if b.Store == nil {
+		return 0, nil
+	}
+	recs, err := b.Store.Calls(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("b2bua: load calls: %w", err)
+	}
+	var restored []*call
+	for _, r := range recs {
+		var rec savedCall
+		c := &call{id: r.ID}
+		err := json.Unmarshal(r.Data, &rec)
+		if err == nil {
+			c.caller, c.callee = rec.Caller, rec.Callee
+			c.a, err = loadLeg(c, "A", rec.A)
+		}
+		if err == nil {
+			c.b, err = loadLeg(c, "B", rec.B)
+		}
+		if err != nil {
+			b.log.Error("stored call unreadable, dropped", "call", r.ID, "error", err)
+			if err := b.Store.DeleteCall(ctx, r.ID); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		b.addLeg(c.a)
+		b.addLeg(c.b)
+		b.lines.Originate(c.caller, c.id)
+		b.lines.Originate(c.callee, c.id)
+		restored = append(restored, c)
+	}
+	b.restored = restored
+	b.log.Info("calls restored", "calls", len(restored))
+	return len(restored), nil
+}
+
+// Audit asks both parties of every restored call, with an in-dialog
+// OPTIONS (RFC 3261 11), whether they still have it: a party that hung up
+// while the server was down answers 481, and the call is ended.
+func (b *B2BUA) Audit() {
+	for _, c := range b.restored {
+		go b.audit(c)
+	}
+	b.restored = nil
+}
+
+// audit asks both parties of a restored call whether they still have it.
+func (b *B2BUA) audit(c *call) {
+	for _, l := range []*leg{c.a, c.b} {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
+		res, err := b.client.Do(ctx, b.request(l, sip.OPTIONS, l.cseq.Add(1)), noBuild)
+		cancel()
+		if err != nil || res.StatusCode == 481 || res.StatusCode == 408 {
+			b.log.Info("restored call gone on one side, ending it", "call", c.id, "leg", l.name)
+			b.hangup(c)
+			return
+		}
+	}
+}
