@@ -65,8 +65,8 @@ func parseListen(s string) (transport, addr string, err error) {
 	return strings.ToUpper(tp), addr, nil
 }
 
-// New opens the store, binds the listeners and builds every part. Nothing
-// is served until Serve.
+// New binds the listeners and builds every part over the store st.
+// Nothing is served until Serve.
 func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
 	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{})}
 	local := map[string]b2bua.Local{}
