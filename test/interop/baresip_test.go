@@ -226,42 +226,19 @@ func bsSilenceWAV(t *testing.T, d time.Duration) string {
 // port), ctrl_tcp at ctrl.
 type baresipPorts struct{ sip, ctrl int }
 
-// reserveBaresipPorts finds free ports for one baresip. They are free when
-// it returns, not reserved: startBaresip retries if one is taken meanwhile.
+// reserveBaresipPorts finds free ports for one baresip (freePort keeps
+// port+1 out of its own walk). They are free when it returns, not
+// reserved: startBaresip retries if one is taken meanwhile.
 func reserveBaresipPorts(t *testing.T) baresipPorts {
 	t.Helper()
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
 	for i := 0; i < 100; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, u)
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		if port >= 65535 {
-			continue
-		}
-		l1, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		port := freePort(t)
+		tls, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
 		if err != nil {
 			continue
 		}
-		held = append(held, l1)
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
-		if err != nil {
-			continue
-		}
-		held = append(held, l2)
-		c, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-		return baresipPorts{sip: port, ctrl: c.Addr().(*net.TCPAddr).Port}
+		tls.Close()
+		return baresipPorts{sip: port, ctrl: freePort(t)}
 	}
 	t.Fatal("no free port pair for baresip")
 	return baresipPorts{}

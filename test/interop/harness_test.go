@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -54,15 +55,31 @@ func need(t *testing.T, prog string) string {
 	return p
 }
 
+// nextPort walks the ports freePort hands out. They are taken below the
+// kernel's ephemeral range (32768-60999 on Linux): a port from that range,
+// once released, can be grabbed by any outgoing socket before the SIPp or
+// server that should bind it does. Steps of 2 keep P+1 free as well
+// (baresip also binds its port + 1).
+var nextPort = struct {
+	sync.Mutex
+	p int
+}{p: 20000 + 2*rand.IntN(5000)}
+
 // freePort returns a port free on 127.0.0.1 for both UDP and TCP.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for i := 0; i < 500; i++ {
+		nextPort.Lock()
+		port := nextPort.p
+		nextPort.p += 2
+		if nextPort.p >= 32000 {
+			nextPort.p = 20000
 		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
+		nextPort.Unlock()
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		u.Close()
 		if err == nil {
