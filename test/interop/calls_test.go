@@ -515,43 +515,33 @@ const holdMs = "3000"
 // with 486 Busy Here, and a device's own 486 reaches the caller.
 func TestBusy486(t *testing.T) {
 	t.Parallel()
-	t.Run("callee in a call", func(t *testing.T) {
-		t.Parallel()
-		s := startServer(t, demoLines)
-		p := callPorts(t, 3) // 1002's device, 1001's, 1003's
-		s.register(t, "1002", p[0])
-		s.register(t, "1001", p[1])
-		s.register(t, "1003", p[2])
-		b := s.sippDevice(t, "1002", "uas.xml", p[0])
-		first := make(chan sippRun, 1)
-		go func() { first <- s.sippCall(t, "uac.xml", "1001", "1002", p[1], "-d", holdMs) }()
-		s.waitLine(t, "1002", "busy", 1)
-		c := s.sippCall(t, "uac_busy.xml", "1003", "1002", p[2])
-		mustPass(t, "second caller 1003", c)
-		expectSeq(t, "second caller's responses", c.responses(), "486 Busy Here (INVITE)")
-		mustPass(t, "first caller 1001", <-first)
-		mustPass(t, "device 1002", b.wait(t))
-		s.waitLine(t, "1002", "idle", 0)
-	})
-	t.Run("callee calling out", func(t *testing.T) {
-		t.Parallel()
-		// The line's own outgoing call counts toward its busy trigger.
-		s := startServer(t, demoLines)
-		p := callPorts(t, 3) // 1002's device, 1001's, 1003's
-		s.register(t, "1002", p[0])
-		s.register(t, "1001", p[1])
-		s.register(t, "1003", p[2])
-		c := s.sippDevice(t, "1003", "uas.xml", p[2])
-		first := make(chan sippRun, 1)
-		go func() { first <- s.sippCall(t, "uac.xml", "1002", "1003", p[0], "-d", holdMs) }()
-		s.waitLine(t, "1002", "busy", 1)
-		a := s.sippCall(t, "uac_busy.xml", "1001", "1002", p[1])
-		mustPass(t, "caller 1001", a)
-		expectSeq(t, "caller's responses", a.responses(), "486 Busy Here (INVITE)")
-		mustPass(t, "1002 calling 1003", <-first)
-		mustPass(t, "device 1003", c.wait(t))
-		s.waitLine(t, "1002", "idle", 0)
-	})
+	// 1002 is busy with a first call, held holdMs: taken (1001 -> 1002) or
+	// placed by 1002 itself (1002 -> 1003: the line's own outgoing call
+	// counts toward its busy trigger). A second caller gets 486.
+	for _, c := range []struct{ name, from, to, second string }{
+		{"callee in a call", "1001", "1002", "1003"},
+		{"callee calling out", "1002", "1003", "1001"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, demoLines)
+			p := callPorts(t, 3)
+			port := map[string]int{"1002": p[0], "1001": p[1], "1003": p[2]}
+			for dn, pt := range port {
+				s.register(t, dn, pt)
+			}
+			dev := s.sippDevice(t, c.to, "uas.xml", port[c.to])
+			first := make(chan sippRun, 1)
+			go func() { first <- s.sippCall(t, "uac.xml", c.from, c.to, port[c.from], "-d", holdMs) }()
+			s.waitLine(t, "1002", "busy", 1)
+			second := s.sippCall(t, "uac_busy.xml", c.second, "1002", port[c.second])
+			mustPass(t, "second caller "+c.second, second)
+			expectSeq(t, "second caller's responses", second.responses(), "486 Busy Here (INVITE)")
+			mustPass(t, "first call "+c.from+" -> "+c.to, <-first)
+			mustPass(t, "device "+c.to, dev.wait(t))
+			s.waitLine(t, "1002", "idle", 0)
+		})
+	}
 	t.Run("device answers 486", func(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, demoLines)
