@@ -32,12 +32,20 @@ type forkResponse struct {
 type ringing struct {
 	b          *B2BUA
 	c          *call
-	req        *sip.Request
-	tx         sip.ServerTransaction
+	req        *sip.Request          // the INVITE being forked: its body and Max-Forwards go to each device
+	tx         sip.ServerTransaction // its transaction; nil when the server itself calls (connect.go)
 	callerName string
 	responses  chan forkResponse
 	forks      []*fork
 	finished   chan struct{}
+
+	// Set when the server itself places the call (tx nil): how long the
+	// devices ring, headers every fork gets, and what to do with the
+	// first answer or the failure instead of answering tx.
+	timeout  time.Duration
+	extra    []sip.Header
+	onAnswer func(f *fork, res *sip.Response)
+	onFail   func(code int, reason string, why Outcome)
 }
 
 func (r *ringing) run(devices []registrar.Binding, started time.Time) {
@@ -46,7 +54,7 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 	defer close(r.finished)
 
 	canceled := make(chan struct{})
-	if !r.tx.OnCancel(func(*sip.Request) { close(canceled) }) {
+	if r.tx != nil && !r.tx.OnCancel(func(*sip.Request) { close(canceled) }) {
 		b.end(c)
 		return
 	}
@@ -60,7 +68,11 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 		r.fail(480, "Temporarily Unavailable", FailUnregistered, started)
 		return
 	}
-	timer := time.NewTimer(b.cfg.NoAnswerTimeout)
+	timeout := b.cfg.NoAnswerTimeout
+	if r.timeout > 0 {
+		timeout = r.timeout
+	}
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 
 	pending := len(r.forks)
@@ -132,6 +144,10 @@ func better(a, b int) bool {
 
 func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) {
 	b, c := r.b, r.c
+	if r.onFail != nil {
+		r.onFail(code, reason, why)
+		return
+	}
 	res := sip.NewResponseFromRequest(r.req, code, reason, nil)
 	res.To().Params.Add("tag", c.a.localTag) // the tag of our 18x (RFC 3261 8.2.6.2)
 	if err := r.tx.Respond(res); err != nil {
@@ -175,6 +191,9 @@ func (r *ringing) fork(d registrar.Binding) *fork {
 		inv.ReplaceHeader(&h)
 	}
 	inv.AppendHeader(sip.NewHeader("Allow", allow))
+	for _, h := range r.extra {
+		inv.AppendHeader(sip.HeaderClone(h))
+	}
 	if b.cfg.UserAgent != "" {
 		inv.AppendHeader(sip.NewHeader("User-Agent", b.cfg.UserAgent))
 	}
@@ -280,6 +299,9 @@ func (b *B2BUA) fireAndForget(req *sip.Request) {
 // relayProvisional passes 180/183 to A, with the early media SDP if any.
 func (r *ringing) relayProvisional(in *sip.Response) {
 	b, c := r.b, r.c
+	if r.tx == nil {
+		return
+	}
 	res := sip.NewResponseFromRequest(r.req, in.StatusCode, in.Reason, nil)
 	res.To().Params.Add("tag", c.a.localTag)
 	res.AppendHeader(b.contact(c.callee, c.a.transport))
@@ -293,6 +315,10 @@ func (r *ringing) relayProvisional(in *sip.Response) {
 func (r *ringing) answer(f *fork, in *sip.Response) {
 	b, c := r.b, r.c
 	r.cancelForks()
+	if r.onAnswer != nil {
+		r.onAnswer(f, in)
+		return
+	}
 	l := f.leg
 	l.remoteTag = tagOf(in.To().Params)
 	if ct := in.Contact(); ct != nil {

@@ -11,6 +11,7 @@ package callback
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -30,11 +31,15 @@ import (
 type Phones interface {
 	SendText(dn, text string) int
 	Alert(dn, about string, ring time.Duration)
+	// Connect rings caller's devices and, once one answers, calls callee
+	// and connects the two (third-party call control, RFC 3725): Dial
+	// pressed where no phone dialed (the web console, the API).
+	Connect(caller, callee string) error
 }
 
 // Service owns the engine. Create with New, start with Run.
 type Service struct {
-	cfg    config.Callback
+	cfg    config.Callback // guarded by mu: changed live (SetParams)
 	store  store.Store
 	dir    *directory.Directory
 	lines  *linestate.Tracker
@@ -82,6 +87,8 @@ func Params(c config.Callback) engine.Params {
 	p.T3 = c.T3.Duration
 	p.Lifetime = c.Lifetime.Duration
 	p.LifetimeCCNR = c.LifetimeCCNR.Duration
+	p.External = c.External
+	p.WaitTime = c.WaitTime.Duration
 	return p
 }
 
@@ -316,7 +323,7 @@ func (s *Service) do(a engine.Action) {
 				about = r.NoticeDN
 			}
 		}
-		s.phones.Alert(a.DN, about, s.cfg.AlertRing.Duration)
+		s.phones.Alert(a.DN, about, s.Params().AlertRing.Duration)
 	case engine.PlaceCall, engine.Reorder, engine.Offer:
 		// Answered on the feature-code INVITE that caused them (see
 		// Feature); Offer is the announcement of the media issue.
@@ -388,6 +395,30 @@ func (s *Service) Counts() (open, timers int) {
 	}
 }
 
+// RequestStates counts the open requests by state (nil when the engine
+// does not answer within a second, as Counts).
+func (s *Service) RequestStates() map[string]int {
+	reply := make(chan map[string]int, 1)
+	timeout := time.After(time.Second)
+	select {
+	case s.in <- input{read: func() {
+		n := map[string]int{}
+		for _, r := range s.eng.Requests() {
+			n[string(r.State)]++
+		}
+		reply <- n
+	}}:
+	case <-timeout:
+		return nil
+	}
+	select {
+	case n := <-reply:
+		return n
+	case <-timeout:
+		return nil
+	}
+}
+
 // RequestOf returns caller's open request, if any.
 func (s *Service) RequestOf(caller string) (engine.Request, bool) {
 	type result struct {
@@ -430,7 +461,8 @@ func (s *Service) CallResult(r b2bua.Result) {
 // IsFeature reports whether a dialed number is a Call Back feature code:
 // the activate code (alone or followed by a DN) or the cancel code.
 func (s *Service) IsFeature(dialed string) bool {
-	return dialed == s.cfg.CancelCode || strings.HasPrefix(dialed, s.cfg.ActivateCode)
+	p := s.Params()
+	return dialed == p.CancelCode || strings.HasPrefix(dialed, p.ActivateCode)
 }
 
 // Feature handles a feature code dialed by line caller and says how to answer
@@ -439,12 +471,13 @@ func (s *Service) IsFeature(dialed string) bool {
 //   - anything else is answered 603 Decline with the outcome as reason
 //     phrase, after the request is stored; the screen follows as MESSAGE.
 func (s *Service) Feature(caller, dialed string) b2bua.Feature {
+	p := s.Params()
 	k := engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.OnHook, Code: true}
 	switch {
-	case dialed == s.cfg.CancelCode:
+	case dialed == p.CancelCode:
 		k.Key = engine.KeyCancel
 	default:
-		k.Target = strings.TrimPrefix(dialed, s.cfg.ActivateCode)
+		k.Target = strings.TrimPrefix(dialed, p.ActivateCode)
 		if sc, ok := s.Screen(caller); ok && (sc.Kind == screen.Replace || sc.Kind == screen.ReplaceAvailable) &&
 			(k.Target == "" || k.Target == sc.DN) {
 			// F6 on a phone without softkeys: dialing the code again while
@@ -452,16 +485,7 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 			k = engine.KeyPress{DN: caller, Key: engine.KeyOK, State: engine.OnHook, Code: true}
 		}
 	}
-	s.mu.RLock()
-	fresh := []string{caller, s.lastCallee[caller]}
-	s.mu.RUnlock()
-	if k.Target != "" {
-		fresh = append(fresh, k.Target)
-	}
-	if r, ok := s.RequestOf(caller); ok { // the request A has now: its B, its forward target
-		fresh = append(fresh, r.B, r.Forward)
-	}
-	acts := s.Do(k, fresh...)
+	acts := s.press(k)
 	var shown *screen.Screen
 	for _, a := range acts {
 		switch a := a.(type) {
@@ -486,6 +510,81 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 	}
 	return b2bua.Feature{Code: 603, Reason: reason}
 }
+
+// press steps a key press of line k.DN, the engine first told the fresh
+// status of the lines the press is about: A, the line A called last, the
+// target, and the B and forward target of A's request.
+func (s *Service) press(k engine.KeyPress) []engine.Action {
+	s.mu.RLock()
+	fresh := []string{k.DN, s.lastCallee[k.DN]}
+	s.mu.RUnlock()
+	if k.Target != "" {
+		fresh = append(fresh, k.Target)
+	}
+	if r, ok := s.RequestOf(k.DN); ok {
+		fresh = append(fresh, r.B, r.Forward)
+	}
+	return s.Do(k, fresh...)
+}
+
+// Keys of the phone console and the API, by softkey name.
+var softkeys = map[string]engine.Key{
+	"CallBack": engine.KeyCallBack, screen.KeyDial: engine.KeyDial, screen.KeyCancel: engine.KeyCancel,
+	screen.KeyExit: engine.KeyExit, screen.KeyOK: engine.KeyOK,
+}
+
+// ErrUnknownKey: Press got a key that is no softkey.
+var ErrUnknownKey = errors.New("unknown key: want CallBack, Dial, Cancel, Exit or OK")
+
+// Press is a softkey pressed on line dn's console (the web phone console or
+// the API), on hook: CallBack, Dial, Cancel, Exit or OK (seed 002). It acts
+// as the phone's softkey and the feature codes do. Dial has no phone
+// dialing, so the server places the call: it rings A's devices and, once A
+// answers, calls B (Phones.Connect). It returns the screen shown after.
+func (s *Service) Press(dn, key string) (screen.Screen, error) {
+	k, ok := softkeys[key]
+	if !ok {
+		return screen.Screen{}, ErrUnknownKey
+	}
+	acts := s.press(engine.KeyPress{DN: dn, Key: k, State: engine.OnHook})
+	for _, a := range acts {
+		if a, ok := a.(engine.PlaceCall); ok && a.From == dn {
+			go func() {
+				if err := s.phones.Connect(a.From, a.To); err != nil {
+					s.log.Info("call back call not connected", "id", a.ID, "caller", a.From, "callee", a.To, "error", err)
+				}
+			}()
+		}
+	}
+	sc, _ := s.Screen(dn)
+	return sc, nil
+}
+
+// Params returns the service parameters in force.
+func (s *Service) Params() config.Callback {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
+
+// SetParams changes the service parameters while running (F31, F32, F36):
+// the next key press and the next request use them; running deadlines stay.
+// The caller has checked them (config.CheckCallback).
+func (s *Service) SetParams(c config.Callback) {
+	s.mu.Lock()
+	s.cfg = c
+	s.mu.Unlock()
+	s.Do(engine.SetParams{Params: Params(c)})
+}
+
+// LineChanged tells the engine a line was added or changed while running.
+func (s *Service) LineChanged(l config.Line) {
+	s.Do(engine.LineConfig{Line: engine.Line{DN: l.DN, Name: l.Name}}, l.DN)
+}
+
+// LineRemoved tells the engine a line was removed (F24): requests from it
+// end, callers waiting on it are told.
+func (s *Service) LineRemoved(dn string) { s.Do(engine.LineRemoved{DN: dn}) }
 
 // reasons are the reason phrases of the 603 answering a feature code: the
 // gist of the screen that follows as MESSAGE.

@@ -17,12 +17,14 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/screen"
 	"github.com/callbackd/callbackd/internal/store"
 )
 
 // phones records what would go to the phones.
 type phones struct {
-	texts chan sent
+	texts    chan sent
+	connects chan [2]string
 }
 
 type sent struct {
@@ -35,6 +37,10 @@ func (p *phones) SendText(dn, text string) int {
 	return 1
 }
 func (p *phones) Alert(dn, about string, ring time.Duration) {}
+func (p *phones) Connect(caller, callee string) error {
+	p.connects <- [2]string{caller, callee}
+	return nil
+}
 
 type fixture struct {
 	svc    *Service
@@ -62,7 +68,7 @@ func start(tb testing.TB, path string, dns ...string) *fixture {
 		tr.SetLine(dn, 1)
 		tr.SetDevices(dn, 1)
 	}
-	p := &phones{texts: make(chan sent, 1<<20)}
+	p := &phones{texts: make(chan sent, 1<<20), connects: make(chan [2]string, 16)}
 	svc := New(cfg.Callback, st, directory.New(ls), tr, p, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan error, 1)
@@ -294,5 +300,43 @@ func TestF19_TimersForgottenOnceFired(t *testing.T) {
 	stored, err := f.st.Requests(context.Background())
 	if err != nil || len(stored) != 0 {
 		t.Fatalf("store after expiry: %d requests, %v", len(stored), err)
+	}
+}
+
+// TestB4_ConsoleKeysAndLiveParams: the console's softkeys act as the
+// feature codes do (CallBack activates, Dial makes the server connect A to
+// B, an unknown key is refused), and a parameter changed while running is
+// in force for the next request (F31, F36).
+func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
+	if _, err := f.svc.Press("1001", "Redial"); err != ErrUnknownKey {
+		t.Fatalf("unknown key: %v", err)
+	}
+	p := f.svc.Params()
+	p.T3.Duration = 7 * time.Second
+	f.svc.SetParams(p)
+
+	f.busyFail("1001", "1002", "1003")
+	sc, err := f.svc.Press("1001", "CallBack")
+	if err != nil || sc.Kind != screen.Activated || sc.DN != "1002" {
+		t.Fatalf("CallBack pressed: %+v, %v", sc, err)
+	}
+	f.next(t)
+	f.lines.Ended("1002", "call-1003")
+	f.next(t) // available
+	r, ok := f.svc.RequestOf("1001")
+	if !ok || r.State != engine.Available || r.T3.Sub(r.Notice) != 7*time.Second {
+		t.Fatalf("request after B freed: %+v (T3 %v after the notice, want 7s)", r, r.T3.Sub(r.Notice))
+	}
+	if _, err := f.svc.Press("1001", "Dial"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-f.phones.connects:
+		if c != [2]string{"1001", "1002"} {
+			t.Fatalf("Dial connected %v, want 1001 to 1002", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Dial on the console placed no call")
 	}
 }

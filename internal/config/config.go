@@ -42,6 +42,10 @@ type SIP struct {
 // HTTP configures the HTTP listener (API, metrics, console, admin page).
 type HTTP struct {
 	Listen string `toml:"listen"` // host:port
+	// Token authorises writes through the API (Authorization: Bearer TOKEN,
+	// or Basic with user "admin"). Empty: a random token is made at start
+	// and logged.
+	Token string `toml:"token"`
 }
 
 // Store selects the persistent store.
@@ -55,19 +59,23 @@ type Calls struct {
 	NoAnswerTimeout Duration `toml:"no_answer_timeout"` // 1s..10m
 }
 
-// Callback holds the Call Back service parameters.
+// Callback holds the Call Back service parameters. The API reads and writes
+// them as JSON under the same names as the TOML keys (docs/config.md gives
+// the Cisco and UCware names of each).
 type Callback struct {
-	Enabled      bool     `toml:"enabled"`       // Callback Enabled Flag / CC_OFFER; default true
-	CCNR         bool     `toml:"ccnr"`          // CC_CCNR_ENABLED: offer call back on no answer; default true
-	Policy       string   `toml:"policy"`        // "notify-all" (Cisco: all waiting callers alerted, first to dial wins) or "fifo" (ETSI/UCware queue); default "notify-all"
-	OfferWindow  Duration `toml:"offer_window"`  // how long after a failed call *39 activates on it; default 30s; 1s..10m
-	T1           Duration `toml:"t1"`            // Call Back Request Protection T1 Timer; default 20s; 1s..10m
-	T3           Duration `toml:"t3"`            // Callback Recall T3 Timer; default 20s; 1s..10m
-	Lifetime     Duration `toml:"lifetime"`      // CC_TIMEOUT: open request lifetime (CCBS, CCNL); default 60m; 1m..48h
-	LifetimeCCNR Duration `toml:"lifetime_ccnr"` // CCNR request lifetime; default 180m; 1m..48h
-	AlertRing    Duration `toml:"alert_ring"`    // how long the audio alert rings A's phones when B is available; default 4s; 0s..60s (0: no ring, screen only)
-	ActivateCode string   `toml:"activate_code"` // feature code of the CallBack key; default "*39" (also "*39<DN>")
-	CancelCode   string   `toml:"cancel_code"`   // feature code of Cancel; default "#39"
+	Enabled      bool     `toml:"enabled" json:"enabled"`             // Callback Enabled Flag / CC_OFFER; default true
+	CCNR         bool     `toml:"ccnr" json:"ccnr"`                   // CC_CCNR_ENABLED: offer call back on no answer; default true
+	External     bool     `toml:"external" json:"external"`           // CC_EXTERNAL: callers from trunks may ask too; default false
+	Policy       string   `toml:"policy" json:"policy"`               // "notify-all" (Cisco: all waiting callers alerted, first to dial wins) or "fifo" (ETSI/UCware queue); default "notify-all"
+	OfferWindow  Duration `toml:"offer_window" json:"offer_window"`   // how long after a failed call *39 activates on it; default 30s; 1s..10m
+	T1           Duration `toml:"t1" json:"t1"`                       // Call Back Request Protection T1 Timer; default 20s; 1s..10m
+	T3           Duration `toml:"t3" json:"t3"`                       // Callback Recall T3 Timer; default 20s; 1s..10m
+	Lifetime     Duration `toml:"lifetime" json:"lifetime"`           // CC_TIMEOUT: open request lifetime (CCBS, CCNL); default 60m; 1m..48h
+	LifetimeCCNR Duration `toml:"lifetime_ccnr" json:"lifetime_ccnr"` // CCNR request lifetime; default 180m; 1m..48h
+	WaitTime     Duration `toml:"wait_time" json:"wait_time"`         // CC_WAIT_TIME: how long a recall rings the caller; default 20s; 5s..2m
+	AlertRing    Duration `toml:"alert_ring" json:"alert_ring"`       // how long the audio alert rings A's phones when B is available; default 4s; 0s..60s (0: no ring, screen only)
+	ActivateCode string   `toml:"activate_code" json:"activate_code"` // feature code of the CallBack key; default "*39" (also "*39<DN>")
+	CancelCode   string   `toml:"cancel_code" json:"cancel_code"`     // feature code of Cancel; default "#39"
 }
 
 // Callback.Policy values.
@@ -199,12 +207,14 @@ type fileCalls struct {
 type fileCallback struct {
 	Enabled      bool   `toml:"enabled"`
 	CCNR         bool   `toml:"ccnr"`
+	External     bool   `toml:"external"`
 	Policy       string `toml:"policy"`
 	OfferWindow  string `toml:"offer_window"`
 	T1           string `toml:"t1"`
 	T3           string `toml:"t3"`
 	Lifetime     string `toml:"lifetime"`
 	LifetimeCCNR string `toml:"lifetime_ccnr"`
+	WaitTime     string `toml:"wait_time"`
 	AlertRing    string `toml:"alert_ring"`
 	ActivateCode string `toml:"activate_code"`
 	CancelCode   string `toml:"cancel_code"`
@@ -233,12 +243,14 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		Callback: fileCallback{
 			Enabled:      base.Callback.Enabled,
 			CCNR:         base.Callback.CCNR,
+			External:     base.Callback.External,
 			Policy:       base.Callback.Policy,
 			OfferWindow:  base.Callback.OfferWindow.String(),
 			T1:           base.Callback.T1.String(),
 			T3:           base.Callback.T3.String(),
 			Lifetime:     base.Callback.Lifetime.String(),
 			LifetimeCCNR: base.Callback.LifetimeCCNR.String(),
+			WaitTime:     base.Callback.WaitTime.String(),
 			AlertRing:    base.Callback.AlertRing.String(),
 			ActivateCode: base.Callback.ActivateCode,
 			CancelCode:   base.Callback.CancelCode,
@@ -281,12 +293,14 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	c.Callback = Callback{
 		Enabled:      fcb.Enabled,
 		CCNR:         fcb.CCNR,
+		External:     fcb.External,
 		Policy:       fcb.Policy,
 		OfferWindow:  v.duration("callback.offer_window", fcb.OfferWindow),
 		T1:           v.duration("callback.t1", fcb.T1),
 		T3:           v.duration("callback.t3", fcb.T3),
 		Lifetime:     v.duration("callback.lifetime", fcb.Lifetime),
 		LifetimeCCNR: v.duration("callback.lifetime_ccnr", fcb.LifetimeCCNR),
+		WaitTime:     v.duration("callback.wait_time", fcb.WaitTime),
 		AlertRing:    v.duration("callback.alert_ring", fcb.AlertRing),
 		ActivateCode: fcb.ActivateCode,
 		CancelCode:   fcb.CancelCode,

@@ -48,6 +48,7 @@ func TestDefault(t *testing.T) {
 		T3:           Duration{20 * time.Second},
 		Lifetime:     Duration{60 * time.Minute},
 		LifetimeCCNR: Duration{180 * time.Minute},
+		WaitTime:     Duration{20 * time.Second},
 		AlertRing:    Duration{4 * time.Second},
 		ActivateCode: "*39",
 		CancelCode:   "#39",
@@ -269,6 +270,8 @@ t1 = "10m"
 t3 = "1m30s"
 lifetime = "1m"
 lifetime_ccnr = "48h"
+external = true
+wait_time = "2m"
 alert_ring = "0s"
 activate_code = "*5"
 cancel_code = "#*5"
@@ -284,6 +287,8 @@ cancel_code = "#*5"
 		T3:           Duration{90 * time.Second},
 		Lifetime:     Duration{time.Minute},
 		LifetimeCCNR: Duration{48 * time.Hour},
+		External:     true,
+		WaitTime:     Duration{2 * time.Minute},
 		ActivateCode: "*5",
 		CancelCode:   "#*5",
 	}
@@ -454,6 +459,7 @@ func TestRoundTrip(t *testing.T) {
 			T3:           Duration{1500 * time.Millisecond},
 			Lifetime:     Duration{48 * time.Hour},
 			LifetimeCCNR: Duration{time.Minute},
+			WaitTime:     Duration{20 * time.Second},
 			AlertRing:    Duration{0},
 			ActivateCode: "#*12345",
 			CancelCode:   "##",
@@ -607,4 +613,37 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("reparse differs\n got %+v\nwant %+v", again, c)
 		}
 	})
+}
+
+// The API checks parameters and lines with the file's rules; each error
+// names its key.
+func TestCheckCallbackAndLine(t *testing.T) {
+	cb := Default().Callback
+	if errs := CheckCallback(cb); len(errs) != 0 {
+		t.Fatalf("defaults: %v", errs)
+	}
+	cb.T3 = Duration{time.Hour}
+	cb.Policy = "lifo"
+	cb.CancelCode = "*39"
+	got := map[string]string{}
+	for _, e := range CheckCallback(cb) {
+		got[e.Key] = e.Msg
+	}
+	want := map[string]string{
+		"callback.t3":          `callback.t3 "1h0m0s": want 1s to 10m`,
+		"callback.policy":      `callback.policy "lifo": want notify-all or fifo`,
+		"callback.cancel_code": `callback.activate_code and callback.cancel_code are both "*39": they must differ`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("CheckCallback = %v\nwant %v", got, want)
+	}
+
+	errs := CheckLine(Line{DN: "12a", Password: "", Locale: "fr", BusyTrigger: 0, MaxDevices: 1})
+	keys := []string{}
+	for _, e := range errs {
+		keys = append(keys, e.Key)
+	}
+	if fmt.Sprint(keys) != "[dn password locale busy_trigger]" {
+		t.Errorf("CheckLine keys = %v", keys)
+	}
 }

@@ -19,6 +19,7 @@ type Error struct {
 	Line   int // 1-based; 0 when unknown
 	Column int // 1-based; 0 when unknown or not meaningful
 	Msg    string
+	Key    string // the key at fault ("callback.t3", "line[2].dn"); may be empty
 }
 
 // Error formats as FILE:LINE:COL: MSG, leaving out what is unknown.

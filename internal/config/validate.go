@@ -30,6 +30,7 @@ var durationLimits = map[string]struct {
 	"callback.t3":             {time.Second, 10 * time.Minute, "1s to 10m"},
 	"callback.lifetime":       {time.Minute, 48 * time.Hour, "1m to 48h"},
 	"callback.lifetime_ccnr":  {time.Minute, 48 * time.Hour, "1m to 48h"},
+	"callback.wait_time":      {5 * time.Second, 2 * time.Minute, "5s to 2m"},
 	"callback.alert_ring":     {0, 60 * time.Second, "0s to 60s"},
 }
 
@@ -44,6 +45,37 @@ type validator struct {
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.errs.add(v.name, v.pos.line(path), 0, format, args...)
+	(*v.errs)[len(*v.errs)-1].Key = path
+}
+
+// CheckCallback checks service parameters changed while running (the API):
+// the same rules as the [callback] table of a file. Each Error's Key names
+// the parameter ("callback.t3"); File and Line are empty.
+func CheckCallback(cb Callback) []*Error {
+	var errs errorList
+	v := validator{pos: positions{}, errs: &errs}
+	for key, d := range map[string]Duration{
+		"callback.offer_window": cb.OfferWindow, "callback.t1": cb.T1, "callback.t3": cb.T3,
+		"callback.lifetime": cb.Lifetime, "callback.lifetime_ccnr": cb.LifetimeCCNR,
+		"callback.wait_time": cb.WaitTime, "callback.alert_ring": cb.AlertRing,
+	} {
+		v.duration(key, d.String())
+	}
+	v.callback(&cb)
+	return errs
+}
+
+// CheckLine checks a line created or changed while running (the API), with
+// the rules of a [[line]] table. Each Error's Key names the field
+// ("line[0].dn" becomes "dn").
+func CheckLine(l Line) []*Error {
+	var errs errorList
+	v := validator{pos: positions{}, errs: &errs}
+	v.lines([]Line{l})
+	for _, e := range errs {
+		e.Key = strings.TrimPrefix(e.Key, "line[0].")
+	}
+	return errs
 }
 
 func (v *validator) config(c *Config) {

@@ -50,3 +50,19 @@ func (d *Directory) Lines() []config.Line {
 	sort.Slice(out, func(i, j int) bool { return out[i].DN < out[j].DN })
 	return out
 }
+
+// Put adds a line or replaces it (a change through the API).
+func (d *Directory) Put(l config.Line) {
+	d.mu.Lock()
+	d.lines[l.DN] = l
+	d.mu.Unlock()
+}
+
+// Remove deletes a line; it reports whether there was one.
+func (d *Directory) Remove(dn string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.lines[dn]
+	delete(d.lines, dn)
+	return ok
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/callbackd/callbackd/internal/engine"
+	"github.com/callbackd/callbackd/internal/screen"
 )
 
 // Sources are read at each scrape.
@@ -21,6 +22,7 @@ type Sources struct {
 	LineStates    func() map[string]int // lines by state (idle, busy, ...)
 	OpenRequests  func() int            // open Call Back requests
 	TimersPending func() int            // Call Back timers armed
+	RequestStates func() map[string]int // open Call Back requests by state
 }
 
 // Metrics holds the registry and the counters.
@@ -31,6 +33,12 @@ type Metrics struct {
 	ended   *prometheus.CounterVec
 	alerts  prometheus.Counter
 	stored  prometheus.Counter
+
+	activations   prometheus.Counter
+	notifications prometheus.Counter
+	failures      *prometheus.CounterVec
+	connects      *prometheus.CounterVec
+	sip           *prometheus.CounterVec
 }
 
 // New registers every metric, with the Go runtime and process collectors.
@@ -52,7 +60,22 @@ func New(src Sources) *Metrics {
 	m.stored = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callbackd_callback_writes_total", Help: "Call Back request records written to the store.",
 	})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored)
+	m.activations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_callback_activations_total", Help: "Call Back requests activated (the F4 screen shown).",
+	})
+	m.notifications = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_callback_notifications_total", Help: "Callers told that the line they wait for is available (F12, F22).",
+	})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_callback_failures_total", Help: "Call Back failures by reason: activations refused (cannot-activate, key-not-active) and requests that ended without a call (t1, t3, expired, no-answer, reset, removed, ...).",
+	}, []string{"reason"})
+	m.connects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_callback_recalls_total", Help: "Call back calls the server placed itself (Dial on the console or API: ring the caller, then the callee), by result (connected, failed).",
+	}, []string{"result"})
+	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_sip_messages_total", Help: "SIP messages by direction (in, out) and kind (the request method, or the response status code).",
+	}, []string{"direction", "kind"})
+	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.notifications, m.failures, m.connects, m.sip)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
@@ -63,7 +86,10 @@ func New(src Sources) *Metrics {
 	gauge("callbackd_callback_requests_open", "Open Call Back requests.", src.OpenRequests)
 	gauge("callbackd_callback_timers_pending", "Call Back timers armed.", src.TimersPending)
 	if src.LineStates != nil {
-		m.reg.MustRegister(lineStates{src.LineStates})
+		m.reg.MustRegister(byLabel{src.LineStates, lineStatesDesc})
+	}
+	if src.RequestStates != nil {
+		m.reg.MustRegister(byLabel{src.RequestStates, requestStatesDesc})
 	}
 	return m
 }
@@ -81,24 +107,52 @@ func (m *Metrics) Action(a engine.Action) {
 	switch a := a.(type) {
 	case engine.ShowScreen:
 		m.screens.WithLabelValues(a.Screen.Kind.String()).Inc()
+		switch a.Screen.Kind {
+		case screen.Activated:
+			m.activations.Inc()
+		case screen.Available, screen.AvailableDND:
+			m.notifications.Inc()
+		case screen.CannotActivate:
+			m.failures.WithLabelValues("cannot-activate").Inc()
+		case screen.KeyNotActive:
+			m.failures.WithLabelValues("key-not-active").Inc()
+		}
 	case engine.Alert:
 		m.alerts.Inc()
 	case engine.Delete:
 		m.ended.WithLabelValues(string(a.Reason)).Inc()
+		switch a.Reason {
+		case engine.EndCompleted, engine.EndCancelled, engine.EndReplaced:
+		default:
+			m.failures.WithLabelValues(string(a.Reason)).Inc()
+		}
 	case engine.Persist:
 		m.stored.Inc()
 	}
 }
 
-// lineStates is a gauge vector computed at scrape time.
-type lineStates struct{ f func() map[string]int }
+// Recall counts a call the server placed itself (Connect), by result.
+func (m *Metrics) Recall(result string) { m.connects.WithLabelValues(result).Inc() }
 
-var lineStatesDesc = prometheus.NewDesc("callbackd_lines", "Lines by aggregated state (idle, ringing, busy, unregistered).", []string{"state"}, nil)
+// SIPMessage counts a SIP message read ("in") or written ("out"); kind is
+// its method or status code.
+func (m *Metrics) SIPMessage(direction, kind string) { m.sip.WithLabelValues(direction, kind).Inc() }
 
-func (l lineStates) Describe(ch chan<- *prometheus.Desc) { ch <- lineStatesDesc }
+// byLabel is a gauge vector computed at scrape time.
+type byLabel struct {
+	f    func() map[string]int
+	desc *prometheus.Desc
+}
 
-func (l lineStates) Collect(ch chan<- prometheus.Metric) {
+var (
+	lineStatesDesc    = prometheus.NewDesc("callbackd_lines", "Lines by aggregated state (idle, ringing, busy, unregistered).", []string{"state"}, nil)
+	requestStatesDesc = prometheus.NewDesc("callbackd_callback_requests", "Open Call Back requests by state (activating, active, suspended, available).", []string{"state"}, nil)
+)
+
+func (l byLabel) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
+
+func (l byLabel) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range l.f() {
-		ch <- prometheus.MustNewConstMetric(lineStatesDesc, prometheus.GaugeValue, float64(n), state)
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, float64(n), state)
 	}
 }

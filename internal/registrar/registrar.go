@@ -417,3 +417,37 @@ func contactsOf(req *sip.Request) ([]*sip.ContactHeader, bool, error) {
 	}
 	return out, wildcard, nil
 }
+
+// All returns the live bindings of every line, sorted by DN and Contact.
+func (r *Registrar) All() []Binding {
+	r.mu.RLock()
+	now := r.now()
+	var out []Binding
+	for _, bs := range r.bindings {
+		for _, b := range bs {
+			if b.Expires.After(now) {
+				out = append(out, b)
+			}
+		}
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DN != out[j].DN {
+			return out[i].DN < out[j].DN
+		}
+		return out[i].Contact < out[j].Contact
+	})
+	return out
+}
+
+// DropLine removes every binding of a line that was removed from the
+// directory (its devices must register again once it is back).
+func (r *Registrar) DropLine(ctx context.Context, dn string) error {
+	for _, b := range r.Bindings(dn) {
+		if err := r.store.DeleteRegistration(ctx, b.DN, b.Contact); err != nil {
+			return fmt.Errorf("registrar: drop line %s: %w", dn, err)
+		}
+	}
+	r.apply(dn, func([]Binding) []Binding { return nil })
+	return nil
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/callbackd/callbackd/internal/callback"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
@@ -41,6 +42,10 @@ type Server struct {
 	B2BUA     *b2bua.B2BUA
 	Callback  *callback.Service
 	Metrics   *metrics.Metrics
+	Hub       *events.Hub // live events (the API's server-sent events)
+
+	liveMu     sync.Mutex      // serialises changes while running (live.go)
+	fileParams config.Callback // the configuration file's parameters
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
@@ -68,7 +73,10 @@ func parseListen(s string) (transport, addr string, err error) {
 // New binds the listeners and builds every part over the store st.
 // Nothing is served until Serve.
 func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
-	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{})}
+	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{}), Hub: events.NewHub(), fileParams: cfg.Callback}
+	if err := s.overlay(context.Background(), cfg); err != nil {
+		return nil, err
+	}
 	local := map[string]b2bua.Local{}
 	for _, entry := range cfg.SIP.Listen {
 		tp, addr, err := parseListen(entry)
@@ -128,7 +136,8 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
 	s.B2BUA.Store = st
-	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, s.B2BUA, log)
+	ph := phones{B2BUA: s.B2BUA}
+	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, &ph, log)
 	s.Metrics = metrics.New(metrics.Sources{
 		Registrations: s.Registrar.Count,
 		ActiveCalls:   s.B2BUA.Calls,
@@ -141,8 +150,14 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		},
 		OpenRequests:  func() int { open, _ := s.Callback.Counts(); return open },
 		TimersPending: func() int { _, timers := s.Callback.Counts(); return timers },
+		RequestStates: s.Callback.RequestStates,
 	})
-	s.Callback.Observe = s.Metrics.Action
+	ph.m = s.Metrics
+	s.publish()
+	sipTrace.m.Store(s.Metrics)
+	sipTrace.s.Store(s)
+	sip.SIPDebugTracer(&sipTrace)
+	sip.SIPDebug = true // read by the transports; set once, before serving
 	s.B2BUA.OnResult = func(r b2bua.Result) {
 		s.Metrics.CallResult(string(r.Outcome))
 		s.Callback.CallResult(r)

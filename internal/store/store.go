@@ -47,6 +47,14 @@ type Call struct {
 	Data []byte
 }
 
+// Line is a line created, changed or deleted through the API: the
+// directory's own record, as JSON; Deleted marks a removed line.
+type Line struct {
+	DN      string
+	Data    []byte
+	Deleted bool
+}
+
 // Store is what the rest of the server needs from persistence.
 type Store interface {
 	PutRegistration(ctx context.Context, r Registration) error
@@ -60,6 +68,17 @@ type Store interface {
 	PutCall(ctx context.Context, c Call) error
 	DeleteCall(ctx context.Context, id string) error
 	Calls(ctx context.Context) ([]Call, error)
+
+	// Lines changed through the API: they overlay the configuration file's
+	// lines at start (a stored line wins over the file's line of the same
+	// DN; Deleted hides it).
+	PutLine(ctx context.Context, l Line) error
+	Lines(ctx context.Context) ([]Line, error)
+
+	// Settings changed through the API (service parameters), by name, as JSON.
+	PutSetting(ctx context.Context, name string, data []byte) error
+	DeleteSetting(ctx context.Context, name string) error
+	Settings(ctx context.Context) (map[string][]byte, error)
 
 	Close() error
 }
@@ -97,6 +116,15 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE TABLE IF NOT EXISTS calls (
 	id TEXT PRIMARY KEY,
+	data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lines (
+	dn TEXT PRIMARY KEY,
+	data BLOB NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS settings (
+	name TEXT PRIMARY KEY,
 	data BLOB NOT NULL
 );
 `
@@ -295,6 +323,64 @@ func (s *SQLite) Calls(ctx context.Context) ([]Call, error) {
 			return nil, err
 		}
 		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// PutLine stores an API change of a line (or its deletion).
+func (s *SQLite) PutLine(ctx context.Context, l Line) error {
+	if l.DN == "" {
+		return errors.New("store: line without dn")
+	}
+	if l.Data == nil {
+		l.Data = []byte{}
+	}
+	return s.exec(ctx, `INSERT OR REPLACE INTO lines (dn, data, deleted) VALUES (?, ?, ?)`, l.DN, l.Data, l.Deleted)
+}
+
+// Lines returns every stored line change in DN order.
+func (s *SQLite) Lines(ctx context.Context) ([]Line, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT dn, data, deleted FROM lines ORDER BY dn`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Line
+	for rows.Next() {
+		var l Line
+		if err := rows.Scan(&l.DN, &l.Data, &l.Deleted); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// PutSetting stores a named setting.
+func (s *SQLite) PutSetting(ctx context.Context, name string, data []byte) error {
+	return s.exec(ctx, `INSERT OR REPLACE INTO settings (name, data) VALUES (?, ?)`, name, data)
+}
+
+// DeleteSetting forgets a named setting.
+func (s *SQLite) DeleteSetting(ctx context.Context, name string) error {
+	return s.exec(ctx, `DELETE FROM settings WHERE name = ?`, name)
+}
+
+// Settings returns every stored setting.
+func (s *SQLite) Settings(ctx context.Context) (map[string][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, data FROM settings`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var name string
+		var data []byte
+		if err := rows.Scan(&name, &data); err != nil {
+			return nil, err
+		}
+		out[name] = data
 	}
 	return out, rows.Err()
 }
