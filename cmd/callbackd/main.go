@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"expvar"
 	"flag"
@@ -21,9 +23,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/api"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/web"
 )
 
 func main() {
@@ -49,7 +54,9 @@ func run() error {
 			return err
 		}
 	}
-	log := newLogger(cfg.Log)
+	level := new(slog.LevelVar)
+	alarms := newLogger(cfg.Log, level)
+	log := slog.New(alarms)
 
 	st, err := store.OpenSQLite(cfg.Store.Path)
 	if err != nil {
@@ -61,6 +68,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	token := cfg.HTTP.Token
+	if token == "" {
+		token = randomToken()
+		log.Info("API admin token", "token", token, "hint", "set http.token to keep one across restarts")
+	}
+	rest := api.New(api.Deps{Server: srv, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: time.Now()})
 	if *configPath == "" {
 		printDemo(cfg)
 	}
@@ -72,7 +85,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := &http.Server{Handler: httpHandler(srv), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: httpHandler(srv, rest), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "error", err)
@@ -95,16 +108,27 @@ func run() error {
 	return err
 }
 
-func newLogger(c config.Log) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		level = slog.LevelInfo
+// newLogger makes the log handler: its level is level (switched live
+// through the API, F36), and it keeps the recent warnings and errors as
+// alarms (F37).
+func newLogger(c config.Log, level *slog.LevelVar) *events.Alarms {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
+		l = slog.LevelInfo
 	}
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return events.NewAlarms(h, 100, nil)
+}
+
+func randomToken() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func printDemo(cfg *config.Config) {
@@ -116,8 +140,10 @@ func printDemo(cfg *config.Config) {
 	fmt.Printf("  SIP server: %v, digest realm %q\n", cfg.SIP.Listen, cfg.SIP.Realm)
 }
 
-func httpHandler(srv *sipserver.Server) http.Handler {
+func httpHandler(srv *sipserver.Server, rest *api.API) http.Handler {
 	mux := http.NewServeMux()
+	rest.Register(mux)
+	mux.Handle("/", web.Handler()) // the phone console and the admin page
 	mux.Handle("GET /metrics", srv.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -560,6 +560,15 @@ func (s *Service) Press(dn, key string) (screen.Screen, error) {
 	return sc, nil
 }
 
+// Activate is the CallBack key of line caller pressed through the API: on
+// the last failed call, or, with callee, as `*39<callee>`. It returns the
+// screen shown after.
+func (s *Service) Activate(caller, callee string) screen.Screen {
+	s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.OnHook, Target: callee})
+	sc, _ := s.Screen(caller)
+	return sc
+}
+
 // Params returns the service parameters in force.
 func (s *Service) Params() config.Callback {
 	s.mu.RLock()

@@ -1,0 +1,391 @@
+// Package api is callbackd's HTTP API under /api/v1 (JSON; documented by
+// api/openapi.json at the repository root, served at /api/v1/openapi.json):
+// lines, registrations, call-back requests, the phone screens and softkeys,
+// service parameters, log switches, alarms, status, and live events as
+// server-sent events. Reads are open; every write needs the admin token
+// (Bearer, or Basic with user "admin"), and a line's own credentials may
+// press that line's keys and act on its own requests.
+//
+// The API only turns HTTP into the calls the rest of the server offers
+// (sipserver, callback): what a key press does is decided by the engine,
+// exactly as for the feature codes.
+package api
+
+import (
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/events"
+	"github.com/callbackd/callbackd/internal/screen"
+	"github.com/callbackd/callbackd/internal/sipserver"
+)
+
+// Deps is what the API works on.
+type Deps struct {
+	Server   *sipserver.Server
+	Token    string         // admin token (config http.token, or made at start)
+	Level    *slog.LevelVar // the log level, switched live (F36)
+	Alarms   *events.Alarms // recent warnings and errors (F37); may be nil
+	OpenAPI  []byte         // the OpenAPI document served at /api/v1/openapi.json
+	Started  time.Time
+	Instance string // names this instance (F35, F37); default host:pid
+}
+
+// API serves /api/v1.
+type API struct {
+	d             Deps
+	s             *sipserver.Server
+	notifications atomic.Int64
+}
+
+// New builds the API. It starts counting notifications at once.
+func New(d Deps) *API {
+	if d.Instance == "" {
+		host, _ := os.Hostname()
+		d.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	a := &API{d: d, s: d.Server}
+	w := d.Server.Hub.Watch(func(e events.Event) bool { return e.Type == "screen" })
+	go func() {
+		for e := range w.C {
+			if sc, ok := e.Data.(screen.Screen); ok && (sc.Kind == screen.Available || sc.Kind == screen.AvailableDND) {
+				a.notifications.Add(1)
+			}
+		}
+	}()
+	return a
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	r := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, h) }
+	r("GET /api/v1/status", a.status)
+	r("GET /api/v1/openapi.json", a.openapi)
+	r("GET /api/v1/lines", a.listLines)
+	r("POST /api/v1/lines", a.admin(a.createLine))
+	r("GET /api/v1/lines/{dn}", a.getLine)
+	r("PUT /api/v1/lines/{dn}", a.admin(a.updateLine))
+	r("DELETE /api/v1/lines/{dn}", a.admin(a.deleteLine))
+	r("GET /api/v1/lines/{dn}/screen", a.getScreen)
+	r("POST /api/v1/lines/{dn}/keys", a.pressKey)
+	r("GET /api/v1/registrations", a.listRegistrations)
+	r("GET /api/v1/callbacks", a.listCallbacks)
+	r("POST /api/v1/callbacks", a.activate)
+	r("GET /api/v1/callbacks/{id}", a.getCallback)
+	r("DELETE /api/v1/callbacks/{id}", a.cancelCallback)
+	r("POST /api/v1/callbacks/{id}/dial", a.dialCallback)
+	r("GET /api/v1/params", a.getParams)
+	r("PUT /api/v1/params", a.admin(a.putParams))
+	r("DELETE /api/v1/params", a.admin(a.resetParams))
+	r("GET /api/v1/log", a.getLog)
+	r("PUT /api/v1/log", a.admin(a.putLog))
+	r("GET /api/v1/alarms", a.alarms)
+	r("GET /api/v1/events", a.events)
+	r("GET /api/v1/ui/{locale}", a.ui)
+	r("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, "not_found", "no such API resource: "+r.URL.Path, "")
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Errors and JSON
+
+// apiError is the body of every error response.
+type apiError struct {
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Field   string       `json:"field,omitempty"`
+	Details []fieldError `json:"details,omitempty"`
+}
+
+type fieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// httpError is an error with its response.
+type httpError struct {
+	status int
+	apiError
+}
+
+func (e *httpError) Error() string { return e.Message }
+
+func newError(status int, code, msg, field string) *httpError {
+	return &httpError{status: status, apiError: apiError{Code: code, Message: msg, Field: field}}
+}
+
+func fail(w http.ResponseWriter, status int, code, msg, field string) {
+	writeError(w, newError(status, code, msg, field))
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = newError(http.StatusInternalServerError, "internal", err.Error(), "")
+	}
+	if he.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="callbackd", charset="UTF-8"`)
+	}
+	writeJSON(w, he.status, map[string]apiError{"error": he.apiError})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// maxBody bounds a request body: the largest legitimate one is a line.
+const maxBody = 64 << 10
+
+// readObject reads a JSON object body into fields by name, refusing what is
+// not JSON, not an object, too large, or not declared as JSON.
+func readObject(r *http.Request) (map[string]json.RawMessage, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		return nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json, not "+ct, "")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	var obj map[string]json.RawMessage
+	if err := dec.Decode(&obj); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body exceeds %d bytes", maxBody), "")
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, newError(http.StatusBadRequest, "invalid_json", "the body must be a JSON object", "")
+		}
+		return nil, newError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON: "+err.Error(), "")
+	}
+	if obj == nil {
+		return nil, newError(http.StatusBadRequest, "invalid_json", "the body must be a JSON object", "")
+	}
+	if dec.More() {
+		return nil, newError(http.StatusBadRequest, "invalid_json", "the body must hold one JSON object", "")
+	}
+	return obj, nil
+}
+
+func isJSON(ct string) bool {
+	for i := 0; i < len(ct); i++ {
+		if ct[i] == ';' {
+			ct = ct[:i]
+			break
+		}
+	}
+	return ct == "application/json"
+}
+
+// decodeField decodes one field of an object, naming it on a type error.
+func decodeField(raw json.RawMessage, field string, into any, want string) error {
+	if err := json.Unmarshal(raw, into); err != nil {
+		return newError(http.StatusBadRequest, "wrong_type", fmt.Sprintf("%s: want %s", field, want), field)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Status, alarms, log, UI texts, OpenAPI
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	open, timers := a.s.Callback.Counts()
+	version := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"instance": a.d.Instance,
+		// One instance is active; standby instances (F35) are not built yet.
+		"active":        true,
+		"started":       a.d.Started.UTC().Format(time.RFC3339),
+		"version":       version,
+		"lines":         len(a.s.Directory.Lines()),
+		"registrations": a.s.Registrar.Count(),
+		"open_requests": open,
+		"timers":        timers,
+		"notifications": a.notifications.Load(),
+		"active_calls":  a.s.B2BUA.Calls(),
+	})
+}
+
+func (a *API) alarms(w http.ResponseWriter, r *http.Request) {
+	list := []events.Alarm{}
+	if a.d.Alarms != nil {
+		list = append(list, a.d.Alarms.Recent()...)
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+type logSwitches struct {
+	Level    string `json:"level"`
+	SIPTrace bool   `json:"sip_trace"`
+}
+
+func (a *API) currentLog() logSwitches {
+	level := "info"
+	if a.d.Level != nil {
+		switch l := a.d.Level.Level(); {
+		case l <= slog.LevelDebug:
+			level = "debug"
+		case l >= slog.LevelError:
+			level = "error"
+		case l >= slog.LevelWarn:
+			level = "warn"
+		}
+	}
+	return logSwitches{Level: level, SIPTrace: a.s.SIPTrace()}
+}
+
+func (a *API) getLog(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.currentLog())
+}
+
+// putLog switches the log level and the SIP trace while running (F36, F37).
+func (a *API) putLog(w http.ResponseWriter, r *http.Request) {
+	obj, err := readObject(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cur := a.currentLog()
+	for k, raw := range obj {
+		switch k {
+		case "level":
+			if err := decodeField(raw, k, &cur.Level, "a string"); err != nil {
+				writeError(w, err)
+				return
+			}
+			switch cur.Level {
+			case "debug", "info", "warn", "error":
+			default:
+				fail(w, http.StatusUnprocessableEntity, "invalid_value", fmt.Sprintf("level %q: want debug, info, warn or error", cur.Level), k)
+				return
+			}
+		case "sip_trace":
+			if err := decodeField(raw, k, &cur.SIPTrace, "true or false"); err != nil {
+				writeError(w, err)
+				return
+			}
+		default:
+			fail(w, http.StatusBadRequest, "unknown_field", fmt.Sprintf("unknown field %q (want level, sip_trace)", k), k)
+			return
+		}
+	}
+	var l slog.Level
+	l.UnmarshalText([]byte(cur.Level))
+	if a.d.Level != nil {
+		a.d.Level.Set(l)
+	}
+	a.s.SetSIPTrace(cur.SIPTrace)
+	a.s.Log.Info("log switches changed", "level", cur.Level, "sip_trace", cur.SIPTrace)
+	writeJSON(w, http.StatusOK, cur)
+}
+
+func (a *API) ui(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, screen.UI(r.PathValue("locale")))
+}
+
+func (a *API) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(a.d.OpenAPI)
+}
+
+// ---------------------------------------------------------------------------
+// Authentication
+
+// who is the authenticated caller of a write: the admin, or a line.
+type who struct {
+	admin bool
+	dn    string
+}
+
+// authenticate checks the request's credentials: the admin token as
+// Bearer or as Basic admin:TOKEN, or a line's SIP credentials as Basic
+// DN:PASSWORD. Comparisons take constant time.
+func (a *API) authenticate(r *http.Request) (who, error) {
+	unauthorized := newError(http.StatusUnauthorized, "unauthorized", "missing or wrong credentials: use the admin token (Bearer) or the line's DN and password (Basic)", "")
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return who{}, unauthorized
+	}
+	if tok, ok := cutPrefixFold(h, "Bearer "); ok {
+		if equal(tok, a.d.Token) {
+			return who{admin: true}, nil
+		}
+		return who{}, unauthorized
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return who{}, unauthorized
+	}
+	if user == "admin" {
+		if equal(pass, a.d.Token) {
+			return who{admin: true}, nil
+		}
+		return who{}, unauthorized
+	}
+	if pw, ok := a.s.Directory.Password(user); ok && equal(pass, pw) {
+		return who{dn: user}, nil
+	}
+	return who{}, unauthorized
+}
+
+func equal(a, b string) bool {
+	return b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// cutPrefixFold cuts an auth scheme, which is case-insensitive (RFC 9110 11.1).
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+// admin wraps a handler that only the admin may call.
+func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := a.authenticate(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !u.admin {
+			fail(w, http.StatusForbidden, "forbidden", "this needs the admin token", "")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// forLine authenticates a write about line dn: the admin, or dn itself.
+func (a *API) forLine(r *http.Request, dn string) error {
+	u, err := a.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if !u.admin && u.dn != dn {
+		return newError(http.StatusForbidden, "forbidden", "these credentials are line "+u.dn+"'s, not line "+dn+"'s", "")
+	}
+	return nil
+}
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// OpenAPI returns the API's OpenAPI 3.1 document.
+func OpenAPI() []byte { return openapiJSON }

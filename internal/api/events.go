@@ -1,0 +1,128 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/events"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/screen"
+	"github.com/callbackd/callbackd/internal/sipserver"
+)
+
+// heartbeat keeps idle event streams open through proxies and lets a
+// client notice a dead server.
+const heartbeat = 15 * time.Second
+
+type lineEvent struct {
+	DN      string `json:"dn"`
+	State   string `json:"state"`
+	Devices int    `json:"devices"`
+	Calls   int    `json:"calls"`
+}
+
+// events streams live events as server-sent events (HTML Living Standard,
+// "Server-sent events"): `event: TYPE` and one line of JSON data. With
+// ?line=DN only that line's screen, line and registration events come, and
+// the stream starts with its current screen and state (the phone console).
+func (a *API) events(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		fail(w, http.StatusInternalServerError, "internal", "streaming not supported", "")
+		return
+	}
+	dn := r.URL.Query().Get("line")
+	var line *lineEvent
+	if dn != "" {
+		l, err := a.lookupLine(dn)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		j := a.line(l)
+		line = &lineEvent{DN: dn, State: j.State, Devices: j.Devices, Calls: j.Calls}
+	}
+	watch := a.s.Hub.Watch(func(e events.Event) bool {
+		if dn == "" {
+			return true
+		}
+		return e.DN == dn && (e.Type == "screen" || e.Type == "line" || e.Type == "registration")
+	})
+	defer watch.Close()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(typ string, data any) bool {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return true
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, b); err != nil {
+			return false
+		}
+		flusher.Flush()
+		return true
+	}
+	fmt.Fprint(w, "retry: 1000\n\n")
+	if line != nil {
+		l, _ := a.s.Directory.Line(dn)
+		sc, _ := a.s.Callback.Screen(dn)
+		send("screen", a.screenOf(l, sc))
+		send("line", line)
+	} else {
+		flusher.Flush()
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case e := <-watch.C:
+			if n := watch.Lost(); n > 0 && !send("lost", map[string]int{"events": n}) {
+				return
+			}
+			if !a.sendEvent(send, e) {
+				return
+			}
+		}
+	}
+}
+
+// sendEvent renders one hub event as the API shows it.
+func (a *API) sendEvent(send func(string, any) bool, e events.Event) bool {
+	switch d := e.Data.(type) {
+	case screen.Screen:
+		l, ok := a.s.Directory.Line(e.DN)
+		if !ok {
+			return true
+		}
+		return send("screen", a.screenOf(l, d))
+	case linestate.Snapshot:
+		return send("line", lineEvent{DN: d.DN, State: string(d.State), Devices: d.Devices, Calls: d.Calls})
+	case sipserver.RequestEvent:
+		out := map[string]any{"op": d.Op}
+		if d.Op == "end" {
+			out["id"], out["reason"] = d.ID, d.Reason
+		} else {
+			out["request"] = requestOf(d.Request)
+		}
+		return send("callback", out)
+	case events.Alarm:
+		return send("alarm", d)
+	case nil:
+		return send(e.Type, map[string]string{"dn": e.DN})
+	default:
+		return send(e.Type, d)
+	}
+}
