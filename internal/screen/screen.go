@@ -1,15 +1,24 @@
 // Package screen holds the Call Back screens that a phone shows to the caller
 // (user A): their kinds, the softkeys each offers, and their text in the
-// line's locale. The engine decides WHICH screen (a typed Screen value); this
-// package says what it reads like. It imports nothing of the engine.
+// line's locale (F34). The engine decides WHICH screen (a typed Screen value);
+// this package says what it reads like. It imports nothing of the engine.
 //
-// The wording is the seeds' (seed 002, Cisco Call Back, English; the error
-// messages of seeds 000/001 are printed in English there too). Sentences the
-// seeds do not give are marked as ours in catalog.go.
+// The texts are not code: they are message catalogues, one file per locale
+// (locales/active.en.toml, .de, .zh, .ko), embedded in the binary and loaded
+// with go-i18n at init (catalog.go). Besides the screens they hold the softkey
+// labels (Label), the texts of the web phone console and admin page (UI) and
+// each locale's way of writing the time (TimeLayout, F12). A message missing
+// in a locale falls back to English.
+//
+// The English wording is the seeds' (seed 002, Cisco Call Back; the error
+// messages of seeds 000/001, printed in English there). zh and ko use the
+// words of seeds 000 and 001 and keep the one screen sentence those seeds
+// give in their language (the DND-Reject notification, F22) exactly; de is
+// ours. Each catalogue file says, per message, whether the sentence is a
+// seed's or ours.
 package screen
 
 import (
-	"strings"
 	"time"
 )
 
@@ -29,6 +38,8 @@ const (
 	KeyNotActive                 // F2 "Key Not Active"
 	Deactivated                  // Cancel pressed, or the far end ended the request
 	Expired                      // F19 lifetime over: the request was deleted
+
+	numKinds // number of kinds; keep last
 )
 
 var kindNames = [...]string{
@@ -45,12 +56,14 @@ func (k Kind) String() string {
 	return "Kind(?)"
 }
 
-// Softkeys of the Call Back screens (seed 002 names them).
+// Softkeys of the Call Back screens (seed 002 names them), as Keys returns
+// them; Label gives their label in a locale.
 const (
-	KeyDial   = "Dial"
-	KeyCancel = "Cancel"
-	KeyExit   = "Exit"
-	KeyOK     = "OK"
+	KeyCallBack = "CallBack" // the key that asks for, or shows, the call back (F2)
+	KeyDial     = "Dial"
+	KeyCancel   = "Cancel"
+	KeyExit     = "Exit"
+	KeyOK       = "OK"
 )
 
 // Keys returns the softkeys the screen offers, in display order.
@@ -78,32 +91,19 @@ type Screen struct {
 }
 
 // Text renders the screen in locale ("en", "de", "zh", "ko"; "zh-CN" and
-// "ko_KR" match too). A sentence missing in a locale falls back to English.
-// Lines are separated by "\n".
+// "ko_KR" match too, see Normalize; any other is English). A sentence missing
+// in a locale falls back to English. Lines are separated by "\n". A kind
+// that is not one of the constants renders as "".
 func (s Screen) Text(locale string) string {
 	c := lookup(locale)
-	tmpl, ok := c.text[s.Kind]
-	if !ok {
-		c = catalog["en"]
-		tmpl = c.text[s.Kind]
+	if s.Kind < 0 || s.Kind >= numKinds {
+		return ""
 	}
-	return strings.NewReplacer(
-		"{dn}", s.DN,
-		"{old}", s.OldDN,
-		"{time}", s.At.Format(c.timeLayout),
-	).Replace(tmpl)
+	t := c.screens[s.Kind]
+	var buf [64]byte
+	var tm []byte
+	if t.usesTime || t.tmpl != nil {
+		tm = s.At.AppendFormat(buf[:0], c.layout)
+	}
+	return t.fill(s.DN, s.OldDN, tm)
 }
-
-func lookup(locale string) *locale {
-	l := strings.ToLower(locale)
-	if i := strings.IndexAny(l, "-_"); i >= 0 {
-		l = l[:i]
-	}
-	if c, ok := catalog[l]; ok {
-		return c
-	}
-	return catalog["en"]
-}
-
-// Locales lists the locales that have a catalogue, sorted.
-func Locales() []string { return []string{"de", "en", "ko", "zh"} }

@@ -1,6 +1,7 @@
 package screen
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -47,53 +48,67 @@ func TestTextEnglish(t *testing.T) {
 	}
 }
 
-// F34: zh and ko have the seeds' DND-Reject sentence; everything else falls
-// back to English, as the zh/ko seeds print the messages in English.
+// F34: zh and ko keep the seeds' DND-Reject sentence exactly (as the first
+// line); every other screen is in the locale too, not English.
 func TestTextLocales(t *testing.T) {
 	dnd := Screen{Kind: AvailableDND, DN: "1002"}
-	if got, want := dnd.Text("zh"), "用户 1002 现在有空，但现在处于“DND-拒绝”状态"; got != want {
-		t.Errorf("zh: %q, want %q", got, want)
-	}
-	if got, want := dnd.Text("ko-KR"), "현재 사용자 1002를 DND-R에서 사용할 수 있음"; got != want {
-		t.Errorf("ko: %q, want %q", got, want)
-	}
-	na := Screen{Kind: NotActive}
-	for _, loc := range []string{"zh_CN", "ko", "fr", ""} {
-		if got := na.Text(loc); got != na.Text("en") {
-			t.Errorf("%q: %q, want the English fallback", loc, got)
+	for loc, want := range map[string]string{
+		"zh":    "用户 1002 现在有空，但现在处于“DND-拒绝”状态", // seed 000
+		"zh_CN": "用户 1002 现在有空，但现在处于“DND-拒绝”状态",
+		"ko-KR": "현재 사용자 1002를 DND-R에서 사용할 수 있음", // seed 001
+	} {
+		if got, _, _ := strings.Cut(dnd.Text(loc), "\n"); got != want {
+			t.Errorf("%s: %q, want %q", loc, got, want)
 		}
 	}
+	na := Screen{Kind: NotActive}
+	for loc, want := range map[string]string{
+		"zh_CN": "回呼未启用。按“退出”关闭此屏幕。",
+		"ko":    "콜백이 활성 상태가 아닙니다. 이 화면을 종료하려면 [종료]를 누르십시오.",
+		"de":    "Rückruf ist nicht aktiv. Beenden drücken, um diese Anzeige zu verlassen.",
+		"fr":    na.Text("en"),
+		"":      na.Text("en"),
+	} {
+		if got := na.Text(loc); got != want {
+			t.Errorf("%q: %q, want %q", loc, got, want)
+		}
+	}
+	// F12: the time in the locale's format.
 	av := Screen{Kind: Available, DN: "1002", At: at}
-	if got := av.Text("de"); !strings.Contains(got, "Zeit 09:05 19.03.2024") || !strings.HasPrefix(got, "1002 ist jetzt erreichbar") {
-		t.Errorf("de: %q", got)
+	for loc, want := range map[string]string{
+		"en": "1002 has become available\nTime 09:05 03/19/2024\n",
+		"de": "1002 ist jetzt erreichbar\nZeit 09:05 19.03.2024\n",
+		"zh": "1002 现在有空\n时间 2024/03/19 09:05\n",
+		"ko": "1002을(를) 사용할 수 있게 되었습니다\n시간 2024.03.19 09:05\n",
+	} {
+		if got := av.Text(loc); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: %q, want prefix %q", loc, got, want)
+		}
 	}
 }
 
-// Every locale's catalogue knows only real kinds, and English knows them all.
+// Every locale's catalogue knows every kind, and only real kinds render.
 func TestCatalogComplete(t *testing.T) {
 	for k := None; k <= Expired; k++ {
-		if _, ok := catalog["en"].text[k]; !ok {
-			t.Errorf("en misses %v", k)
-		}
 		if k.String() == "Kind(?)" {
 			t.Errorf("kind %d has no name", k)
 		}
-	}
-	var got []string
-	for name, c := range catalog {
-		got = append(got, name)
-		for k, s := range c.text {
-			if k < None || k > Expired {
-				t.Errorf("%s: unknown kind %d", name, k)
-			}
-			if strings.Contains(s, "{") && strings.Count(s, "{") != strings.Count(s, "}") {
-				t.Errorf("%s %v: unbalanced placeholder in %q", name, k, s)
+		for _, loc := range Locales() {
+			if c := catalogues[loc]; c.screens[k] == nil {
+				t.Errorf("%s misses %v", loc, k)
 			}
 		}
 	}
-	slices.Sort(got)
-	if !slices.Equal(got, Locales()) {
-		t.Errorf("Locales() = %v, catalogue has %v", Locales(), got)
+	for _, k := range []Kind{-1, numKinds, 99} {
+		if got := (Screen{Kind: k, DN: "1"}).Text("en"); got != "" {
+			t.Errorf("Kind(%d): %q", k, got)
+		}
+	}
+	if got := slices.Sorted(maps.Keys(catalogues)); !slices.Equal(got, Locales()) {
+		t.Errorf("Locales() = %v, catalogues are %v", Locales(), got)
+	}
+	if !slices.Equal(Locales(), []string{"de", "en", "ko", "zh"}) {
+		t.Errorf("Locales() = %v", Locales())
 	}
 }
 
