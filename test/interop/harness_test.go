@@ -155,6 +155,9 @@ password = "demo1004"
 // startServer writes a config (listeners on free loopback ports, the data
 // folder in a temp dir, then extra TOML, e.g. [calls] or [[line]] tables)
 // and starts the binary. It returns once SIP is served.
+// apiToken is the admin token of the servers the tests start (http.token).
+const apiToken = "interop-token"
+
 func startServer(t *testing.T, extra string) *server {
 	t.Helper()
 	return startServerWith(t, "min_expires = 1", extra)
@@ -172,6 +175,7 @@ listen = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
 %s
 [http]
 listen = %q
+token = "`+apiToken+`"
 [store]
 path = "data/callbackd.db"
 [log]

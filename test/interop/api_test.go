@@ -1,0 +1,87 @@
+package interop
+
+// The HTTP API through the real binary with SIPp phones: a line created
+// through the API registers and is called at once, and a parameter changed
+// through the API is in force for the next request without a restart
+// (F31, F32, F36).
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// api sends a JSON request with the admin token and returns status and body.
+func (s *server) api(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.HTTP+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+var logTime = regexp.MustCompile(`time=(\S+)`)
+
+// logAt returns the time of the log line matching re after mark.
+func (s *server) logAt(t *testing.T, mark int, re string) time.Time {
+	t.Helper()
+	line := s.cbWaitLog(t, mark, `time=\S+ [^\n]*`+re)
+	m := logTime.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no time in %q", line)
+	}
+	at, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// TestF31_F36_APIChangesLive: T3 set to 2 s through the API ends the next
+// request 2 s after its notification (the default is 20 s); a line created
+// through the API (locale ko) registers, gets called, and asks for a call
+// back whose screen comes in Korean.
+func TestF31_F36_APIChangesLive(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pd, pb := ports[0], ports[1], ports[2]
+	s := startServer(t, cbConfig("", ""))
+
+	if code, body := s.api(t, "PUT", "/api/v1/params", `{"t3":"2s"}`); code != 200 || !strings.Contains(body, `"t3": "2s"`) {
+		t.Fatalf("PUT /api/v1/params: %d %s", code, body)
+	}
+	if code, body := s.api(t, "POST", "/api/v1/lines", `{"dn":"1009","name":"1009","password":"demo1009","locale":"ko"}`); code != 201 {
+		t.Fatalf("POST /api/v1/lines: %d %s", code, body)
+	}
+	s.register(t, "1009", pa)
+	s.register(t, "1009", pd)
+	display := s.cbStart(t, "1009's display", "display.xml", pd, true, "-m", "2")
+
+	s.cbRun(t, "1009 calls unregistered B", "uac_unavailable.xml", pa, "-s", "1002", "-set", "caller", "1009")
+	got, _ := s.cbCode(t, "1009", pa, "*39")
+	expectStatus(t, "1009 dials *39", got, "603 CallBack Activated")
+	display.expectScreen(t, 1, "1002에 대해 콜백이 활성화되었습니다\n비활성화하려면 [취소]를 누르십시오\n이 화면을 종료하려면 [종료]를 누르십시오")
+
+	mark := s.cbMark()
+	s.register(t, "1002", pb)
+	notified := s.logAt(t, mark, `action="persist #1 1009->1002 CCNL available`)
+	ended := s.logAt(t, mark, `msg="call back ended" id=1 reason=t3`)
+	if d := ended.Sub(notified); d < 1500*time.Millisecond || d > 4*time.Second {
+		t.Errorf("T3 ran %v after the notification, want the 2s set through the API", d)
+	}
+	display.pass(t)
+}
