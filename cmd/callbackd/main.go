@@ -68,6 +68,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	alarms.SetHub(srv.Hub)
 	token := cfg.HTTP.Token
 	if token == "" {
 		token = randomToken()

@@ -1,5 +1,5 @@
 // Package api is callbackd's HTTP API under /api/v1 (JSON; documented by
-// api/openapi.json at the repository root, served at /api/v1/openapi.json):
+// internal/api/openapi.json, embedded and served at /api/v1/openapi.json):
 // lines, registrations, call-back requests, the phone screens and softkeys,
 // service parameters, log switches, alarms, status, and live events as
 // server-sent events. Reads are open; every write needs the admin token
@@ -262,7 +262,8 @@ func (a *API) putLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cur := a.currentLog()
-	for k, raw := range obj {
+	for _, k := range sortedKeys(obj) {
+		raw := obj[k]
 		switch k {
 		case "level":
 			if err := decodeField(raw, k, &cur.Level, "a string"); err != nil {

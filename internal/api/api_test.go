@@ -201,7 +201,7 @@ func TestB4_BadInput(t *testing.T) {
 		{"PUT", "/api/v1/log", `{"level":"loud"}`, 422, "invalid_value", "level"},
 		{"PUT", "/api/v1/log", `{"sip_trace":"on"}`, 400, "wrong_type", "sip_trace"},
 		{"GET", "/api/v1/nothing", "", 404, "not_found", ""},
-		{"GET", "/api/v1/events?line=4711", "", 404, "not_found", "dn"},
+		{"GET", "/api/v1/events?line=4711", "", 404, "not_found", "line"},
 	} {
 		r := f.do(c.method, c.path, "admin", c.body)
 		e := r.errorOf()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/callbackd/callbackd/internal/events"
@@ -38,7 +39,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	if dn != "" {
 		l, err := a.lookupLine(dn)
 		if err != nil {
-			writeError(w, err)
+			fail(w, http.StatusNotFound, "not_found", "no line "+strconv.Quote(dn), "line")
 			return
 		}
 		j := a.line(l)

@@ -350,6 +350,11 @@ func (a *API) getCallback(w http.ResponseWriter, r *http.Request) {
 // failed call, as the CallBack key; {"caller": A, "callee": B} as `*39B`.
 // It answers with A's screen, which says what happened.
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
+	u, err := a.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	obj, err := readObject(r)
 	if err != nil {
 		writeError(w, err)
@@ -381,8 +386,8 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusUnprocessableEntity, "invalid_value", "caller: no line "+strconv.Quote(caller), "caller"))
 		return
 	}
-	if err := a.forLine(r, caller); err != nil {
-		writeError(w, err)
+	if !u.admin && u.dn != caller {
+		fail(w, http.StatusForbidden, "forbidden", "these credentials are line "+u.dn+"'s, not line "+caller+"'s", "")
 		return
 	}
 	sc := a.s.Callback.Activate(caller, callee)

@@ -133,9 +133,10 @@ func (a *Alarms) Handle(ctx context.Context, r slog.Record) error {
 		if len(s.ring) > s.keep {
 			s.ring = s.ring[len(s.ring)-s.keep:]
 		}
+		hub := s.hub
 		s.mu.Unlock()
-		if s.hub != nil {
-			s.hub.Publish(Event{Type: "alarm", Data: al})
+		if hub != nil {
+			hub.Publish(Event{Type: "alarm", Data: al})
 		}
 	}
 	if !a.next.Enabled(ctx, r.Level) {
@@ -150,6 +151,13 @@ func (a *Alarms) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (a *Alarms) WithGroup(g string) slog.Handler {
 	return &Alarms{next: a.next.WithGroup(g), state: a.state, attrs: a.attrs}
+}
+
+// SetHub makes the alarms published on hub from now on.
+func (a *Alarms) SetHub(hub *Hub) {
+	a.state.mu.Lock()
+	a.state.hub = hub
+	a.state.mu.Unlock()
 }
 
 // Recent returns the kept alarms, oldest first.
