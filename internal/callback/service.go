@@ -554,6 +554,9 @@ func (s *Service) Press(dn, key string) (screen.Screen, error) {
 					s.log.Info("call back call not connected", "id", a.ID, "caller", a.From, "callee", a.To, "error", err)
 				}
 			}()
+			// The phone leaves the Call Back screen for the call, as a
+			// phone does when Dial goes off hook: Exit closes it.
+			s.Do(engine.KeyPress{DN: dn, Key: engine.KeyExit, State: engine.OnHook})
 		}
 	}
 	sc, _ := s.Screen(dn)

@@ -328,8 +328,8 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 	if !ok || r.State != engine.Available || r.T3.Sub(r.Notice) != 7*time.Second {
 		t.Fatalf("request after B freed: %+v (T3 %v after the notice, want 7s)", r, r.T3.Sub(r.Notice))
 	}
-	if _, err := f.svc.Press("1001", "Dial"); err != nil {
-		t.Fatal(err)
+	if sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.None {
+		t.Fatalf("Dial pressed: screen %v (want it closed), %v", sc.Kind, err)
 	}
 	select {
 	case c := <-f.phones.connects:
