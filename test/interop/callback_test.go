@@ -572,9 +572,26 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 		`callbackd_callback_requests_open 0`,
 		`callbackd_calls_total{outcome="busy"} 1`,
 		`callbackd_registrations 5`,
+		`callbackd_callback_activations_total 1`,
+		`callbackd_callback_notifications_total 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// SIP messages in and out, at least as many as the test made (UDP
+	// retransmissions may add some): 5 devices registered (REGISTER, 401
+	// challenge, REGISTER again); *39 answered 603 once (the second *39 is
+	// Dial, routed to B); two screens to each of A's 3 devices as MESSAGE.
+	for kind, least := range map[string]int{
+		`direction="in",kind="REGISTER"`: 10, `direction="out",kind="401"`: 5,
+		`direction="out",kind="603"`: 1, `direction="out",kind="MESSAGE"`: 6,
+	} {
+		m := regexp.MustCompile(`callbackd_sip_messages_total\{` + regexp.QuoteMeta(kind) + `\} (\d+)`).FindSubmatch(body)
+		if n := 0; m == nil {
+			t.Errorf("/metrics lacks SIP messages %s", kind)
+		} else if n, _ = strconv.Atoi(string(m[1])); n < least {
+			t.Errorf("/metrics: SIP messages %s = %d, want at least %d", kind, n, least)
 		}
 	}
 }
