@@ -28,7 +28,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,48 +110,6 @@ func npmCI(t *testing.T, root string) {
 	if err != nil {
 		t.Fatalf("npm ci --prefix test/browser (bounded by %v): %v\n%s", browserNpmTimeout, err, out)
 	}
-}
-
-// webStart is cbStart with the SIPp run bounded by life instead of
-// cbRunTimeout: the phones of this test live across the browser's steps.
-func (s *server) webStart(t *testing.T, name, scenario string, port int, listen bool, life time.Duration, args ...string) *cbPhone {
-	t.Helper()
-	p := &cbPhone{name: name, dir: t.TempDir(), done: make(chan struct{})}
-	a := append([]string{"-p", strconv.Itoa(port),
-		"-trace_msg", "-message_file", filepath.Join(p.dir, "messages.log"),
-		"-error_file", filepath.Join(p.dir, "errors.log")}, args...)
-	p.cmd = s.sippCmd(t, context.Background(), scenario, life, a...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("=== %s (%s, port %d): exit %d\nerrors:\n%s\nmessages:\n%s\noutput:\n%s", name, scenario, port,
-				p.cmd.ProcessState.ExitCode(), p.file("errors.log"), cbTail(p.trace(), 12000), cbTail(p.out.String(), 2000))
-		}
-	})
-	if listen {
-		deadline := time.Now().Add(5 * time.Second)
-		for !cbPortBound(port) {
-			select {
-			case <-p.done:
-				t.Fatalf("%s (%s) exited before it listened on port %d: exit %d\n%s", name, scenario, port, p.cmd.ProcessState.ExitCode(), p.out.String())
-			case <-time.After(10 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s (%s) does not listen on port %d after 5s", name, scenario, port)
-			}
-		}
-	}
-	return p
 }
 
 // hangUp tells a caller running web_uac_hangup_on_info.xml to hang up
@@ -327,12 +284,12 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 
 	// B is busy with C until the test says so.
 	mark := s.cbMark()
-	busyB := s.webStart(t, "B (busy with C)", "uas.xml", pb, true, browserPhoneLife, "-m", "1")
-	callC := s.webStart(t, "C calls B", "web_uac_hangup_on_info.xml", pc, false, browserPhoneLife, "-m", "1", "-s", b, "-set", "caller", c)
+	busyB := s.cbStartFor(t, "B (busy with C)", "uas.xml", pb, true, browserPhoneLife, "-m", "1")
+	callC := s.cbStartFor(t, "C calls B", "web_uac_hangup_on_info.xml", pc, false, browserPhoneLife, "-m", "1", "-s", b, "-set", "caller", c)
 	s.cbBusy(t, mark, b)
 
 	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa, "-s", b, "-set", "caller", a)
-	phoneA := s.webStart(t, "A's phone", "web_phone.xml", pa, true, browserPhoneLife, "-m", "50")
+	phoneA := s.cbStartFor(t, "A's phone", "web_phone.xml", pa, true, browserPhoneLife, "-m", "50")
 
 	script := startBrowserScript(t, root, []string{
 		"CALLBACKD_URL=http://" + s.HTTP,
@@ -354,7 +311,7 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 	callC.hangUp(t, pc)
 	busyB.pass(t)
 	// B's phone for the call Dial places: it answers, and hangs up after 1 s.
-	recallB := s.webStart(t, "B answers A's call back", "uas_hangs_up.xml", pb, true, browserPhoneLife, "-m", "1", "-d", "1000")
+	recallB := s.cbStartFor(t, "B answers A's call back", "uas_hangs_up.xml", pb, true, browserPhoneLife, "-m", "1", "-d", "1000")
 	if _, err := script.stdin.Write([]byte("GO\n")); err != nil {
 		t.Fatalf("tell console.mjs to go on: %v", err)
 	}

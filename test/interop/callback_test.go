@@ -96,11 +96,18 @@ func (b *cbBuffer) String() string {
 // traces are printed.
 func (s *server) cbStart(t *testing.T, name, scenario string, port int, listen bool, args ...string) *cbPhone {
 	t.Helper()
+	return s.cbStartFor(t, name, scenario, port, listen, cbRunTimeout, args...)
+}
+
+// cbStartFor is cbStart with the SIPp run bounded by life instead of
+// cbRunTimeout (phones that live across a browser's steps).
+func (s *server) cbStartFor(t *testing.T, name, scenario string, port int, listen bool, life time.Duration, args ...string) *cbPhone {
+	t.Helper()
 	p := &cbPhone{name: name, dir: t.TempDir(), done: make(chan struct{})}
 	a := append([]string{"-p", strconv.Itoa(port),
 		"-trace_msg", "-message_file", filepath.Join(p.dir, "messages.log"),
 		"-error_file", filepath.Join(p.dir, "errors.log")}, args...)
-	p.cmd = s.sippCmd(t, context.Background(), scenario, cbRunTimeout, a...)
+	p.cmd = s.sippCmd(t, context.Background(), scenario, life, a...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", name, err)
