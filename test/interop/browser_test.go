@@ -23,7 +23,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -368,8 +370,27 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 	if got := invA[0].Header("Alert-Info"); got != alertURN {
 		t.Errorf("A's phone: INVITE with Alert-Info %q, want %q", got, alertURN)
 	}
-	if _, ok := phoneA.sentResponse(invA[0].Header("Call-ID"), "INVITE", 200); !ok {
-		t.Errorf("A's phone did not answer the INVITE (no 200 sent)")
+	okA, ok := phoneA.sentResponse(invA[0].Header("Call-ID"), "INVITE", 200)
+	if !ok {
+		t.Fatalf("A's phone did not answer the INVITE (no 200 sent)")
+	}
+	// Third-party call control, RFC 3725 Flow I: A's INVITE has no SDP,
+	// A's offer (in its 200) goes to B, B's answer to A in the ACK.
+	if body := invA[0].Body(); body != "" {
+		t.Errorf("A's INVITE carries a body %q, want none (A makes the offer)", body)
+	}
+	if okA.Body() == "" || invB[0].Body() != okA.Body() {
+		t.Errorf("B's INVITE offers %q, want A's offer %q", invB[0].Body(), okA.Body())
+	}
+	okB, ok := recallB.sentResponse(invB[0].Header("Call-ID"), "INVITE", 200)
+	var ackA []cbMsg
+	for _, m := range phoneA.received("ACK") {
+		if m.Header("Call-ID") == invA[0].Header("Call-ID") {
+			ackA = append(ackA, m)
+		}
+	}
+	if !ok || len(ackA) == 0 || ackA[0].Body() != okB.Body() {
+		t.Errorf("A's ACK: %d ACKs, first body %q, want B's answer %q", len(ackA), firstBody(ackA), okB.Body())
 	}
 	if !invA[0].At.Before(invB[0].At) {
 		t.Errorf("B rang at %s, before A answered at %s: Dial must ring A first", invB[0].At.Format("15:04:05.000"), invA[0].At.Format("15:04:05.000"))
@@ -392,10 +413,31 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
+	if m := metricsText(t, s); !strings.Contains(m, `callbackd_callback_recalls_total{result="connected"} 1`) {
+		t.Errorf("/metrics does not count the connected call back call")
+	}
 
 	shots, _ := filepath.Glob(filepath.Join(out, "*.png"))
 	if len(shots) < 6 {
 		t.Errorf("screenshots: %d in %s, want one per step", len(shots), out)
 	}
 	t.Logf("screenshots: %s", out)
+}
+
+func firstBody(ms []cbMsg) string {
+	if len(ms) == 0 {
+		return ""
+	}
+	return ms[0].Body()
+}
+
+func metricsText(t *testing.T, s *server) string {
+	t.Helper()
+	res, err := http.Get("http://" + s.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }
