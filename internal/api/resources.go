@@ -200,7 +200,8 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 // Screens and keys
 
 // screenJSON is what a line's phone shows: the Call Back screen in the
-// line's locale and its softkeys. CallBack is always a key of the phone.
+// line's locale and the softkeys it offers (Keys). CallBack is a key of
+// the phone itself, always there, so it is not in Keys; Labels names all five.
 type screenJSON struct {
 	DN     string            `json:"dn"`
 	Locale string            `json:"locale"`

@@ -85,3 +85,48 @@ func TestF31_F36_APIChangesLive(t *testing.T) {
 	}
 	display.pass(t)
 }
+
+// TestB4_DialThroughAPICalleeBusy: Dial through the API
+// (POST /api/v1/callbacks/{id}/dial) rings A first; A answers, but B's
+// phone answers 486: A's offer is refused in the ACK (port 0, RFC 3264 6)
+// and A gets BYE; the failure is counted.
+func TestB4_DialThroughAPICalleeBusy(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pa2, pb := ports[0], ports[1], ports[2]
+	s := startServer(t, cbConfig("alert_ring = \"0s\"\n", ""))
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pa2)
+	phoneA := s.cbStart(t, "A's phone", "web_phone.xml", pa, true, "-m", "10")
+
+	s.cbRun(t, "A calls unregistered B", "uac_unavailable.xml", pa2, "-s", "1002", "-set", "caller", "1001")
+	got, _ := s.cbCode(t, "1001", pa2, "*39")
+	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
+
+	mark := s.cbMark()
+	s.register(t, "1002", pb)
+	busyB := s.cbStart(t, "B's phone (busy)", "uas_busy.xml", pb, true, "-m", "1")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCNL available`)
+
+	if code, body := s.api(t, "POST", "/api/v1/callbacks/1/dial", ""); code != 200 || !strings.Contains(body, `"kind": "None"`) {
+		t.Fatalf("dial: %d %s", code, body)
+	}
+	s.cbWaitLog(t, mark, `msg="call back call not connected" id=1 caller=1001 callee=1002 error="connect: 1002: 486 Busy Here"`)
+	busyB.pass(t)
+
+	// A answered, then got an ACK refusing its streams and a BYE.
+	deadline := time.Now().Add(cbWait)
+	for len(phoneA.received("BYE")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("A's phone got no BYE after B refused")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	acks := phoneA.received("ACK")
+	if len(acks) != 1 || !strings.Contains(acks[0].Body(), "m=audio 0 ") {
+		t.Errorf("A's ACK: %d, body %q, want one refusing the audio stream (port 0)", len(acks), firstBody(acks))
+	}
+	if m := metricsText(t, s); !strings.Contains(m, `callbackd_callback_recalls_total{result="failed"} 1`) {
+		t.Error("/metrics does not count the failed call back call")
+	}
+}
