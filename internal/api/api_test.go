@@ -26,13 +26,13 @@ import (
 const token = "test-token"
 
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	srv *sipserver.Server
 	st  *store.SQLite
 }
 
-func start(t *testing.T) *fixture {
+func start(t testing.TB) *fixture {
 	t.Helper()
 	cfg := config.Default()
 	cfg.SIP.Listen = []string{"udp:127.0.0.1:0"}
