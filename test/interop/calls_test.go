@@ -649,8 +649,19 @@ func TestInviteFromUnregisteredSourceChallenged(t *testing.T) {
 		a := s.sippCall(t, "uac_auth.xml", "1001", "1002", p[2], "-au", "1001", "-ap", "demo1001", "-d", "100")
 		mustPass(t, "caller 1001 from an unregistered port", a)
 		mustPass(t, "device 1002", b.wait(t))
-		expectSeq(t, "caller's responses", a.responses(),
-			"407 Proxy Authentication Required (INVITE)", "180 Ringing (INVITE)", "200 OK (INVITE)", "200 OK (BYE)")
+		// The 180 is left out: B's SIPp sends 180 and 200 back to back,
+		// and under load the server may take the 200 first (its transport
+		// handles datagrams concurrently), after which the 180 is stale. A
+		// provisional response is unreliable anyway (RFC 3261 17.1.1); the
+		// point here is the challenge and the call.
+		var final []string
+		for _, r := range a.responses() {
+			if r != "180 Ringing (INVITE)" {
+				final = append(final, r)
+			}
+		}
+		expectSeq(t, "caller's responses", final,
+			"407 Proxy Authentication Required (INVITE)", "200 OK (INVITE)", "200 OK (BYE)")
 		s.waitLine(t, "1002", "idle", 0)
 	})
 	t.Run("line without device 403", func(t *testing.T) {
