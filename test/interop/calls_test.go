@@ -650,8 +650,9 @@ func TestInviteFromUnregisteredSourceChallenged(t *testing.T) {
 		mustPass(t, "caller 1001 from an unregistered port", a)
 		mustPass(t, "device 1002", b.wait(t))
 		// The 180 is left out: B's SIPp sends 180 and 200 back to back,
-		// and under load the server may take the 200 first (its transport
-		// handles datagrams concurrently), after which the 180 is stale. A
+		// and under load the server may take the 200 first (sipgo hands
+		// each response to its transaction in a goroutine of its own),
+		// after which the 180 is stale. A
 		// provisional response is unreliable anyway (RFC 3261 17.1.1); the
 		// point here is the challenge and the call.
 		var final []string
