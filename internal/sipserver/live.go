@@ -1,11 +1,11 @@
 package sipserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
@@ -245,12 +245,11 @@ func (t *tracer) see(dir, transport, laddr, raddr string, msg []byte) {
 // messageKind is a request's method or a response's status code, from the
 // start line; "" for what is neither (keep-alives, garbage).
 func messageKind(msg []byte) string {
-	line := msg
-	if i := strings.IndexByte(string(msg[:min(len(msg), 64)]), ' '); i > 0 {
-		line = msg[:i]
-	} else {
+	i := bytes.IndexByte(msg[:min(len(msg), 64)], ' ')
+	if i <= 0 {
 		return ""
 	}
+	line := msg[:i]
 	if string(line) == "SIP/2.0" {
 		rest := msg[len(line)+1:]
 		if len(rest) >= 3 && rest[0] >= '1' && rest[0] <= '6' && rest[1] >= '0' && rest[1] <= '9' && rest[2] >= '0' && rest[2] <= '9' {
