@@ -101,6 +101,9 @@ func run() error {
 		srv.WaitServing(ctx)
 		debug.FreeOSMemory()
 	}()
+	if *configPath != "" {
+		go reloadOnHangup(ctx, *configPath, srv, level, log)
+	}
 	err = srv.Serve(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -156,4 +159,39 @@ func httpHandler(srv *sipserver.Server, rest *api.API) http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.Handle("GET /debug/vars", expvar.Handler()) // memstats, for load runs
 	return mux
+}
+
+// reloadOnHangup reads the configuration file again on SIGHUP (F36) and
+// applies what can change while running: the log level and the [callback]
+// service parameters. A file with errors changes nothing; the errors are
+// logged. Other changes (listeners, lines, store) need a restart; lines
+// change live through the API.
+func reloadOnHangup(ctx context.Context, path string, srv *sipserver.Server, level *slog.LevelVar, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			log.Error("configuration not reloaded, nothing changed", "file", path, "error", err.Error())
+			continue
+		}
+		var l slog.Level
+		l.UnmarshalText([]byte(cfg.Log.Level))
+		level.Set(l)
+		applied, err := srv.ReloadParams(ctx, cfg.Callback)
+		switch {
+		case err != nil:
+			log.Error("configuration reload: parameters not applied", "error", err)
+		case applied:
+			log.Info("configuration reloaded", "file", path, "log_level", cfg.Log.Level)
+		default:
+			log.Info("configuration reloaded; its [callback] parameters wait: parameters set through the API are in force (DELETE /api/v1/params to use the file's)", "file", path, "log_level", cfg.Log.Level)
+		}
+	}
 }

@@ -157,6 +157,25 @@ func (s *Server) ResetParams(ctx context.Context) error {
 	return nil
 }
 
+// ReloadParams takes the service parameters of a configuration file read
+// again (SIGHUP, F36). They are put in force unless parameters changed
+// through the API are (those win until DELETE /api/v1/params); it reports
+// whether they were.
+func (s *Server) ReloadParams(ctx context.Context, cb config.Callback) (bool, error) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	s.fileParams = cb
+	settings, err := s.Store.Settings(ctx)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := settings[paramsSetting]; ok {
+		return false, nil
+	}
+	s.apply(cb)
+	return true, nil
+}
+
 func (s *Server) apply(cb config.Callback) {
 	s.Callback.SetParams(cb)
 	s.Log.Info("service parameters changed", "params", fmt.Sprintf("%+v", cb))

@@ -8,8 +8,10 @@ package interop
 import (
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,5 +130,59 @@ func TestB4_DialThroughAPICalleeBusy(t *testing.T) {
 	}
 	if m := metricsText(t, s); !strings.Contains(m, `callbackd_callback_recalls_total{result="failed"} 1`) {
 		t.Error("/metrics does not count the failed call back call")
+	}
+}
+
+// TestF36_ReloadOnSIGHUP: the configuration file read again on SIGHUP puts
+// its [callback] parameters in force; a broken file changes nothing; a
+// parameter set through the API wins over the file until it is deleted.
+func TestF36_ReloadOnSIGHUP(t *testing.T) {
+	s := startServer(t, cbConfig("", ""))
+	orig, err := os.ReadFile(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(text string, wantLog string) {
+		t.Helper()
+		if err := os.WriteFile(s.Config, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mark := s.cbMark()
+		s.cmd.Process.Signal(syscall.SIGHUP)
+		s.cbWaitLog(t, mark, wantLog)
+	}
+	t3 := func() string {
+		t.Helper()
+		_, body := s.api(t, "GET", "/api/v1/params", "")
+		m := regexp.MustCompile(`"t3": "([^"]+)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no t3 in %s", body)
+		}
+		return m[1]
+	}
+	withT3 := func(d string) string {
+		return strings.Replace(string(orig), "[callback]\n", "[callback]\nt3 = \""+d+"\"\n", 1)
+	}
+
+	reload(withT3("7s"), `msg="configuration reloaded" file=`)
+	if got := t3(); got != "7s" {
+		t.Errorf("t3 after SIGHUP = %s, want 7s", got)
+	}
+	reload(withT3("7 seconds"), `msg="configuration not reloaded, nothing changed"`)
+	if got := t3(); got != "7s" {
+		t.Errorf("t3 after a broken file = %s, want 7s still", got)
+	}
+	if code, _ := s.api(t, "PUT", "/api/v1/params", `{"t3":"9s"}`); code != 200 {
+		t.Fatalf("PUT params: %d", code)
+	}
+	reload(withT3("5s"), `parameters set through the API are in force`)
+	if got := t3(); got != "9s" {
+		t.Errorf("t3 after SIGHUP with an API change = %s, want the API's 9s", got)
+	}
+	if code, _ := s.api(t, "DELETE", "/api/v1/params", ""); code != 200 {
+		t.Fatal("DELETE params")
+	}
+	if got := t3(); got != "5s" {
+		t.Errorf("t3 after DELETE = %s, want the file's 5s", got)
 	}
 }
