@@ -22,7 +22,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/callbackd/callbackd/internal/events"
@@ -43,27 +42,17 @@ type Deps struct {
 
 // API serves /api/v1.
 type API struct {
-	d             Deps
-	s             *sipserver.Server
-	notifications atomic.Int64
+	d Deps
+	s *sipserver.Server
 }
 
-// New builds the API. It starts counting notifications at once.
+// New builds the API.
 func New(d Deps) *API {
 	if d.Instance == "" {
 		host, _ := os.Hostname()
 		d.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
-	a := &API{d: d, s: d.Server}
-	w := d.Server.Hub.Watch(func(e events.Event) bool { return e.Type == "screen" })
-	go func() {
-		for e := range w.C {
-			if sc, ok := e.Data.(screen.Screen); ok && (sc.Kind == screen.Available || sc.Kind == screen.AvailableDND) {
-				a.notifications.Add(1)
-			}
-		}
-	}()
-	return a
+	return &API{d: d, s: d.Server}
 }
 
 // Register adds the API's routes to mux.
@@ -217,7 +206,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		"registrations": a.s.Registrar.Count(),
 		"open_requests": open,
 		"timers":        timers,
-		"notifications": a.notifications.Load(),
+		"notifications": a.s.Metrics.Notifications(),
 		"active_calls":  a.s.B2BUA.Calls(),
 	})
 }

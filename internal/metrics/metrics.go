@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,6 +37,7 @@ type Metrics struct {
 
 	activations   prometheus.Counter
 	notifications prometheus.Counter
+	notified      atomic.Int64 // notifications, for the API's status
 	failures      *prometheus.CounterVec
 	connects      *prometheus.CounterVec
 	sip           *prometheus.CounterVec
@@ -112,6 +114,7 @@ func (m *Metrics) Action(a engine.Action) {
 			m.activations.Inc()
 		case screen.Available, screen.AvailableDND:
 			m.notifications.Inc()
+			m.notified.Add(1)
 		case screen.CannotActivate:
 			m.failures.WithLabelValues("cannot-activate").Inc()
 		case screen.KeyNotActive:
@@ -130,6 +133,9 @@ func (m *Metrics) Action(a engine.Action) {
 		m.stored.Inc()
 	}
 }
+
+// Notifications returns how many callers were told a line is available.
+func (m *Metrics) Notifications() int64 { return m.notified.Load() }
 
 // Recall counts a call the server placed itself (Connect), by result.
 func (m *Metrics) Recall(result string) { m.connects.WithLabelValues(result).Inc() }
