@@ -73,9 +73,7 @@ func TestF31_F36_APIChangesLive(t *testing.T) {
 	s.register(t, "1009", pd)
 	display := s.cbStart(t, "1009's display", "display.xml", pd, true, "-m", "2")
 
-	s.cbRun(t, "1009 calls unregistered B", "uac_unavailable.xml", pa, "-s", "1002", "-set", "caller", "1009")
-	got, _ := s.cbCode(t, "1009", pa, "*39")
-	expectStatus(t, "1009 dials *39", got, "603 CallBack Activated")
+	s.cbActivateCCNL(t, "1009", pa)
 	display.expectScreen(t, 1, "1002에 대해 콜백이 활성화되었습니다\n비활성화하려면 [취소]를 누르십시오\n이 화면을 종료하려면 [종료]를 누르십시오")
 
 	mark := s.cbMark()
@@ -101,9 +99,7 @@ func TestB4_DialThroughAPICalleeBusy(t *testing.T) {
 	s.register(t, "1001", pa2)
 	phoneA := s.cbStart(t, "A's phone", "web_phone.xml", pa, true, "-m", "10")
 
-	s.cbRun(t, "A calls unregistered B", "uac_unavailable.xml", pa2, "-s", "1002", "-set", "caller", "1001")
-	got, _ := s.cbCode(t, "1001", pa2, "*39")
-	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
+	s.cbActivateCCNL(t, "1001", pa2)
 
 	mark := s.cbMark()
 	s.register(t, "1002", pb)

@@ -458,6 +458,15 @@ func expectStatus(t *testing.T, what, got, want string) {
 	}
 }
 
+// cbActivateCCNL: line a's device on port calls 1002, which is not
+// registered (480), then dials *39: 603 CallBack Activated (CCNL).
+func (s *server) cbActivateCCNL(t *testing.T, a string, port int) {
+	t.Helper()
+	s.cbRun(t, a+" calls unregistered B", "uac_unavailable.xml", port, "-s", "1002", "-set", "caller", a)
+	got, _ := s.cbCode(t, a, port, "*39")
+	expectStatus(t, a+" dials *39 after B was unavailable", got, "603 CallBack Activated")
+}
+
 // cbDial: A presses Dial (dials *39 once B is available); B's device on pb
 // rings with A's identity and answers; A hangs up after a moment.
 func (s *server) cbDial(t *testing.T, pa, pb int) {
@@ -616,10 +625,8 @@ func TestB3_CCNLSurvivesKill9(t *testing.T) {
 	s.register(t, "1001", pa2)
 
 	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "1")
-	s.cbRun(t, "A calls unregistered B", "uac_unavailable.xml", pa1, "-s", "1002", "-set", "caller", "1001")
 	mark := s.cbMark()
-	got, _ := s.cbCode(t, "1001", pa1, "*39")
-	expectStatus(t, "A dials *39 after B was unavailable", got, "603 CallBack Activated")
+	s.cbActivateCCNL(t, "1001", pa1)
 	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCNL active seen=1002"`)
 	display.expectScreen(t, 1, activatedScreen("1002"))
 	display.pass(t)
