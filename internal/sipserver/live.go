@@ -232,7 +232,6 @@ func (p phones) Connect(caller, callee string) error {
 // debug hook): it counts them, and logs them while the SIP trace is on
 // (F36, F37; switched through the API).
 type tracer struct {
-	m  atomic.Pointer[metrics.Metrics]
 	on atomic.Bool
 	s  atomic.Pointer[Server]
 }
@@ -249,15 +248,15 @@ func (t *tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
 }
 
 func (t *tracer) see(dir, transport, laddr, raddr string, msg []byte) {
-	if m := t.m.Load(); m != nil {
-		if kind := messageKind(msg); kind != "" {
-			m.SIPMessage(dir, kind)
-		}
+	s := t.s.Load()
+	if s == nil {
+		return
+	}
+	if kind := messageKind(msg); kind != "" {
+		s.Metrics.SIPMessage(dir, kind)
 	}
 	if t.on.Load() {
-		if s := t.s.Load(); s != nil {
-			s.Log.Info("sip trace", "direction", dir, "transport", transport, "local", laddr, "remote", raddr, "message", string(msg))
-		}
+		s.Log.Info("sip trace", "direction", dir, "transport", transport, "local", laddr, "remote", raddr, "message", string(msg))
 	}
 }
 

@@ -154,7 +154,6 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	})
 	ph.m = s.Metrics
 	s.publish()
-	sipTrace.m.Store(s.Metrics)
 	sipTrace.s.Store(s)
 	sip.SIPDebugTracer(&sipTrace)
 	sip.SIPDebug = true // read by the transports; set once, before serving
