@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,11 @@ type Config struct {
 	Domain          string        // host of the From/To URIs we create
 	NoAnswerTimeout time.Duration // how long B's devices ring before A gets 480 No Answer
 	UserAgent       string
+	// The server's own media (announcements, recall): the address in its
+	// SDP and the RTP port range. A zero MediaIP means the SIP address; a
+	// zero range means ports the system picks.
+	MediaIP                netip.Addr
+	RTPPortMin, RTPPortMax int
 }
 
 // B2BUA places and relays calls. Create with New.
@@ -87,6 +93,23 @@ type B2BUA struct {
 	// the CallBack feature codes. It may block until the request is stored.
 	IsFeature func(dialed string) bool
 	OnFeature func(caller, dialed string) Feature
+
+	// OfferCallBack, when set, is asked about a call that failed busy or
+	// with no device registered (F28): it reports the failure to Call Back
+	// (OnResult is not called for it) and says whether a call back is
+	// offered and whether as busy tone (CC_BUSY_TONE) instead of the
+	// announcement. It may block until the engine has decided.
+	OfferCallBack func(r Result) (offer, busyTone bool)
+	// OfferKey is told that the caller pressed 5 during the offer; it
+	// returns the prompt that answers (media.PromptActivated, ...).
+	OfferKey func(caller string) string
+	// RecallAnswered is told that the caller answered the automatic recall
+	// of request id (F29); it returns the line to connect them to, or ""
+	// when the request is gone.
+	RecallAnswered func(id int64, caller string) string
+	// AlertSound, when set, is what a caller hears first on answering an
+	// automatic recall (F32 "Callback Audio Notification File Name").
+	AlertSound func() []int16
 }
 
 // New returns a B2BUA sending through client. local gives our address per
@@ -122,6 +145,13 @@ type call struct {
 	a, b     *leg
 	ended    bool
 	reinvite bool // a re-INVITE is being relayed (491 for a second one)
+
+	// The server's media in the call: srv while the server itself is A's
+	// other party (announcement, recall before B answers); eps are closed
+	// and relay stopped when the call ends.
+	srv   *serverSide
+	eps   []*endpoint
+	relay *relay
 }
 
 func (b *B2BUA) addLeg(l *leg) {
@@ -156,6 +186,15 @@ func (b *B2BUA) end(c *call) {
 	b.mu.Unlock()
 	b.lines.Ended(c.caller, c.id)
 	b.lines.Ended(c.callee, c.id)
+	c.mu.Lock()
+	eps, rl := c.eps, c.relay
+	c.mu.Unlock()
+	if rl != nil {
+		rl.stop()
+	}
+	for _, e := range eps {
+		e.close()
+	}
 	if bl != nil { // it was answered, so it was stored
 		b.forget(c)
 	}
@@ -242,7 +281,18 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	now := time.Now()
+	callID := req.CallID().Value()
+	if b.findLeg(callID) != nil {
+		// A retransmission arriving after its transaction ended, or a
+		// Call-ID reused by a broken client: not a new call.
+		b.respond(tx, req, 482, "Loop Detected")
+		return
+	}
 	fail := func(code int, reason string, why Outcome) {
+		if b.offerable(req, why) {
+			b.announceOffer(req, tx, b.callFrom(req, caller, callee), code, reason, why, now)
+			return
+		}
 		b.respond(tx, req, code, reason)
 		b.result(Result{Caller: caller, Callee: callee, Code: code, Outcome: why, At: now})
 	}
@@ -251,20 +301,20 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		fail(480, "Temporarily Unavailable", FailUnregistered)
 		return
 	}
-	callID := req.CallID().Value()
-	if b.findLeg(callID) != nil {
-		// A retransmission arriving after its transaction ended, or a
-		// Call-ID reused by a broken client: not a new call.
-		b.respond(tx, req, 482, "Loop Detected")
-		return
-	}
 	if _, ok := b.lines.Offer(callee, callID); !ok {
 		fail(486, "Busy Here", FailBusy)
 		return
 	}
-	b.lines.Originate(caller, callID)
-
 	callerLine, _ := b.dir.Line(caller)
+	c := b.callFrom(req, caller, callee)
+	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse)}
+	r.run(devices, now)
+}
+
+// callFrom makes the call of an INVITE from line caller to callee, with
+// its A leg (we are its UAS), and counts it on the caller's line.
+func (b *B2BUA) callFrom(req *sip.Request, caller, callee string) *call {
+	callID := req.CallID().Value()
 	c := &call{id: callID, caller: caller, callee: callee}
 	from := req.From()
 	c.a = &leg{
@@ -280,9 +330,8 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		c.a.target = *from.Address.Clone()
 	}
 	b.addLeg(c.a)
-
-	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse)}
-	r.run(devices, now)
+	b.lines.Originate(caller, callID)
+	return c
 }
 
 func (b *B2BUA) result(r Result) {

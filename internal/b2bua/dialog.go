@@ -109,7 +109,12 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	peer := l.peer()
 	busy := c.reinvite
+	srv := c.srv
 	c.mu.Unlock()
+	if peer == nil && srv != nil && l == c.a {
+		b.serverLeg(srv, req, tx)
+		return
+	}
 	if peer == nil {
 		b.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -30,10 +32,20 @@ type savedLeg struct {
 }
 
 type savedCall struct {
-	Caller string   `json:"caller"`
-	Callee string   `json:"callee"`
-	A      savedLeg `json:"a"`
-	B      savedLeg `json:"b"`
+	Caller string      `json:"caller"`
+	Callee string      `json:"callee"`
+	A      savedLeg    `json:"a"`
+	B      savedLeg    `json:"b"`
+	Relay  *savedRelay `json:"relay,omitempty"`
+}
+
+// savedRelay is the media of a call the server relays (a recall): its two
+// sockets are bound again on restore, so the phones' RTP flows on.
+type savedRelay struct {
+	A       string `json:"a"`        // our socket facing A, ip:port
+	B       string `json:"b"`        // our socket facing B
+	ARemote string `json:"a_remote"` // where A's media goes
+	BRemote string `json:"b_remote"`
 }
 
 func saveLeg(l *leg) savedLeg {
@@ -68,6 +80,11 @@ func (b *B2BUA) save(c *call) {
 	}
 	c.mu.Lock()
 	rec := savedCall{Caller: c.caller, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
+	if r := c.relay; r != nil {
+		ra, rb := r.remotes()
+		rec.Relay = &savedRelay{A: r.a.conn.LocalAddr().String(), B: r.b.conn.LocalAddr().String(),
+			ARemote: ra.String(), BRemote: rb.String()}
+	}
 	c.mu.Unlock()
 	data, err := json.Marshal(rec)
 	if err == nil {
@@ -76,6 +93,30 @@ func (b *B2BUA) save(c *call) {
 	if err != nil {
 		b.log.Error("call not stored", "call", c.id, "error", err)
 	}
+}
+
+// restoreRelay binds a relayed call's sockets again and relays on.
+func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
+	var eps [2]*endpoint
+	for i, side := range []struct{ local, remote string }{{s.A, s.ARemote}, {s.B, s.BRemote}} {
+		local, err := netip.ParseAddrPort(side.local)
+		if err == nil {
+			eps[i] = &endpoint{digits: make(chan rune, 1)}
+			eps[i].sess.Remote, err = netip.ParseAddrPort(side.remote)
+		}
+		if err == nil {
+			eps[i].conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+		}
+		if err != nil {
+			if i == 1 {
+				eps[0].close()
+			}
+			return err
+		}
+	}
+	c.eps = eps[:]
+	c.relay = startRelay(eps[0], eps[1])
+	return nil
 }
 
 // forget removes an ended call from the store.
@@ -117,6 +158,13 @@ func (b *B2BUA) Restore(ctx context.Context) (int, error) {
 				return 0, err
 			}
 			continue
+		}
+		if rec.Relay != nil {
+			if err := b.restoreRelay(c, rec.Relay); err != nil {
+				// The signalling is restored all the same: the call can
+				// still be hung up properly, only its audio is lost.
+				b.log.Error("relayed call's media not restored", "call", r.ID, "error", err)
+			}
 		}
 		b.addLeg(c.a)
 		b.addLeg(c.b)

@@ -46,6 +46,7 @@ type ringing struct {
 	extra    []sip.Header
 	onAnswer func(f *fork, res *sip.Response)
 	onFail   func(code int, reason string, why Outcome)
+	abort    <-chan struct{} // closed: stop ringing (the caller hung up), neither hook is called
 }
 
 func (r *ringing) run(devices []registrar.Binding, started time.Time) {
@@ -53,10 +54,14 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 	r.finished = make(chan struct{})
 	defer close(r.finished)
 
-	canceled := make(chan struct{})
-	if r.tx != nil && !r.tx.OnCancel(func(*sip.Request) { close(canceled) }) {
-		b.end(c)
-		return
+	canceled := r.abort
+	if r.tx != nil {
+		ch := make(chan struct{})
+		if !r.tx.OnCancel(func(*sip.Request) { close(ch) }) {
+			b.end(c)
+			return
+		}
+		canceled = ch
 	}
 	for _, d := range devices {
 		if f := r.fork(d); f != nil {
@@ -146,6 +151,10 @@ func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) 
 	b, c := r.b, r.c
 	if r.onFail != nil {
 		r.onFail(code, reason, why)
+		return
+	}
+	if b.offerable(r.req, why) {
+		b.announceOffer(r.req, r.tx, c, code, reason, why, started)
 		return
 	}
 	res := sip.NewResponseFromRequest(r.req, code, reason, nil)

@@ -23,6 +23,7 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/screen"
 	"github.com/callbackd/callbackd/internal/store"
 )
@@ -35,6 +36,10 @@ type Phones interface {
 	// and connects the two (third-party call control, RFC 3725): Dial
 	// pressed where no phone dialed (the web console, the API).
 	Connect(caller, callee string) error
+	// Recall is the automatic recall (F29): ring caller's devices for
+	// ring and, once one answers, connect it to callee (the server asks
+	// RecallAnswered where to). It returns when connected or failed.
+	Recall(id int64, caller, callee string, ring time.Duration) error
 }
 
 // Service owns the engine. Create with New, start with Run.
@@ -64,7 +69,8 @@ type Service struct {
 	// lastCallee is the line each caller called last: its status is
 	// refreshed before a key press, which acts on that call.
 	lastCallee map[string]string
-	kick       chan struct{} // a change was added to status
+	kick       chan struct{}      // a change was added to status
+	alerts     map[string][]int16 // alert sounds by alert_file (AlertSound)
 }
 
 type input struct {
@@ -104,6 +110,7 @@ func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *l
 		kick:    make(chan struct{}, 1),
 
 		lastCallee: map[string]string{},
+		alerts:     map[string][]int16{},
 	}
 	lines.Subscribe(s.lineChanged)
 	return s
@@ -154,7 +161,7 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 func (s *Service) restore(ctx context.Context) error {
 	now := s.now()
 	for _, l := range s.dir.Lines() {
-		s.eng.Step(now, engine.LineConfig{Line: engine.Line{DN: l.DN, Name: l.Name}})
+		s.eng.Step(now, engine.LineConfig{Line: engineLine(l)})
 		if st, ok := s.lines.Get(l.DN); ok {
 			s.eng.Step(now, status(st))
 		}
@@ -324,13 +331,19 @@ func (s *Service) do(a engine.Action) {
 			}
 		}
 		s.phones.Alert(a.DN, about, s.Params().AlertRing.Duration)
+	case engine.Recall:
+		go func() {
+			if err := s.phones.Recall(a.ID, a.A, a.B, a.Ring); err != nil {
+				s.log.Info("automatic recall not connected", "id", a.ID, "caller", a.A, "callee", a.B, "error", err)
+			}
+		}()
 	case engine.PlaceCall, engine.Reorder, engine.Offer:
-		// Answered on the feature-code INVITE that caused them (see
-		// Feature); Offer is the announcement of the media issue.
+		// Answered where the event came from: the feature-code INVITE
+		// (Feature), the announcement (Offered, OfferKey) or the
+		// recall (RecallAnswered).
 	default:
-		// Recall, ToPeer, Admit: automatic recall and trunks are not
-		// served by this build; the engine only emits them for lines
-		// configured that way.
+		// ToPeer, Admit: trunks are not served by this build; the
+		// engine only emits them for lines configured that way.
 		s.log.Warn("call back action not supported here", "action", a.String())
 	}
 }
@@ -436,6 +449,14 @@ func (s *Service) RequestOf(caller string) (engine.Request, bool) {
 
 // CallResult reports a call between lines to the engine (CallUpdate).
 func (s *Service) CallResult(r b2bua.Result) {
+	if cu, ok := s.callUpdate(r); ok {
+		s.in <- input{ev: cu, fresh: []string{r.Caller, r.Callee}}
+	}
+}
+
+// callUpdate maps a call's result to the engine's event; ok is false for
+// outcomes the engine does not follow.
+func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 	var o engine.Outcome
 	switch r.Outcome {
 	case b2bua.Answered:
@@ -447,15 +468,76 @@ func (s *Service) CallResult(r b2bua.Result) {
 	case b2bua.FailUnregistered:
 		o = engine.Unregistered
 	default:
-		return
+		return engine.CallUpdate{}, false
 	}
 	from, _ := s.dir.Line(r.Caller)
 	to, _ := s.dir.Line(r.Callee)
 	s.mu.Lock()
 	s.lastCallee[r.Caller] = r.Callee
 	s.mu.Unlock()
-	s.in <- input{ev: engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o},
-		fresh: []string{r.Caller, r.Callee}}
+	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o}, true
+}
+
+// Offered reports a failed call as CallResult does, and waits for the
+// engine's decision: whether a call back is offered to the caller (F28),
+// and whether as busy tone instead of the announcement (CC_BUSY_TONE).
+func (s *Service) Offered(r b2bua.Result) (offer, busyTone bool) {
+	cu, ok := s.callUpdate(r)
+	if !ok {
+		return false, false
+	}
+	for _, a := range s.Do(cu, r.Caller, r.Callee) {
+		if o, ok := a.(engine.Offer); ok && o.A == r.Caller {
+			return true, s.Params().BusyTone
+		}
+	}
+	return false, false
+}
+
+// OfferKey is 5 pressed by caller during the offer's announcement: the
+// CallBack key while A still hears the failed call (F2's ring-out state).
+// It returns the prompt that answers: activated, or not possible.
+func (s *Service) OfferKey(caller string) string {
+	for _, a := range s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.RingOut}) {
+		if a, ok := a.(engine.ShowScreen); ok && a.DN == caller && a.Screen.Kind == screen.Activated {
+			return media.PromptActivated
+		}
+	}
+	return media.PromptNotPossible
+}
+
+// RecallAnswered is the caller answering the automatic recall of request
+// id (F29): the engine completes the request and says where the call goes
+// (B, or the target of B's forwarding); "" when the request is gone.
+func (s *Service) RecallAnswered(id int64, caller string) string {
+	r, _ := s.RequestOf(caller)
+	for _, a := range s.Do(engine.RecallAnswered{ID: id, DN: caller}, caller, r.B, r.Forward) {
+		if a, ok := a.(engine.PlaceCall); ok && a.From == caller && a.Peer == "" {
+			return a.To
+		}
+	}
+	return ""
+}
+
+// AlertSound is the Call Back audio alert (F32 "Callback Audio
+// Notification File Name"): the built-in prompt or WAV file alert_file
+// names, read once per name. Nil when it cannot be read (logged).
+func (s *Service) AlertSound() []int16 {
+	name := s.Params().AlertFile
+	s.mu.RLock()
+	snd, ok := s.alerts[name]
+	s.mu.RUnlock()
+	if ok {
+		return snd
+	}
+	snd, err := media.Sound(name)
+	if err != nil {
+		s.log.Error("call back alert sound unreadable", "alert_file", name, "error", err)
+	}
+	s.mu.Lock()
+	s.alerts[name] = snd
+	s.mu.Unlock()
+	return snd
 }
 
 // IsFeature reports whether a dialed number is a Call Back feature code:
@@ -591,7 +673,12 @@ func (s *Service) SetParams(c config.Callback) {
 
 // LineChanged tells the engine a line was added or changed while running.
 func (s *Service) LineChanged(l config.Line) {
-	s.Do(engine.LineConfig{Line: engine.Line{DN: l.DN, Name: l.Name}}, l.DN)
+	s.Do(engine.LineConfig{Line: engineLine(l)}, l.DN)
+}
+
+// engineLine is what the engine knows of a configured line.
+func engineLine(l config.Line) engine.Line {
+	return engine.Line{DN: l.DN, Name: l.Name, AutoRecall: l.Notification == config.NotifyAutoRecall}
 }
 
 // LineRemoved tells the engine a line was removed (F24): requests from it

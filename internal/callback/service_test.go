@@ -17,6 +17,7 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/screen"
 	"github.com/callbackd/callbackd/internal/store"
 )
@@ -25,6 +26,13 @@ import (
 type phones struct {
 	texts    chan sent
 	connects chan [2]string
+	recalls  chan recall
+}
+
+type recall struct {
+	id   int64
+	a, b string
+	ring time.Duration
 }
 
 type sent struct {
@@ -39,6 +47,10 @@ func (p *phones) SendText(dn, text string) int {
 func (p *phones) Alert(dn, about string, ring time.Duration) {}
 func (p *phones) Connect(caller, callee string) error {
 	p.connects <- [2]string{caller, callee}
+	return nil
+}
+func (p *phones) Recall(id int64, caller, callee string, ring time.Duration) error {
+	p.recalls <- recall{id, caller, callee, ring}
 	return nil
 }
 
@@ -64,11 +76,15 @@ func start(tb testing.TB, path string, dns ...string) *fixture {
 	var ls []config.Line
 	tr := linestate.New(nil)
 	for _, dn := range dns {
-		ls = append(ls, config.Line{DN: dn, Password: "x", Locale: "en", BusyTrigger: 1, MaxDevices: 1})
+		l := config.Line{DN: dn, Password: "x", Locale: "en", BusyTrigger: 1, MaxDevices: 1, Notification: config.NotifyScreen}
+		if strings.HasPrefix(dn, "9") { // auto-recall lines of these tests
+			l.Notification = config.NotifyAutoRecall
+		}
+		ls = append(ls, l)
 		tr.SetLine(dn, 1)
 		tr.SetDevices(dn, 1)
 	}
-	p := &phones{texts: make(chan sent, 1<<20), connects: make(chan [2]string, 16)}
+	p := &phones{texts: make(chan sent, 1<<20), connects: make(chan [2]string, 16), recalls: make(chan recall, 16)}
 	svc := New(cfg.Callback, st, directory.New(ls), tr, p, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan error, 1)
@@ -147,6 +163,61 @@ func TestB3_StoredBeforeConfirmed(t *testing.T) {
 	}
 	if res := g.svc.Feature("1001", "*39"); res.Route != "1002" {
 		t.Fatalf("*39 when B is available: %+v, want the call routed to 1002", res)
+	}
+}
+
+// TestF28_F29_OfferKeyAndAutoRecall: a busy failure reported through
+// Offered is offered (the announcement plays); 5 pressed during it
+// activates (the "activated" prompt); a second 5 is not possible. When B
+// frees, the auto-recall caller is recalled (ringing CC_WAIT_TIME) instead
+// of alerted, and answering the recall completes the request towards B.
+func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "9001", "1002", "1003")
+	f.lines.Originate("1003", "c")
+	f.lines.Offer("1002", "c")
+	f.lines.Answered("1002", "c")
+	res := b2bua.Result{Caller: "9001", Callee: "1002", Code: 486, Outcome: b2bua.FailBusy, At: time.Now()}
+	if offer, busyTone := f.svc.Offered(res); !offer || busyTone {
+		t.Fatalf("Offered on a busy failure: offer %v busy tone %v, want the announcement", offer, busyTone)
+	}
+	if p := f.svc.OfferKey("9001"); p != media.PromptActivated {
+		t.Fatalf("5 during the offer: prompt %q, want %q", p, media.PromptActivated)
+	}
+	if s := f.next(t); !strings.HasPrefix(s.text, "CallBack is activated on 1002\n") {
+		t.Fatalf("screen after 5: %q", s.text)
+	}
+	if offer, _ := f.svc.Offered(b2bua.Result{Caller: "1003", Callee: "9999", Code: 480, Outcome: b2bua.FailUnregistered}); offer {
+		t.Fatal("a call to an unknown line was offered")
+	}
+
+	f.lines.Ended("1002", "c") // B frees: recall, not the alert
+	var r recall
+	select {
+	case r = <-f.phones.recalls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no recall within 5 s of B freeing")
+	}
+	if r.a != "9001" || r.b != "1002" || r.ring != config.Default().Callback.WaitTime.Duration {
+		t.Fatalf("recall %+v, want 9001 -> 1002 ringing wait_time", r)
+	}
+	if to := f.svc.RecallAnswered(r.id, "9001"); to != "1002" {
+		t.Fatalf("recall answered: connect to %q, want 1002", to)
+	}
+	if reqs := f.svc.Requests(); len(reqs) != 0 {
+		t.Fatalf("requests after the recall was answered: %+v", reqs)
+	}
+	if to := f.svc.RecallAnswered(r.id, "9001"); to != "" {
+		t.Fatalf("a second answer of the same recall connects to %q, want nothing", to)
+	}
+
+	p := f.svc.Params()
+	p.BusyTone = true
+	f.svc.SetParams(p)
+	f.lines.Originate("1003", "d")
+	f.lines.Offer("1002", "d")
+	f.lines.Answered("1002", "d")
+	if offer, busyTone := f.svc.Offered(res); !offer || !busyTone {
+		t.Fatalf("with busy_tone: offer %v busy tone %v, want both", offer, busyTone)
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,4 +93,32 @@ func Prompt(locale, name string) ([]int16, error) {
 		return v.([]int16), nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNoPrompt, name)
+}
+
+// MaxSoundFile bounds a sound file Sound reads (10 MB is over ten minutes
+// of 8 kHz audio).
+const MaxSoundFile = 10 << 20
+
+// Sound returns a configured sound: the name of a built-in prompt (in the
+// default locale; the Call Back alert is the same chime in every one) or
+// the path of an 8 kHz mono 16-bit WAV file (F32 "Callback Audio
+// Notification File Name").
+func Sound(name string) ([]int16, error) {
+	if slices.Contains(PromptNames(), name) {
+		return Prompt(DefaultLocale, name)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("media: sound %q is neither a built-in prompt (%s) nor a readable file: %w",
+			name, strings.Join(PromptNames(), ", "), err)
+	}
+	defer f.Close()
+	s, err := ReadWAV(io.LimitReader(f, MaxSoundFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("media: sound %q: %w", name, err)
+	}
+	if len(s)*2 > MaxSoundFile {
+		return nil, fmt.Errorf("media: sound %q: longer than %d MB", name, MaxSoundFile>>20)
+	}
+	return s, nil
 }

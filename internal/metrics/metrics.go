@@ -36,6 +36,7 @@ type Metrics struct {
 	stored  prometheus.Counter
 
 	activations   prometheus.Counter
+	offers        prometheus.Counter
 	notifications prometheus.Counter
 	notified      atomic.Int64 // notifications, for the API's status
 	failures      *prometheus.CounterVec
@@ -65,6 +66,9 @@ func New(src Sources) *Metrics {
 	m.activations = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callbackd_callback_activations_total", Help: "Call Back requests activated (the F4 screen shown).",
 	})
+	m.offers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_callback_offers_total", Help: "Failed calls on which a call back was offered (F28: the announcement, or the CallBack key).",
+	})
 	m.notifications = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callbackd_callback_notifications_total", Help: "Callers told that the line they wait for is available (F12, F22).",
 	})
@@ -72,12 +76,12 @@ func New(src Sources) *Metrics {
 		Name: "callbackd_callback_failures_total", Help: "Call Back failures by reason: activations refused (cannot-activate, key-not-active) and requests that ended without a call (t1, t3, expired, no-answer, reset, removed, ...).",
 	}, []string{"reason"})
 	m.connects = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_callback_recalls_total", Help: "Call back calls the server placed itself (Dial on the console or API: ring the caller, then the callee), by result (connected, failed).",
+		Name: "callbackd_callback_recalls_total", Help: "Call back calls the server placed itself (Dial on the console or API, and the automatic recall: ring the caller, then the callee), by result (connected, failed).",
 	}, []string{"result"})
 	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_sip_messages_total", Help: "SIP messages by direction (in, out) and kind (the request method, or the response status code).",
 	}, []string{"direction", "kind"})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.notifications, m.failures, m.connects, m.sip)
+	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
@@ -122,6 +126,8 @@ func (m *Metrics) Action(a engine.Action) {
 		}
 	case engine.Alert:
 		m.alerts.Inc()
+	case engine.Offer:
+		m.offers.Inc()
 	case engine.Delete:
 		m.ended.WithLabelValues(string(a.Reason)).Inc()
 		switch a.Reason {

@@ -1,6 +1,8 @@
 package sipserver
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -220,6 +222,16 @@ type phones struct {
 
 func (p phones) Connect(caller, callee string) error {
 	err := p.B2BUA.Connect(caller, callee)
+	if err != nil {
+		p.m.Recall("failed")
+	} else {
+		p.m.Recall("connected")
+	}
+	return err
+}
+
+func (p phones) Recall(id int64, caller, callee string, ring time.Duration) error {
+	err := p.B2BUA.Recall(id, caller, callee, ring)
 	if err != nil {
 		p.m.Recall("failed")
 	} else {

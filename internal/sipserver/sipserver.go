@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,8 +133,10 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	}
 	a := auth.New(cfg.SIP.Realm)
 	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
+	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
+		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
 	s.B2BUA.Store = st
 	ph := phones{B2BUA: s.B2BUA}
@@ -163,6 +166,13 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	}
 	s.B2BUA.IsFeature = s.Callback.IsFeature
 	s.B2BUA.OnFeature = s.Callback.Feature
+	s.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
+		s.Metrics.CallResult(string(r.Outcome))
+		return s.Callback.Offered(r)
+	}
+	s.B2BUA.OfferKey = s.Callback.OfferKey
+	s.B2BUA.RecallAnswered = s.Callback.RecallAnswered
+	s.B2BUA.AlertSound = s.Callback.AlertSound
 	s.routes()
 	return s, nil
 }

@@ -1,0 +1,244 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/media"
+)
+
+// The server as a media endpoint. Where the server itself talks to a party
+// (the call back announcement, the automatic recall) that leg gets an
+// endpoint: one UDP socket, SDP offer/answer (internal/media, RFC 3264), a
+// Stream playing what the server says and a Receiver listening for key
+// presses (RFC 4733). A recall that connects A to B relays RTP between two
+// endpoints' sockets (media.Relay); see recall.go for why relay.
+
+// endpoint is the server's media on one call leg.
+type endpoint struct {
+	conn   *net.UDPConn
+	local  media.Endpoint
+	sess   media.Session
+	digits chan rune // key presses, RFC 4733 or SIP INFO; never blocks a sender
+
+	mu     sync.Mutex
+	stream *media.Stream
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// newEndpoint binds an RTP socket from the configured range: an even port
+// (RFC 3550 section 11), chosen at random so that parallel calls rarely try
+// the same one.
+func (b *B2BUA) newEndpoint() (*endpoint, error) {
+	ip := b.cfg.MediaIP
+	if !ip.IsValid() {
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		if a, ok := netip.AddrFromSlice(b.localIP); ok {
+			ip = a.Unmap()
+		}
+	}
+	lo, hi := b.cfg.RTPPortMin, b.cfg.RTPPortMax
+	var conn *net.UDPConn
+	var err error
+	if lo == 0 || hi < lo {
+		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	} else {
+		first := lo + lo%2
+		n := (hi-first)/2 + 1
+		for try := 0; try < 50; try++ {
+			port := first + 2*rand.IntN(n)
+			conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
+			if err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: no RTP port: %w", err)
+	}
+	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return &endpoint{
+		conn:   conn,
+		local:  media.Endpoint{Addr: netip.AddrPortFrom(ip, addr.Port()), Username: "callbackd", SessionID: rand.Uint64() >> 1, SessionVersion: 1},
+		digits: make(chan rune, 8),
+	}, nil
+}
+
+// answer answers the party's SDP offer (RFC 3264 section 6).
+func (e *endpoint) answer(offer []byte) ([]byte, error) {
+	sdp, sess, err := media.Negotiate(offer, e.local)
+	if err != nil {
+		return nil, err
+	}
+	e.sess = sess
+	return sdp, nil
+}
+
+// offer is our SDP offer (RFC 3264 section 5).
+func (e *endpoint) offer() []byte { return media.Offer(e.local) }
+
+// accept reads the party's answer to our offer (RFC 3264 section 7).
+func (e *endpoint) accept(answer []byte) error {
+	sess, err := media.ParseAnswer(answer, e.local)
+	if err != nil {
+		return err
+	}
+	e.sess = sess
+	return nil
+}
+
+// start begins sending silence to the party and listening for key presses.
+// Call play to say something.
+func (e *endpoint) start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.stream != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	pk := media.Packetizer{Codec: e.sess.Codec, DTMFPT: e.sess.DTMFPT,
+		SSRC: rand.Uint32(), Seq: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
+	e.stream = media.NewStream(e.conn, net.UDPAddrFromAddrPort(e.sess.Remote), pk, &played{src: silence{}})
+	rx := media.NewReceiver(e.conn, e.sess)
+	rx.OnDigit = func(d media.Digit) { e.key(d.Digit) }
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		// A write error (the party's port unreachable) ends the sending
+		// only; the call's signalling decides when the leg ends.
+		_ = e.stream.Run(ctx)
+	}()
+	go func() {
+		defer e.wg.Done()
+		_ = rx.Run(ctx)
+	}()
+}
+
+// key passes a key press on without ever blocking the receiver.
+func (e *endpoint) key(d rune) {
+	select {
+	case e.digits <- d:
+	default:
+	}
+}
+
+// play switches what the party hears to src; the channel is closed once
+// src is exhausted (silence follows).
+func (e *endpoint) play(src media.Source) <-chan struct{} {
+	p := &played{src: src, done: make(chan struct{})}
+	e.mu.Lock()
+	s := e.stream
+	e.mu.Unlock()
+	if s == nil {
+		close(p.done)
+		return p.done
+	}
+	s.SetSource(p)
+	return p.done
+}
+
+// stop ends sending and receiving, leaving the socket open (for a relay).
+func (e *endpoint) stop() {
+	e.mu.Lock()
+	cancel := e.cancel
+	e.cancel, e.stream = nil, nil
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	e.wg.Wait()
+	// The receiver stopped by setting a deadline in the past.
+	_ = e.conn.SetReadDeadline(time.Time{})
+}
+
+// close ends the endpoint and frees its port. Safe to call more than once.
+func (e *endpoint) close() {
+	e.stop()
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.conn.Close()
+}
+
+// played is a Source that reports its end and then plays silence, so the
+// stream keeps its sequence numbers and timestamps running between
+// prompts (and a NAT binding open).
+type played struct {
+	src  media.Source
+	done chan struct{}
+	once sync.Once
+}
+
+func (p *played) Frame(dst []int16) bool {
+	if p.src != nil && p.src.Frame(dst) {
+		return true
+	}
+	if p.done != nil {
+		p.once.Do(func() { close(p.done) })
+	}
+	clear(dst)
+	return true
+}
+
+type silence struct{}
+
+func (silence) Frame(dst []int16) bool { clear(dst); return true }
+
+// prompt is an announcement in a locale (English when it has none, F34),
+// or nothing when the prompt is missing (logged once by the caller).
+func prompt(locale, name string) (media.Source, error) {
+	s, err := media.Prompt(locale, name)
+	if err != nil {
+		return nil, err
+	}
+	return media.NewSamples(s, false), nil
+}
+
+// tone is a tone of the country of a locale (F34), lasting at most d.
+func tone(locale string, kind media.ToneKind, d time.Duration) media.Source {
+	plan, err := media.Tone(countryOf(locale), kind)
+	if err != nil {
+		plan, _ = media.Tone("US", kind)
+	}
+	frames := int(d / (media.FrameDuration * time.Millisecond))
+	return &limited{src: media.NewGenerator(plan), left: frames}
+}
+
+// countryOf maps a line's locale to the tone plan of its country.
+func countryOf(locale string) string {
+	switch locale {
+	case "de":
+		return "DE"
+	case "zh":
+		return "CN"
+	case "ko":
+		return "KR"
+	}
+	return "US"
+}
+
+// limited plays src for at most left frames.
+type limited struct {
+	src  media.Source
+	left int
+}
+
+func (l *limited) Frame(dst []int16) bool {
+	if l.left <= 0 {
+		return false
+	}
+	l.left--
+	return l.src.Frame(dst)
+}
+
+// errNoMedia: the party's SDP cannot be used (no common codec, malformed).
+var errNoMedia = errors.New("no usable media")

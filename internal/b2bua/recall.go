@@ -1,0 +1,335 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/media"
+)
+
+// Recall is the automatic recall (UCware, F29): once the callee B is free,
+// the server rings the caller A first; when A answers it dials B and
+// connects the two.
+//
+//  1. INVITE to every device of A with the server's SDP offer, the recall
+//     Alert-Info (RFC 7462) and B's number as From; it rings for ring
+//     (CC_WAIT_TIME). The first answer wins.
+//  2. A hears the Call Back alert sound (F32), then "... is available,
+//     connecting" in A's locale; RecallAnswered asks the engine where to
+//     connect (B, or the target of B's forwarding, F20/F21).
+//  3. INVITE to B's devices with the server's offer, limited to the codec A
+//     uses; A hears ringback meanwhile (A's country, F34).
+//  4. B answers: the server relays RTP between its two sockets. If B is
+//     busy or unavailable again, A is offered a new call back on the
+//     spot, exactly as after a failed call (F28: press 5), then BYE.
+//
+// Why relay rather than re-INVITE A to a direct path: it needs nothing of
+// the phones beyond a basic call (no re-INVITE support, no late offer),
+// the server keeps the media it already has with A (ringback, prompts,
+// keys) up to the moment B answers, and both legs were negotiated with
+// the server so no codec can mismatch. It costs the server the packets
+// (see README's figures); a phone's own re-INVITE later (hold, codec
+// change) is relayed end to end as in any call and may move the media to
+// a direct path on its own.
+//
+// If A does not answer, the request ends when CC_WAIT_TIME runs out (the
+// engine's timer, as Cisco's T3: the caller was not there). Recall returns
+// once the call is connected or has failed.
+func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) error {
+	callerLine, ok := b.dir.Line(caller)
+	if !ok {
+		return fmt.Errorf("recall: %s is not a line", caller)
+	}
+	calleeLine, ok := b.dir.Line(callee)
+	if !ok {
+		return fmt.Errorf("recall: %s is not a line", callee)
+	}
+	aDevices := b.reg.Bindings(caller)
+	if len(aDevices) == 0 {
+		return fmt.Errorf("recall: %s has no registered device", caller)
+	}
+	ep, err := b.newEndpoint()
+	if err != nil {
+		return fmt.Errorf("recall: %w", err)
+	}
+
+	// Step 1: ring A, B "calling" so that A's phones show B's number.
+	inv := emptyInvite()
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody(ep.offer())
+	ringA := &call{id: "recall-" + sip.GenerateTagN(16), caller: callee, callee: caller}
+	type answered struct {
+		f   *fork
+		res *sip.Response
+	}
+	aAnswer := make(chan answered, 1)
+	aFail := make(chan string, 1)
+	ra := &ringing{
+		b: b, c: ringA, req: inv, callerName: "CallBack " + calleeLine.Name,
+		responses: make(chan forkResponse),
+		timeout:   ring,
+		extra:     []sip.Header{sip.NewHeader("Alert-Info", RecallAlertInfo)},
+		onAnswer:  func(f *fork, res *sip.Response) { aAnswer <- answered{f, res} },
+		onFail:    func(code int, reason string, _ Outcome) { aFail <- fmt.Sprintf("%d %s", code, reason) },
+	}
+	ra.run(aDevices, time.Now())
+	var fa answered
+	select {
+	case why := <-aFail:
+		ep.close()
+		return fmt.Errorf("recall: %s did not answer: %s", caller, why)
+	case fa = <-aAnswer:
+	}
+
+	// A answered: the call A -> B, whose A leg is the dialog with A's
+	// device (we are its UAC), the server A's other party for now.
+	c := &call{caller: caller, callee: callee}
+	aLeg := fa.f.leg
+	aLeg.call, aLeg.name = c, "A"
+	aLeg.remoteTag = tagOf(fa.res.To().Params)
+	if ct := fa.res.Contact(); ct != nil {
+		aLeg.target = *ct.Address.Clone()
+	}
+	c.id, c.a = aLeg.callID, aLeg
+	srv := &serverSide{ep: ep, bye: make(chan struct{})}
+	c.srv, c.eps = srv, []*endpoint{ep}
+	relA := &relayed{invite: fa.f.invite, res: fa.res}
+	relA.storeAck(b.ack(aLeg, fa.f.invite, nil, nil)) // the offer was ours, the answer in the 200
+	fa.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relA) })
+	b.addLeg(aLeg)
+	b.lines.Originate(caller, c.id)
+	if err := b.client.WriteRequest(relA.loadAck(), noBuild); err != nil {
+		b.log.Info("recall: ack failed", "call", c.id, "error", err)
+	}
+	if err := ep.accept(fa.res.Body()); err != nil {
+		b.hangup(c)
+		return fmt.Errorf("recall: %s answered without usable media: %w", caller, err)
+	}
+	ep.start()
+
+	// Step 2: the alert, then where to connect.
+	locale := b.locale(caller)
+	if b.AlertSound != nil {
+		if s := b.AlertSound(); len(s) > 0 && !b.hear(srv, media.NewSamples(s, false)) {
+			b.end(c)
+			return errors.New("recall: the caller hung up")
+		}
+	}
+	to := ""
+	if b.RecallAnswered != nil {
+		to = b.RecallAnswered(id, caller)
+	}
+	if to == "" {
+		b.hear(srv, b.prompt(locale, media.PromptNotPossible, 1))
+		b.hangup(c)
+		return fmt.Errorf("recall: request %d is gone", id)
+	}
+	if !b.hear(srv, b.prompt(locale, media.PromptConnecting, 1)) {
+		b.end(c)
+		return errors.New("recall: the caller hung up")
+	}
+	c.mu.Lock()
+	c.callee = to
+	c.mu.Unlock()
+	return b.recallConnect(c, srv, callerLine.Name, to)
+}
+
+// hear plays src to A and waits for its end; false when A hung up.
+func (b *B2BUA) hear(srv *serverSide, src media.Source) bool {
+	select {
+	case <-srv.ep.play(src):
+		return true
+	case <-srv.bye:
+		return false
+	}
+}
+
+// recallConnect is steps 3 and 4 of Recall: call to and relay, or offer a
+// new call back when to is not available.
+func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) error {
+	locale := b.locale(c.caller)
+	code, reason, why := 0, "", FailOther
+	devices := b.reg.Bindings(to)
+	_, free := b.lines.Offer(to, c.id)
+	switch {
+	case len(devices) == 0:
+		code, reason, why = 480, "Temporarily Unavailable", FailUnregistered
+		b.lines.Ended(to, c.id)
+	case !free:
+		code, reason, why = 486, "Busy Here", FailBusy
+	default:
+		err := b.recallRing(c, srv, callerName, to, devices, locale)
+		var f *failed
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errHungUp):
+			b.end(c)
+			return err
+		case errors.As(err, &f):
+			code, reason, why = f.code, f.reason, f.why
+		default:
+			b.hangup(c)
+			return err
+		}
+	}
+
+	// B is not available after all. The request ended when A answered
+	// the recall; A is offered a new one on the spot (retention by
+	// asking again rather than silently re-queueing: A knows, and
+	// decides, as after any failed call).
+	b.log.Info("recall: callee not available", "caller", c.caller, "callee", to, "code", code)
+	res := Result{Caller: c.caller, Callee: to, Code: code, Outcome: why, At: time.Now()}
+	offer, busyTone := false, false
+	if b.OfferCallBack != nil && why != FailOther {
+		offer, busyTone = b.OfferCallBack(res)
+	} else {
+		b.result(res)
+	}
+	if offer {
+		b.offerKeys(c, srv.ep, why, busyTone, srv.bye, nil)
+	} else {
+		b.hear(srv, tone(locale, media.ToneBusy, 5*time.Second))
+	}
+	b.hangup(c)
+	return fmt.Errorf("recall: %s: %d %s", to, code, reason)
+}
+
+// errHungUp: A hung up during the recall.
+var errHungUp = errors.New("recall: the caller hung up")
+
+// failed is B's failure to answer the recall's call.
+type failed struct {
+	code   int
+	reason string
+	why    Outcome
+}
+
+func (f *failed) Error() string { return fmt.Sprintf("%d %s", f.code, f.reason) }
+
+// recallRing rings B's devices with the server's offer while A hears
+// ringback, and on B's answer relays the media between them.
+func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devices []Binding, locale string) error {
+	epA := srv.ep
+	epB, err := b.newEndpoint()
+	if err != nil {
+		b.lines.Ended(to, c.id)
+		return err
+	}
+	epB.local.Codecs = []media.Codec{epA.sess.Codec} // no transcoding in the relay
+	c.mu.Lock()
+	c.eps = append(c.eps, epB)
+	c.mu.Unlock()
+	epA.play(tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
+
+	inv := emptyInvite()
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody(epB.offer())
+	type answered struct {
+		f   *fork
+		res *sip.Response
+	}
+	bAnswer := make(chan answered, 1)
+	bFail := make(chan *failed, 1)
+	rb := &ringing{
+		b: b, c: c, req: inv, callerName: callerName,
+		responses: make(chan forkResponse),
+		timeout:   b.cfg.NoAnswerTimeout,
+		abort:     srv.bye,
+		onAnswer:  func(f *fork, res *sip.Response) { bAnswer <- answered{f, res} },
+		onFail: func(code int, reason string, why Outcome) {
+			if code == 486 || code == 600 {
+				why = FailBusy
+			}
+			bFail <- &failed{code, reason, why}
+		},
+	}
+	rb.run(devices, time.Now())
+	var fb answered
+	select {
+	case f := <-bFail:
+		b.lines.Ended(to, c.id)
+		return f
+	case fb = <-bAnswer:
+	default:
+		return errHungUp // run returned through abort; it ended the call
+	}
+
+	bLeg := fb.f.leg
+	bLeg.remoteTag = tagOf(fb.res.To().Params)
+	if ct := fb.res.Contact(); ct != nil {
+		bLeg.target = *ct.Address.Clone()
+	}
+	relB := &relayed{invite: fb.f.invite, res: fb.res}
+	relB.storeAck(b.ack(bLeg, fb.f.invite, nil, nil))
+	fb.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relB) })
+	if err := b.client.WriteRequest(relB.loadAck(), noBuild); err != nil {
+		b.log.Info("recall: ack failed", "call", c.id, "error", err)
+	}
+	c.mu.Lock()
+	c.b = bLeg
+	c.srv = nil
+	c.mu.Unlock()
+	b.addLeg(bLeg)
+	if err := epB.accept(fb.res.Body()); err != nil {
+		b.hangup(c)
+		return fmt.Errorf("recall: %s answered without usable media: %w", to, err)
+	}
+	select {
+	case <-srv.bye: // A left while B answered
+		b.hangup(c)
+		return errHungUp
+	default:
+	}
+	b.lines.Answered(to, c.id)
+	epA.stop()
+	rl := startRelay(epA, epB)
+	c.mu.Lock()
+	c.relay = rl
+	c.mu.Unlock()
+	b.save(c)
+	b.result(Result{Caller: c.caller, Callee: to, Code: 200, Outcome: Answered, At: time.Now()})
+	b.log.Info("recall connected", "caller", c.caller, "callee", to, "call", c.id)
+	return nil
+}
+
+// relay is the server relaying RTP between the two legs of a call.
+type relay struct {
+	r      *media.Relay
+	a, b   *endpoint
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startRelay relays between two endpoints' sockets, each leg's media
+// sent to the address of its SDP until its first packet arrives (symmetric
+// RTP, RFC 4961).
+func startRelay(a, b *endpoint) *relay {
+	a.stop()
+	b.stop()
+	r := &relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
+	r.r.SetPeer(media.SideA, a.sess.Remote)
+	r.r.SetPeer(media.SideB, b.sess.Remote)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		defer close(r.done)
+		_ = r.r.Run(ctx)
+	}()
+	return r
+}
+
+func (r *relay) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// remotes are the addresses the relay sends to, for the stored call.
+func (r *relay) remotes() (netip.AddrPort, netip.AddrPort) {
+	return r.a.sess.Remote, r.b.sess.Remote
+}
