@@ -5,7 +5,13 @@
 // and the CPU used (getrusage), so that "X streams on C cores before
 // packets are late" can be stated.
 //
+// With -mode relay it measures relayed calls instead: N calls, each with
+// two phones streaming 20 ms PCMU to each other through one media.Relay
+// (the server staying in the media path), reporting packets relayed each
+// way, lost and late arrivals, and the CPU per relayed packet and call.
+//
 //	go run ./bench/media -n 100,500,1000,2000 -d 10s
+//	go run ./bench/media -mode relay -n 100,250,500,1000 -d 10s
 package main
 
 import (
@@ -33,10 +39,21 @@ func main() {
 		late   = flag.Duration("late", media.DefaultLateAfter, "lateness from which a packet counts as late")
 		sinks  = flag.Int("sinks", 4, "receiving sockets (each read by one goroutine)")
 		codec  = flag.String("codec", "PCMU", "PCMU or PCMA")
+		mode   = flag.String("mode", "streams", "streams (announcements sent) or relay (calls relayed; -n counts calls)")
+		sends  = flag.Int("senders", 4, "relay mode: goroutines sending the phones' streams")
+		direct = flag.Bool("direct", false, "relay mode: phones send to each other without the relay (the load's own cost)")
 	)
 	flag.Parse()
 	if *dur <= 0 || *dur > 10*time.Minute || *sinks < 1 || *sinks > 64 {
 		fmt.Fprintln(os.Stderr, "media: -d must be in (0, 10m], -sinks in [1, 64]")
+		os.Exit(2)
+	}
+	if *mode != "streams" && *mode != "relay" {
+		fmt.Fprintln(os.Stderr, "media: -mode must be streams or relay")
+		os.Exit(2)
+	}
+	if *sends < 1 || *sends > 64 {
+		fmt.Fprintln(os.Stderr, "media: -senders must be in [1, 64]")
 		os.Exit(2)
 	}
 	c := media.PCMU
@@ -47,6 +64,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if *mode == "relay" {
+		relayMain(*counts, relayConfig{dur: *dur, late: *late, senders: *sends, direct: *direct, codec: c, prompt: prompt})
+		return
 	}
 	fmt.Printf("cores=%d GOMAXPROCS=%d duration=%v late>%v codec=%s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), *dur, *late, c.Name)
 	fmt.Printf("%7s %10s %10s %9s %8s %9s %9s %8s\n", "streams", "packets", "received", "late", "late%", "maxlate", "cpu", "cpu%")
@@ -60,6 +81,26 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+	}
+}
+
+// relayMain runs relay mode once per call count. Each call holds four
+// sockets, hence the lower cap than for streams.
+func relayMain(counts string, cfg relayConfig) {
+	relayHeader(cfg)
+	for _, f := range strings.Split(counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 4000 {
+			fmt.Fprintf(os.Stderr, "media: bad call count %q (1-4000)\n", f)
+			os.Exit(2)
+		}
+		cfg.calls = n
+		res, err := runRelay(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		res.print(cfg.direct)
 	}
 }
 
