@@ -37,8 +37,8 @@ func start(t testing.TB) *fixture {
 	cfg := config.Default()
 	cfg.SIP.Listen = []string{"udp:127.0.0.1:0"}
 	cfg.Lines = []config.Line{
-		{DN: "1001", Password: "pw1001", Locale: "en", BusyTrigger: 1, MaxDevices: 2},
-		{DN: "1002", Password: "pw1002", Locale: "de", BusyTrigger: 1, MaxDevices: 2},
+		{DN: "1001", Password: "pw1001", Locale: "en", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen},
+		{DN: "1002", Password: "pw1002", Locale: "de", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen},
 	}
 	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "api.db"))
 	if err != nil {
@@ -177,11 +177,21 @@ func TestB4_BadInput(t *testing.T) {
 		{"PUT", "/api/v1/params", `{"policy":"lifo"}`, 422, "invalid_value", "policy"},
 		{"PUT", "/api/v1/params", `{"activate_code":"#39"}`, 422, "invalid_value", "cancel_code"},
 		{"PUT", "/api/v1/params", `{"t3":"30s","t1":"99h"}`, 422, "invalid_value", "t1"}, // all or nothing
+		{"PUT", "/api/v1/params", `{"busy_tone":"yes"}`, 400, "wrong_type", "busy_tone"},
+		{"PUT", "/api/v1/params", `{"alert_file":7}`, 400, "wrong_type", "alert_file"},
+		{"PUT", "/api/v1/params", `{"alert_file":"chime"}`, 422, "invalid_value", "alert_file"},
+		{"PUT", "/api/v1/params", `{"alert_file":""}`, 422, "invalid_value", "alert_file"},
+		{"PUT", "/api/v1/params", `{"alert_file":"/nonexistent/alert.wav"}`, 422, "invalid_value", "alert_file"},
+		{"PUT", "/api/v1/params", `{"alert_file":"api_test.go"}`, 422, "invalid_value", "alert_file"}, // not a WAV file
 		{"POST", "/api/v1/lines", `{"dn":"12ab","password":"x"}`, 422, "invalid_value", "dn"},
 		{"POST", "/api/v1/lines", `{"dn":"1009"}`, 422, "invalid_value", "password"},
 		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","locale":"fr"}`, 422, "invalid_value", "locale"},
 		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","busy_trigger":0}`, 422, "invalid_value", "busy_trigger"},
 		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","max_devices":"4"}`, 400, "wrong_type", "max_devices"},
+		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","notification":"ring"}`, 422, "invalid_value", "notification"},
+		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","notification":""}`, 422, "invalid_value", "notification"},
+		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","notification":true}`, 400, "wrong_type", "notification"},
+		{"PUT", "/api/v1/lines/1001", `{"notification":"AUTO-RECALL"}`, 422, "invalid_value", "notification"},
 		{"POST", "/api/v1/lines", `{"dn":"1001","password":"x"}`, 409, "conflict", "dn"},
 		{"POST", "/api/v1/lines", `{"dn":"1009","password":"x","pin":"1"}`, 400, "unknown_field", "pin"},
 		{"PUT", "/api/v1/lines/4711", `{"name":"1"}`, 404, "not_found", "dn"},
@@ -254,6 +264,14 @@ func TestF31_F36_ParamsAndLinesLive(t *testing.T) {
 	if r := f.do("DELETE", "/api/v1/params", "admin", ""); r.status != 200 || f.srv.Callback.Params().T3.Duration != 20*time.Second {
 		t.Errorf("DELETE params: %d %s", r.status, r.body)
 	}
+	r = f.do("PUT", "/api/v1/params", "admin", `{"busy_tone":true,"alert_file":"connecting"}`)
+	if err := json.Unmarshal([]byte(r.body), &p); r.status != 200 || err != nil || !p.BusyTone || p.AlertFile != "connecting" {
+		t.Errorf("PUT busy_tone, alert_file: %d %s", r.status, r.body)
+	}
+	if got := f.srv.Callback.Params(); !got.BusyTone || got.AlertFile != "connecting" {
+		t.Errorf("service parameters after PUT: %+v", got)
+	}
+	f.do("DELETE", "/api/v1/params", "admin", "")
 
 	if r := f.do("POST", "/api/v1/lines", "admin", `{"dn":"1009","password":"pw","locale":"ko","name":"9"}`); r.status != 201 || r.header.Get("Location") != "/api/v1/lines/1009" {
 		t.Fatalf("create: %d %s", r.status, r.body)
@@ -273,6 +291,16 @@ func TestF31_F36_ParamsAndLinesLive(t *testing.T) {
 	}
 	if strings.Contains(f.do("GET", "/api/v1/lines", "", "").body, "pw") {
 		t.Error("a password is shown")
+	}
+	var l struct{ Notification *string }
+	if r := f.do("GET", "/api/v1/lines/1009", "", ""); json.Unmarshal([]byte(r.body), &l) != nil || l.Notification == nil || *l.Notification != "notify" {
+		t.Errorf("a line created without notification: %s", r.body)
+	}
+	if r := f.do("PUT", "/api/v1/lines/1009", "admin", `{"notification":"auto-recall"}`); r.status != 200 || !strings.Contains(r.body, `"notification": "auto-recall"`) {
+		t.Errorf("update notification: %d %s", r.status, r.body)
+	}
+	if dl, _ := f.srv.Directory.Line("1009"); dl.Notification != config.NotifyAutoRecall || dl.Locale != "zh" {
+		t.Errorf("directory line after update: %+v", dl)
 	}
 	if r := f.do("DELETE", "/api/v1/lines/1009", "admin", ""); r.status != 204 {
 		t.Errorf("delete: %d %s", r.status, r.body)
@@ -336,6 +364,45 @@ func TestB4_ConsoleEvents(t *testing.T) {
 				t.Fatalf("screen after CallBack: %s", data)
 			}
 			return
+		}
+	}
+}
+
+// TestLineNotification: a line created with notification "auto-recall"
+// reads back so, from the API, the directory and the store; one created
+// without it is "notify".
+func TestLineNotification(t *testing.T) {
+	f := start(t)
+	r := f.do("POST", "/api/v1/lines", "admin", `{"dn":"1010","password":"pw","notification":"auto-recall"}`)
+	if r.status != 201 || !strings.Contains(r.body, `"notification": "auto-recall"`) {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var got lineJSON
+	if r := f.do("GET", "/api/v1/lines/1010", "", ""); r.status != 200 || json.Unmarshal([]byte(r.body), &got) != nil || got.Notification != config.NotifyAutoRecall {
+		t.Errorf("read back: %d %s", r.status, r.body)
+	}
+	if l, _ := f.srv.Directory.Line("1010"); l.Notification != config.NotifyAutoRecall {
+		t.Errorf("directory: %+v", l)
+	}
+	stored, _ := f.st.Lines(context.Background())
+	var sl config.Line
+	if len(stored) != 1 || json.Unmarshal(stored[0].Data, &sl) != nil || sl.Notification != config.NotifyAutoRecall {
+		t.Errorf("stored: %+v", stored)
+	}
+
+	if r := f.do("POST", "/api/v1/lines", "admin", `{"dn":"1011","password":"pw"}`); r.status != 201 || !strings.Contains(r.body, `"notification": "notify"`) {
+		t.Errorf("create without notification: %d %s", r.status, r.body)
+	}
+	// The configured lines show theirs too.
+	var all []lineJSON
+	json.Unmarshal([]byte(f.do("GET", "/api/v1/lines", "", "").body), &all)
+	for _, l := range all {
+		want := config.NotifyScreen
+		if l.DN == "1010" {
+			want = config.NotifyAutoRecall
+		}
+		if l.Notification != want {
+			t.Errorf("line %s: notification %q, want %q", l.DN, l.Notification, want)
 		}
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/callbackd/callbackd/internal/config"
 )
 
 // loadOpenAPI parses openapi.json (the file the binary embeds).
@@ -269,6 +273,63 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	for c := range listed {
 		if !used[c] {
 			t.Errorf("error code %q is in openapi.json but no handler uses it", c)
+		}
+	}
+}
+
+// TestOpenAPISchemas checks that the schemas of lines and parameters name
+// exactly the fields the handlers read and write: config.Callback's JSON
+// names for the parameters, lineJSON's for a line read, lineFields for a
+// line written.
+func TestOpenAPISchemas(t *testing.T) {
+	doc := loadOpenAPI(t)
+	names := func(ref string) []string {
+		t.Helper()
+		v, ok := resolve(doc, ref)
+		if !ok {
+			t.Fatalf("no %s", ref)
+		}
+		var out []string
+		switch v := v.(type) {
+		case map[string]any:
+			for k := range v {
+				out = append(out, k)
+			}
+		case []any:
+			for _, k := range v {
+				out = append(out, k.(string))
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	tags := func(v any) []string {
+		var out []string
+		for f := range reflect.TypeOf(v).Fields() {
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+				out = append(out, name)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	written := slices.Sorted(slices.Values(lineFields))
+	for _, c := range []struct {
+		ref  string
+		want []string
+	}{
+		{"#/components/schemas/Params/properties", tags(config.Callback{})},
+		{"#/components/schemas/Params/required", tags(config.Callback{})},
+		{"#/components/schemas/Params/example", tags(config.Callback{})},
+		{"#/components/schemas/ParamsUpdate/properties", tags(config.Callback{})},
+		{"#/components/schemas/Line/properties", tags(lineJSON{})},
+		{"#/components/schemas/Line/required", tags(lineJSON{})},
+		{"#/components/schemas/Line/example", tags(lineJSON{})},
+		{"#/components/schemas/LineCreate/properties", written},
+		{"#/components/schemas/LineUpdate/properties", written},
+	} {
+		if got := names(c.ref); !slices.Equal(got, c.want) {
+			t.Errorf("%s = %v\nwant %v", c.ref, got, c.want)
 		}
 	}
 }

@@ -25,18 +25,20 @@ import (
 
 // lineJSON is a line as the API shows it; the password is never shown.
 type lineJSON struct {
-	DN          string `json:"dn"`
-	Name        string `json:"name"`
-	Locale      string `json:"locale"`
-	BusyTrigger int    `json:"busy_trigger"`
-	MaxDevices  int    `json:"max_devices"`
-	State       string `json:"state"`
-	Devices     int    `json:"devices"`
-	Calls       int    `json:"calls"`
+	DN           string `json:"dn"`
+	Name         string `json:"name"`
+	Locale       string `json:"locale"`
+	BusyTrigger  int    `json:"busy_trigger"`
+	MaxDevices   int    `json:"max_devices"`
+	Notification string `json:"notification"`
+	State        string `json:"state"`
+	Devices      int    `json:"devices"`
+	Calls        int    `json:"calls"`
 }
 
 func (a *API) line(l config.Line) lineJSON {
-	j := lineJSON{DN: l.DN, Name: l.Name, Locale: l.Locale, BusyTrigger: l.BusyTrigger, MaxDevices: l.MaxDevices, State: string(linestate.Unregistered)}
+	j := lineJSON{DN: l.DN, Name: l.Name, Locale: l.Locale, BusyTrigger: l.BusyTrigger, MaxDevices: l.MaxDevices,
+		Notification: l.Notification, State: string(linestate.Unregistered)}
 	if st, ok := a.s.Lines.Get(l.DN); ok {
 		j.State, j.Devices, j.Calls = string(st.State), st.Devices, st.Calls
 	}
@@ -68,6 +70,10 @@ func (a *API) getLine(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.line(l))
 }
 
+// lineFields are the fields of a line object on write, in the order an
+// unknown field's error lists them.
+var lineFields = []string{"dn", "name", "password", "locale", "busy_trigger", "max_devices", "notification"}
+
 // readLine reads a line object over base: every field is optional except
 // what the rules require of the result (config.CheckLine).
 func readLine(r *http.Request, base config.Line) (config.Line, error) {
@@ -82,11 +88,12 @@ func readLine(r *http.Request, base config.Line) (config.Line, error) {
 	}{
 		"dn": {&l.DN, "a string of digits"}, "name": {&l.Name, "a string"}, "password": {&l.Password, "a string"},
 		"locale": {&l.Locale, "a string"}, "busy_trigger": {&l.BusyTrigger, "an integer"}, "max_devices": {&l.MaxDevices, "an integer"},
+		"notification": {&l.Notification, "a string"},
 	}
 	for _, k := range sortedKeys(obj) {
 		f, ok := fields[k]
 		if !ok {
-			return base, newError(http.StatusBadRequest, "unknown_field", fmt.Sprintf("unknown field %q (want dn, name, password, locale, busy_trigger, max_devices)", k), k)
+			return base, newError(http.StatusBadRequest, "unknown_field", fmt.Sprintf("unknown field %q (want %s)", k, strings.Join(lineFields, ", ")), k)
 		}
 		if err := decodeField(obj[k], k, f.into, f.want); err != nil {
 			return base, err
@@ -119,7 +126,8 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 }
 
 func (a *API) createLine(w http.ResponseWriter, r *http.Request) {
-	l, err := readLine(r, config.Line{Locale: config.DefaultLocale, BusyTrigger: config.DefaultBusyTrigger, MaxDevices: config.DefaultMaxDevices})
+	l, err := readLine(r, config.Line{Locale: config.DefaultLocale, BusyTrigger: config.DefaultBusyTrigger, MaxDevices: config.DefaultMaxDevices,
+		Notification: config.DefaultNotification})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -479,16 +479,18 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 }
 
 // Offered reports a failed call as CallResult does, and waits for the
-// engine's decision: whether a call back is offered to the caller (F28),
-// and whether as busy tone instead of the announcement (CC_BUSY_TONE).
+// engine's decision: whether a call back is offered to the caller on the
+// spot (F28, when announce is on), and whether as busy tone instead of the
+// announcement (CC_BUSY_TONE).
 func (s *Service) Offered(r b2bua.Result) (offer, busyTone bool) {
 	cu, ok := s.callUpdate(r)
 	if !ok {
 		return false, false
 	}
+	p := s.Params()
 	for _, a := range s.Do(cu, r.Caller, r.Callee) {
 		if o, ok := a.(engine.Offer); ok && o.A == r.Caller {
-			return true, s.Params().BusyTone
+			return p.Announce, p.BusyTone
 		}
 	}
 	return false, false

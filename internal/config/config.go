@@ -6,10 +6,13 @@ package config
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +25,7 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	Store    Store    `toml:"store"`
 	Calls    Calls    `toml:"calls"`
+	Media    Media    `toml:"media"`
 	Callback Callback `toml:"callback"`
 	Log      Log      `toml:"log"`
 	Lines    []Line   `toml:"line"` // [[line]] tables
@@ -59,6 +63,38 @@ type Calls struct {
 	NoAnswerTimeout Duration `toml:"no_answer_timeout"` // 1s..10m
 }
 
+// Media configures the server's own RTP media: the announcements, tones and
+// alerts it plays to phones and the DTMF it hears from them.
+type Media struct {
+	// Address is the IP address the RTP sockets bind to and the SDP (c=)
+	// carries. Empty: the host of the first sip.listen entry (see Addr).
+	Address    string `toml:"address"`
+	RTPPortMin int    `toml:"rtp_port_min"` // UDP ports for RTP, 1024..65535; the server takes even ones (RFC 3550 11)
+	RTPPortMax int    `toml:"rtp_port_max"` // above RTPPortMin
+}
+
+// Addr returns the IP address media binds to and puts into SDP: Address,
+// or else the host of the first sip.listen entry, with "localhost" as
+// 127.0.0.1 (SDP wants an address, not a name). It is "" only for a SIP
+// section without a valid listen entry, which does not pass validation.
+func (m Media) Addr(sip SIP) string {
+	if m.Address != "" {
+		return m.Address
+	}
+	if len(sip.Listen) == 0 {
+		return ""
+	}
+	_, hostport, _ := strings.Cut(sip.Listen[0], ":")
+	host, _, err := net.SplitHostPort(hostport)
+	switch {
+	case err != nil:
+		return ""
+	case host == "localhost":
+		return "127.0.0.1"
+	}
+	return host
+}
+
 // Callback holds the Call Back service parameters. The API reads and writes
 // them as JSON under the same names as the TOML keys (docs/config.md gives
 // the Cisco and UCware names of each).
@@ -74,6 +110,9 @@ type Callback struct {
 	LifetimeCCNR Duration `toml:"lifetime_ccnr" json:"lifetime_ccnr"` // CCNR request lifetime; default 180m; 1m..48h
 	WaitTime     Duration `toml:"wait_time" json:"wait_time"`         // CC_WAIT_TIME: how long a recall rings the caller; default 20s; 5s..2m
 	AlertRing    Duration `toml:"alert_ring" json:"alert_ring"`       // how long the audio alert rings A's phones when B is available; default 4s; 0s..60s (0: no ring, screen only)
+	AlertFile    string   `toml:"alert_file" json:"alert_file"`       // Callback Audio Notification File Name (F32): a built-in prompt or a WAV file; default "callback_alert"
+	Announce     bool     `toml:"announce" json:"announce"`           // answer a busy / logged-out failure with early media offering the call back (F28); default true
+	BusyTone     bool     `toml:"busy_tone" json:"busy_tone"`         // CC_BUSY_TONE: a busy / logged-out failure plays the busy tone, not the offer; default false
 	ActivateCode string   `toml:"activate_code" json:"activate_code"` // feature code of the CallBack key; default "*39" (also "*39<DN>")
 	CancelCode   string   `toml:"cancel_code" json:"cancel_code"`     // feature code of Cancel; default "#39"
 }
@@ -98,15 +137,39 @@ type Line struct {
 	Locale      string `toml:"locale"`       // en|de|zh|ko
 	BusyTrigger int    `toml:"busy_trigger"` // calls before the line counts as busy, 1..100
 	MaxDevices  int    `toml:"max_devices"`  // registered devices at once, 1..100
+	// Notification is how the line, as caller, learns that a call back is
+	// available: NotifyScreen or NotifyAutoRecall.
+	Notification string `toml:"notification"`
+}
+
+// Line.Notification values.
+const (
+	NotifyScreen     = "notify"      // audio alert, Available screen, the caller presses Dial (Cisco)
+	NotifyAutoRecall = "auto-recall" // the server rings the caller, then calls the callee and connects them (UCware)
+)
+
+// UnmarshalJSON decodes a line stored as JSON (lines changed through the
+// API are). A line stored before notification existed has none and gets
+// the default, rather than failing CheckLine and being dropped.
+func (l *Line) UnmarshalJSON(b []byte) error {
+	type plain Line // without this method
+	if err := json.Unmarshal(b, (*plain)(l)); err != nil {
+		return err
+	}
+	if l.Notification == "" {
+		l.Notification = DefaultNotification
+	}
+	return nil
 }
 
 // Per-line defaults for keys a [[line]] table leaves out. TOML cannot express
 // defaults for array-of-table elements, so they live here; the demo lines in
 // default.toml spell them out.
 const (
-	DefaultLocale      = "en"
-	DefaultBusyTrigger = 1
-	DefaultMaxDevices  = 4
+	DefaultLocale       = "en"
+	DefaultBusyTrigger  = 1
+	DefaultMaxDevices   = 4
+	DefaultNotification = NotifyScreen
 )
 
 // Duration wraps time.Duration so that it reads and writes as a Go duration
@@ -194,6 +257,7 @@ type fileConfig struct {
 	HTTP     HTTP         `toml:"http"`
 	Store    Store        `toml:"store"`
 	Calls    fileCalls    `toml:"calls"`
+	Media    Media        `toml:"media"`
 	Callback fileCallback `toml:"callback"`
 	Log      Log          `toml:"log"`
 	Lines    []fileLine   `toml:"line"`
@@ -216,17 +280,21 @@ type fileCallback struct {
 	LifetimeCCNR string `toml:"lifetime_ccnr"`
 	WaitTime     string `toml:"wait_time"`
 	AlertRing    string `toml:"alert_ring"`
+	AlertFile    string `toml:"alert_file"`
+	Announce     bool   `toml:"announce"`
+	BusyTone     bool   `toml:"busy_tone"`
 	ActivateCode string `toml:"activate_code"`
 	CancelCode   string `toml:"cancel_code"`
 }
 
 type fileLine struct {
-	DN          string  `toml:"dn"`
-	Name        string  `toml:"name"`
-	Password    string  `toml:"password"`
-	Locale      *string `toml:"locale"`
-	BusyTrigger *int    `toml:"busy_trigger"`
-	MaxDevices  *int    `toml:"max_devices"`
+	DN           string  `toml:"dn"`
+	Name         string  `toml:"name"`
+	Password     string  `toml:"password"`
+	Locale       *string `toml:"locale"`
+	BusyTrigger  *int    `toml:"busy_trigger"`
+	MaxDevices   *int    `toml:"max_devices"`
+	Notification *string `toml:"notification"`
 }
 
 // parse decodes data over base (whose values stand for keys the file leaves
@@ -240,6 +308,7 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		HTTP:  base.HTTP,
 		Store: base.Store,
 		Calls: fileCalls{NoAnswerTimeout: base.Calls.NoAnswerTimeout.String()},
+		Media: base.Media,
 		Callback: fileCallback{
 			Enabled:      base.Callback.Enabled,
 			CCNR:         base.Callback.CCNR,
@@ -252,6 +321,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 			LifetimeCCNR: base.Callback.LifetimeCCNR.String(),
 			WaitTime:     base.Callback.WaitTime.String(),
 			AlertRing:    base.Callback.AlertRing.String(),
+			AlertFile:    base.Callback.AlertFile,
+			Announce:     base.Callback.Announce,
+			BusyTone:     base.Callback.BusyTone,
 			ActivateCode: base.Callback.ActivateCode,
 			CancelCode:   base.Callback.CancelCode,
 		},
@@ -284,6 +356,7 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		SIP:    fc.SIP,
 		HTTP:   fc.HTTP,
 		Store:  fc.Store,
+		Media:  fc.Media,
 		Log:    fc.Log,
 		Source: name,
 	}
@@ -302,6 +375,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		LifetimeCCNR: v.duration("callback.lifetime_ccnr", fcb.LifetimeCCNR),
 		WaitTime:     v.duration("callback.wait_time", fcb.WaitTime),
 		AlertRing:    v.duration("callback.alert_ring", fcb.AlertRing),
+		AlertFile:    fcb.AlertFile,
+		Announce:     fcb.Announce,
+		BusyTone:     fcb.BusyTone,
 		ActivateCode: fcb.ActivateCode,
 		CancelCode:   fcb.CancelCode,
 	}
@@ -317,12 +393,13 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 
 func lineWithDefaults(fl fileLine) Line {
 	l := Line{
-		DN:          fl.DN,
-		Name:        fl.Name,
-		Password:    fl.Password,
-		Locale:      DefaultLocale,
-		BusyTrigger: DefaultBusyTrigger,
-		MaxDevices:  DefaultMaxDevices,
+		DN:           fl.DN,
+		Name:         fl.Name,
+		Password:     fl.Password,
+		Locale:       DefaultLocale,
+		BusyTrigger:  DefaultBusyTrigger,
+		MaxDevices:   DefaultMaxDevices,
+		Notification: DefaultNotification,
 	}
 	if fl.Locale != nil {
 		l.Locale = *fl.Locale
@@ -332,6 +409,9 @@ func lineWithDefaults(fl fileLine) Line {
 	}
 	if fl.MaxDevices != nil {
 		l.MaxDevices = *fl.MaxDevices
+	}
+	if fl.Notification != nil {
+		l.Notification = *fl.Notification
 	}
 	return l
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -39,6 +42,12 @@ func TestDefault(t *testing.T) {
 	if c.Calls.NoAnswerTimeout.Duration != 30*time.Second {
 		t.Errorf("NoAnswerTimeout = %v", c.Calls.NoAnswerTimeout)
 	}
+	if c.Media != (Media{RTPPortMin: 16384, RTPPortMax: 32767}) {
+		t.Errorf("Media = %+v", c.Media)
+	}
+	if a := c.Media.Addr(c.SIP); a != "127.0.0.1" {
+		t.Errorf("Media.Addr = %q, want the first listener's 127.0.0.1", a)
+	}
 	wantCB := Callback{
 		Enabled:      true,
 		CCNR:         true,
@@ -50,6 +59,9 @@ func TestDefault(t *testing.T) {
 		LifetimeCCNR: Duration{180 * time.Minute},
 		WaitTime:     Duration{20 * time.Second},
 		AlertRing:    Duration{4 * time.Second},
+		AlertFile:    "callback_alert",
+		Announce:     true,
+		BusyTone:     false,
 		ActivateCode: "*39",
 		CancelCode:   "#39",
 	}
@@ -68,7 +80,7 @@ func TestDefault(t *testing.T) {
 		if !ok {
 			t.Fatalf("Line(%q) not found", dn)
 		}
-		if l.Locale != loc || l.Password != "demo"+dn || l.BusyTrigger != 1 || l.MaxDevices != 4 {
+		if l.Locale != loc || l.Password != "demo"+dn || l.BusyTrigger != 1 || l.MaxDevices != 4 || l.Notification != NotifyScreen {
 			t.Errorf("Line(%q) = %+v", dn, l)
 		}
 	}
@@ -117,10 +129,10 @@ password = "pw"
 	if c.SIP.Realm != "example" || !reflect.DeepEqual(c.SIP.Listen, []string{"tcp:[::1]:5070"}) {
 		t.Errorf("SIP = %+v", c.SIP)
 	}
-	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls || c.Callback != d.Callback {
+	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls || c.Media != d.Media || c.Callback != d.Callback {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4}}
+	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: "notify"}}
 	if !reflect.DeepEqual(c.Lines, want) {
 		t.Errorf("Lines = %+v, want %+v", c.Lines, want)
 	}
@@ -181,12 +193,44 @@ var errorCases = []struct {
 	{"timeout short", "[calls]\nno_answer_timeout = \"999ms\"\n", `site.toml:2: calls.no_answer_timeout "999ms": want 1s to 10m`},
 	{"timeout long", "[calls]\nno_answer_timeout = \"10m1s\"\n", `site.toml:2: calls.no_answer_timeout "10m1s": want 1s to 10m`},
 
+	// media
+	{"media unknown key", "[media]\nport = 4000\n", `site.toml:2: unknown key "media.port"`},
+	{"media wrong type address", "[media]\naddress = 127\n", "site.toml:2:11: media.address: wrong type: want string, got integer"},
+	{"media wrong type port", "[media]\nrtp_port_min = \"16384\"\n", "site.toml:2:16: media.rtp_port_min: wrong type: want integer, got string"},
+	{"media address host name", "[media]\naddress = \"pbx.example.com\"\n", `site.toml:2: media.address "pbx.example.com": want an IP address (no host name, no port)`},
+	{"media address localhost", "[media]\naddress = \"localhost\"\n", `site.toml:2: media.address "localhost": want an IP address (no host name, no port)`},
+	{"media address port", "[media]\naddress = \"192.0.2.10:4000\"\n", `site.toml:2: media.address "192.0.2.10:4000": want an IP address (no host name, no port)`},
+	{"media address brackets", "[media]\naddress = \"[::1]\"\n", `site.toml:2: media.address "[::1]": want an IP address (no host name, no port)`},
+	{"media address any v4", "[media]\naddress = \"0.0.0.0\"\n", `site.toml:2: media.address "0.0.0.0": must not be unspecified (0.0.0.0 or ::): it goes into SDP, where it means hold`},
+	{"media address any v6", "[media]\naddress = \"::\"\n", `site.toml:2: media.address "::": must not be unspecified (0.0.0.0 or ::): it goes into SDP, where it means hold`},
+	{"media address zone", "[media]\naddress = \"fe80::1%eth0\"\n", `site.toml:2: media.address "fe80::1%eth0": must not have a zone: it goes into SDP, where a zone means nothing to the phone`},
+	{"media default from any v4", "[sip]\nlisten = [\"udp:0.0.0.0:5060\"]\n", `site.toml:2: media.address is empty and the first sip.listen "udp:0.0.0.0:5060" has no address for SDP: set media.address to this host's IP address`},
+	{"media default from any v6", "[sip]\nlisten = [\n  \"tcp:[::]:5060\",\n  \"udp:127.0.0.1:5060\",\n]\n", `site.toml:3: media.address is empty and the first sip.listen "tcp:[::]:5060" has no address for SDP: set media.address to this host's IP address`},
+	{"media default from zone", "[sip]\nlisten = [\"udp:[fe80::1%eth0]:5060\"]\n", `site.toml:2: media.address is empty and the first sip.listen "udp:[fe80::1%eth0]:5060" has no address for SDP: set media.address to this host's IP address`},
+	{"media default empty address written", "[sip]\nlisten = [\"udp:0.0.0.0:5060\"]\n[media]\naddress = \"\"\n", `site.toml:4: media.address is empty and the first sip.listen "udp:0.0.0.0:5060" has no address for SDP: set media.address to this host's IP address`},
+	{"rtp port min low", "[media]\nrtp_port_min = 1023\n", "site.toml:2: media.rtp_port_min 1023: want 1024-65535"},
+	{"rtp port min 0", "[media]\nrtp_port_min = 0\n", "site.toml:2: media.rtp_port_min 0: want 1024-65535"},
+	{"rtp port max high", "[media]\nrtp_port_max = 65536\n", "site.toml:2: media.rtp_port_max 65536: want 1024-65535"},
+	{"rtp ports both bad", "[media]\nrtp_port_min = -1\nrtp_port_max = 70000\n", "site.toml:2: media.rtp_port_min -1: want 1024-65535\nsite.toml:3: media.rtp_port_max 70000: want 1024-65535"},
+	{"rtp ports equal", "[media]\nrtp_port_min = 20000\nrtp_port_max = 20000\n", "site.toml:3: media.rtp_port_min 20000 is not below rtp_port_max 20000: the range needs at least 2 ports"},
+	{"rtp ports reversed", "[media]\nrtp_port_max = 20000\nrtp_port_min = 20001\n", "site.toml:3: media.rtp_port_min 20001 is not below rtp_port_max 20000: the range needs at least 2 ports"},
+	{"rtp port max below default min", "\n[media]\nrtp_port_max = 10000\n", "site.toml:3: media.rtp_port_min 16384 is not below rtp_port_max 10000: the range needs at least 2 ports"},
+	{"rtp port min above default max", "[media]\nrtp_port_min = 40000\n", "site.toml:2: media.rtp_port_min 40000 is not below rtp_port_max 32767: the range needs at least 2 ports"},
+
 	// callback
 	{"callback wrong type bool", "[callback]\nenabled = \"yes\"\n", "site.toml:2:11: callback.enabled: wrong type: want boolean, got string"},
 	{"callback wrong type ccnr", "[callback]\nccnr = 1\n", "site.toml:2:8: callback.ccnr: wrong type: want boolean, got integer"},
 	{"callback wrong type duration", "[callback]\nt1 = 20\n", `site.toml:2:6: callback.t1: wrong type: want string such as "30s", got integer`},
 	{"callback wrong type code", "[callback]\nactivate_code = 39\n", "site.toml:2:17: callback.activate_code: wrong type: want string, got integer"},
 	{"callback unknown key", "[callback]\nt2 = \"20s\"\n", `site.toml:2: unknown key "callback.t2"`},
+	{"callback wrong type busy tone", "[callback]\nbusy_tone = 1\n", "site.toml:2:13: callback.busy_tone: wrong type: want boolean, got integer"},
+	{"callback wrong type alert file", "[callback]\nalert_file = true\n", "site.toml:2:14: callback.alert_file: wrong type: want string, got boolean"},
+	{"alert file unknown prompt", "[callback]\nalert_file = \"callback_alrt\"\n", `site.toml:2: callback.alert_file "callback_alrt": want a built-in prompt (busy_offer, noanswer_offer, loggedout_offer, activated, connecting, not_possible, callback_alert) or the path of a WAV file (a path has a / or a ., as in ./alert.wav)`},
+	{"alert file empty", "[callback]\nalert_file = \"\"\n", `site.toml:2: callback.alert_file "": want a built-in prompt (busy_offer, noanswer_offer, loggedout_offer, activated, connecting, not_possible, callback_alert) or the path of a WAV file (a path has a / or a ., as in ./alert.wav)`},
+	{"alert file prompt case", "[callback]\nalert_file = \"Callback_Alert\"\n", `site.toml:2: callback.alert_file "Callback_Alert": want a built-in prompt (busy_offer, noanswer_offer, loggedout_offer, activated, connecting, not_possible, callback_alert) or the path of a WAV file (a path has a / or a ., as in ./alert.wav)`},
+	{"alert file missing", "[callback]\nalert_file = \"testdata/missing.wav\"\n", `site.toml:2: callback.alert_file "testdata/missing.wav": no such file or directory`},
+	{"alert file directory", "[callback]\nalert_file = \".\"\n", `site.toml:2: callback.alert_file ".": not a regular file`},
+	{"alert file not wav", "[callback]\nalert_file = \"default.toml\"\n", `site.toml:2: callback.alert_file "default.toml": unsupported WAV: not a RIFF WAVE file (want 8 kHz mono 16-bit PCM)`},
 	{"callback policy", "[callback]\npolicy = \"lifo\"\n", `site.toml:2: callback.policy "lifo": want notify-all or fifo`},
 	{"callback policy case", "[callback]\npolicy = \"FIFO\"\n", `site.toml:2: callback.policy "FIFO": want notify-all or fifo`},
 	{"callback policy empty", "[callback]\npolicy = \"\"\n", `site.toml:2: callback.policy "": want notify-all or fifo`},
@@ -237,6 +281,11 @@ var errorCases = []struct {
 	{"busy trigger 101", line1001 + "busy_trigger = 101\n", `site.toml:4: line "1001": busy_trigger 101: want 1-100`},
 	{"max devices 0", line1001 + "max_devices = 0\n", `site.toml:4: line "1001": max_devices 0: want 1-100`},
 	{"max devices 101", line1001 + "max_devices = 101\n", `site.toml:4: line "1001": max_devices 101: want 1-100`},
+	{"notification", line1001 + "notification = \"ring\"\n", `site.toml:4: line "1001": notification "ring": want notify or auto-recall`},
+	{"notification case", line1001 + "notification = \"Auto-Recall\"\n", `site.toml:4: line "1001": notification "Auto-Recall": want notify or auto-recall`},
+	{"notification underscore", line1001 + "notification = \"auto_recall\"\n", `site.toml:4: line "1001": notification "auto_recall": want notify or auto-recall`},
+	{"notification empty", line1001 + "notification = \"\"\n", `site.toml:4: line "1001": notification "": want notify or auto-recall`},
+	{"notification wrong type", line1001 + "notification = true\n", "site.toml:4:16: line.notification: wrong type: want string, got boolean"},
 	{"duplicate dn", "\n" + line1001 + "\n" + line1001, `site.toml:7: duplicate dn "1001" (first at line 3)`},
 	{"duplicate dn inline", "line = [\n  {dn = \"1001\", password = \"a\"},\n  {dn = \"1001\", password = \"b\"},\n]\n", `site.toml:3: duplicate dn "1001" (first at line 2)`},
 	{"dn missing", "[[line]]\npassword = \"pw\"\n", `site.toml:1: line #1: dn is required`},
@@ -273,6 +322,9 @@ lifetime_ccnr = "48h"
 external = true
 wait_time = "2m"
 alert_ring = "0s"
+alert_file = "connecting"
+announce = false
+busy_tone = true
 activate_code = "*5"
 cancel_code = "#*5"
 `
@@ -289,6 +341,8 @@ cancel_code = "#*5"
 		LifetimeCCNR: Duration{48 * time.Hour},
 		External:     true,
 		WaitTime:     Duration{2 * time.Minute},
+		AlertFile:    "connecting",
+		BusyTone:     true,
 		ActivateCode: "*5",
 		CancelCode:   "#*5",
 	}
@@ -450,6 +504,7 @@ func TestRoundTrip(t *testing.T) {
 		HTTP:  HTTP{Listen: "[::1]:9090"},
 		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},
 		Calls: Calls{NoAnswerTimeout: Duration{90 * time.Second}},
+		Media: Media{Address: "192.0.2.10", RTPPortMin: 1024, RTPPortMax: 1025},
 		Callback: Callback{
 			Enabled:      false,
 			CCNR:         false,
@@ -461,13 +516,15 @@ func TestRoundTrip(t *testing.T) {
 			LifetimeCCNR: Duration{time.Minute},
 			WaitTime:     Duration{20 * time.Second},
 			AlertRing:    Duration{0},
+			AlertFile:    "not_possible",
+			BusyTone:     true,
 			ActivateCode: "#*12345",
 			CancelCode:   "##",
 		},
 		Log: Log{Level: "debug", Format: "json"},
 		Lines: []Line{
-			{DN: "200", Name: "2 00", Password: "secret", Locale: "ko", BusyTrigger: 2, MaxDevices: 1},
-			{DN: "123456789012345", Password: "p", Locale: "de", BusyTrigger: 100, MaxDevices: 100},
+			{DN: "200", Name: "2 00", Password: "secret", Locale: "ko", BusyTrigger: 2, MaxDevices: 1, Notification: NotifyAutoRecall},
+			{DN: "123456789012345", Password: "p", Locale: "de", BusyTrigger: 100, MaxDevices: 100, Notification: NotifyScreen},
 		},
 	}
 	for _, c := range []*Config{full, Default()} {
@@ -557,8 +614,11 @@ func TestDocsExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, _ := c.Line("202"); l.Locale != "de" || l.MaxDevices != 2 || l.BusyTrigger != 1 {
+	if l, _ := c.Line("202"); l.Locale != "de" || l.MaxDevices != 2 || l.BusyTrigger != 1 || l.Notification != NotifyScreen {
 		t.Errorf("line 202 = %+v", l)
+	}
+	if l, _ := c.Line("203"); l.Notification != NotifyAutoRecall {
+		t.Errorf("line 203 = %+v", l)
 	}
 }
 
@@ -625,6 +685,7 @@ func TestCheckCallbackAndLine(t *testing.T) {
 	cb.T3 = Duration{time.Hour}
 	cb.Policy = "lifo"
 	cb.CancelCode = "*39"
+	cb.AlertFile = "chime"
 	got := map[string]string{}
 	for _, e := range CheckCallback(cb) {
 		got[e.Key] = e.Msg
@@ -633,17 +694,170 @@ func TestCheckCallbackAndLine(t *testing.T) {
 		"callback.t3":          `callback.t3 "1h0m0s": want 1s to 10m`,
 		"callback.policy":      `callback.policy "lifo": want notify-all or fifo`,
 		"callback.cancel_code": `callback.activate_code and callback.cancel_code are both "*39": they must differ`,
+		"callback.alert_file":  `callback.alert_file "chime": want a built-in prompt (busy_offer, noanswer_offer, loggedout_offer, activated, connecting, not_possible, callback_alert) or the path of a WAV file (a path has a / or a ., as in ./alert.wav)`,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("CheckCallback = %v\nwant %v", got, want)
 	}
 
-	errs := CheckLine(Line{DN: "12a", Password: "", Locale: "fr", BusyTrigger: 0, MaxDevices: 1})
+	errs := CheckLine(Line{DN: "12a", Password: "", Locale: "fr", BusyTrigger: 0, MaxDevices: 1, Notification: "ring"})
 	keys := []string{}
 	for _, e := range errs {
 		keys = append(keys, e.Key)
 	}
-	if fmt.Sprint(keys) != "[dn password locale busy_trigger]" {
+	if fmt.Sprint(keys) != "[dn password locale busy_trigger notification]" {
 		t.Errorf("CheckLine keys = %v", keys)
+	}
+	for _, n := range []string{NotifyScreen, NotifyAutoRecall} {
+		if errs := CheckLine(Line{DN: "1", Password: "p", Locale: "en", BusyTrigger: 1, MaxDevices: 1, Notification: n}); len(errs) != 0 {
+			t.Errorf("CheckLine(notification %q) = %v", n, errs)
+		}
+	}
+}
+
+func TestMediaSection(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		want      Media
+		addr      string // Media.Addr
+	}{
+		{"defaults", "", Media{RTPPortMin: 16384, RTPPortMax: 32767}, "127.0.0.1"},
+		{"address v4", "[media]\naddress = \"192.0.2.10\"\n", Media{Address: "192.0.2.10", RTPPortMin: 16384, RTPPortMax: 32767}, "192.0.2.10"},
+		{"address v6", "[media]\naddress = \"2001:db8::10\"\n", Media{Address: "2001:db8::10", RTPPortMin: 16384, RTPPortMax: 32767}, "2001:db8::10"},
+		{"address over any listener", "[sip]\nlisten = [\"udp:0.0.0.0:5060\"]\n[media]\naddress = \"10.0.0.5\"\n", Media{Address: "10.0.0.5", RTPPortMin: 16384, RTPPortMax: 32767}, "10.0.0.5"},
+		{"from localhost", "[sip]\nlisten = [\"tcp:localhost:5070\"]\n", Media{RTPPortMin: 16384, RTPPortMax: 32767}, "127.0.0.1"},
+		{"from v6 listener", "[sip]\nlisten = [\"udp:[2001:db8::1]:5060\"]\n", Media{RTPPortMin: 16384, RTPPortMax: 32767}, "2001:db8::1"},
+		{"from first listener only", "[sip]\nlisten = [\"udp:192.0.2.1:5060\", \"tcp:0.0.0.0:5060\"]\n", Media{RTPPortMin: 16384, RTPPortMax: 32767}, "192.0.2.1"},
+		{"lowest ports", "[media]\nrtp_port_min = 1024\nrtp_port_max = 1025\n", Media{RTPPortMin: 1024, RTPPortMax: 1025}, "127.0.0.1"},
+		{"highest ports", "[media]\nrtp_port_min = 65534\nrtp_port_max = 65535\n", Media{RTPPortMin: 65534, RTPPortMax: 65535}, "127.0.0.1"},
+		{"odd ends", "media.rtp_port_min = 20001\nmedia.rtp_port_max = 20003\n", Media{RTPPortMin: 20001, RTPPortMax: 20003}, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("site.toml", []byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Media != tc.want {
+				t.Errorf("Media = %+v, want %+v", c.Media, tc.want)
+			}
+			if a := c.Media.Addr(c.SIP); a != tc.addr {
+				t.Errorf("Addr = %q, want %q", a, tc.addr)
+			}
+		})
+	}
+	// Addr of a SIP section that did not pass validation.
+	for _, sip := range []SIP{{}, {Listen: []string{"udp"}}, {Listen: []string{"udp:127.0.0.1"}}} {
+		if a := (Media{}).Addr(sip); a != "" {
+			t.Errorf("Addr(%+v) = %q, want \"\"", sip, a)
+		}
+	}
+}
+
+// writeFile writes data to name in a fresh temporary directory and returns
+// its path.
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// F32: callback.alert_file may name a WAV file, which is read on load and
+// by CheckCallback.
+func TestAlertFileWAV(t *testing.T) {
+	var good bytes.Buffer
+	if err := media.WriteWAV(&good, make([]int16, 800)); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, "alert.wav", good.Bytes())
+	c, err := Parse("site.toml", []byte("[callback]\nalert_file = "+toml1(path)+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Callback.AlertFile != path {
+		t.Errorf("AlertFile = %q, want %q", c.Callback.AlertFile, path)
+	}
+	cb := Default().Callback
+	cb.AlertFile = path
+	if errs := CheckCallback(cb); len(errs) != 0 {
+		t.Errorf("CheckCallback(%q) = %v", path, errs)
+	}
+	for _, name := range media.PromptNames() {
+		cb.AlertFile = name
+		if errs := CheckCallback(cb); len(errs) != 0 {
+			t.Errorf("CheckCallback(%q) = %v", name, errs)
+		}
+	}
+
+	// Header fields of EncodeWAV's 44-byte header, patched to make bad files.
+	patch := func(off int, v ...byte) []byte {
+		b := bytes.Clone(good.Bytes())
+		copy(b[off:], v)
+		return b
+	}
+	big := filepath.Join(t.TempDir(), "big.wav")
+	if f, err := os.Create(big); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Write(good.Bytes())
+		f.Truncate(10<<20 + 1) // sparse: no 10 MB written
+		f.Close()
+	}
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"stereo", writeFile(t, "stereo.wav", patch(22, 2)), "unsupported WAV: 2 channels, want mono (want 8 kHz mono 16-bit PCM)"},
+		{"44.1 kHz", writeFile(t, "cd.wav", patch(24, 0x44, 0xac)), "unsupported WAV: 44100 Hz, want 8000 Hz (want 8 kHz mono 16-bit PCM)"},
+		{"8 bit", writeFile(t, "8bit.wav", patch(34, 8)), "unsupported WAV: 8 bits per sample, want 16 (want 8 kHz mono 16-bit PCM)"},
+		{"a-law", writeFile(t, "alaw.wav", patch(20, 6)), "unsupported WAV: format tag 6, want 1 (PCM) (want 8 kHz mono 16-bit PCM)"},
+		{"no audio", writeFile(t, "empty.wav", media.EncodeWAV(nil)), "no audio (empty data chunk)"},
+		{"empty file", writeFile(t, "zero.wav", nil), "unsupported WAV: not a RIFF WAVE file (want 8 kHz mono 16-bit PCM)"},
+		{"too large", big, "10485761 bytes: want at most 10 MB"},
+		{"missing", filepath.Join(t.TempDir(), "gone.wav"), "no such file or directory"},
+		{"directory", t.TempDir(), "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("site.toml", []byte("\n[callback]\nalert_file = "+toml1(tc.path)+"\n"))
+			if want := fmt.Sprintf("site.toml:3: callback.alert_file %q: %s", tc.path, tc.want); err == nil || err.Error() != want {
+				t.Errorf("error\n got %v\nwant %s", err, want)
+			}
+			cb := Default().Callback
+			cb.AlertFile = tc.path
+			errs := CheckCallback(cb)
+			if want := fmt.Sprintf("callback.alert_file %q: %s", tc.path, tc.want); len(errs) != 1 || errs[0].Key != "callback.alert_file" || errs[0].Msg != want {
+				t.Errorf("CheckCallback = %v, want %s", errs, want)
+			}
+		})
+	}
+}
+
+// Lines changed through the API are stored as JSON; one stored before
+// notification existed reads back with the default, and passes CheckLine.
+func TestLineJSON(t *testing.T) {
+	var l Line
+	if err := json.Unmarshal([]byte(`{"DN":"1005","Name":"","Password":"pw","Locale":"de","BusyTrigger":1,"MaxDevices":4}`), &l); err != nil {
+		t.Fatal(err)
+	}
+	want := Line{DN: "1005", Password: "pw", Locale: "de", BusyTrigger: 1, MaxDevices: 4, Notification: NotifyScreen}
+	if l != want {
+		t.Errorf("old stored line = %+v, want %+v", l, want)
+	}
+	if errs := CheckLine(l); len(errs) != 0 {
+		t.Errorf("CheckLine = %v", errs)
+	}
+
+	want.Notification = NotifyAutoRecall
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Line
+	if err := json.Unmarshal(b, &back); err != nil || back != want {
+		t.Errorf("round trip %s = %+v, %v", b, back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"DN":1}`), &back); err == nil {
+		t.Error("a number as DN decoded")
 	}
 }

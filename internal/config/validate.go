@@ -1,12 +1,19 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/callbackd/callbackd/internal/media"
 )
 
 // Limits checked on load.
@@ -16,6 +23,13 @@ const (
 	maxPerLine      = 100
 	minFeatureCode  = 2 // characters of a callback feature code
 	maxFeatureCode  = 8
+	// RTP ports start above the well-known ones, which need privileges to
+	// bind and belong to other services.
+	minRTPPort = 1024
+	maxRTPPort = 65535
+	// maxSoundFile bounds a sound file such as callback.alert_file: 10 MB
+	// is over ten minutes of 8 kHz 16-bit audio, far more than an alert.
+	maxSoundFile = 10 << 20
 )
 
 // durationLimits holds, for every duration key (lower case), its allowed
@@ -37,6 +51,9 @@ var durationLimits = map[string]struct {
 // locales that have screens and announcements.
 var locales = []string{"en", "de", "zh", "ko"}
 
+// notifications are the values of line.notification.
+var notifications = []string{NotifyScreen, NotifyAutoRecall}
+
 type validator struct {
 	name string
 	pos  positions
@@ -49,8 +66,9 @@ func (v *validator) errorf(path, format string, args ...any) {
 }
 
 // CheckCallback checks service parameters changed while running (the API):
-// the same rules as the [callback] table of a file. Each Error's Key names
-// the parameter ("callback.t3"); File and Line are empty.
+// the same rules as the [callback] table of a file, so an alert_file that
+// is a path is read. Each Error's Key names the parameter ("callback.t3");
+// File and Line are empty.
 func CheckCallback(cb Callback) []*Error {
 	var errs errorList
 	v := validator{pos: positions{}, errs: &errs}
@@ -80,6 +98,7 @@ func CheckLine(l Line) []*Error {
 
 func (v *validator) config(c *Config) {
 	v.sip(&c.SIP)
+	v.media(&c.Media, &c.SIP)
 
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		v.errorf("http.listen", "http.listen %q: bad address: %v", c.HTTP.Listen, err)
@@ -165,6 +184,55 @@ func (v *validator) sip(s *SIP) {
 	}
 }
 
+// media checks [media]. Its address goes into the SDP the server sends,
+// where phones take it as where to send their audio, so it must be one
+// address of this host: no host name (no DNS at startup, as for sip.listen),
+// and not 0.0.0.0 or ::, which SDP reads as hold (RFC 3264 section 8.4).
+func (v *validator) media(m *Media, sip *SIP) {
+	if m.Address != "" {
+		a, err := netip.ParseAddr(m.Address)
+		switch {
+		case err != nil:
+			v.errorf("media.address", "media.address %q: want an IP address (no host name, no port)", m.Address)
+		case a.IsUnspecified():
+			v.errorf("media.address", "media.address %q: must not be unspecified (0.0.0.0 or ::): it goes into SDP, where it means hold", m.Address)
+		case a.Zone() != "":
+			v.errorf("media.address", "media.address %q: must not have a zone: it goes into SDP, where a zone means nothing to the phone", m.Address)
+		}
+	} else if len(sip.Listen) > 0 && checkListen(sip.Listen[0]) == nil {
+		// The default is the first listener's host, which is fine for a
+		// SIP socket but not for SDP when it is unspecified or zoned.
+		// Point at media.address if the file has it, else at the listener.
+		at := "sip.listen[0]"
+		if _, ok := v.pos["media.address"]; ok {
+			at = "media.address"
+		}
+		if a, err := netip.ParseAddr(m.Addr(*sip)); err == nil && (a.IsUnspecified() || a.Zone() != "") {
+			v.errorf(at, "media.address is empty and the first sip.listen %q has no address for SDP: set media.address to this host's IP address", sip.Listen[0])
+		}
+	}
+
+	inRange := true
+	for _, e := range []struct {
+		key string
+		val int
+	}{{"rtp_port_min", m.RTPPortMin}, {"rtp_port_max", m.RTPPortMax}} {
+		if e.val < minRTPPort || e.val > maxRTPPort {
+			v.errorf("media."+e.key, "media.%s %d: want %d-%d", e.key, e.val, minRTPPort, maxRTPPort)
+			inRange = false
+		}
+	}
+	if inRange && m.RTPPortMin >= m.RTPPortMax {
+		// As for the feature codes: point at the later of the two.
+		at := "media.rtp_port_min"
+		if v.pos["media.rtp_port_max"] > v.pos["media.rtp_port_min"] {
+			at = "media.rtp_port_max"
+		}
+		v.errorf(at, "media.rtp_port_min %d is not below rtp_port_max %d: the range needs at least 2 ports",
+			m.RTPPortMin, m.RTPPortMax)
+	}
+}
+
 // duration parses the duration string s of key (a key of durationLimits)
 // and checks its range; on error it reports and returns 0.
 func (v *validator) duration(key, s string) Duration {
@@ -191,6 +259,7 @@ func (v *validator) callback(cb *Callback) {
 	default:
 		v.errorf("callback.policy", "callback.policy %q: want %s or %s", cb.Policy, PolicyNotifyAll, PolicyFIFO)
 	}
+	v.sound("callback.alert_file", cb.AlertFile)
 
 	okActivate := v.featureCode("callback.activate_code", cb.ActivateCode)
 	okCancel := v.featureCode("callback.cancel_code", cb.CancelCode)
@@ -212,6 +281,66 @@ func (v *validator) callback(cb *Callback) {
 	case strings.HasPrefix(a, c) || strings.HasPrefix(c, a):
 		v.errorf(at, "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
 	}
+}
+
+// sound checks a sound setting: the name of a built-in prompt, or the path
+// of a WAV file, which is read now so that a file the server cannot play is
+// refused here rather than found out at the first call back. A bare word is
+// a prompt name (as media.Prompt has it, names have no '/', '\' or '.'), so
+// a misspelt name is not taken for a missing file.
+func (v *validator) sound(key, s string) {
+	names := media.PromptNames()
+	switch {
+	case slices.Contains(names, s):
+	case !strings.ContainsAny(s, `/\.`):
+		v.errorf(key, "%s %q: want a built-in prompt (%s) or the path of a WAV file (a path has a / or a ., as in ./alert.wav)",
+			key, s, strings.Join(names, ", "))
+	default:
+		if err := checkWAVFile(s); err != nil {
+			v.errorf(key, "%s %q: %v", key, s, err)
+		}
+	}
+}
+
+// checkWAVFile checks that path is a WAV file of at most maxSoundFile bytes
+// that media can play: 8 kHz mono 16-bit PCM, with some audio.
+func checkWAVFile(path string) error {
+	// Stat before Open: opening a FIFO would block.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathError(err)
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return errors.New("not a regular file")
+	case fi.Size() > maxSoundFile:
+		return fmt.Errorf("%d bytes: want at most %d MB", fi.Size(), maxSoundFile>>20)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return pathError(err)
+	}
+	defer f.Close()
+	samples, err := media.ReadWAV(io.LimitReader(f, maxSoundFile+1))
+	switch {
+	case errors.Is(err, media.ErrWAVFormat):
+		return fmt.Errorf("%s (want 8 kHz mono 16-bit PCM)", strings.TrimPrefix(err.Error(), "media: "))
+	case err != nil:
+		return pathError(err)
+	case len(samples) == 0:
+		return errors.New("no audio (empty data chunk)")
+	}
+	return nil
+}
+
+// pathError drops the operation and path from an os error: the message
+// names the file already.
+func pathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // featureCode checks a feature code: 2-8 characters of 0-9, '*' and '#',
@@ -267,6 +396,9 @@ func (v *validator) lines(lines []Line) {
 		}
 		if l.MaxDevices < 1 || l.MaxDevices > maxPerLine {
 			v.errorf(path+".max_devices", "%s: max_devices %d: want 1-%d", who, l.MaxDevices, maxPerLine)
+		}
+		if !slices.Contains(notifications, l.Notification) {
+			v.errorf(path+".notification", "%s: notification %q: want %s", who, l.Notification, strings.Join(notifications, " or "))
 		}
 	}
 }

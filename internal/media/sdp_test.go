@@ -379,3 +379,29 @@ func TestDirection(t *testing.T) {
 		t.Error("Reverse")
 	}
 }
+
+// FuzzNegotiate: an SDP offer comes from the network (a phone's INVITE);
+// whatever it holds, Negotiate answers or refuses it without panicking,
+// and an answer it writes is one ParseAnswer reads back.
+func FuzzNegotiate(f *testing.F) {
+	f.Add([]byte("v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"))
+	f.Add([]byte("v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\nm=audio 4002 RTP/AVP 8\r\na=sendonly\r\n"))
+	f.Add([]byte("v=0\r\nm=audio 99999 RTP/AVP 18\r\n"))
+	local := Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:20000"), SessionID: 1, SessionVersion: 1}
+	f.Fuzz(func(t *testing.T, offer []byte) {
+		answer, sess, err := Negotiate(offer, local)
+		if err != nil {
+			return
+		}
+		if sess.Codec.Name != "PCMA" && sess.Codec.Name != "PCMU" {
+			t.Fatalf("negotiated %v", sess.Codec)
+		}
+		back, err := ParseAnswer(answer, local)
+		if err != nil {
+			t.Fatalf("our answer does not read back: %v\n%s", err, answer)
+		}
+		if back.Codec.Name != sess.Codec.Name {
+			t.Fatalf("our answer reads back as %v, negotiated %v", back.Codec, sess.Codec)
+		}
+	})
+}

@@ -42,10 +42,16 @@ const (
 )
 
 // cbConfig is the server configuration of these tests: the [callback]
-// keys given (alert ring 1 s unless given), other tables, the demo lines.
+// keys given (alert ring 1 s and no announcement unless given: these tests
+// follow Cisco's flow, where a failed call fails at once and the caller
+// asks with *39; media_test.go has the announcement), other tables, the
+// demo lines.
 func cbConfig(callbackKeys, tables string) string {
 	if !strings.Contains(callbackKeys, "alert_ring") {
 		callbackKeys += "alert_ring = \"1s\"\n"
+	}
+	if !strings.Contains(callbackKeys, "announce") {
+		callbackKeys += "announce = false\n"
 	}
 	return "[callback]\n" + callbackKeys + tables + demoLines
 }

@@ -98,7 +98,7 @@
       lineRows.set(l.dn, cells);
       return el('tr', { 'data-dn': l.dn },
         el('td', null, l.dn), el('td', null, l.name), el('td', null, l.locale), cells.state, cells.devices, cells.calls,
-        el('td', null, l.busy_trigger), el('td', null, l.max_devices),
+        el('td', null, l.busy_trigger), el('td', null, l.max_devices), el('td', null, l.notification),
         el('td', null, el('a', { href: '/phone/' + encodeURIComponent(l.dn), target: '_blank', rel: 'noopener' }, 'console')));
     }));
   }
