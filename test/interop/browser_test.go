@@ -279,7 +279,7 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 	pa, pb, pc := ports[0], ports[1], ports[2]
 	// alert_ring 0: no audio alert when B is free, so the one INVITE A's
 	// phone gets is the call Dial places.
-	s := startServer(t, "[callback]\nalert_ring = \"0s\"\n"+browserLines)
+	s := startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+browserLines)
 	s.register(t, a, pa)
 	s.register(t, b, pb)
 	s.register(t, c, pc)

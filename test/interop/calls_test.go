@@ -330,7 +330,7 @@ func TestRegisterDigest(t *testing.T) {
 	t.Parallel()
 	t.Run("ok, 200 lists the contact", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := onePort(t)
 		r := s.sippPlay(t, "register.xml", p, "-s", "1002", "-au", "1002", "-ap", "demo1002", "-set", "expires", "300")
 		mustPass(t, "register 1002", r)
@@ -348,7 +348,7 @@ func TestRegisterDigest(t *testing.T) {
 	})
 	t.Run("wrong password 403", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		r := s.sippPlay(t, "register_wrong_password.xml", onePort(t), "-s", "1002", "-au", "1002", "-ap", "wrong")
 		mustPass(t, "register 1002 with a wrong password", r)
 		expectSeq(t, "responses to REGISTER", r.responses(), "401 Unauthorized (REGISTER)", "403 Forbidden (REGISTER)")
@@ -358,7 +358,7 @@ func TestRegisterDigest(t *testing.T) {
 	})
 	t.Run("another line's password 403", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		// 1001's valid credentials for line 1002: user and AOR differ.
 		r := s.sippPlay(t, "register_wrong_password.xml", onePort(t), "-s", "1002", "-au", "1001", "-ap", "demo1001")
 		mustPass(t, "register 1002 as 1001", r)
@@ -366,14 +366,14 @@ func TestRegisterDigest(t *testing.T) {
 	})
 	t.Run("unknown DN 404", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		r := s.sippPlay(t, "register_unknown_dn.xml", onePort(t), "-s", "1999")
 		mustPass(t, "register 1999", r)
 		expectSeq(t, "responses to REGISTER", r.responses(), "404 Not Found (REGISTER)")
 	})
 	t.Run("max devices 403", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, "[[line]]\ndn = \"1002\"\npassword = \"demo1002\"\nmax_devices = 1\n")
+		s := startServer(t, noOffer+"[[line]]\ndn = \"1002\"\npassword = \"demo1002\"\nmax_devices = 1\n")
 		p := callPorts(t, 2)
 		s.register(t, "1002", p[0])
 		// register_wrong_password.xml expects 401, credentials, 403: here
@@ -387,7 +387,7 @@ func TestRegisterDigest(t *testing.T) {
 	})
 	t.Run("de-register with expires 0", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := callPorts(t, 2) // 1002's device, 1001's
 		s.register(t, "1002", p[0])
 		s.register(t, "1001", p[1])
@@ -407,7 +407,7 @@ func TestRegisterDigest(t *testing.T) {
 	})
 	t.Run("expiry and refresh", func(t *testing.T) {
 		t.Parallel()
-		s := startServerWith(t, "min_expires = 1\ndefault_expires = 1", demoLines)
+		s := startServerWith(t, "min_expires = 1\ndefault_expires = 1", noOffer+demoLines)
 		p := callPorts(t, 2)
 		// A binding of 2 s is refreshed once (the 200 lists it), then left
 		// to expire: the line goes unregistered without a REGISTER.
@@ -434,7 +434,7 @@ func TestRegisterDigest(t *testing.T) {
 	})
 	t.Run("survives restart", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := callPorts(t, 2) // 1002's device, 1001's
 		s.register(t, "1002", p[0])
 		s.register(t, "1001", p[1])
@@ -456,7 +456,7 @@ func TestRegisterDigest(t *testing.T) {
 // connected plays a call 1001 -> 1002 where the caller's scenario and the
 // callee's decide who hangs up, and checks both lines are free after it.
 func connected(t *testing.T, uac, uas string, wantCaller, wantCallee []string) {
-	s := startServer(t, demoLines)
+	s := startServer(t, noOffer+demoLines)
 	p := callPorts(t, 2)
 	s.register(t, "1002", p[0])
 	s.register(t, "1001", p[1])
@@ -524,7 +524,7 @@ func TestBusy486(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, demoLines)
+			s := startServer(t, noOffer+demoLines)
 			p := callPorts(t, 3)
 			port := map[string]int{"1002": p[0], "1001": p[1], "1003": p[2]}
 			for dn, pt := range port {
@@ -544,7 +544,7 @@ func TestBusy486(t *testing.T) {
 	}
 	t.Run("device answers 486", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := callPorts(t, 2)
 		s.register(t, "1002", p[0])
 		s.register(t, "1001", p[1])
@@ -565,7 +565,7 @@ func TestBusy486(t *testing.T) {
 // free: the next call to B rings and is answered.
 func TestCancelWhileRinging(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, demoLines)
+	s := startServer(t, noOffer+demoLines)
 	p := callPorts(t, 2)
 	s.register(t, "1002", p[0])
 	s.register(t, "1001", p[1])
@@ -588,7 +588,7 @@ func TestCancelWhileRinging(t *testing.T) {
 // timer runs out the server cancels the device and tells A 480 No Answer.
 func TestNoAnswer(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, demoLines+"[calls]\nno_answer_timeout = \"1s\"\n")
+	s := startServer(t, noOffer+demoLines+"[calls]\nno_answer_timeout = \"1s\"\n")
 	p := callPorts(t, 2)
 	s.register(t, "1002", p[0])
 	s.register(t, "1001", p[1])
@@ -611,7 +611,7 @@ func TestNoAnswer(t *testing.T) {
 // TestUnknownDN404: a call to a number that is no line gets 404 Not Found.
 func TestUnknownDN404(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, demoLines)
+	s := startServer(t, noOffer+demoLines)
 	p := onePort(t)
 	s.register(t, "1001", p)
 	a := s.sippCall(t, "uac_not_found.xml", "1001", "1999", p)
@@ -624,7 +624,7 @@ func TestUnknownDN404(t *testing.T) {
 // 480 Temporarily Unavailable, without ringing.
 func TestUnregistered480(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, demoLines)
+	s := startServer(t, noOffer+demoLines)
 	p := onePort(t)
 	s.register(t, "1001", p)
 	a := s.sippCall(t, "uac_unavailable.xml", "1001", "1002", p)
@@ -641,7 +641,7 @@ func TestInviteFromUnregisteredSourceChallenged(t *testing.T) {
 	t.Parallel()
 	t.Run("credentials, call connects", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := callPorts(t, 3) // 1002's device, 1001's device, 1001 calling from elsewhere
 		s.register(t, "1002", p[0])
 		s.register(t, "1001", p[1])
@@ -667,7 +667,7 @@ func TestInviteFromUnregisteredSourceChallenged(t *testing.T) {
 	})
 	t.Run("line without device 403", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := callPorts(t, 2)
 		s.register(t, "1002", p[0])
 		a := s.sippCall(t, "uac_auth_forbidden.xml", "1003", "1002", p[1], "-au", "1003", "-ap", "demo1003")
@@ -680,7 +680,7 @@ func TestInviteFromUnregisteredSourceChallenged(t *testing.T) {
 	})
 	t.Run("wrong password 403", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, demoLines)
+		s := startServer(t, noOffer+demoLines)
 		p := callPorts(t, 3)
 		s.register(t, "1002", p[0])
 		s.register(t, "1001", p[1])
@@ -719,7 +719,7 @@ func TestCallTCP(t *testing.T) {
 				}
 				return []string{"-t", "u1"}
 			}
-			s := startServer(t, demoLines)
+			s := startServer(t, noOffer+demoLines)
 			p := callPorts(t, 2)
 			s.register(t, "1002", p[0], tp(tc.callee)...)
 			s.register(t, "1001", p[1], tp(tc.caller)...)
@@ -764,7 +764,7 @@ func TestCallTCP(t *testing.T) {
 // even though one device is idle.
 func TestTwoDevicesOneLine(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, demoLines)
+	s := startServer(t, noOffer+demoLines)
 	p := callPorts(t, 4) // 1002's devices 1 and 2, 1001's, 1003's
 	s.register(t, "1002", p[0])
 	s.register(t, "1002", p[1])
@@ -808,7 +808,7 @@ func TestTwoDevicesOneLine(t *testing.T) {
 func TestDevicesAnswerAtOnce(t *testing.T) {
 	t.Parallel()
 	const n = 8
-	s := startServer(t, demoLines+"[[line]]\ndn = \"2000\"\npassword = \"demo2000\"\nmax_devices = 10\n")
+	s := startServer(t, noOffer+demoLines+"[[line]]\ndn = \"2000\"\npassword = \"demo2000\"\nmax_devices = 10\n")
 	p := callPorts(t, n+1) // 2000's devices, then 1001's
 	for i := 0; i < n; i++ {
 		s.register(t, "2000", p[i])

@@ -132,6 +132,10 @@ type server struct {
 	lines   chan string
 }
 
+// noOffer turns the Call Back offer's announcement off, for tests of the
+// SIP server's own answers to failed calls (486, 480 at once).
+const noOffer = "[callback]\nannounce = false\n"
+
 // demoLines is the directory most tests use: 1001-1004 like the defaults.
 const demoLines = `
 [[line]]
