@@ -115,9 +115,17 @@ func npmCI(t *testing.T, root string) {
 }
 
 // hangUp tells a caller running web_uac_hangup_on_info.xml to hang up
-// now: an INFO with its call's Call-ID, sent straight to its port. It
-// returns once the caller's scenario ended (BYE sent, 200 received).
+// now (poke), and returns once its scenario ended (BYE sent, 200 received).
 func (p *cbPhone) hangUp(t *testing.T, port int) {
+	t.Helper()
+	p.poke(t, port)
+	p.pass(t)
+}
+
+// poke sends a SIPp phone waiting for it an INFO with its call's Call-ID,
+// straight to its port: the test's signal to go on (SIPp maps a request to
+// its call by the Call-ID; it answers nothing).
+func (p *cbPhone) poke(t *testing.T, port int) {
 	t.Helper()
 	callID := p.sent(t, "INVITE").Header("Call-ID")
 	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -127,13 +135,12 @@ func (p *cbPhone) hangUp(t *testing.T, port int) {
 	defer conn.Close()
 	local := conn.LocalAddr().(*net.UDPAddr)
 	info := fmt.Sprintf("INFO sip:%[1]d@127.0.0.1:%[1]d SIP/2.0\r\n"+
-		"Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bK-hangup-%[3]s;rport\r\n"+
-		"From: <sip:test@127.0.0.1>;tag=hangup\r\nTo: <sip:%[1]d@127.0.0.1>\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:%[2]d;branch=z9hG4bK-poke-%[3]s;rport\r\n"+
+		"From: <sip:test@127.0.0.1>;tag=poke\r\nTo: <sip:%[1]d@127.0.0.1>\r\n"+
 		"Call-ID: %[3]s\r\nCSeq: 1 INFO\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", port, local.Port, callID)
 	if _, err := conn.Write([]byte(info)); err != nil {
 		t.Fatal(err)
 	}
-	p.pass(t)
 }
 
 // sentResponse returns the first response with status code the phone sent

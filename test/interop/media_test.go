@@ -67,7 +67,7 @@ func (p *rtpPeer) read() {
 		p.mu.Lock()
 		p.src = src
 		switch pkt.PayloadType {
-		case 0:
+		case 0, 8: // PCMU, PCMA
 			pkt.Payload = bytes.Clone(pkt.Payload)
 			p.pkts = append(p.pkts, pkt)
 		case 101:
@@ -167,6 +167,18 @@ func (p *rtpPeer) talk(to netip.AddrPort, n int) {
 // phone must receive it.
 func pcmuPrompt(t *testing.T, locale, name string) []byte {
 	t.Helper()
+	return g711.EncodeUlaw(promptPCM(t, locale, name))
+}
+
+// pcmaPrompt is pcmuPrompt for PCMA.
+func pcmaPrompt(t *testing.T, locale, name string) []byte {
+	t.Helper()
+	return g711.EncodeAlaw(promptPCM(t, locale, name))
+}
+
+// promptPCM is a prompt's whole 20 ms frames as 16-bit little-endian PCM.
+func promptPCM(t *testing.T, locale, name string) []byte {
+	t.Helper()
 	s, err := media.Prompt(locale, name)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +188,31 @@ func pcmuPrompt(t *testing.T, locale, name string) []byte {
 	for i, v := range s {
 		bin.LittleEndian.PutUint16(pcm[2*i:], uint16(v))
 	}
-	return g711.EncodeUlaw(pcm)
+	return pcm
+}
+
+// goertzel is the power of frequency f in 8 kHz samples x.
+func goertzel(x []float64, f float64) float64 {
+	c := 2 * math.Cos(2*math.Pi*f/media.SampleRate)
+	var s1, s2 float64
+	for _, v := range x {
+		s1, s2 = v+c*s1-s2, s1
+	}
+	return s1*s1 + s2*s2 - c*s1*s2
+}
+
+// toneFrames decodes PCMU into 20 ms frames of samples.
+func toneFrames(pcmu []byte) [][]float64 {
+	pcm := g711.DecodeUlaw(pcmu)
+	var frames [][]float64
+	for off := 0; off+2*media.FrameSamples <= len(pcm); off += 2 * media.FrameSamples {
+		f := make([]float64, media.FrameSamples)
+		for i := range f {
+			f[i] = float64(int16(bin.LittleEndian.Uint16(pcm[off+2*i:])))
+		}
+		frames = append(frames, f)
+	}
+	return frames
 }
 
 // rms is the loudness of PCMU bytes (of 32767).
@@ -279,6 +315,11 @@ func TestF28_F29_AnnouncementDTMFAutoRecall(t *testing.T) {
 	c.hangUp(t, pc)
 	bBusy.pass(t)
 	rtpA.waitHeard(t, beforeRecall, pcmuPrompt(t, "en", media.PromptConnecting), 20*time.Second, "the connecting prompt")
+	// F32: the alert sound (alert_file) came first.
+	if recalled := rtpA.heard(beforeRecall, 0); !bytes.Contains(recalled, pcmuPrompt(t, "en", media.PromptCallbackAlert)) ||
+		bytes.Index(recalled, pcmuPrompt(t, "en", media.PromptCallbackAlert)) > bytes.Index(recalled, pcmuPrompt(t, "en", media.PromptConnecting)) {
+		t.Fatal("the recall did not play the alert sound (alert_file) before the connecting prompt")
+	}
 	inv := recall.received("INVITE")
 	if len(inv) != 1 || inv[0].Header("Alert-Info") != alertURN || !strings.Contains(inv[0].Header("From"), "sip:1002@") {
 		t.Fatalf("recall INVITEs to A: %d, first Alert-Info %q From %q", len(inv), firstHeader(inv, "Alert-Info"), firstHeader(inv, "From"))
@@ -351,4 +392,126 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestF28_F31_F34_LoggedOutGermanINFOThenBusyTone: A (1003, German) calls
+// 1004, which is not logged in, offering only PCMA: 183, and A hears the
+// German "not available, press 5" prompt in PCMA; A presses 5 by SIP INFO
+// (dtmf-relay) and hears the German confirmation; the call fails 480 and
+// the CCNL request is stored. Then CC_BUSY_TONE is switched on through
+// the API (F31, live): 1001 (English) calls busy B and hears the US busy
+// tone (480+620 Hz, 0.5 s on, 0.5 s off) instead of the announcement, and
+// 5 over RTP still asks for the call back.
+func TestF28_F31_F34_LoggedOutGermanINFOThenBusyTone(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pb, pc, pd := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, `
+[[line]]
+dn = "1001"
+password = "demo1001"
+[[line]]
+dn = "1002"
+password = "demo1002"
+[[line]]
+dn = "1003"
+password = "demo1003"
+locale = "de"
+[[line]]
+dn = "1004"
+password = "demo1004"
+[[line]]
+dn = "1005"
+password = "demo1005"
+`)
+	rtp := newRTPPeer(t, 0xA)
+	s.register(t, "1001", pa)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	s.register(t, "1005", pd)
+
+	mark := s.cbMark()
+	a := s.cbStart(t, "1003 calls 1004 (not logged in)", "media_uac_offer_info.xml", pc, false, "-m", "1", "-s", "1004",
+		"-set", "caller", "1003", "-key", "rtpport", fmt.Sprint(rtp.port()))
+	rtp.waitHeard(t, 0, pcmaPrompt(t, "de", media.PromptLoggedOutOffer), 20*time.Second, "the German offer (not logged in), PCMA")
+	afterKey := rtp.mark()
+	a.poke(t, pc) // A presses 5: INFO to the server
+	rtp.waitHeard(t, afterKey, pcmaPrompt(t, "de", media.PromptActivated), 15*time.Second, "the German activation prompt")
+	a.pass(t)
+	s.cbWaitLog(t, mark, `action="persist #1 1003->1004 CCNL active`)
+	if infos := a.messages(); !hasResponse(infos, "INFO", 200) {
+		t.Fatal("the server did not answer A's INFO with 200")
+	}
+
+	if code, body := s.api(t, "PUT", "/api/v1/params", `{"busy_tone":true}`); code != 200 || !strings.Contains(body, `"busy_tone": true`) {
+		t.Fatalf("PUT busy_tone: %d %s", code, body)
+	}
+	mark = s.cbMark()
+	bBusy := s.cbStart(t, "B (busy with 1005)", "uas.xml", pb, true, "-m", "1")
+	c := s.cbStart(t, "1005 calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", "1005")
+	s.cbBusy(t, mark, "1002")
+	start := rtp.mark()
+	a = s.cbStart(t, "1001 calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001",
+		"-key", "rtpport", fmt.Sprint(rtp.port()))
+	deadline := time.Now().Add(cbWait)
+	for rtp.count(start, rtp.peerSSRC(start)) < 200 { // 4 s of tone
+		if time.Now().After(deadline) {
+			t.Fatalf("busy tone: %d packets within %v", rtp.count(start, rtp.peerSSRC(start)), cbWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	frames := toneFrames(rtp.heard(start, 0))[:200]
+	var on, runs []int
+	run := 0
+	for i, f := range frames {
+		total := goertzel(f, 480) + goertzel(f, 620)
+		if total > 20*(goertzel(f, 1000)+goertzel(f, 350)) && total > 1e9 {
+			on = append(on, i)
+			run++
+		} else if run > 0 {
+			runs = append(runs, run)
+			run = 0
+		}
+	}
+	t.Logf("busy tone: %d of %d frames sound 480+620 Hz, runs %v", len(on), len(frames), runs)
+	if len(on) < 80 || len(on) > 120 {
+		t.Fatalf("busy tone: %d of %d frames at 480+620 Hz, want about half (0.5 s on, 0.5 s off)", len(on), len(frames))
+	}
+	if len(runs) < 3 {
+		t.Fatalf("busy tone bursts %v in 4 s, want 4", runs)
+	}
+	for _, r := range runs[1 : len(runs)-1] { // whole bursts only
+		if r < 23 || r > 27 {
+			t.Fatalf("busy tone bursts %v frames, want 25 (0.5 s)", runs)
+		}
+	}
+	if bytes.Contains(rtp.heard(start, 0), pcmuPrompt(t, "en", media.PromptBusyOffer)[:1600]) {
+		t.Fatal("the announcement played although busy_tone is on")
+	}
+	afterKey = rtp.mark()
+	rtp.digit(t, rtp.source(), '5')
+	rtp.waitHeard(t, afterKey, pcmuPrompt(t, "en", media.PromptActivated), 15*time.Second, "the activation prompt after the busy tone")
+	a.pass(t)
+	c.hangUp(t, pd)
+	bBusy.pass(t)
+}
+
+// peerSSRC is the SSRC of the first packet received since mark (0: none).
+func (p *rtpPeer) peerSSRC(mark int) uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pkts) > mark {
+		return p.pkts[mark].SSRC
+	}
+	return 0
+}
+
+// hasResponse reports whether ms has a response code to method.
+func hasResponse(ms []cbMsg, method string, code int) bool {
+	for _, m := range ms {
+		if strings.HasPrefix(m.Text, fmt.Sprintf("SIP/2.0 %d ", code)) && strings.HasSuffix(m.Header("CSeq"), " "+method) {
+			return true
+		}
+	}
+	return false
 }
