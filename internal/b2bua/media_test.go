@@ -1,0 +1,88 @@
+package b2bua
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/callbackd/callbackd/internal/media"
+)
+
+// TestEndpointPorts: the server's RTP sockets are even ports of the
+// configured range (RFC 3550 section 11), distinct while open.
+func TestEndpointPorts(t *testing.T) {
+	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1"), RTPPortMin: 41001, RTPPortMax: 41040}}
+	seen := map[int]bool{}
+	var eps []*endpoint
+	for range 10 {
+		e, err := b.newEndpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, e)
+		p := int(e.local.Addr.Port())
+		if p%2 != 0 || p < 41001 || p > 41040 || seen[p] {
+			t.Fatalf("port %d: want a fresh even port in 41001-41040 (have %v)", p, seen)
+		}
+		seen[p] = true
+	}
+	for _, e := range eps {
+		e.close()
+		e.close() // twice is harmless
+	}
+}
+
+// TestEndpointPlaysAndHearsKeys: an endpoint answering an offer plays a
+// source to the offerer's address, reports when it ends, and hears a key
+// pressed with RFC 4733 events.
+func TestEndpointPlaysAndHearsKeys(t *testing.T) {
+	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1")}}
+	e, err := b.newEndpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{media.PCMA}})
+	if _, err := e.answer(offer); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	done := e.play(media.Silence(5))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("5 frames did not end within 5 s")
+	}
+	phone.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, from, err := phone.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkt rtp.Packet
+	if err := pkt.Unmarshal(buf[:n]); err != nil || pkt.PayloadType != 8 || len(pkt.Payload) != media.FrameSamples {
+		t.Fatalf("phone got %v (payload type %d, %d bytes), want a 20 ms PCMA frame", err, pkt.PayloadType, len(pkt.Payload))
+	}
+	for i, ev := range media.DigitEvents(5, 60*time.Millisecond, 20*time.Millisecond, 10) {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(i), Timestamp: 800, SSRC: 7, Marker: i == 0},
+			Payload: ev.Marshal(nil)}
+		out, _ := p.Marshal()
+		phone.WriteToUDPAddrPort(out, from)
+	}
+	select {
+	case d := <-e.digits:
+		if d != '5' {
+			t.Fatalf("heard key %q, want 5", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("key 5 not heard within 5 s")
+	}
+}
