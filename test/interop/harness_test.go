@@ -34,7 +34,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "callbackd")
-	build := exec.Command("go", "build", "-o", binary, "../../cmd/callbackd")
+	args := []string{"build", "-o", binary}
+	if os.Getenv("CALLBACKD_RACE") != "" {
+		// CALLBACKD_RACE=1 go test ./test/interop: the server under the
+		// race detector; a race it reports fails the test (stop).
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../../cmd/callbackd")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build callbackd:", err)
@@ -263,6 +269,9 @@ func (s *server) stop() {
 			s.cmd.Process.Kill()
 			<-done
 		}
+	}
+	if strings.Contains(s.Log(), "WARNING: DATA RACE") {
+		s.t.Error("the server reported a data race")
 	}
 	if s.t.Failed() {
 		s.t.Logf("callbackd log:\n%s", s.Log())
