@@ -38,7 +38,7 @@ func (s *serverSide) hungUp() { s.once.Do(func() { close(s.bye) }) }
 // offerable reports whether a failed call gets the offer: the outcome is
 // one the announcement speaks of, and the caller offered media.
 func (b *B2BUA) offerable(req *sip.Request, why Outcome) bool {
-	return b.OfferCallBack != nil && (why == FailBusy || why == FailUnregistered) && len(req.Body()) > 0
+	return b.OfferCallBack != nil && (why == FailBusy || why == FailDND || why == FailUnregistered) && len(req.Body()) > 0
 }
 
 // announceOffer ends a failed call of c with the offer when Call Back
@@ -54,7 +54,7 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		}
 		b.end(c)
 	}
-	offer, busyTone := b.OfferCallBack(Result{Caller: c.caller, Callee: c.callee, Code: code, Outcome: why, At: started})
+	offer, busyTone := b.OfferCallBack(c.result(code, why, started))
 	if !offer {
 		final()
 		return

@@ -35,19 +35,22 @@ const (
 	FailBusy         Outcome = "busy"         // 486: the line is at its busy trigger or its devices said busy
 	FailNoAnswer     Outcome = "no-answer"    // the no-answer timer ran out
 	FailUnregistered Outcome = "unregistered" // 480: no device registered
+	FailDND          Outcome = "dnd"          // 486: the line is in DND-Reject (F22)
 	FailOther        Outcome = "other"        // any other final response
 )
 
 // Result is the outcome of one call from line Caller to line Callee.
 type Result struct {
-	Caller, Callee string
+	Caller, Callee string // Callee: the number dialed
+	Reached        string // where the call was handed or diverted to (route point, forwarding); "" if not
 	Code           int
 	Outcome        Outcome
 	At             time.Time
 }
 
 // Feature is what a feature code dialed by a line turned into: either a call
-// to route (Route, a DN) or a final answer to the dialing phone.
+// to route (Route, a DN, rung as is: the Call Back's Dial overrides the
+// callee's forwarding, F21) or a final answer to the dialing phone.
 type Feature struct {
 	Route  string // DN to call instead of the code; empty: answer Code/Reason
 	Code   int
@@ -57,8 +60,9 @@ type Feature struct {
 // Config holds the call settings.
 type Config struct {
 	Domain          string        // host of the From/To URIs we create
-	NoAnswerTimeout time.Duration // how long B's devices ring before A gets 480 No Answer
+	NoAnswerTimeout time.Duration // how long B's devices ring before A gets 480 No Answer (or the call is diverted)
 	UserAgent       string
+	VoicemailPilot  string // DN a forward to "voicemail" goes to; "" none
 	// The server's own media (announcements, recall): the address in its
 	// SDP and the RTP port range. A zero MediaIP means the SIP address; a
 	// zero range means ports the system picks.
@@ -141,7 +145,9 @@ type call struct {
 	mu       sync.Mutex
 	id       string // the A leg's Call-ID; key for line state
 	caller   string // DN of A
-	callee   string // DN of B
+	callee   string // DN of the line B rung (counted in its line state)
+	dialed   string // the number A dialed, when not callee (route point, forwarding)
+	reached  string // where the call was handed or diverted to, for Result
 	a, b     *leg
 	ended    bool
 	reinvite bool // a re-INVITE is being relayed (491 for a second one)
@@ -267,13 +273,14 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	callee := req.Recipient.User
+	override := false
 	if b.IsFeature != nil && b.IsFeature(callee) {
 		f := b.OnFeature(caller, callee)
 		if f.Route == "" {
 			b.respond(tx, req, f.Code, f.Reason)
 			return
 		}
-		callee = f.Route
+		callee, override = f.Route, true
 	}
 	if _, ok := b.dir.Line(callee); !ok {
 		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
@@ -288,13 +295,24 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(tx, req, 482, "Loop Detected")
 		return
 	}
+	dialed, reached := callee, ""
 	fail := func(code int, reason string, why Outcome) {
 		if b.offerable(req, why) {
-			b.announceOffer(req, tx, b.callFrom(req, caller, callee), code, reason, why, now)
+			c := b.callFrom(req, caller, callee)
+			c.dialed, c.reached = dialed, reached
+			b.announceOffer(req, tx, c, code, reason, why, now)
 			return
 		}
 		b.respond(tx, req, code, reason)
-		b.result(Result{Caller: caller, Callee: callee, Code: code, Outcome: why, At: now})
+		b.result(Result{Caller: caller, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
+	}
+	if !override {
+		rt := b.routeCall(dialed)
+		callee, reached = rt.dn, rt.reached
+		if rt.code != 0 {
+			fail(rt.code, rt.reason, rt.why)
+			return
+		}
 	}
 	devices := b.reg.Bindings(callee)
 	if len(devices) == 0 {
@@ -307,7 +325,11 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	callerLine, _ := b.dir.Line(caller)
 	c := b.callFrom(req, caller, callee)
+	c.dialed, c.reached = dialed, reached
 	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse)}
+	if !override {
+		r.divert = b.noAnswerDivert(c)
+	}
 	r.run(devices, now)
 }
 
@@ -332,6 +354,17 @@ func (b *B2BUA) callFrom(req *sip.Request, caller, callee string) *call {
 	b.addLeg(c.a)
 	b.lines.Originate(caller, callID)
 	return c
+}
+
+// result is the Result of c's setup.
+func (c *call) result(code int, why Outcome, at time.Time) Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := Result{Caller: c.caller, Callee: c.callee, Reached: c.reached, Code: code, Outcome: why, At: at}
+	if c.dialed != "" {
+		r.Callee = c.dialed
+	}
+	return r
 }
 
 func (b *B2BUA) result(r Result) {

@@ -47,6 +47,9 @@ type ringing struct {
 	onAnswer func(f *fork, res *sip.Response)
 	onFail   func(code int, reason string, why Outcome)
 	abort    <-chan struct{} // closed: stop ringing (the caller hung up), neither hook is called
+	// divert, when set, is asked once when the devices rang too long: the
+	// devices of the line the call is forwarded to on no answer (F20).
+	divert func() ([]registrar.Binding, bool)
 }
 
 func (r *ringing) run(devices []registrar.Binding, started time.Time) {
@@ -118,6 +121,24 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 			return
 		case <-timer.C:
 			r.cancelForks()
+			if r.divert != nil {
+				devices, ok := r.divert()
+				r.divert = nil
+				if ok {
+					pending, best, bestReason = 0, 0, ""
+					for _, d := range devices {
+						if f := r.fork(d); f != nil {
+							r.forks = append(r.forks, f)
+							pending++
+							go r.watch(f)
+						}
+					}
+					if pending > 0 {
+						timer.Reset(timeout)
+						continue
+					}
+				}
+			}
 			r.fail(480, "No Answer", FailNoAnswer, started)
 			return
 		}
@@ -163,7 +184,7 @@ func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) 
 		b.log.Debug("respond failed", "code", code, "error", err)
 	}
 	b.end(c)
-	b.result(Result{Caller: c.caller, Callee: c.callee, Code: code, Outcome: why, At: started})
+	b.result(c.result(code, why, started))
 }
 
 func (r *ringing) cancelForks() {
@@ -341,7 +362,7 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	b.addLeg(l)
 	b.lines.Answered(c.callee, c.id)
 	b.save(c)
-	b.result(Result{Caller: c.caller, Callee: c.callee, Code: 200, Outcome: Answered, At: time.Now()})
+	b.result(c.result(200, Answered, time.Now()))
 	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 
 	res := sip.NewResponseFromRequest(r.req, 200, "OK", nil)

@@ -57,6 +57,9 @@ type Service struct {
 	// Observe, when set before Run, sees every action the engine emits
 	// (metrics). It runs in the engine's goroutine and must be quick.
 	Observe func(engine.Action)
+	// VoicemailPilot, set before Run, is where a forward to "voicemail"
+	// goes (config calls.voicemail_pilot): the engine sees it as the target.
+	VoicemailPilot string
 
 	// loop-owned
 	eng    *engine.Engine
@@ -161,7 +164,7 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 func (s *Service) restore(ctx context.Context) error {
 	now := s.now()
 	for _, l := range s.dir.Lines() {
-		s.eng.Step(now, engine.LineConfig{Line: engineLine(l)})
+		s.eng.Step(now, engine.LineConfig{Line: s.engineLine(l)})
 		if st, ok := s.lines.Get(l.DN); ok {
 			s.eng.Step(now, status(st))
 		}
@@ -467,6 +470,8 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 		o = engine.NoAnswer
 	case b2bua.FailUnregistered:
 		o = engine.Unregistered
+	case b2bua.FailDND:
+		o = engine.DNDReject
 	default:
 		return engine.CallUpdate{}, false
 	}
@@ -475,7 +480,7 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 	s.mu.Lock()
 	s.lastCallee[r.Caller] = r.Callee
 	s.mu.Unlock()
-	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o}, true
+	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o, Reached: r.Reached}, true
 }
 
 // Offered reports a failed call as CallResult does, and waits for the
@@ -675,13 +680,35 @@ func (s *Service) SetParams(c config.Callback) {
 
 // LineChanged tells the engine a line was added or changed while running.
 func (s *Service) LineChanged(l config.Line) {
-	s.Do(engine.LineConfig{Line: engineLine(l)}, l.DN)
+	s.Do(engine.LineConfig{Line: s.engineLine(l)}, l.DN)
 }
 
 // engineLine is what the engine knows of a configured line.
-func engineLine(l config.Line) engine.Line {
-	return engine.Line{DN: l.DN, Name: l.Name, AutoRecall: l.Notification == config.NotifyAutoRecall}
+func (s *Service) engineLine(l config.Line) engine.Line {
+	el := engine.Line{DN: l.DN, Name: l.Name, AutoRecall: l.Notification == config.NotifyAutoRecall, DND: l.DND,
+		ForwardAll: s.forwardTarget(l.ForwardAll), ForwardBusy: s.forwardTarget(l.ForwardBusy),
+		ForwardNoAnswer: s.forwardTarget(l.ForwardNoAnswer)}
+	switch l.Kind {
+	case config.KindRoutePoint:
+		el.Kind = engine.RoutePoint
+	case config.KindVoicemail:
+		el.Kind = engine.Voicemail
+	}
+	return el
 }
+
+// forwardTarget resolves "voicemail" to the pilot, off without one (F10).
+func (s *Service) forwardTarget(t string) string {
+	if t == config.ForwardVoicemail {
+		return s.VoicemailPilot
+	}
+	return t
+}
+
+// DeviceReset tells the engine that a device of line dn went away or
+// restarted (F25: A's call back is cancelled; B's is not). It never blocks
+// the registrar for long: the event is queued.
+func (s *Service) DeviceReset(dn string) { s.Submit(engine.DeviceReset{DN: dn}) }
 
 // LineRemoved tells the engine a line was removed (F24): requests from it
 // end, callers waiting on it are told.

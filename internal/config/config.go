@@ -60,7 +60,11 @@ type Store struct {
 
 // Calls holds call-control timers.
 type Calls struct {
-	NoAnswerTimeout Duration `toml:"no_answer_timeout"` // 1s..10m
+	NoAnswerTimeout Duration `toml:"no_answer_timeout"` // 1s..10m; also when forward_no_answer diverts
+	// VoicemailPilot is the DN of the voicemail line (kind "voicemail") a
+	// forward to "voicemail" goes to; empty: no pilot, such a forward is
+	// off (F10).
+	VoicemailPilot string `toml:"voicemail_pilot"`
 }
 
 // Media configures the server's own RTP media: the announcements, tones and
@@ -140,7 +144,28 @@ type Line struct {
 	// Notification is how the line, as caller, learns that a call back is
 	// available: NotifyScreen or NotifyAutoRecall.
 	Notification string `toml:"notification"`
+	// Kind is what the DN is: KindPhone (devices register for it),
+	// KindRoutePoint (a route point / hunt pilot handing its calls to
+	// Members, F27) or KindVoicemail (a voicemail server registers for it).
+	Kind    string   `toml:"kind"`
+	Members []string `toml:"members"` // route point: the lines tried, in order
+	// Call forwarding (F10, F20, F21): a DN, "voicemail" (calls.voicemail_pilot),
+	// or empty for off. No answer diverts after calls.no_answer_timeout.
+	ForwardAll      string `toml:"forward_all"`
+	ForwardBusy     string `toml:"forward_busy"`
+	ForwardNoAnswer string `toml:"forward_no_answer"`
+	DND             bool   `toml:"dnd"` // DND-Reject: calls are refused busy (F22)
 }
+
+// Line.Kind values.
+const (
+	KindPhone      = "phone"
+	KindRoutePoint = "route-point"
+	KindVoicemail  = "voicemail"
+)
+
+// ForwardVoicemail is the forwarding target that means the voicemail pilot.
+const ForwardVoicemail = "voicemail"
 
 // Line.Notification values.
 const (
@@ -149,8 +174,8 @@ const (
 )
 
 // UnmarshalJSON decodes a line stored as JSON (lines changed through the
-// API are). A line stored before notification existed has none and gets
-// the default, rather than failing CheckLine and being dropped.
+// API are). A line stored before notification or kind existed has none and
+// gets the default, rather than failing CheckLine and being dropped.
 func (l *Line) UnmarshalJSON(b []byte) error {
 	type plain Line // without this method
 	if err := json.Unmarshal(b, (*plain)(l)); err != nil {
@@ -158,6 +183,12 @@ func (l *Line) UnmarshalJSON(b []byte) error {
 	}
 	if l.Notification == "" {
 		l.Notification = DefaultNotification
+	}
+	if l.Kind == "" {
+		l.Kind = KindPhone
+	}
+	if len(l.Members) == 0 {
+		l.Members = nil // "Members": [] or null: none, as in a file
 	}
 	return nil
 }
@@ -245,6 +276,9 @@ func (c *Config) clone() *Config {
 	n := *c
 	n.SIP.Listen = slices.Clone(c.SIP.Listen)
 	n.Lines = slices.Clone(c.Lines)
+	for i := range n.Lines {
+		n.Lines[i].Members = slices.Clone(n.Lines[i].Members)
+	}
 	return &n
 }
 
@@ -265,6 +299,7 @@ type fileConfig struct {
 
 type fileCalls struct {
 	NoAnswerTimeout string `toml:"no_answer_timeout"`
+	VoicemailPilot  string `toml:"voicemail_pilot"`
 }
 
 // fileCallback is Callback with its durations as strings (see fileConfig).
@@ -288,13 +323,19 @@ type fileCallback struct {
 }
 
 type fileLine struct {
-	DN           string  `toml:"dn"`
-	Name         string  `toml:"name"`
-	Password     string  `toml:"password"`
-	Locale       *string `toml:"locale"`
-	BusyTrigger  *int    `toml:"busy_trigger"`
-	MaxDevices   *int    `toml:"max_devices"`
-	Notification *string `toml:"notification"`
+	DN              string   `toml:"dn"`
+	Name            string   `toml:"name"`
+	Password        string   `toml:"password"`
+	Locale          *string  `toml:"locale"`
+	BusyTrigger     *int     `toml:"busy_trigger"`
+	MaxDevices      *int     `toml:"max_devices"`
+	Notification    *string  `toml:"notification"`
+	Kind            *string  `toml:"kind"`
+	Members         []string `toml:"members"`
+	ForwardAll      string   `toml:"forward_all"`
+	ForwardBusy     string   `toml:"forward_busy"`
+	ForwardNoAnswer string   `toml:"forward_no_answer"`
+	DND             bool     `toml:"dnd"`
 }
 
 // parse decodes data over base (whose values stand for keys the file leaves
@@ -307,7 +348,7 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		SIP:   base.SIP,
 		HTTP:  base.HTTP,
 		Store: base.Store,
-		Calls: fileCalls{NoAnswerTimeout: base.Calls.NoAnswerTimeout.String()},
+		Calls: fileCalls{NoAnswerTimeout: base.Calls.NoAnswerTimeout.String(), VoicemailPilot: base.Calls.VoicemailPilot},
 		Media: base.Media,
 		Callback: fileCallback{
 			Enabled:      base.Callback.Enabled,
@@ -362,6 +403,7 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	}
 	v := validator{name: name, pos: pos, errs: &errs}
 	c.Calls.NoAnswerTimeout = v.duration("calls.no_answer_timeout", fc.Calls.NoAnswerTimeout)
+	c.Calls.VoicemailPilot = fc.Calls.VoicemailPilot
 	fcb := fc.Callback
 	c.Callback = Callback{
 		Enabled:      fcb.Enabled,
@@ -400,6 +442,18 @@ func lineWithDefaults(fl fileLine) Line {
 		BusyTrigger:  DefaultBusyTrigger,
 		MaxDevices:   DefaultMaxDevices,
 		Notification: DefaultNotification,
+		Kind:         KindPhone,
+		Members:      fl.Members,
+		ForwardAll:   fl.ForwardAll, ForwardBusy: fl.ForwardBusy, ForwardNoAnswer: fl.ForwardNoAnswer,
+		DND: fl.DND,
+	}
+	if len(l.Members) == 0 {
+		// "members = []" (as toml.Marshal writes a line without members)
+		// is no members: nil, as for a line that leaves the key out.
+		l.Members = nil
+	}
+	if fl.Kind != nil {
+		l.Kind = *fl.Kind
 	}
 	if fl.Locale != nil {
 		l.Locale = *fl.Locale

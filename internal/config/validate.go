@@ -129,6 +129,55 @@ func (v *validator) config(c *Config) {
 	}
 
 	v.lines(c.Lines)
+	v.references(c)
+}
+
+// references checks what lines name across the directory: forwarding
+// targets and route point members exist, and the voicemail pilot is a
+// voicemail line. (Forwarding loops are legal to configure and stopped
+// when a call meets one, as a line may also change its forwarding live.)
+func (v *validator) references(c *Config) {
+	kind := map[string]string{}
+	for _, l := range c.Lines {
+		kind[l.DN] = l.Kind
+	}
+	if p := c.Calls.VoicemailPilot; p != "" && kind[p] != KindVoicemail {
+		v.errorf("calls.voicemail_pilot", "calls.voicemail_pilot %q: want the DN of a line of kind %q", p, KindVoicemail)
+	}
+	// What lines reported already (members of a line that is no route
+	// point, bad DNs, the line itself) is not reported again.
+	for i, l := range c.Lines {
+		path := fmt.Sprintf("line[%d]", i)
+		if l.Kind == KindRoutePoint {
+			for _, m := range l.Members {
+				if m == l.DN || !isDN(m) {
+					continue
+				}
+				if k, ok := kind[m]; !ok {
+					v.errorf(path+".members", "line %q: member %q is not a line", l.DN, m)
+				} else if k != KindPhone {
+					v.errorf(path+".members", "line %q: member %q is a %s, want a phone line", l.DN, m, k)
+				}
+			}
+		}
+		for _, f := range forwards(l) {
+			if _, ok := kind[f.target]; isDN(f.target) && f.target != l.DN && !ok {
+				v.errorf(path+"."+f.key, "line %q: %s %q is not a line", l.DN, f.key, f.target)
+			}
+		}
+	}
+}
+
+// forwards lists the forwarding keys of l with their targets.
+func forwards(l Line) []struct{ key, target string } {
+	return []struct{ key, target string }{
+		{"forward_all", l.ForwardAll}, {"forward_busy", l.ForwardBusy}, {"forward_no_answer", l.ForwardNoAnswer},
+	}
+}
+
+// isDN reports whether s has the form of a DN: 1-15 digits (F9).
+func isDN(s string) bool {
+	return s != "" && len(s) <= maxDNDigits && digitsOnly(s, false)
 }
 
 func (v *validator) sip(s *SIP) {
@@ -385,8 +434,34 @@ func (v *validator) lines(lines []Line) {
 		if !digitsOnly(l.Name, true) {
 			v.errorf(path+".name", "%s: name %q must be digits and spaces only (F9)", who, l.Name)
 		}
-		if l.Password == "" {
+		if l.Password == "" && l.Kind != KindRoutePoint { // a route point has no devices
 			v.errorf(path+".password", "%s: password is required", who)
+		}
+		switch l.Kind {
+		case KindPhone, KindVoicemail:
+			if len(l.Members) > 0 {
+				v.errorf(path+".members", "%s: members: only a route-point has members", who)
+			}
+		case KindRoutePoint:
+			if len(l.Members) == 0 {
+				v.errorf(path+".members", "%s: a route-point needs members (the lines it hands calls to)", who)
+			}
+			for _, m := range l.Members {
+				if m == l.DN || !isDN(m) {
+					v.errorf(path+".members", "%s: member %q: want the DN of another line", who, m)
+				}
+			}
+		default:
+			v.errorf(path+".kind", "%s: kind %q: want %s, %s or %s", who, l.Kind, KindPhone, KindRoutePoint, KindVoicemail)
+		}
+		for _, f := range forwards(l) {
+			switch {
+			case f.target == "" || f.target == ForwardVoicemail:
+			case f.target == l.DN:
+				v.errorf(path+"."+f.key, "%s: %s: a line cannot forward to itself", who, f.key)
+			case !isDN(f.target):
+				v.errorf(path+"."+f.key, "%s: %s %q: want a DN or %q", who, f.key, f.target, ForwardVoicemail)
+			}
 		}
 		if !validLocale(l.Locale) {
 			v.errorf(path+".locale", "%s: locale %q: want %s", who, l.Locale, strings.Join(locales, ", "))

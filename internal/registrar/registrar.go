@@ -41,6 +41,19 @@ type Registrar struct {
 	bindings map[string][]Binding // by DN, sorted by Contact
 
 	onChange func(dn string, bindings []Binding) // optional observer (tests, engine)
+
+	// OnReset, when set before serving, is told that a device of line dn
+	// went away or restarted (F25): it de-registered, its registration
+	// expired, or it registered again with a new Call-ID, which a UA does
+	// after a reboot (RFC 3261 10.2.4: the Call-ID is kept across
+	// refreshes "until the UA reboots"). It must not block.
+	OnReset func(dn string)
+}
+
+func (r *Registrar) reset(dn string) {
+	if r.OnReset != nil {
+		r.OnReset(dn)
+	}
 }
 
 // New returns a Registrar; call Load before serving.
@@ -149,7 +162,8 @@ func (r *Registrar) expire(ctx context.Context) {
 			r.log.Error("expire registration", "dn", b.DN, "error", err)
 			continue
 		}
-		r.log.Debug("registration expired", "dn", b.DN, "contact", b.Contact)
+		r.log.Info("registration expired", "dn", b.DN, "contact", b.Contact)
+		r.reset(b.DN)
 		r.apply(b.DN, func(bs []Binding) []Binding {
 			return remove(bs, b.Contact, func(x Binding) bool { return !x.Expires.After(now) })
 		})
@@ -259,6 +273,7 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 			}
 		}
 		r.log.Info("unregistered all devices", "dn", dn, "source", req.Source())
+		r.reset(dn)
 		return r.ok(req, dn), nil
 	}
 
@@ -281,6 +296,7 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 				return nil, err
 			}
 			r.log.Info("unregistered", "dn", dn, "contact", uri)
+			r.reset(dn)
 			continue
 		}
 		if exp < r.cfg.MinExpires {
@@ -305,6 +321,10 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 		}
 		if err := r.store.PutRegistration(ctx, b); err != nil {
 			return nil, fmt.Errorf("store binding: %w", err)
+		}
+		if prev, ok := r.find(dn, uri); ok && prev.CallID != callID {
+			r.log.Info("device restarted (new Call-ID)", "dn", dn, "contact", uri)
+			r.reset(dn)
 		}
 		r.apply(dn, func(bs []Binding) []Binding {
 			bs = remove(bs, uri, func(Binding) bool { return true })

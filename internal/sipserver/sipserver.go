@@ -137,10 +137,13 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
 		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax,
+		VoicemailPilot: cfg.Calls.VoicemailPilot,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
 	s.B2BUA.Store = st
 	ph := phones{B2BUA: s.B2BUA}
 	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, &ph, log)
+	s.Callback.VoicemailPilot = cfg.Calls.VoicemailPilot
+	s.Registrar.OnReset = s.Callback.DeviceReset
 	s.Metrics = metrics.New(metrics.Sources{
 		Registrations: s.Registrar.Count,
 		ActiveCalls:   s.B2BUA.Calls,
@@ -164,8 +167,13 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		s.Metrics.CallResult(string(r.Outcome))
 		s.Callback.CallResult(r)
 	}
-	s.B2BUA.IsFeature = s.Callback.IsFeature
-	s.B2BUA.OnFeature = s.Callback.Feature
+	s.B2BUA.IsFeature = func(dialed string) bool { return s.Callback.IsFeature(dialed) || isLineFeature(dialed) }
+	s.B2BUA.OnFeature = func(caller, dialed string) b2bua.Feature {
+		if s.Callback.IsFeature(dialed) {
+			return s.Callback.Feature(caller, dialed)
+		}
+		return s.lineFeature(caller, dialed)
+	}
 	s.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
 		s.Metrics.CallResult(string(r.Outcome))
 		return s.Callback.Offered(r)

@@ -1,0 +1,131 @@
+package b2bua
+
+import (
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/registrar"
+)
+
+// Where a dialed number leads (GUIDE: call control): a route point hands
+// the call to its first free member (F27), a line forwarding all calls
+// passes it on (F10), DND-Reject refuses it busy (F22), a busy line
+// forwarding when busy passes it on; no answer is diverted while ringing
+// (ringing.divert). Call Back learns where the call ended up (Result.Reached)
+// to decide who a call back is on.
+
+// maxHops bounds a chain of forwardings; a target met twice is a loop.
+const maxHops = 5
+
+// routed is the outcome of routeCall: the line to ring, or a failure.
+type routed struct {
+	dn      string // the line to ring
+	reached string // where the call was handed or diverted to; "" when at the dialed line
+	code    int    // a failure to answer at once, 0 if none
+	reason  string
+	why     Outcome
+}
+
+// routeCall follows the dialed number through route points, forward all,
+// DND-Reject and forward busy.
+func (b *B2BUA) routeCall(dn string) routed {
+	seen := map[string]bool{}
+	reached := ""
+	for hop := 0; ; hop++ {
+		switch {
+		case seen[dn]:
+			// RFC 3261 16.3 step 4's answer to a loop; logged once per call.
+			b.log.Warn("forwarding loop", "dn", dn, "hops", hop)
+			return routed{code: 482, reason: "Loop Detected", why: FailOther, reached: reached}
+		case hop > maxHops:
+			b.log.Warn("forwarding chain too long", "dn", dn, "hops", hop)
+			return routed{code: 483, reason: "Too Many Hops", why: FailOther, reached: reached}
+		}
+		seen[dn] = true
+		l, ok := b.dir.Line(dn)
+		if !ok { // a forwarding target that is gone
+			return routed{code: 404, reason: "Not Found", why: FailOther, reached: reached}
+		}
+		switch l.Kind {
+		case config.KindRoutePoint:
+			return b.hunt(l)
+		case config.KindVoicemail:
+			return routed{dn: dn, reached: reached}
+		}
+		if t := b.forwardTarget(l.ForwardAll); t != "" {
+			dn, reached = t, t
+			continue
+		}
+		if l.DND {
+			return routed{code: 486, reason: "Busy Here", why: FailDND, reached: reached}
+		}
+		if st, _ := b.lines.Get(dn); st.Full() {
+			if t := b.forwardTarget(l.ForwardBusy); t != "" {
+				dn, reached = t, t
+				continue
+			}
+		}
+		return routed{dn: dn, reached: reached}
+	}
+}
+
+// hunt picks a route point's first member that has a device and is not
+// busy; when none, the call fails as busy on the first busy member (that
+// is the line a call back is on, F27), or unavailable.
+func (b *B2BUA) hunt(rp config.Line) routed {
+	busy := ""
+	for _, m := range rp.Members {
+		st, ok := b.lines.Get(m)
+		switch {
+		case !ok || st.Devices == 0:
+		case !st.Full():
+			return routed{dn: m, reached: m}
+		case busy == "":
+			busy = m
+		}
+	}
+	if busy != "" {
+		return routed{code: 486, reason: "Busy Here", why: FailBusy, reached: busy}
+	}
+	first := ""
+	if len(rp.Members) > 0 {
+		first = rp.Members[0]
+	}
+	return routed{code: 480, reason: "Temporarily Unavailable", why: FailUnregistered, reached: first}
+}
+
+// forwardTarget resolves a forwarding setting: "voicemail" is the pilot,
+// off when there is none (F10: diverted without a pilot, the call stays).
+func (b *B2BUA) forwardTarget(t string) string {
+	if t == config.ForwardVoicemail {
+		return b.cfg.VoicemailPilot
+	}
+	return t
+}
+
+// noAnswerDivert is the call's forward on no answer (F20): once, to the
+// target of the line ringing, if it has a device and is not busy; it moves
+// the call's line state there. ok is false when the call stays.
+func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
+	return func() ([]registrar.Binding, bool) {
+		c.mu.Lock()
+		from := c.callee
+		c.mu.Unlock()
+		l, _ := b.dir.Line(from)
+		t := b.forwardTarget(l.ForwardNoAnswer)
+		if t == "" || t == from || t == c.caller {
+			return nil, false
+		}
+		devices := b.reg.Bindings(t)
+		if len(devices) == 0 {
+			return nil, false
+		}
+		if _, ok := b.lines.Offer(t, c.id); !ok {
+			return nil, false
+		}
+		b.lines.Ended(from, c.id)
+		c.mu.Lock()
+		c.callee, c.reached = t, t
+		c.mu.Unlock()
+		b.log.Info("call forwarded on no answer", "caller", c.caller, "from", from, "to", t)
+		return devices, true
+	}
+}

@@ -1,0 +1,88 @@
+package sipserver
+
+import (
+	"context"
+	"strings"
+
+	"github.com/callbackd/callbackd/internal/b2bua"
+	"github.com/callbackd/callbackd/internal/config"
+)
+
+// A line's own feature codes, besides Call Back's: forwarding and
+// DND-Reject, set from the phone (the common codes of many PBXs). A code is
+// a call that ends at once with 603 and a reason phrase saying what is now
+// in force; the change is stored like a line changed through the API, and
+// Call Back sees it at once (F21, F22).
+//
+//	*21<DN> forward all calls to DN; *21 alone: to voicemail; #21 off
+//	*67<DN> forward when busy;                                #67 off
+//	*61<DN> forward on no answer;                             #61 off
+//	*78     DND-Reject on;                                    *79 off
+var forwardCodes = []struct {
+	set, clear, name string
+	field            func(*config.Line) *string
+}{
+	{"*21", "#21", "All", func(l *config.Line) *string { return &l.ForwardAll }},
+	{"*67", "#67", "Busy", func(l *config.Line) *string { return &l.ForwardBusy }},
+	{"*61", "#61", "No Answer", func(l *config.Line) *string { return &l.ForwardNoAnswer }},
+}
+
+const (
+	dndOn  = "*78"
+	dndOff = "*79"
+)
+
+// isLineFeature reports whether dialed is one of these codes.
+func isLineFeature(dialed string) bool {
+	if dialed == dndOn || dialed == dndOff {
+		return true
+	}
+	for _, c := range forwardCodes {
+		if dialed == c.clear || strings.HasPrefix(dialed, c.set) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineFeature carries out a code dialed by line caller.
+func (s *Server) lineFeature(caller, dialed string) b2bua.Feature {
+	refuse := func(reason string) b2bua.Feature { return b2bua.Feature{Code: 603, Reason: reason} }
+	l, ok := s.Directory.Line(caller)
+	if !ok {
+		return refuse("Not A Line")
+	}
+	var done string
+	switch dialed {
+	case dndOn:
+		l.DND, done = true, "DND On"
+	case dndOff:
+		l.DND, done = false, "DND Off"
+	}
+	for _, c := range forwardCodes {
+		switch {
+		case done != "":
+		case dialed == c.clear:
+			*c.field(&l) = ""
+			done = "Forward " + c.name + " Off"
+		case strings.HasPrefix(dialed, c.set):
+			target := strings.TrimPrefix(dialed, c.set)
+			if target == "" {
+				if s.Config.Calls.VoicemailPilot == "" {
+					return refuse("No Voicemail")
+				}
+				target = config.ForwardVoicemail
+			} else if _, known := s.Directory.Line(target); !known || target == caller {
+				return refuse("Forward Target Invalid")
+			}
+			*c.field(&l) = target
+			done = "Forward " + c.name + " To " + target
+		}
+	}
+	if err := s.PutLine(context.Background(), l, false); err != nil {
+		s.Log.Error("line feature not stored", "dn", caller, "code", dialed, "error", err)
+		return b2bua.Feature{Code: 500, Reason: "Server Internal Error"}
+	}
+	s.Log.Info("line feature", "dn", caller, "code", dialed, "now", done)
+	return refuse(done)
+}
