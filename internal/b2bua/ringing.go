@@ -134,6 +134,7 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 						}
 					}
 					if pending > 0 {
+						r.forwarded()
 						timer.Reset(timeout)
 						continue
 					}
@@ -323,6 +324,19 @@ func (b *B2BUA) fireAndForget(req *sip.Request) {
 	}
 	if res.StatusCode >= 300 {
 		b.log.Debug("request refused", "method", req.Method, "code", res.StatusCode)
+	}
+}
+
+// forwarded tells A that the call is forwarded: 181 Call Is Being
+// Forwarded (RFC 3261 21.1.3).
+func (r *ringing) forwarded() {
+	if r.tx == nil {
+		return
+	}
+	res := sip.NewResponseFromRequest(r.req, 181, "Call Is Being Forwarded", nil)
+	res.To().Params.Add("tag", r.c.a.localTag)
+	if err := r.tx.Respond(res); err != nil {
+		r.b.log.Debug("respond 181", "error", err)
 	}
 }
 

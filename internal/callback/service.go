@@ -69,9 +69,10 @@ type Service struct {
 	watched map[string]bool          // read by the line-state subscriber
 	screens map[string]screen.Screen // current screen per line (console, API)
 	status  []engine.LineStatus      // line changes not yet stepped (see lineChanged)
-	// lastCallee is the line each caller called last: its status is
-	// refreshed before a key press, which acts on that call.
-	lastCallee map[string]string
+	// lastCallee is the line each caller called last, and the line the
+	// call reached (forwarding, route point): their status is refreshed
+	// before a key press, which acts on that call.
+	lastCallee map[string][2]string
 	kick       chan struct{}      // a change was added to status
 	alerts     map[string][]int16 // alert sounds by alert_file (AlertSound)
 }
@@ -112,7 +113,7 @@ func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *l
 		screens: map[string]screen.Screen{},
 		kick:    make(chan struct{}, 1),
 
-		lastCallee: map[string]string{},
+		lastCallee: map[string][2]string{},
 		alerts:     map[string][]int16{},
 	}
 	lines.Subscribe(s.lineChanged)
@@ -453,7 +454,7 @@ func (s *Service) RequestOf(caller string) (engine.Request, bool) {
 // CallResult reports a call between lines to the engine (CallUpdate).
 func (s *Service) CallResult(r b2bua.Result) {
 	if cu, ok := s.callUpdate(r); ok {
-		s.in <- input{ev: cu, fresh: []string{r.Caller, r.Callee}}
+		s.in <- input{ev: cu, fresh: []string{r.Caller, r.Callee, r.Reached}}
 	}
 }
 
@@ -473,12 +474,17 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 	case b2bua.FailDND:
 		o = engine.DNDReject
 	default:
-		return engine.CallUpdate{}, false
+		// F10: a voicemail pilot that fails is, for Call Back, a busy
+		// voicemail port: the call belongs to the pilot now.
+		if l, ok := s.dir.Line(r.Reached); !ok || l.Kind != config.KindVoicemail {
+			return engine.CallUpdate{}, false
+		}
+		o = engine.Busy
 	}
 	from, _ := s.dir.Line(r.Caller)
 	to, _ := s.dir.Line(r.Callee)
 	s.mu.Lock()
-	s.lastCallee[r.Caller] = r.Callee
+	s.lastCallee[r.Caller] = [2]string{r.Callee, r.Reached}
 	s.mu.Unlock()
 	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o, Reached: r.Reached}, true
 }
@@ -493,7 +499,7 @@ func (s *Service) Offered(r b2bua.Result) (offer, busyTone bool) {
 		return false, false
 	}
 	p := s.Params()
-	for _, a := range s.Do(cu, r.Caller, r.Callee) {
+	for _, a := range s.Do(cu, r.Caller, r.Callee, r.Reached) {
 		if o, ok := a.(engine.Offer); ok && o.A == r.Caller {
 			return p.Announce, p.BusyTone
 		}
@@ -605,7 +611,8 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 // target, and the B and forward target of A's request.
 func (s *Service) press(k engine.KeyPress) []engine.Action {
 	s.mu.RLock()
-	fresh := []string{k.DN, s.lastCallee[k.DN]}
+	last := s.lastCallee[k.DN]
+	fresh := []string{k.DN, last[0], last[1]}
 	s.mu.RUnlock()
 	if k.Target != "" {
 		fresh = append(fresh, k.Target)
