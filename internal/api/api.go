@@ -181,6 +181,10 @@ func isJSON(ct string) bool {
 
 // decodeField decodes one field of an object, naming it on a type error.
 func decodeField(raw json.RawMessage, field string, into any, want string) error {
+	if string(raw) == "null" {
+		// Left as it is, as documented: json.Unmarshal would clear a slice.
+		return nil
+	}
 	if err := json.Unmarshal(raw, into); err != nil {
 		return newError(http.StatusBadRequest, "wrong_type", fmt.Sprintf("%s: want %s", field, want), field)
 	}

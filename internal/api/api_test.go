@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +39,8 @@ func start(t testing.TB) *fixture {
 	cfg := config.Default()
 	cfg.SIP.Listen = []string{"udp:127.0.0.1:0"}
 	cfg.Lines = []config.Line{
-		{DN: "1001", Password: "pw1001", Locale: "en", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen},
-		{DN: "1002", Password: "pw1002", Locale: "de", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen},
+		{DN: "1001", Password: "pw1001", Locale: "en", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen, Kind: config.KindPhone},
+		{DN: "1002", Password: "pw1002", Locale: "de", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen, Kind: config.KindPhone},
 	}
 	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "api.db"))
 	if err != nil {
@@ -404,5 +406,156 @@ func TestLineNotification(t *testing.T) {
 		if l.Notification != want {
 			t.Errorf("line %s: notification %q, want %q", l.DN, l.Notification, want)
 		}
+	}
+}
+
+// TestLineKindsAndForwarding: a route point (F27) is created without a
+// password and with members, a line with forwarding (F10, F20, F21) and
+// DND (F22); both read back so from the API, the directory and the store.
+// A line created without these fields is a phone line with none.
+func TestLineKindsAndForwarding(t *testing.T) {
+	f := start(t)
+	r := f.do("POST", "/api/v1/lines", "admin", `{"dn":"300","kind":"route-point","members":["1002","1001"]}`)
+	if r.status != 201 {
+		t.Fatalf("create route point: %d %s", r.status, r.body)
+	}
+	var got lineJSON
+	if r := f.do("GET", "/api/v1/lines/300", "", ""); r.status != 200 || json.Unmarshal([]byte(r.body), &got) != nil ||
+		got.Kind != config.KindRoutePoint || !slices.Equal(got.Members, []string{"1002", "1001"}) {
+		t.Errorf("read back: %d %s", r.status, r.body)
+	}
+	if l, _ := f.srv.Directory.Line("300"); l.Kind != config.KindRoutePoint || !slices.Equal(l.Members, []string{"1002", "1001"}) || l.Password != "" {
+		t.Errorf("directory: %+v", l)
+	}
+
+	r = f.do("POST", "/api/v1/lines", "admin",
+		`{"dn":"1010","password":"pw","forward_all":"300","forward_busy":"voicemail","forward_no_answer":"1001","dnd":true}`)
+	if r.status != 201 {
+		t.Fatalf("create with forwarding: %d %s", r.status, r.body)
+	}
+	want := lineJSON{DN: "1010", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: config.NotifyScreen, Kind: config.KindPhone,
+		Members: []string{}, ForwardAll: "300", ForwardBusy: config.ForwardVoicemail, ForwardNoAnswer: "1001", DND: true,
+		State: "unregistered"}
+	got = lineJSON{}
+	if r := f.do("GET", "/api/v1/lines/1010", "", ""); r.status != 200 || json.Unmarshal([]byte(r.body), &got) != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("read back: %d %s\nwant %+v", r.status, r.body, want)
+	}
+	stored, _ := f.st.Lines(context.Background())
+	found := 0
+	for _, s := range stored {
+		var sl config.Line
+		if json.Unmarshal(s.Data, &sl) != nil {
+			t.Fatalf("stored %s", s.Data)
+		}
+		switch sl.DN {
+		case "300":
+			if sl.Kind != config.KindRoutePoint || !slices.Equal(sl.Members, []string{"1002", "1001"}) {
+				t.Errorf("stored route point: %+v", sl)
+			}
+			found++
+		case "1010":
+			if sl.ForwardAll != "300" || sl.ForwardBusy != config.ForwardVoicemail || sl.ForwardNoAnswer != "1001" || !sl.DND || sl.Kind != config.KindPhone {
+				t.Errorf("stored line: %+v", sl)
+			}
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("stored: %d of the 2 lines", found)
+	}
+
+	// Left out: a phone line without forwarding; members always an array.
+	r = f.do("POST", "/api/v1/lines", "admin", `{"dn":"1011","password":"pw"}`)
+	for _, s := range []string{`"kind": "phone"`, `"members": []`, `"forward_all": ""`, `"forward_busy": ""`, `"forward_no_answer": ""`, `"dnd": false`} {
+		if r.status != 201 || !strings.Contains(r.body, s) {
+			t.Errorf("create without the new fields: %d %s, want %s", r.status, r.body, s)
+		}
+	}
+	// The configured lines show theirs too.
+	var all []lineJSON
+	json.Unmarshal([]byte(f.do("GET", "/api/v1/lines", "", "").body), &all)
+	for _, l := range all {
+		if l.DN == "1001" && (l.Kind != config.KindPhone || l.Members == nil || len(l.Members) != 0 || l.ForwardAll != "" || l.DND) {
+			t.Errorf("line 1001: %+v", l)
+		}
+	}
+
+	// Change: null keeps the members, [] with kind phone drops them;
+	// forwarding is cleared with "" and DND with false.
+	if r := f.do("PUT", "/api/v1/lines/300", "admin", `{"members":null}`); r.status != 200 || !strings.Contains(r.body, "\"1002\",\n    \"1001\"") {
+		t.Errorf("members null: %d %s", r.status, r.body)
+	}
+	if r := f.do("PUT", "/api/v1/lines/300", "admin", `{"members":["1001"]}`); r.status != 200 {
+		t.Errorf("members changed: %d %s", r.status, r.body)
+	} else if l, _ := f.srv.Directory.Line("300"); !slices.Equal(l.Members, []string{"1001"}) {
+		t.Errorf("members changed: directory %+v", l)
+	}
+	if r := f.do("PUT", "/api/v1/lines/1010", "admin", `{"forward_all":"","forward_busy":"","forward_no_answer":"","dnd":false}`); r.status != 200 {
+		t.Errorf("forwarding off: %d %s", r.status, r.body)
+	} else if l, _ := f.srv.Directory.Line("1010"); l.ForwardAll != "" || l.ForwardBusy != "" || l.ForwardNoAnswer != "" || l.DND {
+		t.Errorf("forwarding off: directory %+v", l)
+	}
+	if r := f.do("PUT", "/api/v1/lines/300", "admin", `{"kind":"phone","members":[],"password":"pw300"}`); r.status != 200 ||
+		!strings.Contains(r.body, `"kind": "phone"`) || !strings.Contains(r.body, `"members": []`) {
+		t.Errorf("route point to phone: %d %s", r.status, r.body)
+	} else if l, _ := f.srv.Directory.Line("300"); l.Members != nil {
+		t.Errorf("route point to phone: directory %+v", l)
+	}
+}
+
+// TestLineKindsAndForwardingRefused: a bad kind, members or forwarding
+// target is 422 with the field named (every violation in details), a
+// wrong JSON type 400; nothing changes.
+func TestLineKindsAndForwardingRefused(t *testing.T) {
+	f := start(t)
+	if r := f.do("POST", "/api/v1/lines", "admin", `{"dn":"500","password":"vm","kind":"voicemail"}`); r.status != 201 {
+		t.Fatalf("create voicemail line: %d %s", r.status, r.body)
+	}
+	before := f.snapshot()
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		code, field, message     string
+		details                  int
+	}{
+		{"bad kind", "POST", "/api/v1/lines", `{"dn":"1010","password":"pw","kind":"hunt"}`,
+			422, "invalid_value", "kind", `line "1010": kind "hunt": want phone, route-point or voicemail`, 1},
+		{"empty kind", "PUT", "/api/v1/lines/1001", `{"kind":""}`,
+			422, "invalid_value", "kind", `line "1001": kind "": want phone, route-point or voicemail`, 1},
+		{"forward to an unknown line", "POST", "/api/v1/lines", `{"dn":"1010","password":"pw","forward_all":"4711"}`,
+			422, "invalid_value", "forward_all", `line "1010": forward_all "4711" is not a line`, 1},
+		{"forward busy to an unknown line", "PUT", "/api/v1/lines/1001", `{"forward_busy":"4711"}`,
+			422, "invalid_value", "forward_busy", `line "1001": forward_busy "4711" is not a line`, 1},
+		{"forward to itself", "PUT", "/api/v1/lines/1001", `{"forward_no_answer":"1001"}`,
+			422, "invalid_value", "forward_no_answer", `line "1001": forward_no_answer: a line cannot forward to itself`, 1},
+		{"forward to a code", "PUT", "/api/v1/lines/1001", `{"forward_all":"*21"}`,
+			422, "invalid_value", "forward_all", `line "1001": forward_all "*21": want a DN or "voicemail"`, 1},
+		{"route point without members", "POST", "/api/v1/lines", `{"dn":"300","kind":"route-point"}`,
+			422, "invalid_value", "members", `line "300": a route-point needs members (the lines it hands calls to)`, 1},
+		{"member unknown", "POST", "/api/v1/lines", `{"dn":"300","kind":"route-point","members":["1001","4711"]}`,
+			422, "invalid_value", "members", `line "300": member "4711" is not a line`, 1},
+		{"member a voicemail line", "POST", "/api/v1/lines", `{"dn":"300","kind":"route-point","members":["500"]}`,
+			422, "invalid_value", "members", `line "300": member "500" is a voicemail, want a phone line`, 1},
+		{"member itself", "POST", "/api/v1/lines", `{"dn":"300","kind":"route-point","members":["300"]}`,
+			422, "invalid_value", "members", `line "300": member "300": want the DN of another line`, 1},
+		{"members of a phone", "PUT", "/api/v1/lines/1001", `{"members":["1002"]}`,
+			422, "invalid_value", "members", `line "1001": members: only a route-point has members`, 1},
+		{"all at once", "POST", "/api/v1/lines", `{"dn":"300","kind":"route-point","members":["4711"],"forward_all":"4712","forward_busy":"x"}`,
+			422, "invalid_value", "forward_busy", `line "300": forward_busy "x": want a DN or "voicemail"`, 3},
+		{"members wrong type", "POST", "/api/v1/lines", `{"dn":"300","kind":"route-point","members":"1001"}`,
+			400, "wrong_type", "members", "members: want an array of strings", 0},
+		{"dnd wrong type", "PUT", "/api/v1/lines/1001", `{"dnd":"yes"}`,
+			400, "wrong_type", "dnd", "dnd: want a boolean", 0},
+		{"kind wrong type", "PUT", "/api/v1/lines/1001", `{"kind":1}`,
+			400, "wrong_type", "kind", "kind: want a string", 0},
+	} {
+		r := f.do(tc.method, tc.path, "admin", tc.body)
+		e := r.errorOf()
+		if r.status != tc.status || e.Code != tc.code || e.Field != tc.field || e.Message != tc.message || len(e.Details) != tc.details {
+			t.Errorf("%s: %d %s\nwant %d %s field %q %q with %d details", tc.name, r.status, r.body, tc.status, tc.code, tc.field, tc.message, tc.details)
+		}
+	}
+	if after := f.snapshot(); after != before {
+		t.Errorf("a refused write changed something:\n%s\n%s", before, after)
 	}
 }

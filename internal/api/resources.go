@@ -1,12 +1,14 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,20 +27,28 @@ import (
 
 // lineJSON is a line as the API shows it; the password is never shown.
 type lineJSON struct {
-	DN           string `json:"dn"`
-	Name         string `json:"name"`
-	Locale       string `json:"locale"`
-	BusyTrigger  int    `json:"busy_trigger"`
-	MaxDevices   int    `json:"max_devices"`
-	Notification string `json:"notification"`
-	State        string `json:"state"`
-	Devices      int    `json:"devices"`
-	Calls        int    `json:"calls"`
+	DN              string   `json:"dn"`
+	Name            string   `json:"name"`
+	Locale          string   `json:"locale"`
+	BusyTrigger     int      `json:"busy_trigger"`
+	MaxDevices      int      `json:"max_devices"`
+	Notification    string   `json:"notification"`
+	Kind            string   `json:"kind"`
+	Members         []string `json:"members"` // [] unless a route point
+	ForwardAll      string   `json:"forward_all"`
+	ForwardBusy     string   `json:"forward_busy"`
+	ForwardNoAnswer string   `json:"forward_no_answer"`
+	DND             bool     `json:"dnd"`
+	State           string   `json:"state"`
+	Devices         int      `json:"devices"`
+	Calls           int      `json:"calls"`
 }
 
 func (a *API) line(l config.Line) lineJSON {
 	j := lineJSON{DN: l.DN, Name: l.Name, Locale: l.Locale, BusyTrigger: l.BusyTrigger, MaxDevices: l.MaxDevices,
-		Notification: l.Notification, State: string(linestate.Unregistered)}
+		Notification: l.Notification, Kind: cmp.Or(l.Kind, config.KindPhone), Members: append([]string{}, l.Members...),
+		ForwardAll: l.ForwardAll, ForwardBusy: l.ForwardBusy, ForwardNoAnswer: l.ForwardNoAnswer, DND: l.DND,
+		State: string(linestate.Unregistered)}
 	if st, ok := a.s.Lines.Get(l.DN); ok {
 		j.State, j.Devices, j.Calls = string(st.State), st.Devices, st.Calls
 	}
@@ -72,23 +82,32 @@ func (a *API) getLine(w http.ResponseWriter, r *http.Request) {
 
 // lineFields are the fields of a line object on write, in the order an
 // unknown field's error lists them.
-var lineFields = []string{"dn", "name", "password", "locale", "busy_trigger", "max_devices", "notification"}
+var lineFields = []string{"dn", "name", "password", "locale", "busy_trigger", "max_devices", "notification",
+	"kind", "members", "forward_all", "forward_busy", "forward_no_answer", "dnd"}
 
 // readLine reads a line object over base: every field is optional except
-// what the rules require of the result (config.CheckLine).
-func readLine(r *http.Request, base config.Line) (config.Line, error) {
+// what the rules require of the result: those of a [[line]] table
+// (config.CheckLine), and that the members and forwarding targets it names
+// are lines of the directory, looked up with lookup (members phone lines).
+func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.Line, bool)) (config.Line, error) {
 	obj, err := readObject(r)
 	if err != nil {
 		return base, err
 	}
 	l := base
+	l.Kind = cmp.Or(l.Kind, config.KindPhone)
+	// Decoding into base's members would write into its array, which
+	// the directory's line may share.
+	l.Members = slices.Clone(base.Members)
 	fields := map[string]struct {
 		into any
 		want string
 	}{
 		"dn": {&l.DN, "a string of digits"}, "name": {&l.Name, "a string"}, "password": {&l.Password, "a string"},
 		"locale": {&l.Locale, "a string"}, "busy_trigger": {&l.BusyTrigger, "an integer"}, "max_devices": {&l.MaxDevices, "an integer"},
-		"notification": {&l.Notification, "a string"},
+		"notification": {&l.Notification, "a string"}, "kind": {&l.Kind, "a string"}, "members": {&l.Members, "an array of strings"},
+		"forward_all": {&l.ForwardAll, "a string"}, "forward_busy": {&l.ForwardBusy, "a string"},
+		"forward_no_answer": {&l.ForwardNoAnswer, "a string"}, "dnd": {&l.DND, "a boolean"},
 	}
 	for _, k := range sortedKeys(obj) {
 		f, ok := fields[k]
@@ -99,10 +118,61 @@ func readLine(r *http.Request, base config.Line) (config.Line, error) {
 			return base, err
 		}
 	}
-	if errs := config.CheckLine(l); len(errs) > 0 {
+	if len(l.Members) == 0 {
+		l.Members = nil // [] is none, as in a file
+	}
+	errs := config.CheckLine(l)
+	errs = append(errs, lineReferences(l, lookup)...)
+	if len(errs) > 0 {
 		return base, invalid(errs, "")
 	}
 	return l, nil
+}
+
+// lineReferences checks what l names in the directory as a configuration
+// file's lines are checked across the file: a route point's members are
+// phone lines, forwarding targets are lines ("voicemail" stands for
+// calls.voicemail_pilot, which is the file's business). Members and targets
+// that CheckLine refuses (not a DN, the line itself) are left to it. Each
+// Error's Key is the field.
+func lineReferences(l config.Line, lookup func(dn string) (config.Line, bool)) []*config.Error {
+	var errs []*config.Error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, &config.Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if l.Kind == config.KindRoutePoint {
+		for _, m := range l.Members {
+			if m == l.DN || !isDN(m) {
+				continue
+			}
+			if ml, ok := lookup(m); !ok {
+				add("members", "line %q: member %q is not a line", l.DN, m)
+			} else if k := cmp.Or(ml.Kind, config.KindPhone); k != config.KindPhone {
+				add("members", "line %q: member %q is a %s, want a phone line", l.DN, m, k)
+			}
+		}
+	}
+	for _, f := range []struct{ key, target string }{
+		{"forward_all", l.ForwardAll}, {"forward_busy", l.ForwardBusy}, {"forward_no_answer", l.ForwardNoAnswer},
+	} {
+		if _, ok := lookup(f.target); isDN(f.target) && f.target != l.DN && !ok {
+			add(f.key, "line %q: %s %q is not a line", l.DN, f.key, f.target)
+		}
+	}
+	return errs
+}
+
+// isDN reports whether s has the form of a DN: 1-15 digits 0-9 (F9).
+func isDN(s string) bool {
+	if s == "" || len(s) > 15 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // invalid turns the configuration's rule violations into a 422.
@@ -127,7 +197,7 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 
 func (a *API) createLine(w http.ResponseWriter, r *http.Request) {
 	l, err := readLine(r, config.Line{Locale: config.DefaultLocale, BusyTrigger: config.DefaultBusyTrigger, MaxDevices: config.DefaultMaxDevices,
-		Notification: config.DefaultNotification})
+		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.s.Directory.Line)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -147,7 +217,7 @@ func (a *API) updateLine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	l, err := readLine(r, old)
+	l, err := readLine(r, old, a.s.Directory.Line)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -147,6 +147,8 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		ct = h[0]
 	}
 	relA.storeAck(b.ack(aLeg, relA.invite, fb.res.Body(), ct))
+	aLeg.sent(relA.loadAck())
+	bLeg.sent(fb.f.invite)
 	c.mu.Lock()
 	c.b = bLeg
 	c.mu.Unlock()

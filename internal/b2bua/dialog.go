@@ -147,6 +147,7 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	copyBody(req, out)
+	peer.sent(out)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
 	otx, err := b.client.TransactionRequest(ctx, out, noBuild)
@@ -163,6 +164,9 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			res := sip.NewResponseFromRequest(req, in.StatusCode, in.Reason, nil)
 			copyBody(in, res)
+			if in.IsSuccess() {
+				l.sent(res)
+			}
 			if req.Method == sip.INVITE && in.IsSuccess() {
 				res.AppendHeader(b.contact(l.local.User, l.transport))
 				rel := &relayed{invite: out, res: in, stop: make(chan struct{}), cseq: req.CSeq().SeqNo}

@@ -37,6 +37,17 @@ type leg struct {
 	// answer to a late offer, RFC 3261 13.2.1).
 	pendingAck *relayed
 	inviteCSeq uint32 // CSeq of the party's initial INVITE (A leg)
+
+	// sdp is the session description last sent to the party (the other
+	// party's, relayed): the base of a hold offer (hold.go).
+	sdp atomic.Pointer[[]byte]
+}
+
+// sent records a session description sent to the party.
+func (l *leg) sent(m sip.Message) {
+	if b := m.Body(); len(b) > 0 {
+		l.sdp.Store(&b)
+	}
 }
 
 // remoteCSeqFor is the CSeq number the ACK for a relayed 2xx must carry:

@@ -229,6 +229,7 @@ func (r *ringing) fork(d registrar.Binding) *fork {
 		inv.AppendHeader(sip.NewHeader("User-Agent", b.cfg.UserAgent))
 	}
 	copyBody(r.req, inv)
+	l.sent(inv)
 	tx, err := b.client.TransactionRequest(context.Background(), inv, noBuild)
 	if err != nil {
 		b.log.Info("cannot reach device", "dn", d.DN, "contact", d.Contact, "error", err)
@@ -384,6 +385,7 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	res.AppendHeader(b.contact(c.callee, c.a.transport))
 	res.AppendHeader(sip.NewHeader("Allow", allow))
 	copyBody(in, res)
+	c.a.sent(res)
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Info("answer to caller failed", "call", c.id, "error", err)
 		b.hangup(c)

@@ -40,6 +40,9 @@ type Phones interface {
 	// ring and, once one answers, connect it to callee (the server asks
 	// RecallAnswered where to). It returns when connected or failed.
 	Recall(id int64, caller, callee string, ring time.Duration) error
+	// Hold puts line dn's connected calls on hold toward their other
+	// party (F14) and returns how many.
+	Hold(dn string) int
 }
 
 // Service owns the engine. Create with New, start with Run.
@@ -642,10 +645,17 @@ func (s *Service) Press(dn, key string) (screen.Screen, error) {
 	if !ok {
 		return screen.Screen{}, ErrUnknownKey
 	}
-	acts := s.press(engine.KeyPress{DN: dn, Key: k, State: engine.OnHook})
+	state := engine.OnHook
+	if st, ok := s.lines.Get(dn); ok && st.State == linestate.Busy {
+		state = engine.Connected // the console's line is in a call (F14)
+	}
+	acts := s.press(engine.KeyPress{DN: dn, Key: k, State: state})
 	for _, a := range acts {
 		if a, ok := a.(engine.PlaceCall); ok && a.From == dn {
 			go func() {
+				if a.HoldFirst {
+					s.log.Info("call back: calls on hold before Dial", "dn", a.From, "held", s.phones.Hold(a.From))
+				}
 				if err := s.phones.Connect(a.From, a.To); err != nil {
 					s.log.Info("call back call not connected", "id", a.ID, "caller", a.From, "callee", a.To, "error", err)
 				}

@@ -49,6 +49,7 @@ func (p *phones) Connect(caller, callee string) error {
 	p.connects <- [2]string{caller, callee}
 	return nil
 }
+func (p *phones) Hold(dn string) int { return 0 }
 func (p *phones) Recall(id int64, caller, callee string, ring time.Duration) error {
 	p.recalls <- recall{id, caller, callee, ring}
 	return nil

@@ -167,6 +167,28 @@ const (
 // ForwardVoicemail is the forwarding target that means the voicemail pilot.
 const ForwardVoicemail = "voicemail"
 
+// The feature codes a line's phone sets its forwarding and DND-Reject with
+// (internal/sipserver/features.go; docs/config.md): a Set code followed by
+// a DN, or by nothing for voicemail, sets; an Off code and the DND codes
+// are dialled alone.
+const (
+	CodeForwardAll         = "*21"
+	CodeForwardAllOff      = "#21"
+	CodeForwardBusy        = "*67"
+	CodeForwardBusyOff     = "#67"
+	CodeForwardNoAnswer    = "*61"
+	CodeForwardNoAnswerOff = "#61"
+	CodeDNDOn              = "*78"
+	CodeDNDOff             = "*79"
+)
+
+// LineFeatureCodes lists them, for the check that Call Back's own codes do
+// not shadow them (Call Back's are recognised first).
+func LineFeatureCodes() []string {
+	return []string{CodeForwardAll, CodeForwardAllOff, CodeForwardBusy, CodeForwardBusyOff,
+		CodeForwardNoAnswer, CodeForwardNoAnswerOff, CodeDNDOn, CodeDNDOff}
+}
+
 // Line.Notification values.
 const (
 	NotifyScreen     = "notify"      // audio alert, Available screen, the caller presses Dial (Cisco)

@@ -39,8 +39,8 @@ func TestDefault(t *testing.T) {
 	if c.Store != (Store{Driver: "sqlite", Path: "data/callbackd.db"}) {
 		t.Errorf("Store = %+v", c.Store)
 	}
-	if c.Calls.NoAnswerTimeout.Duration != 30*time.Second {
-		t.Errorf("NoAnswerTimeout = %v", c.Calls.NoAnswerTimeout)
+	if c.Calls != (Calls{NoAnswerTimeout: Duration{30 * time.Second}}) {
+		t.Errorf("Calls = %+v, want a 30s no_answer_timeout and no voicemail_pilot", c.Calls)
 	}
 	if c.Media != (Media{RTPPortMin: 16384, RTPPortMax: 32767}) {
 		t.Errorf("Media = %+v", c.Media)
@@ -80,7 +80,8 @@ func TestDefault(t *testing.T) {
 		if !ok {
 			t.Fatalf("Line(%q) not found", dn)
 		}
-		if l.Locale != loc || l.Password != "demo"+dn || l.BusyTrigger != 1 || l.MaxDevices != 4 || l.Notification != NotifyScreen {
+		if l.Locale != loc || l.Password != "demo"+dn || l.BusyTrigger != 1 || l.MaxDevices != 4 || l.Notification != NotifyScreen ||
+			l.Kind != KindPhone || l.Members != nil || l.ForwardAll != "" || l.ForwardBusy != "" || l.ForwardNoAnswer != "" || l.DND {
 			t.Errorf("Line(%q) = %+v", dn, l)
 		}
 	}
@@ -91,8 +92,30 @@ func TestDefault(t *testing.T) {
 	// Each call gets its own copy.
 	c.SIP.Listen[0] = "changed"
 	c.Lines[0].DN = "changed"
-	if d := Default(); d.SIP.Listen[0] == "changed" || d.Lines[0].DN == "changed" {
+	c.Lines[1].Members = append(c.Lines[1].Members, "changed")
+	if d := Default(); d.SIP.Listen[0] == "changed" || d.Lines[0].DN == "changed" || d.Lines[1].Members != nil {
 		t.Error("Default shares state between calls")
+	}
+}
+
+// clone copies the members of route points too: a copy changed in place
+// leaves the original alone.
+func TestCloneCopiesMembers(t *testing.T) {
+	c := &Config{SIP: SIP{Listen: []string{"udp:127.0.0.1:5060"}}, Lines: []Line{
+		{DN: "300", Kind: KindRoutePoint, Members: []string{"1001", "1002"}},
+		{DN: "1001", Kind: KindPhone},
+	}}
+	n := c.clone()
+	if !reflect.DeepEqual(n, c) {
+		t.Fatalf("clone = %+v, want %+v", n, c)
+	}
+	n.Lines[0].Members[0] = "9999"
+	n.SIP.Listen[0] = "changed"
+	if c.Lines[0].Members[0] != "1001" || c.SIP.Listen[0] != "udp:127.0.0.1:5060" {
+		t.Errorf("the clone shares slices with the original: %+v", c)
+	}
+	if n.Lines[1].Members != nil {
+		t.Errorf("no members cloned to %#v, want nil", n.Lines[1].Members)
 	}
 }
 
@@ -132,7 +155,7 @@ password = "pw"
 	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls || c.Media != d.Media || c.Callback != d.Callback {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: "notify"}}
+	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: "notify", Kind: "phone"}}
 	if !reflect.DeepEqual(c.Lines, want) {
 		t.Errorf("Lines = %+v, want %+v", c.Lines, want)
 	}
@@ -267,6 +290,11 @@ var errorCases = []struct {
 	{"activate prefix of cancel", "[callback]\ncancel_code = \"*391\"\n", `site.toml:2: callback.activate_code "*39" and callback.cancel_code "*391": neither may be a prefix of the other`},
 	{"codes both bad", "[callback]\nactivate_code = \"1\"\ncancel_code = \"1\"\n", "site.toml:2: callback.activate_code \"1\": want 2-8 characters of 0-9, * and #, starting with * or #\n" +
 		`site.toml:3: callback.cancel_code "1": want 2-8 characters of 0-9, * and #, starting with * or #`},
+	{"activate code prefix of a line code", "[callback]\nactivate_code = \"*2\"\n", `site.toml:2: callback.activate_code "*2" and the line feature code "*21": neither may be a prefix of the other`},
+	{"activate code a line code", "[callback]\nactivate_code = \"*78\"\n", `site.toml:2: callback.activate_code "*78" and the line feature code "*78": neither may be a prefix of the other`},
+	{"activate code after a line code", "[callback]\nactivate_code = \"*615\"\n", `site.toml:2: callback.activate_code "*615" and the line feature code "*61": neither may be a prefix of the other`},
+	{"cancel code a line code", "[callback]\ncancel_code = \"#67\"\n", `site.toml:2: callback.cancel_code "#67" and the line feature code "#67": neither may be a prefix of the other`},
+	{"cancel code prefix of a line code", "[callback]\ncancel_code = \"*7\"\n", `site.toml:2: callback.cancel_code "*7" and the line feature code "*78": neither may be a prefix of the other`},
 	{"callback codes no section line", "callback.activate_code = \"#39\"\n", `site.toml:1: callback.activate_code and callback.cancel_code are both "#39": they must differ`},
 
 	{"log level", "[log]\nlevel = \"trace\"\n", `site.toml:2: log.level "trace": want debug, info, warn or error`},
@@ -289,7 +317,52 @@ var errorCases = []struct {
 	{"duplicate dn", "\n" + line1001 + "\n" + line1001, `site.toml:7: duplicate dn "1001" (first at line 3)`},
 	{"duplicate dn inline", "line = [\n  {dn = \"1001\", password = \"a\"},\n  {dn = \"1001\", password = \"b\"},\n]\n", `site.toml:3: duplicate dn "1001" (first at line 2)`},
 	{"dn missing", "[[line]]\npassword = \"pw\"\n", `site.toml:1: line #1: dn is required`},
+
+	// kind, members, forwarding, voicemail pilot
+	{"kind", line1001 + "kind = \"hunt\"\n", `site.toml:4: line "1001": kind "hunt": want phone, route-point or voicemail`},
+	{"kind case", line1001 + "kind = \"Route-Point\"\n", `site.toml:4: line "1001": kind "Route-Point": want phone, route-point or voicemail`},
+	{"kind underscore", line1001 + "kind = \"route_point\"\n", `site.toml:4: line "1001": kind "route_point": want phone, route-point or voicemail`},
+	{"kind empty", line1001 + "kind = \"\"\n", `site.toml:4: line "1001": kind "": want phone, route-point or voicemail`},
+	{"kind wrong type", line1001 + "kind = 1\n", "site.toml:4:8: line.kind: wrong type: want string, got integer"},
+	{"members of a phone", line1001 + "members = [\"1002\"]\n", `site.toml:4: line "1001": members: only a route-point has members`},
+	{"members of a voicemail", line1001 + "kind = \"voicemail\"\nmembers = [\"1002\"]\n", `site.toml:5: line "1001": members: only a route-point has members`},
+	{"members wrong type", rp300 + "members = \"1001\"\n", "site.toml:4:11: line.members: wrong type: want array of strings, got string"},
+	{"route point without members", rp300, `site.toml:1: line "300": a route-point needs members (the lines it hands calls to)`},
+	{"route point empty members", rp300 + "members = []\n", `site.toml:4: line "300": a route-point needs members (the lines it hands calls to)`},
+	{"member not a line", line1001 + rp300 + "members = [\"1001\", \"1002\"]\n", `site.toml:7: line "300": member "1002" is not a line`},
+	{"member a route point", line1001 + rp300 + "members = [\"1001\"]\n" + "[[line]]\ndn = \"301\"\nkind = \"route-point\"\nmembers = [\"300\"]\n",
+		`site.toml:11: line "301": member "300" is a route-point, want a phone line`},
+	{"member a voicemail", vm500 + rp300 + "members = [\"500\"]\n", `site.toml:8: line "300": member "500" is a voicemail, want a phone line`},
+	{"member itself", rp300 + "members = [\"300\"]\n", `site.toml:4: line "300": member "300": want the DN of another line`},
+	{"member not digits", line1001 + rp300 + "members = [\"1001\", \"*21\"]\n", `site.toml:7: line "300": member "*21": want the DN of another line`},
+	{"member empty", line1001 + rp300 + "members = [\"\"]\n", `site.toml:7: line "300": member "": want the DN of another line`},
+	{"member too long", rp300 + "members = [\"1234567890123456\"]\n", `site.toml:4: line "300": member "1234567890123456": want the DN of another line`},
+	{"forward all to itself", line1001 + "forward_all = \"1001\"\n", `site.toml:4: line "1001": forward_all: a line cannot forward to itself`},
+	{"forward busy to itself", line1001 + "forward_busy = \"1001\"\n", `site.toml:4: line "1001": forward_busy: a line cannot forward to itself`},
+	{"forward no answer to itself", line1001 + "forward_no_answer = \"1001\"\n", `site.toml:4: line "1001": forward_no_answer: a line cannot forward to itself`},
+	{"forward not digits", line1001 + "forward_all = \"*21\"\n", `site.toml:4: line "1001": forward_all "*21": want a DN or "voicemail"`},
+	{"forward voicemail case", line1001 + "forward_busy = \"Voicemail\"\n", `site.toml:4: line "1001": forward_busy "Voicemail": want a DN or "voicemail"`},
+	{"forward plus", line1001 + "forward_no_answer = \"+4930\"\n", `site.toml:4: line "1001": forward_no_answer "+4930": want a DN or "voicemail"`},
+	{"forward too long", line1001 + "forward_all = \"1234567890123456\"\n", `site.toml:4: line "1001": forward_all "1234567890123456": want a DN or "voicemail"`},
+	{"forward all not a line", line1001 + "forward_all = \"1002\"\n", `site.toml:4: line "1001": forward_all "1002" is not a line`},
+	{"forward busy not a line", line1001 + "forward_busy = \"1002\"\n", `site.toml:4: line "1001": forward_busy "1002" is not a line`},
+	{"forward no answer not a line", line1001 + "forward_no_answer = \"1002\"\n", `site.toml:4: line "1001": forward_no_answer "1002" is not a line`},
+	{"forward wrong type", line1001 + "forward_all = 1002\n", "site.toml:4:15: line.forward_all: wrong type: want string, got integer"},
+	{"dnd wrong type", line1001 + "dnd = \"yes\"\n", "site.toml:4:7: line.dnd: wrong type: want boolean, got string"},
+	{"pilot a phone", "[calls]\nvoicemail_pilot = \"1001\"\n" + line1001, `site.toml:2: calls.voicemail_pilot "1001": want the DN of a line of kind "voicemail"`},
+	{"pilot a route point", "[calls]\nvoicemail_pilot = \"300\"\n" + line1001 + rp300 + "members = [\"1001\"]\n", `site.toml:2: calls.voicemail_pilot "300": want the DN of a line of kind "voicemail"`},
+	{"pilot not a line", "[calls]\nvoicemail_pilot = \"500\"\n", `site.toml:2: calls.voicemail_pilot "500": want the DN of a line of kind "voicemail"`},
+	{"pilot not digits", "calls.voicemail_pilot = \"voicemail\"\n" + vm500, `site.toml:1: calls.voicemail_pilot "voicemail": want the DN of a line of kind "voicemail"`},
+	{"pilot wrong type", "[calls]\nvoicemail_pilot = 500\n", "site.toml:2:19: calls.voicemail_pilot: wrong type: want string, got integer"},
+	{"voicemail without password", "[[line]]\ndn = \"500\"\nkind = \"voicemail\"\n", `site.toml:1: line "500": password is required`},
 }
+
+// rp300 is a route point without members, and vm500 a voicemail line, to
+// build error cases from.
+const (
+	rp300 = "[[line]]\ndn = \"300\"\nkind = \"route-point\"\n"
+	vm500 = "[[line]]\ndn = \"500\"\npassword = \"vm\"\nkind = \"voicemail\"\n"
+)
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range errorCases {
@@ -305,6 +378,82 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error\n got %q\nwant %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A directory with a route point (F27), a voicemail line as the pilot
+// (F10), forwarding (F10, F20, F21) and DND (F22).
+func TestRoutePointVoicemailForwarding(t *testing.T) {
+	doc := `
+[calls]
+voicemail_pilot = "500"
+
+[[line]]
+dn = "201"
+password = "pw201"
+forward_busy = "voicemail"
+forward_no_answer = "202"
+
+[[line]]
+dn = "202"
+password = "pw202"
+forward_all = "300"
+dnd = true
+
+[[line]]
+dn = "300"
+kind = "route-point"
+members = ["202", "201"]
+forward_no_answer = "voicemail"
+
+[[line]]
+dn = "500"
+password = "pw500"
+kind = "voicemail"
+max_devices = 2
+`
+	c, err := Parse("site.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Calls.VoicemailPilot != "500" {
+		t.Errorf("VoicemailPilot = %q, want 500", c.Calls.VoicemailPilot)
+	}
+	base := Line{Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: NotifyScreen}
+	line := func(edit func(*Line)) Line { l := base; edit(&l); return l }
+	want := []Line{
+		line(func(l *Line) {
+			l.DN, l.Password, l.Kind, l.ForwardBusy, l.ForwardNoAnswer = "201", "pw201", KindPhone, ForwardVoicemail, "202"
+		}),
+		line(func(l *Line) { l.DN, l.Password, l.Kind, l.ForwardAll, l.DND = "202", "pw202", KindPhone, "300", true }),
+		// A route point needs no password: no device registers for it.
+		line(func(l *Line) {
+			l.DN, l.Kind, l.Members, l.ForwardNoAnswer = "300", KindRoutePoint, []string{"202", "201"}, ForwardVoicemail
+		}),
+		line(func(l *Line) { l.DN, l.Password, l.Kind, l.MaxDevices = "500", "pw500", KindVoicemail, 2 }),
+	}
+	if !reflect.DeepEqual(c.Lines, want) {
+		t.Errorf("Lines\n got %+v\nwant %+v", c.Lines, want)
+	}
+
+	// Legal too: a forwarding loop (stopped by the server when a call
+	// meets it, 482), a forward to "voicemail" without a pilot (off), a
+	// forward to a route point or a voicemail line by its DN, and a route
+	// point with a password.
+	for name, doc := range map[string]string{
+		"loop": line1001 + "forward_all = \"1002\"\n[[line]]\ndn = \"1002\"\npassword = \"pw\"\nforward_busy = \"1003\"\n" +
+			"[[line]]\ndn = \"1003\"\npassword = \"pw\"\nforward_no_answer = \"1001\"\n",
+		"voicemail without pilot": line1001 + "forward_all = \"voicemail\"\n",
+		"to a route point":        line1001 + rp300 + "members = [\"1001\"]\n[[line]]\ndn = \"1002\"\npassword = \"pw\"\nforward_busy = \"300\"\n",
+		"to a voicemail line":     line1001 + "forward_no_answer = \"500\"\n" + vm500,
+		"route point password":    line1001 + rp300 + "members = [\"1001\"]\npassword = \"x\"\n",
+		"dnd false":               line1001 + "dnd = false\n",
+		"kind phone written":      line1001 + "kind = \"phone\"\n",
+		"pilot inline":            "calls.voicemail_pilot = \"500\"\nline = [{dn = \"500\", password = \"vm\", kind = \"voicemail\"}]\n",
+	} {
+		if _, err := Parse("site.toml", []byte(doc)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
@@ -503,7 +652,7 @@ func TestRoundTrip(t *testing.T) {
 		},
 		HTTP:  HTTP{Listen: "[::1]:9090"},
 		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},
-		Calls: Calls{NoAnswerTimeout: Duration{90 * time.Second}},
+		Calls: Calls{NoAnswerTimeout: Duration{90 * time.Second}, VoicemailPilot: "500"},
 		Media: Media{Address: "192.0.2.10", RTPPortMin: 1024, RTPPortMax: 1025},
 		Callback: Callback{
 			Enabled:      false,
@@ -523,8 +672,13 @@ func TestRoundTrip(t *testing.T) {
 		},
 		Log: Log{Level: "debug", Format: "json"},
 		Lines: []Line{
-			{DN: "200", Name: "2 00", Password: "secret", Locale: "ko", BusyTrigger: 2, MaxDevices: 1, Notification: NotifyAutoRecall},
-			{DN: "123456789012345", Password: "p", Locale: "de", BusyTrigger: 100, MaxDevices: 100, Notification: NotifyScreen},
+			{DN: "200", Name: "2 00", Password: "secret", Locale: "ko", BusyTrigger: 2, MaxDevices: 1, Notification: NotifyAutoRecall, Kind: KindPhone,
+				ForwardBusy: ForwardVoicemail, ForwardNoAnswer: "300", DND: true},
+			{DN: "123456789012345", Password: "p", Locale: "de", BusyTrigger: 100, MaxDevices: 100, Notification: NotifyScreen, Kind: KindPhone,
+				ForwardAll: "200"},
+			{DN: "300", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: NotifyScreen, Kind: KindRoutePoint,
+				Members: []string{"200", "123456789012345"}, ForwardNoAnswer: ForwardVoicemail},
+			{DN: "500", Password: "vm", Locale: "en", BusyTrigger: 10, MaxDevices: 2, Notification: NotifyScreen, Kind: KindVoicemail},
 		},
 	}
 	for _, c := range []*Config{full, Default()} {
@@ -700,7 +854,7 @@ func TestCheckCallbackAndLine(t *testing.T) {
 		t.Errorf("CheckCallback = %v\nwant %v", got, want)
 	}
 
-	errs := CheckLine(Line{DN: "12a", Password: "", Locale: "fr", BusyTrigger: 0, MaxDevices: 1, Notification: "ring"})
+	errs := CheckLine(Line{DN: "12a", Password: "", Locale: "fr", BusyTrigger: 0, MaxDevices: 1, Notification: "ring", Kind: KindPhone})
 	keys := []string{}
 	for _, e := range errs {
 		keys = append(keys, e.Key)
@@ -709,8 +863,43 @@ func TestCheckCallbackAndLine(t *testing.T) {
 		t.Errorf("CheckLine keys = %v", keys)
 	}
 	for _, n := range []string{NotifyScreen, NotifyAutoRecall} {
-		if errs := CheckLine(Line{DN: "1", Password: "p", Locale: "en", BusyTrigger: 1, MaxDevices: 1, Notification: n}); len(errs) != 0 {
+		if errs := CheckLine(Line{DN: "1", Password: "p", Locale: "en", BusyTrigger: 1, MaxDevices: 1, Notification: n, Kind: KindPhone}); len(errs) != 0 {
 			t.Errorf("CheckLine(notification %q) = %v", n, errs)
+		}
+	}
+
+	// Kind, members and forwarding: CheckLine checks their form only; that
+	// the lines they name exist is for the caller to check (references).
+	ok := Line{DN: "300", Locale: "en", BusyTrigger: 1, MaxDevices: 1, Notification: NotifyScreen}
+	for _, tc := range []struct {
+		name string
+		edit func(*Line)
+		want string // "KEY: MSG", "" for no error
+	}{
+		{"route point", func(l *Line) { l.Kind, l.Members = KindRoutePoint, []string{"9998", "9999"} }, ""},
+		{"forwards to unknown lines", func(l *Line) {
+			l.Kind, l.Password, l.ForwardAll, l.ForwardBusy, l.ForwardNoAnswer = KindPhone, "p", "9998", ForwardVoicemail, "9999"
+		}, ""},
+		{"voicemail dnd", func(l *Line) { l.Kind, l.Password, l.DND = KindVoicemail, "p", true }, ""},
+		{"no kind", func(l *Line) { l.Password = "p" }, `kind: line "300": kind "": want phone, route-point or voicemail`},
+		{"bad kind", func(l *Line) { l.Kind, l.Password = "hunt", "p" }, `kind: line "300": kind "hunt": want phone, route-point or voicemail`},
+		{"phone without password", func(l *Line) { l.Kind = KindPhone }, `password: line "300": password is required`},
+		{"voicemail without password", func(l *Line) { l.Kind = KindVoicemail }, `password: line "300": password is required`},
+		{"members of a phone", func(l *Line) { l.Kind, l.Password, l.Members = KindPhone, "p", []string{"1"} }, `members: line "300": members: only a route-point has members`},
+		{"route point without members", func(l *Line) { l.Kind = KindRoutePoint }, `members: line "300": a route-point needs members (the lines it hands calls to)`},
+		{"route point member itself", func(l *Line) { l.Kind, l.Members = KindRoutePoint, []string{"300"} }, `members: line "300": member "300": want the DN of another line`},
+		{"route point member empty", func(l *Line) { l.Kind, l.Members = KindRoutePoint, []string{""} }, `members: line "300": member "": want the DN of another line`},
+		{"forward to itself", func(l *Line) { l.Kind, l.Password, l.ForwardBusy = KindPhone, "p", "300" }, `forward_busy: line "300": forward_busy: a line cannot forward to itself`},
+		{"forward to a code", func(l *Line) { l.Kind, l.Password, l.ForwardNoAnswer = KindPhone, "p", "*21" }, `forward_no_answer: line "300": forward_no_answer "*21": want a DN or "voicemail"`},
+	} {
+		l := ok
+		tc.edit(&l)
+		var got []string
+		for _, e := range CheckLine(l) {
+			got = append(got, e.Key+": "+e.Msg)
+		}
+		if want := []string{tc.want}; tc.want == "" && len(got) != 0 || tc.want != "" && !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: CheckLine = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -840,8 +1029,8 @@ func TestLineJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"DN":"1005","Name":"","Password":"pw","Locale":"de","BusyTrigger":1,"MaxDevices":4}`), &l); err != nil {
 		t.Fatal(err)
 	}
-	want := Line{DN: "1005", Password: "pw", Locale: "de", BusyTrigger: 1, MaxDevices: 4, Notification: NotifyScreen}
-	if l != want {
+	want := Line{DN: "1005", Password: "pw", Locale: "de", BusyTrigger: 1, MaxDevices: 4, Notification: NotifyScreen, Kind: KindPhone}
+	if !reflect.DeepEqual(l, want) { // kind too is defaulted
 		t.Errorf("old stored line = %+v, want %+v", l, want)
 	}
 	if errs := CheckLine(l); len(errs) != 0 {
@@ -854,10 +1043,28 @@ func TestLineJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Line
-	if err := json.Unmarshal(b, &back); err != nil || back != want {
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, want) {
 		t.Errorf("round trip %s = %+v, %v", b, back, err)
 	}
 	if err := json.Unmarshal([]byte(`{"DN":1}`), &back); err == nil {
 		t.Error("a number as DN decoded")
+	}
+
+	// The new fields round trip; empty members read as none.
+	rp := Line{DN: "300", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: NotifyScreen, Kind: KindRoutePoint,
+		Members: []string{"1001", "1002"}, ForwardAll: "1003", ForwardBusy: ForwardVoicemail, ForwardNoAnswer: "1004", DND: true}
+	b, err = json.Marshal(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back = Line{}
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, rp) {
+		t.Errorf("round trip %s = %+v, %v", b, back, err)
+	}
+	for _, doc := range []string{`{"DN":"1","Members":[]}`, `{"DN":"1","Members":null}`} {
+		back = Line{}
+		if err := json.Unmarshal([]byte(doc), &back); err != nil || back.Members != nil || back.Kind != KindPhone {
+			t.Errorf("%s = %#v, %v; want nil members, kind phone", doc, back, err)
+		}
 	}
 }

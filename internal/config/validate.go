@@ -330,6 +330,17 @@ func (v *validator) callback(cb *Callback) {
 	case strings.HasPrefix(a, c) || strings.HasPrefix(c, a):
 		v.errorf(at, "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
 	}
+	// Nor may either be a prefix of a line's own feature codes, or one of
+	// those of it: the call back codes are recognised first, and would
+	// take the other's calls.
+	for _, code := range []struct{ key, code string }{{"callback.activate_code", a}, {"callback.cancel_code", c}} {
+		for _, f := range LineFeatureCodes() {
+			if strings.HasPrefix(code.code, f) || strings.HasPrefix(f, code.code) {
+				v.errorf(code.key, "%s %q and the line feature code %q: neither may be a prefix of the other", code.key, code.code, f)
+				break
+			}
+		}
+	}
 }
 
 // sound checks a sound setting: the name of a built-in prompt, or the path

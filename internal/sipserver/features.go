@@ -22,14 +22,14 @@ var forwardCodes = []struct {
 	set, clear, name string
 	field            func(*config.Line) *string
 }{
-	{"*21", "#21", "All", func(l *config.Line) *string { return &l.ForwardAll }},
-	{"*67", "#67", "Busy", func(l *config.Line) *string { return &l.ForwardBusy }},
-	{"*61", "#61", "No Answer", func(l *config.Line) *string { return &l.ForwardNoAnswer }},
+	{config.CodeForwardAll, config.CodeForwardAllOff, "All", func(l *config.Line) *string { return &l.ForwardAll }},
+	{config.CodeForwardBusy, config.CodeForwardBusyOff, "Busy", func(l *config.Line) *string { return &l.ForwardBusy }},
+	{config.CodeForwardNoAnswer, config.CodeForwardNoAnswerOff, "No Answer", func(l *config.Line) *string { return &l.ForwardNoAnswer }},
 }
 
 const (
-	dndOn  = "*78"
-	dndOff = "*79"
+	dndOn  = config.CodeDNDOn
+	dndOff = config.CodeDNDOff
 )
 
 // isLineFeature reports whether dialed is one of these codes.

@@ -238,7 +238,8 @@ func (f *fakeAPI) Handler() http.Handler {
 		var out []map[string]any
 		for _, dn := range []string{"1002", "1003"} {
 			l := f.lines[dn]
-			out = append(out, map[string]any{"dn": l.dn, "name": l.dn, "locale": l.locale, "busy_trigger": 1, "max_devices": 4, "notification": "notify", "state": l.state, "devices": 1, "calls": 0})
+			out = append(out, map[string]any{"dn": l.dn, "name": l.dn, "locale": l.locale, "busy_trigger": 1, "max_devices": 4, "notification": "notify",
+				"kind": "phone", "members": []string{}, "forward_all": "", "forward_busy": "", "forward_no_answer": "", "dnd": false, "state": l.state, "devices": 1, "calls": 0})
 		}
 		fakeJSON(w, out)
 	})

@@ -10,6 +10,7 @@ package interop
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // featureConfig: no announcement (these are Cisco flows, A dials *39),
@@ -350,5 +351,73 @@ func TestForwardingLoop(t *testing.T) {
 	}
 	if m := metricsText(t, s); strings.Contains(m, `callbackd_sip_messages_total{direction="out",kind="INVITE"}`) {
 		t.Fatalf("the loop made the server send INVITEs:\n%s", grepLines(m, `callbackd_sip_messages_total{direction="out"`))
+	}
+}
+
+// TestF14_DialPutsTheOtherCallOnHold: A waits on busy B and meanwhile talks
+// to C (A takes two calls, so it is not busy). B frees; A presses Dial on the console (the API's key press): C
+// gets a hold re-INVITE (a=sendonly) first, then A's phone rings with the
+// recall, answers, and B's phone rings with A's number.
+func TestF14_DialPutsTheOtherCallOnHold(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 5)
+	pa, pa2, pb, pc, pd := ports[0], ports[1], ports[2], ports[3], ports[4]
+	// A takes two calls (busy_trigger 2): in one call it is not busy
+	// (F17), so it is told when B frees while it talks to C.
+	s := startServer(t, featureConfig("", strings.Replace(demoLines, `password = "demo1001"`,
+		"password = \"demo1001\"\nbusy_trigger = 2", 1)))
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pa2)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	s.register(t, "1004", pd)
+	phoneA := s.cbStart(t, "A's second phone", "web_phone.xml", pa2, true, "-m", "50")
+	b, d := s.cbBusyB(t, pb, "1004", pd, true)
+	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa, "-s", "1002", "-set", "caller", "1001")
+	got, _ := s.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
+
+	mark := s.cbMark()
+	c := s.cbStart(t, "C, A's other call", "uas_held.xml", pc, true, "-m", "1")
+	a := s.cbStart(t, "A calls C", "uac.xml", pa, false, "-m", "1", "-s", "1003", "-set", "caller", "1001", "-d", "8000")
+	s.cbWaitLog(t, mark, `msg="line state" dn=1003 from=\S+ to=busy`)
+	b.pass(t)
+	d.pass(t)
+	s.cbWaitLog(t, mark, `CCBS available`)
+	bCall := s.cbStart(t, "B takes the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
+
+	if code, body := s.api(t, "POST", "/api/v1/lines/1001/keys", `{"key":"Dial"}`); code != 200 {
+		t.Fatalf("Dial on A's console: %d %s", code, body)
+	}
+	waitFor(t, "B's phone rings with the call back", func() bool { return len(bCall.received("INVITE")) > 0 })
+	holds := c.received("INVITE")
+	if len(holds) != 2 || !strings.Contains(holds[1].Body(), "a=sendonly") {
+		t.Fatalf("C got %d INVITEs, want its call and then the hold (a=sendonly)", len(holds))
+	}
+	var recall cbMsg
+	for _, m := range phoneA.received("INVITE") {
+		if m.Header("Alert-Info") == alertURN {
+			recall = m
+		}
+	}
+	if recall.Text == "" || !holds[1].At.Before(recall.At) {
+		t.Fatalf("A's phone: recall INVITE %v at %s, C held at %s: want the hold first", recall.Text != "", recall.At, holds[1].At)
+	}
+	if from := bCall.received("INVITE")[0].Header("From"); !strings.Contains(from, "sip:1001@") {
+		t.Errorf("B rings with From %q, want A", from)
+	}
+	a.pass(t) // A hangs up its call with C
+	c.pass(t)
+}
+
+// waitFor polls cond until it holds, for at most cbWait.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(cbWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, cbWait)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

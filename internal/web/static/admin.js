@@ -89,6 +89,20 @@
     dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', null, k), el('dd', null, v === undefined ? '' : v)]));
   }
 
+  // A line's kind, with a route point's members in order.
+  function kindText(l) {
+    const kind = l.kind || 'phone';
+    const members = list(l.members);
+    return members.length ? kind + ': ' + members.join(', ') : kind;
+  }
+  // A line's forwarding and DND, such as "all → 1002, busy → voicemail, DND".
+  function forwardText(l) {
+    const parts = [['all', l.forward_all], ['busy', l.forward_busy], ['no answer', l.forward_no_answer]]
+      .filter(([, to]) => to).map(([when, to]) => when + ' → ' + to);
+    if (l.dnd) parts.push('DND');
+    return parts.join(', ');
+  }
+
   const lineRows = new Map(); // dn -> {state, devices, calls} cells
   async function loadLines() {
     const lines = list(await request('GET', '/lines'));
@@ -99,6 +113,7 @@
       return el('tr', { 'data-dn': l.dn },
         el('td', null, l.dn), el('td', null, l.name), el('td', null, l.locale), cells.state, cells.devices, cells.calls,
         el('td', null, l.busy_trigger), el('td', null, l.max_devices), el('td', null, l.notification),
+        el('td', null, kindText(l)), el('td', null, forwardText(l)),
         el('td', null, el('a', { href: '/phone/' + encodeURIComponent(l.dn), target: '_blank', rel: 'noopener' }, 'console')));
     }));
   }
