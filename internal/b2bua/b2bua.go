@@ -57,6 +57,10 @@ type Feature struct {
 	Reason string
 }
 
+// Origin is where a request came from: the device, for feature codes that
+// act on it (Extension Mobility).
+type Origin struct{ Transport, Source string }
+
 // Config holds the call settings.
 type Config struct {
 	Domain          string        // host of the From/To URIs we create
@@ -96,7 +100,7 @@ type B2BUA struct {
 	// OnFeature, when set, handles a dialed number it claims (IsFeature):
 	// the CallBack feature codes. It may block until the request is stored.
 	IsFeature func(dialed string) bool
-	OnFeature func(caller, dialed string) Feature
+	OnFeature func(caller, dialed string, from Origin) Feature
 
 	// OfferCallBack, when set, is asked about a call that failed busy or
 	// with no device registered (F28): it reports the failure to Call Back
@@ -232,6 +236,11 @@ func (b *B2BUA) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 	from := req.From().Address.User
 	if _, ok := b.dir.Line(from); ok && b.reg.FromSource(from, req.Transport(), req.Source()) {
+		// Extension Mobility (F23): a phone a user logged in on calls as
+		// the user's line.
+		if user, ok := b.reg.LoggedIn(req.Transport(), req.Source()); ok {
+			return user, true
+		}
 		return from, true
 	}
 	h := req.GetHeader("Proxy-Authorization")
@@ -275,7 +284,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	callee := req.Recipient.User
 	override := false
 	if b.IsFeature != nil && b.IsFeature(callee) {
-		f := b.OnFeature(caller, callee)
+		f := b.OnFeature(caller, callee, Origin{Transport: strings.ToUpper(req.Transport()), Source: req.Source()})
 		if f.Route == "" {
 			b.respond(tx, req, f.Code, f.Reason)
 			return

@@ -727,6 +727,12 @@ func (s *Service) forwardTarget(t string) string {
 // the registrar for long: the event is queued.
 func (s *Service) DeviceReset(dn string) { s.Submit(engine.DeviceReset{DN: dn}) }
 
+// Mobility tells the engine of an Extension Mobility login or logout on
+// line dn's phone (F23: dn's call back is cancelled, silently). It returns
+// once the engine has acted, so that the registration change that follows
+// is not taken for a reset.
+func (s *Service) Mobility(dn string, login bool) { s.Do(engine.Mobility{DN: dn, Login: login}) }
+
 // LineRemoved tells the engine a line was removed (F24): requests from it
 // end, callers waiting on it are told.
 func (s *Service) LineRemoved(dn string) { s.Do(engine.LineRemoved{DN: dn}) }

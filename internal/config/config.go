@@ -29,6 +29,7 @@ type Config struct {
 	Callback Callback `toml:"callback"`
 	Log      Log      `toml:"log"`
 	Lines    []Line   `toml:"line"` // [[line]] tables
+	Users    []User   `toml:"user"` // [[user]] tables: Extension Mobility (F23)
 	Source   string   `toml:"-"`    // file name the config came from, or "<embedded defaults>"
 }
 
@@ -157,6 +158,16 @@ type Line struct {
 	DND             bool   `toml:"dnd"` // DND-Reject: calls are refused busy (F22)
 }
 
+// User is an Extension Mobility user (F23): dialing CodeLogin followed by
+// the user's ID, "*" and the PIN on any registered phone puts the user's
+// line on that phone (its calls ring there, and calls from the phone are
+// the line's) until CodeLogout.
+type User struct {
+	ID   string `toml:"id"`   // 1-15 digits
+	PIN  string `toml:"pin"`  // 4-8 digits
+	Line string `toml:"line"` // the user's line, a phone line
+}
+
 // Line.Kind values.
 const (
 	KindPhone      = "phone"
@@ -180,13 +191,15 @@ const (
 	CodeForwardNoAnswerOff = "#61"
 	CodeDNDOn              = "*78"
 	CodeDNDOff             = "*79"
+	CodeLogin              = "*40" // Extension Mobility: *40<user ID>*<PIN>
+	CodeLogout             = "#40"
 )
 
 // LineFeatureCodes lists them, for the check that Call Back's own codes do
 // not shadow them (Call Back's are recognised first).
 func LineFeatureCodes() []string {
 	return []string{CodeForwardAll, CodeForwardAllOff, CodeForwardBusy, CodeForwardBusyOff,
-		CodeForwardNoAnswer, CodeForwardNoAnswerOff, CodeDNDOn, CodeDNDOff}
+		CodeForwardNoAnswer, CodeForwardNoAnswerOff, CodeDNDOn, CodeDNDOff, CodeLogin, CodeLogout}
 }
 
 // Line.Notification values.
@@ -298,6 +311,7 @@ func (c *Config) clone() *Config {
 	n := *c
 	n.SIP.Listen = slices.Clone(c.SIP.Listen)
 	n.Lines = slices.Clone(c.Lines)
+	n.Users = slices.Clone(c.Users)
 	for i := range n.Lines {
 		n.Lines[i].Members = slices.Clone(n.Lines[i].Members)
 	}
@@ -317,6 +331,7 @@ type fileConfig struct {
 	Callback fileCallback `toml:"callback"`
 	Log      Log          `toml:"log"`
 	Lines    []fileLine   `toml:"line"`
+	Users    []User       `toml:"user"`
 }
 
 type fileCalls struct {
@@ -444,6 +459,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		BusyTone:     fcb.BusyTone,
 		ActivateCode: fcb.ActivateCode,
 		CancelCode:   fcb.CancelCode,
+	}
+	if len(fc.Users) > 0 { // an empty list reads back as none
+		c.Users = fc.Users
 	}
 	for _, fl := range fc.Lines {
 		c.Lines = append(c.Lines, lineWithDefaults(fl))

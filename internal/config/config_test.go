@@ -516,7 +516,7 @@ cancel_code = "#*5"
 		{"*9876543", "#9876543"},
 		{"**", "##"},
 		{"#*", "*#"},
-		{"*39", "*40"},
+		{"*39", "*41"},
 		{"*39", "#39#"},
 	} {
 		doc := fmt.Sprintf("[callback]\nactivate_code = %q\ncancel_code = %q\n", codes[0], codes[1])

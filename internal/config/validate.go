@@ -132,11 +132,38 @@ func (v *validator) config(c *Config) {
 	v.references(c)
 }
 
+// users checks the Extension Mobility users: unique IDs, PINs, and lines
+// that exist and are phones.
+func (v *validator) users(c *Config) {
+	kind := map[string]string{}
+	for _, l := range c.Lines {
+		kind[l.DN] = l.Kind
+	}
+	ids := map[string]bool{}
+	for i, u := range c.Users {
+		path := fmt.Sprintf("user[%d]", i)
+		switch {
+		case !digitsOnly(u.ID, false) || len(u.ID) > maxDNDigits:
+			v.errorf(path+".id", "user %q: id must be 1-%d digits", u.ID, maxDNDigits)
+		case ids[u.ID]:
+			v.errorf(path+".id", "duplicate user id %q", u.ID)
+		}
+		ids[u.ID] = true
+		if !digitsOnly(u.PIN, false) || len(u.PIN) < 4 || len(u.PIN) > 8 {
+			v.errorf(path+".pin", "user %q: pin must be 4-8 digits", u.ID)
+		}
+		if k, ok := kind[u.Line]; !ok || k != KindPhone {
+			v.errorf(path+".line", "user %q: line %q: want the DN of a phone line", u.ID, u.Line)
+		}
+	}
+}
+
 // references checks what lines name across the directory: forwarding
 // targets and route point members exist, and the voicemail pilot is a
 // voicemail line. (Forwarding loops are legal to configure and stopped
 // when a call meets one, as a line may also change its forwarding live.)
 func (v *validator) references(c *Config) {
+	v.users(c)
 	kind := map[string]string{}
 	for _, l := range c.Lines {
 		kind[l.DN] = l.Kind

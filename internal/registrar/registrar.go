@@ -50,6 +50,87 @@ type Registrar struct {
 	OnReset func(dn string)
 }
 
+// Extension Mobility (F23): a login is a binding of the user's line to the
+// phone's contact and address, marked by its Call-ID (the phone never
+// registers the line itself, so the Call-ID plays no part in CSeq order).
+const mobilityCallID = "mobility:"
+
+// mobilityLogin lasts this long unless the user logs out first.
+const mobilityLogin = 12 * time.Hour
+
+// DeviceAt returns the device's own binding (not a login) that requests
+// from source (transport, ip:port) come from.
+func (r *Registrar) DeviceAt(transport, source string) (Binding, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
+	for _, bs := range r.bindings {
+		for _, b := range bs {
+			if !strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
+				strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
+				return b, true
+			}
+		}
+	}
+	return Binding{}, false
+}
+
+// LoggedIn returns the line a user logged in to on the device at source,
+// if any.
+func (r *Registrar) LoggedIn(transport, source string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
+	for dn, bs := range r.bindings {
+		for _, b := range bs {
+			if strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
+				strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
+				return dn, true
+			}
+		}
+	}
+	return "", false
+}
+
+// Login binds line dn to device (a binding of another line): dn's calls
+// ring there. A login of the same line elsewhere ends (one phone per user).
+func (r *Registrar) Login(ctx context.Context, dn, user string, device Binding) error {
+	for _, b := range r.Bindings(dn) {
+		if strings.HasPrefix(b.CallID, mobilityCallID) {
+			if err := r.removeBinding(ctx, dn, b.Contact); err != nil {
+				return err
+			}
+		}
+	}
+	b := device
+	b.DN, b.CallID, b.CSeq = dn, mobilityCallID+user, 0
+	b.Expires = r.now().Add(mobilityLogin)
+	if err := r.store.PutRegistration(ctx, b); err != nil {
+		return fmt.Errorf("store login: %w", err)
+	}
+	r.apply(dn, func(bs []Binding) []Binding {
+		bs = remove(bs, b.Contact, func(Binding) bool { return true })
+		bs = append(bs, b)
+		sort.Slice(bs, func(i, j int) bool { return bs[i].Contact < bs[j].Contact })
+		return bs
+	})
+	r.log.Info("extension mobility login", "dn", dn, "user", user, "device", device.DN, "source", device.Source)
+	return nil
+}
+
+// Logout ends the login of line dn on the device at source.
+func (r *Registrar) Logout(ctx context.Context, dn, transport, source string) error {
+	for _, b := range r.Bindings(dn) {
+		if strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source && strings.EqualFold(b.Transport, transport) {
+			if err := r.removeBinding(ctx, dn, b.Contact); err != nil {
+				return err
+			}
+		}
+	}
+	r.log.Info("extension mobility logout", "dn", dn, "source", source)
+	return nil
+}
+
 func (r *Registrar) reset(dn string) {
 	if r.OnReset != nil {
 		r.OnReset(dn)

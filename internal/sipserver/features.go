@@ -2,6 +2,7 @@ package sipserver
 
 import (
 	"context"
+	"crypto/subtle"
 	"strings"
 
 	"github.com/callbackd/callbackd/internal/b2bua"
@@ -18,6 +19,7 @@ import (
 //	*67<DN> forward when busy;                                #67 off
 //	*61<DN> forward on no answer;                             #61 off
 //	*78     DND-Reject on;                                    *79 off
+//	*40<id>*<pin> Extension Mobility login (F23);            #40 logout
 var forwardCodes = []struct {
 	set, clear, name string
 	field            func(*config.Line) *string
@@ -34,7 +36,7 @@ const (
 
 // isLineFeature reports whether dialed is one of these codes.
 func isLineFeature(dialed string) bool {
-	if dialed == dndOn || dialed == dndOff {
+	if dialed == dndOn || dialed == dndOff || dialed == config.CodeLogout || strings.HasPrefix(dialed, config.CodeLogin) {
 		return true
 	}
 	for _, c := range forwardCodes {
@@ -45,9 +47,15 @@ func isLineFeature(dialed string) bool {
 	return false
 }
 
-// lineFeature carries out a code dialed by line caller.
-func (s *Server) lineFeature(caller, dialed string) b2bua.Feature {
+// lineFeature carries out a code dialed by line caller from device from.
+func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Feature {
 	refuse := func(reason string) b2bua.Feature { return b2bua.Feature{Code: 603, Reason: reason} }
+	switch {
+	case dialed == config.CodeLogout:
+		return refuse(s.logout(from))
+	case strings.HasPrefix(dialed, config.CodeLogin):
+		return refuse(s.login(strings.TrimPrefix(dialed, config.CodeLogin), from))
+	}
 	l, ok := s.Directory.Line(caller)
 	if !ok {
 		return refuse("Not A Line")
@@ -85,4 +93,50 @@ func (s *Server) lineFeature(caller, dialed string) b2bua.Feature {
 	}
 	s.Log.Info("line feature", "dn", caller, "code", dialed, "now", done)
 	return refuse(done)
+}
+
+// login is Extension Mobility's login (F23): *40<id>*<pin> on a phone
+// binds the user's line to it. The call backs of the user's line and of
+// the phone's own line are cancelled (a login ends the phone's previous
+// user, and moves the user's line here).
+func (s *Server) login(idPin string, from b2bua.Origin) string {
+	id, pin, _ := strings.Cut(idPin, "*")
+	var user *config.User
+	for i := range s.Config.Users {
+		if u := &s.Config.Users[i]; u.ID == id && subtle.ConstantTimeCompare([]byte(u.PIN), []byte(pin)) == 1 {
+			user = u
+		}
+	}
+	device, ok := s.Registrar.DeviceAt(from.Transport, from.Source)
+	if user == nil || !ok {
+		s.Log.Warn("extension mobility login refused", "user", id, "source", from.Source)
+		return "Login Refused"
+	}
+	if s.logout(from) == "Logged Out" {
+		s.Log.Info("extension mobility: the phone's previous user logged out", "source", from.Source)
+	}
+	s.Callback.Mobility(user.Line, true)
+	s.Callback.Mobility(device.DN, true)
+	if err := s.Registrar.Login(context.Background(), user.Line, user.ID, device); err != nil {
+		s.Log.Error("extension mobility login not stored", "user", id, "error", err)
+		return "Login Failed"
+	}
+	return "Logged In " + user.ID
+}
+
+// logout ends the login on the phone at from, if any.
+func (s *Server) logout(from b2bua.Origin) string {
+	dn, ok := s.Registrar.LoggedIn(from.Transport, from.Source)
+	if !ok {
+		return "Not Logged In"
+	}
+	s.Callback.Mobility(dn, false)
+	if device, ok := s.Registrar.DeviceAt(from.Transport, from.Source); ok {
+		s.Callback.Mobility(device.DN, false)
+	}
+	if err := s.Registrar.Logout(context.Background(), dn, from.Transport, from.Source); err != nil {
+		s.Log.Error("extension mobility logout not stored", "dn", dn, "error", err)
+		return "Logout Failed"
+	}
+	return "Logged Out"
 }

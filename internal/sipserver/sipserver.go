@@ -168,11 +168,11 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		s.Callback.CallResult(r)
 	}
 	s.B2BUA.IsFeature = func(dialed string) bool { return s.Callback.IsFeature(dialed) || isLineFeature(dialed) }
-	s.B2BUA.OnFeature = func(caller, dialed string) b2bua.Feature {
+	s.B2BUA.OnFeature = func(caller, dialed string, from b2bua.Origin) b2bua.Feature {
 		if s.Callback.IsFeature(dialed) {
 			return s.Callback.Feature(caller, dialed)
 		}
-		return s.lineFeature(caller, dialed)
+		return s.lineFeature(caller, dialed, from)
 	}
 	s.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
 		s.Metrics.CallResult(string(r.Outcome))

@@ -421,3 +421,67 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestF23_ExtensionMobility: user 501 (line 1001) logs in on hot-desk
+// phone 3001 (a wrong PIN first: refused). From it, calls are 1001's: the
+// call to busy B and *39 make 1001's call back. Logging out cancels it;
+// the phone is 3001's again. Logged in again with a new call back, the
+// user logs in on another phone (3002): the call back is cancelled, and
+// calls to 1001 ring the new phone.
+func TestF23_ExtensionMobility(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	p1, p2, pb, pd := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, featureConfig("", demoLines+`
+[[line]]
+dn = "3001"
+password = "demo3001"
+[[line]]
+dn = "3002"
+password = "demo3002"
+[[user]]
+id = "501"
+pin = "1234"
+line = "1001"
+`))
+	s.register(t, "3001", p1)
+	s.register(t, "3002", p2)
+	s.register(t, "1002", pb)
+	s.register(t, "1004", pd)
+	got, _ := s.cbCode(t, "3001", p1, "*40501*9999")
+	expectStatus(t, "login with a wrong PIN", got, "603 Login Refused")
+	got, _ = s.cbCode(t, "3001", p1, "*40501*1234")
+	expectStatus(t, "login on 3001", got, "603 Logged In 501")
+
+	mark := s.cbMark()
+	bBusy := s.cbStart(t, "B (busy with 1004)", "uas.xml", pb, true, "-m", "1")
+	c := s.cbStart(t, "1004 calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", "1004")
+	s.cbBusy(t, mark, "1002")
+	s.cbRun(t, "the user calls busy B from 3001", "uac_busy.xml", p1, "-s", "1002", "-set", "caller", "3001")
+	got, _ = s.cbCode(t, "3001", p1, "*39")
+	expectStatus(t, "the user dials *39", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active`)
+	got, _ = s.cbCode(t, "3001", p1, "#40")
+	expectStatus(t, "logout", got, "603 Logged Out")
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=mobility`)
+	got, _ = s.cbCode(t, "3001", p1, "*39")
+	expectStatus(t, "*39 on 3001 after the logout", got, "603 CallBack Not Active")
+
+	got, _ = s.cbCode(t, "3001", p1, "*40501*1234")
+	expectStatus(t, "login on 3001 again", got, "603 Logged In 501")
+	s.cbRun(t, "the user calls busy B again", "uac_busy.xml", p1, "-s", "1002", "-set", "caller", "3001")
+	got, _ = s.cbCode(t, "3001", p1, "*39")
+	expectStatus(t, "the user dials *39 again", got, "603 CallBack Activated")
+	got, _ = s.cbCode(t, "3002", p2, "*40501*1234")
+	expectStatus(t, "login on 3002", got, "603 Logged In 501")
+	s.cbWaitLog(t, mark, `msg="call back ended" id=2 reason=mobility`)
+
+	c.hangUp(t, pd)
+	bBusy.pass(t)
+	phone2 := s.cbStart(t, "3002 rings for 1001", "uas.xml", p2, true, "-m", "1")
+	s.cbRun(t, "B calls 1001", "uac.xml", pb, "-s", "1001", "-set", "caller", "1002", "-d", "200")
+	phone2.pass(t)
+	if inv := phone2.received("INVITE"); len(inv) != 1 || !strings.Contains(inv[0].Header("From"), "sip:1002@") {
+		t.Fatalf("phone 3002 got %d INVITEs for 1001, want B's call", len(inv))
+	}
+}
