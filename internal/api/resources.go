@@ -156,7 +156,7 @@ func lineReferences(l config.Line, lookup func(dn string) (config.Line, bool)) [
 		{"forward_all", l.ForwardAll}, {"forward_busy", l.ForwardBusy}, {"forward_no_answer", l.ForwardNoAnswer},
 	} {
 		if _, ok := lookup(f.target); isDN(f.target) && f.target != l.DN && !ok {
-			add(f.key, "line %q: %s %q is not a line", l.DN, f.key, f.target)
+			add(f.key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.key, f.target)
 		}
 	}
 	return errs
@@ -195,9 +195,22 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 	return keys
 }
 
+// target looks up what a line may name: a line of the directory, or a
+// number called through a trunk (kind "external": a forwarding target,
+// never a route point's member).
+func (a *API) target(dn string) (config.Line, bool) {
+	if l, ok := a.s.Directory.Line(dn); ok {
+		return l, true
+	}
+	if _, ok := a.s.Config.TrunkFor(dn); ok {
+		return config.Line{DN: dn, Kind: "external"}, true
+	}
+	return config.Line{}, false
+}
+
 func (a *API) createLine(w http.ResponseWriter, r *http.Request) {
 	l, err := readLine(r, config.Line{Locale: config.DefaultLocale, BusyTrigger: config.DefaultBusyTrigger, MaxDevices: config.DefaultMaxDevices,
-		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.s.Directory.Line)
+		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.target)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -217,7 +230,7 @@ func (a *API) updateLine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	l, err := readLine(r, old, a.s.Directory.Line)
+	l, err := readLine(r, old, a.target)
 	if err != nil {
 		writeError(w, err)
 		return

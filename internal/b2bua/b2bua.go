@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/auth"
+	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/registrar"
@@ -67,6 +68,7 @@ type Config struct {
 	NoAnswerTimeout time.Duration // how long B's devices ring before A gets 480 No Answer (or the call is diverted)
 	UserAgent       string
 	VoicemailPilot  string // DN a forward to "voicemail" goes to; "" none
+	Trunks          []config.Trunk
 	// The server's own media (announcements, recall): the address in its
 	// SDP and the RTP port range. A zero MediaIP means the SIP address; a
 	// zero range means ports the system picks.
@@ -235,6 +237,16 @@ func (b *B2BUA) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 // any other must carry digest credentials (RFC 3261 22.3, 407).
 func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 	from := req.From().Address.User
+	if t, ok := b.trunkAt(req.Transport(), req.Source()); ok {
+		// A call from outside: trusted by its address, as trunks are
+		// (no registration, no digest); the caller is its From number.
+		if !externalNumber(from) {
+			b.log.Info("invite from a trunk without a usable caller number", "trunk", t.Name, "from", from)
+			b.respond(tx, req, 403, "Forbidden (caller number)")
+			return "", false
+		}
+		return from, true
+	}
 	if _, ok := b.dir.Line(from); ok && b.reg.FromSource(from, req.Transport(), req.Source()) {
 		// Extension Mobility (F23): a phone a user logged in on calls as
 		// the user's line.
@@ -283,7 +295,8 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	callee := req.Recipient.User
 	override := false
-	if b.IsFeature != nil && b.IsFeature(callee) {
+	_, callerIsLine := b.dir.Line(caller)
+	if b.IsFeature != nil && callerIsLine && b.IsFeature(callee) {
 		f := b.OnFeature(caller, callee, Origin{Transport: strings.ToUpper(req.Transport()), Source: req.Source()})
 		if f.Route == "" {
 			b.respond(tx, req, f.Code, f.Reason)
@@ -291,7 +304,9 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		callee, override = f.Route, true
 	}
-	if _, ok := b.dir.Line(callee); !ok {
+	_, calleeIsLine := b.dir.Line(callee)
+	if _, external := b.trunkFor(callee); !calleeIsLine && (!external || !callerIsLine) {
+		// Only lines call out through a trunk: a trunk's call is for us.
 		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
 		b.respond(tx, req, 404, "Not Found")
 		return
@@ -315,22 +330,28 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(tx, req, code, reason)
 		b.result(Result{Caller: caller, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
 	}
+	var trunk *config.Trunk
 	if !override {
 		rt := b.routeCall(dialed)
-		callee, reached = rt.dn, rt.reached
+		callee, reached, trunk = rt.dn, rt.reached, rt.trunk
 		if rt.code != 0 {
 			fail(rt.code, rt.reason, rt.why)
 			return
 		}
 	}
-	devices := b.reg.Bindings(callee)
-	if len(devices) == 0 {
-		fail(480, "Temporarily Unavailable", FailUnregistered)
-		return
-	}
-	if _, ok := b.lines.Offer(callee, callID); !ok {
-		fail(486, "Busy Here", FailBusy)
-		return
+	var devices []registrar.Binding
+	if trunk != nil { // an external number: the trunk's line state is not ours
+		devices = []registrar.Binding{trunkDevice(*trunk, callee)}
+	} else {
+		devices = b.reg.Bindings(callee)
+		if len(devices) == 0 {
+			fail(480, "Temporarily Unavailable", FailUnregistered)
+			return
+		}
+		if _, ok := b.lines.Offer(callee, callID); !ok {
+			fail(486, "Busy Here", FailBusy)
+			return
+		}
 	}
 	callerLine, _ := b.dir.Line(caller)
 	c := b.callFrom(req, caller, callee)

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/registrar"
 )
 
 // Recall is the automatic recall (UCware, F29): once the callee B is free,
@@ -41,15 +42,21 @@ import (
 // engine's timer, as Cisco's T3: the caller was not there). Recall returns
 // once the call is connected or has failed.
 func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) error {
-	callerLine, ok := b.dir.Line(caller)
-	if !ok {
-		return fmt.Errorf("recall: %s is not a line", caller)
-	}
 	calleeLine, ok := b.dir.Line(callee)
 	if !ok {
 		return fmt.Errorf("recall: %s is not a line", callee)
 	}
-	aDevices := b.reg.Bindings(caller)
+	callerLine, ok := b.dir.Line(caller)
+	var aDevices []registrar.Binding
+	switch t, external := b.trunkFor(caller); {
+	case ok:
+		aDevices = b.reg.Bindings(caller)
+	case external: // a caller from outside (F30), recalled through its trunk
+		aDevices = []registrar.Binding{trunkDevice(t, caller)}
+		callerLine.Name = caller
+	default:
+		return fmt.Errorf("recall: %s is neither a line nor a number of a trunk", caller)
+	}
 	if len(aDevices) == 0 {
 		return fmt.Errorf("recall: %s has no registered device", caller)
 	}

@@ -1,6 +1,8 @@
 package b2bua
 
 import (
+	"strings"
+
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/registrar"
 )
@@ -22,6 +24,7 @@ type routed struct {
 	code    int    // a failure to answer at once, 0 if none
 	reason  string
 	why     Outcome
+	trunk   *config.Trunk // dn is an external number called through it
 }
 
 // routeCall follows the dialed number through route points, forward all,
@@ -41,7 +44,11 @@ func (b *B2BUA) routeCall(dn string) routed {
 		}
 		seen[dn] = true
 		l, ok := b.dir.Line(dn)
-		if !ok { // a forwarding target that is gone
+		if !ok {
+			if t, ok := b.trunkFor(dn); ok { // an external number
+				return routed{dn: dn, reached: reached, trunk: &t}
+			}
+			// A forwarding target that is gone.
 			return routed{code: 404, reason: "Not Found", why: FailOther, reached: reached}
 		}
 		switch l.Kind {
@@ -114,6 +121,16 @@ func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
 		if t == "" || t == from || t == c.caller {
 			return nil, false
 		}
+		if tr, ok := b.trunkFor(t); ok {
+			if _, line := b.dir.Line(t); !line { // an external number
+				b.lines.Ended(from, c.id)
+				c.mu.Lock()
+				c.callee, c.reached = t, t
+				c.mu.Unlock()
+				b.log.Info("call forwarded on no answer", "caller", c.caller, "from", from, "to", t, "trunk", tr.Name)
+				return []registrar.Binding{trunkDevice(tr, t)}, true
+			}
+		}
 		devices := b.reg.Bindings(t)
 		if len(devices) == 0 {
 			return nil, false
@@ -128,4 +145,49 @@ func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
 		b.log.Info("call forwarded on no answer", "caller", c.caller, "from", from, "to", t)
 		return devices, true
 	}
+}
+
+// Trunks (config [[trunk]]): other SIP servers, reached without
+// registration. A number is called through the trunk whose prefix it has;
+// a request from a trunk's address is a call from outside.
+
+// trunkFor returns the trunk number is called through.
+func (b *B2BUA) trunkFor(number string) (config.Trunk, bool) {
+	c := config.Config{Trunks: b.cfg.Trunks}
+	return c.TrunkFor(number)
+}
+
+// trunkDevice is the "device" a call through trunk t rings: the trunk's
+// address, with the number as user part.
+func trunkDevice(t config.Trunk, number string) registrar.Binding {
+	tp, hostport, _ := strings.Cut(t.Address, ":")
+	hostport = strings.Replace(hostport, "localhost:", "127.0.0.1:", 1)
+	return registrar.Binding{DN: number, Contact: "sip:" + number + "@" + hostport, Source: hostport, Transport: strings.ToUpper(tp)}
+}
+
+// trunkAt returns the trunk a request comes from: its transport and
+// source address are the trunk's.
+func (b *B2BUA) trunkAt(transport, source string) (config.Trunk, bool) {
+	for _, t := range b.cfg.Trunks {
+		d := trunkDevice(t, "")
+		if d.Source == source && strings.EqualFold(d.Transport, transport) {
+			return t, true
+		}
+	}
+	return config.Trunk{}, false
+}
+
+// externalNumber: F9 and what a trunk may send as caller: digits, and a
+// leading + of an E.164 number.
+func externalNumber(s string) bool {
+	s = strings.TrimPrefix(s, "+")
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -30,6 +30,7 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Lines    []Line   `toml:"line"` // [[line]] tables
 	Users    []User   `toml:"user"` // [[user]] tables: Extension Mobility (F23)
+	Trunks   []Trunk  `toml:"trunk"` // [[trunk]] tables: other SIP servers
 	Source   string   `toml:"-"`    // file name the config came from, or "<embedded defaults>"
 }
 
@@ -166,6 +167,32 @@ type User struct {
 	ID   string `toml:"id"`   // 1-15 digits
 	PIN  string `toml:"pin"`  // 4-8 digits
 	Line string `toml:"line"` // the user's line, a phone line
+}
+
+// Trunk is another SIP server (a PBX, a carrier's gateway) the server
+// exchanges calls with, without registration: numbers starting with one
+// of Prefixes are called through it (a forwarding to an external number
+// too), and INVITEs from its address are calls from outside: their caller
+// is the From number, offered Call Back when callback.external is on
+// (F30), recalled through the trunk.
+type Trunk struct {
+	Name     string   `toml:"name"`
+	Address  string   `toml:"address"`  // "udp:HOST:PORT" or "tcp:HOST:PORT"
+	Prefixes []string `toml:"prefixes"` // digits; the longest matching prefix wins
+}
+
+// TrunkFor returns the trunk that number is called through, if any.
+func (c *Config) TrunkFor(number string) (Trunk, bool) {
+	var best Trunk
+	n := -1
+	for _, t := range c.Trunks {
+		for _, p := range t.Prefixes {
+			if strings.HasPrefix(number, p) && len(p) > n {
+				best, n = t, len(p)
+			}
+		}
+	}
+	return best, n >= 0
 }
 
 // Line.Kind values.
@@ -312,6 +339,7 @@ func (c *Config) clone() *Config {
 	n.SIP.Listen = slices.Clone(c.SIP.Listen)
 	n.Lines = slices.Clone(c.Lines)
 	n.Users = slices.Clone(c.Users)
+	n.Trunks = slices.Clone(c.Trunks)
 	for i := range n.Lines {
 		n.Lines[i].Members = slices.Clone(n.Lines[i].Members)
 	}
@@ -332,6 +360,7 @@ type fileConfig struct {
 	Log      Log          `toml:"log"`
 	Lines    []fileLine   `toml:"line"`
 	Users    []User       `toml:"user"`
+	Trunks   []Trunk      `toml:"trunk"`
 }
 
 type fileCalls struct {
@@ -462,6 +491,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	}
 	if len(fc.Users) > 0 { // an empty list reads back as none
 		c.Users = fc.Users
+	}
+	if len(fc.Trunks) > 0 {
+		c.Trunks = fc.Trunks
 	}
 	for _, fl := range fc.Lines {
 		c.Lines = append(c.Lines, lineWithDefaults(fl))

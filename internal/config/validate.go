@@ -132,6 +132,30 @@ func (v *validator) config(c *Config) {
 	v.references(c)
 }
 
+// trunks checks the [[trunk]] tables: a name, an address to send to, and
+// prefixes that are digits.
+func (v *validator) trunks(c *Config) {
+	names := map[string]bool{}
+	for i, t := range c.Trunks {
+		path := fmt.Sprintf("trunk[%d]", i)
+		switch {
+		case t.Name == "" || hasControl(t.Name):
+			v.errorf(path+".name", "trunk #%d: name is required", i+1)
+		case names[t.Name]:
+			v.errorf(path+".name", "duplicate trunk name %q", t.Name)
+		}
+		names[t.Name] = true
+		if err := checkListen(t.Address); err != nil {
+			v.errorf(path+".address", "trunk %q: address %q: %v", t.Name, t.Address, err)
+		}
+		for _, p := range t.Prefixes {
+			if !digitsOnly(p, false) || len(p) > maxDNDigits {
+				v.errorf(path+".prefixes", "trunk %q: prefix %q: want 1-%d digits", t.Name, p, maxDNDigits)
+			}
+		}
+	}
+}
+
 // users checks the Extension Mobility users: unique IDs, PINs, and lines
 // that exist and are phones.
 func (v *validator) users(c *Config) {
@@ -164,6 +188,7 @@ func (v *validator) users(c *Config) {
 // when a call meets one, as a line may also change its forwarding live.)
 func (v *validator) references(c *Config) {
 	v.users(c)
+	v.trunks(c)
 	kind := map[string]string{}
 	for _, l := range c.Lines {
 		kind[l.DN] = l.Kind
@@ -188,8 +213,9 @@ func (v *validator) references(c *Config) {
 			}
 		}
 		for _, f := range forwards(l) {
-			if _, ok := kind[f.target]; isDN(f.target) && f.target != l.DN && !ok {
-				v.errorf(path+"."+f.key, "line %q: %s %q is not a line", l.DN, f.key, f.target)
+			_, external := c.TrunkFor(f.target)
+			if _, ok := kind[f.target]; isDN(f.target) && f.target != l.DN && !ok && !external {
+				v.errorf(path+"."+f.key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.key, f.target)
 			}
 		}
 	}

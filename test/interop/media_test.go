@@ -515,3 +515,67 @@ func hasResponse(ms []cbMsg, method string, code int) bool {
 	}
 	return false
 }
+
+// TestF30_TrunkExternalCallerAndForward: a trunk (SIPp at its address)
+// takes numbers starting with 0. Out: 1003 forwards all calls to 0301234,
+// so A's call to 1003 goes out through the trunk. In, with CC_EXTERNAL: an
+// outside caller, 0301234, reaches busy B through the trunk, hears the
+// offer, presses 5 and hears the confirmation; when B frees the server
+// recalls 0301234 through the trunk, and connects it to B.
+func TestF30_TrunkExternalCallerAndForward(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 6)
+	pa, pb, pb2, pc, pd, pt := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
+	s := startServer(t, fmt.Sprintf(`[callback]
+external = true
+alert_ring = "0s"
+[[trunk]]
+name = "pstn"
+address = "udp:127.0.0.1:%d"
+prefixes = ["0"]
+`, pt)+strings.Replace(demoLines, `password = "demo1003"`, "password = \"demo1003\"\nforward_all = \"0301234\"", 1))
+	rtpX, rtpB := newRTPPeer(t, 0xC), newRTPPeer(t, 0xB)
+	s.register(t, "1001", pa)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	s.register(t, "1004", pd)
+
+	// Out: 1003 forwards all calls to an external number.
+	trunk := s.cbStart(t, "the trunk answers 0301234", "uas.xml", pt, true, "-m", "1")
+	s.cbRun(t, "A calls 1003", "uac.xml", pa, "-s", "1003", "-set", "caller", "1001", "-d", "200")
+	trunk.pass(t)
+	inv := trunk.received("INVITE")
+	if len(inv) != 1 || !strings.HasPrefix(inv[0].StartLine(), "INVITE sip:0301234@") || !strings.Contains(inv[0].Header("From"), "sip:1001@") {
+		t.Fatalf("the trunk got %d INVITEs (%q), want A's call to sip:0301234@...", len(inv), firstHeader(inv, "From"))
+	}
+
+	// In: an outside caller (CC_EXTERNAL), the offer, the recall.
+	mark := s.cbMark()
+	bBusy := s.cbStart(t, "B (busy with 1004)", "uas.xml", pb, true, "-m", "1")
+	c := s.cbStart(t, "1004 calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", "1004")
+	s.cbBusy(t, mark, "1002")
+	s.register(t, "1002", pb2)
+	b2 := s.cbStart(t, "B's second phone", "media_uas_hangs_up.xml", pb2, true, "-m", "1", "-d", "1000",
+		"-key", "rtpport", fmt.Sprint(rtpB.port()))
+	x := s.cbStart(t, "0301234 calls B through the trunk", "media_uac_offer.xml", pt, false, "-m", "1", "-s", "1002",
+		"-set", "caller", "0301234", "-key", "rtpport", fmt.Sprint(rtpX.port()))
+	rtpX.waitHeard(t, 0, pcmuPrompt(t, "en", media.PromptBusyOffer), 20*time.Second, "the offer to the outside caller")
+	afterKey := rtpX.mark()
+	rtpX.digit(t, rtpX.source(), '5')
+	rtpX.waitHeard(t, afterKey, pcmuPrompt(t, "en", media.PromptActivated), 15*time.Second, "the activation prompt")
+	x.pass(t)
+	s.cbWaitLog(t, mark, `action="persist #1 0301234->1002 CCBS active auto-recall`)
+
+	recall := s.cbStart(t, "the trunk takes the recall", "media_uas_recall.xml", pt, true, "-m", "1",
+		"-key", "rtpport", fmt.Sprint(rtpX.port()))
+	beforeRecall := rtpX.mark()
+	c.hangUp(t, pd)
+	bBusy.pass(t)
+	rtpX.waitHeard(t, beforeRecall, pcmuPrompt(t, "en", media.PromptConnecting), 20*time.Second, "the connecting prompt")
+	rec := recall.received("INVITE")
+	if len(rec) != 1 || !strings.HasPrefix(rec[0].StartLine(), "INVITE sip:0301234@") || rec[0].Header("Alert-Info") != alertURN {
+		t.Fatalf("recall through the trunk: %d INVITEs, want one to sip:0301234@ with the recall Alert-Info", len(rec))
+	}
+	b2.pass(t)     // B answered, then hung up
+	recall.pass(t) // the trunk got the BYE
+}
