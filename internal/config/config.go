@@ -28,10 +28,10 @@ type Config struct {
 	Media    Media    `toml:"media"`
 	Callback Callback `toml:"callback"`
 	Log      Log      `toml:"log"`
-	Lines    []Line   `toml:"line"` // [[line]] tables
-	Users    []User   `toml:"user"` // [[user]] tables: Extension Mobility (F23)
+	Lines    []Line   `toml:"line"`  // [[line]] tables
+	Users    []User   `toml:"user"`  // [[user]] tables: Extension Mobility (F23)
 	Trunks   []Trunk  `toml:"trunk"` // [[trunk]] tables: other SIP servers
-	Source   string   `toml:"-"`    // file name the config came from, or "<embedded defaults>"
+	Source   string   `toml:"-"`     // file name the config came from, or "<embedded defaults>"
 }
 
 // SIP configures the SIP listeners and the registrar.
