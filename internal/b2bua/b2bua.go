@@ -40,7 +40,8 @@ const (
 	FailOther        Outcome = "other"        // any other final response
 )
 
-// Result is the outcome of one call from line Caller to line Callee.
+// Result is the outcome of one call from Caller (a line, or a number from
+// outside through a trunk) to the number Callee.
 type Result struct {
 	Caller, Callee string // Callee: the number dialed
 	Reached        string // where the call was handed or diverted to (route point, forwarding); "" if not
@@ -100,7 +101,8 @@ type B2BUA struct {
 	OnResult func(Result)
 
 	// OnFeature, when set, handles a dialed number it claims (IsFeature):
-	// the CallBack feature codes. It may block until the request is stored.
+	// the Call Back feature codes and a line's own (forwarding, DND,
+	// Extension Mobility). It may block until the change is stored.
 	IsFeature func(dialed string) bool
 	OnFeature func(caller, dialed string, from Origin) Feature
 
