@@ -349,8 +349,9 @@ func (s *Service) do(a engine.Action) {
 		// (Feature), the announcement (Offered, OfferKey) or the
 		// recall (RecallAnswered).
 	default:
-		// ToPeer, Admit: trunks are not served by this build; the
-		// engine only emits them for lines configured that way.
+		// ToPeer, Admit: call completion between servers (RFC 6910) is
+		// not served by this build; the engine only emits them for
+		// lines behind a peer, which the configuration cannot declare.
 		s.log.Warn("call back action not supported here", "action", a.String())
 	}
 }
