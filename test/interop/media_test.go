@@ -579,3 +579,43 @@ prefixes = ["0"]
 	b2.pass(t)     // B answered, then hung up
 	recall.pass(t) // the trunk got the BYE
 }
+
+// TestF25_ResetWhileTheConfirmationPlays: A presses 5 in the offer and,
+// while the confirmation still plays, one of A's devices restarts
+// (registers again with a new Call-ID): the call back is cancelled (F25,
+// reset between pressing CallBack and the confirmation), and when B frees
+// A is neither recalled nor told.
+func TestF25_ResetWhileTheConfirmationPlays(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, "[callback]\nalert_ring = \"0s\"\n"+mediaLines)
+	rtpA := newRTPPeer(t, 0xA)
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pa2)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	mark := s.cbMark()
+	bBusy := s.cbStart(t, "B (busy with C)", "uas.xml", pb, true, "-m", "1")
+	c := s.cbStart(t, "C calls B", "web_uac_hangup_on_info.xml", pc, false, "-m", "1", "-s", "1002", "-set", "caller", "1003")
+	s.cbBusy(t, mark, "1002")
+	a := s.cbStart(t, "A calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001",
+		"-key", "rtpport", fmt.Sprint(rtpA.port()))
+	rtpA.waitHeard(t, 0, pcmuPrompt(t, "en", media.PromptBusyOffer), 20*time.Second, "the busy offer")
+	afterKey := rtpA.mark()
+	rtpA.digit(t, rtpA.source(), '5')
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active`)
+	s.register(t, "1001", pa2) // A's second phone restarts
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=reset`)
+	if bytes.Contains(rtpA.heard(afterKey, 0), pcmuPrompt(t, "en", media.PromptActivated)) {
+		t.Fatal("the whole confirmation played before the reset: the test did not reset in time")
+	}
+	a.pass(t)
+	mark = s.cbMark()
+	c.hangUp(t, pc)
+	bBusy.pass(t)
+	s.cbWaitLog(t, mark, `msg="line state" dn=1002 from=busy to=idle`)
+	if log := s.cbLogSince(mark); strings.Contains(log, "recall") || strings.Contains(log, "has become available") {
+		t.Fatalf("A was recalled or told after its reset:\n%s", grepLines(log, "time="))
+	}
+}
