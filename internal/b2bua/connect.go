@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/registrar"
 )
 
 // Connect is third-party call control (RFC 3725): the server places a call
@@ -47,48 +49,16 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		return fmt.Errorf("connect: %s has no registered device", caller)
 	}
 
-	// Step 1: ring A. The setup call's caller/callee are reversed (B
-	// "calls" A) so that A's phones show B's number.
-	ringA := &call{id: "connect-" + sip.GenerateTagN(16), caller: callee, callee: caller}
-	type answered struct {
-		f   *fork
-		res *sip.Response
+	// Step 1: ring A; its answer carries A's offer.
+	c, relA, err := b.ringCaller(caller, callee, calleeLine.Name, aDevices, emptyInvite(), 0)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
 	}
-	aAnswer := make(chan answered, 1)
-	aFail := make(chan string, 1)
-	ra := &ringing{
-		b: b, c: ringA, req: emptyInvite(), callerName: "CallBack " + calleeLine.Name,
-		responses: make(chan forkResponse),
-		extra:     []sip.Header{sip.NewHeader("Alert-Info", RecallAlertInfo)},
-		onAnswer:  func(f *fork, res *sip.Response) { aAnswer <- answered{f, res} },
-		onFail:    func(code int, reason string, _ Outcome) { aFail <- fmt.Sprintf("%d %s", code, reason) },
-	}
-	ra.run(aDevices, time.Now())
-	var fa answered
-	select {
-	case why := <-aFail:
-		return fmt.Errorf("connect: %s did not answer: %s", caller, why)
-	case fa = <-aAnswer:
-	}
-
-	// A answered: from here on it is the call A -> B, whose A leg is the
-	// dialog with A's device (we are its UAC).
-	c := &call{caller: caller, callee: callee}
-	aLeg := fa.f.leg
-	aLeg.call, aLeg.name = c, "A"
-	aLeg.remoteTag = tagOf(fa.res.To().Params)
-	if ct := fa.res.Contact(); ct != nil {
-		aLeg.target = *ct.Address.Clone()
-	}
-	c.id, c.a = aLeg.callID, aLeg
-	relA := &relayed{invite: fa.f.invite, res: fa.res}
-	fa.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relA) })
-	b.addLeg(aLeg)
-	b.lines.Originate(caller, c.id)
+	aLeg := c.a
 
 	// reject acknowledges A's 200 with streams refused and hangs up.
 	reject := func(why error) error {
-		ack := b.ack(aLeg, relA.invite, rejectAll(fa.res.Body()), sip.NewHeader("Content-Type", "application/sdp"))
+		ack := b.ack(aLeg, relA.invite, rejectAll(relA.res.Body()), sip.NewHeader("Content-Type", "application/sdp"))
 		relA.storeAck(ack)
 		if err := b.client.WriteRequest(ack, noBuild); err != nil {
 			b.log.Debug("connect: ack", "error", err)
@@ -97,7 +67,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		b.end(c)
 		return why
 	}
-	if len(fa.res.Body()) == 0 {
+	if len(relA.res.Body()) == 0 {
 		return reject(errors.New("connect: the caller's answer has no SDP offer"))
 	}
 	bDevices := b.reg.Bindings(callee)
@@ -112,7 +82,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 
 	// Step 2: ring B with A's offer.
 	offer := emptyInvite()
-	copyBody(fa.res, offer)
+	copyBody(relA.res, offer)
 	bAnswer := make(chan answered, 1)
 	bFail := make(chan error, 1)
 	rb := &ringing{
@@ -164,6 +134,53 @@ func (b *B2BUA) Connect(caller, callee string) error {
 	b.result(Result{Caller: caller, Callee: callee, Code: 200, Outcome: Answered, At: time.Now()})
 	b.log.Info("call back call connected", "caller", caller, "callee", callee, "call", c.id)
 	return nil
+}
+
+// ringCaller rings caller's devices as the server places a call back (the
+// recall Alert-Info of RFC 7462, and the callee's number as From, so that
+// A's phones show who the call back is for) with inv, for ring (0: the
+// no-answer timeout). When a device answers it returns the call caller ->
+// callee whose A leg is that dialog (we are its UAC), counted on the
+// caller's line, with the device's 200 (its ACK is the caller's to send).
+func (b *B2BUA) ringCaller(caller, callee, calleeName string, devices []registrar.Binding, inv *sip.Request, ring time.Duration) (*call, *relayed, error) {
+	// The setup call's caller and callee are reversed: B "calls" A.
+	ringA := &call{id: "ring-" + sip.GenerateTagN(16), caller: callee, callee: caller}
+	aAnswer := make(chan answered, 1)
+	aFail := make(chan string, 1)
+	ra := &ringing{
+		b: b, c: ringA, req: inv, callerName: "CallBack " + calleeName,
+		responses: make(chan forkResponse),
+		timeout:   ring,
+		extra:     []sip.Header{sip.NewHeader("Alert-Info", RecallAlertInfo)},
+		onAnswer:  func(f *fork, res *sip.Response) { aAnswer <- answered{f, res} },
+		onFail:    func(code int, reason string, _ Outcome) { aFail <- fmt.Sprintf("%d %s", code, reason) },
+	}
+	ra.run(devices, time.Now())
+	var fa answered
+	select {
+	case why := <-aFail:
+		return nil, nil, fmt.Errorf("%s did not answer: %s", caller, why)
+	case fa = <-aAnswer:
+	}
+	c := &call{caller: caller, callee: callee}
+	aLeg := fa.f.leg
+	aLeg.call, aLeg.name = c, "A"
+	aLeg.remoteTag = tagOf(fa.res.To().Params)
+	if ct := fa.res.Contact(); ct != nil {
+		aLeg.target = *ct.Address.Clone()
+	}
+	c.id, c.a = aLeg.callID, aLeg
+	relA := &relayed{invite: fa.f.invite, res: fa.res}
+	fa.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relA) })
+	b.addLeg(aLeg)
+	b.lines.Originate(caller, c.id)
+	return c, relA, nil
+}
+
+// answered is a fork's device that answered, with its 2xx.
+type answered struct {
+	f   *fork
+	res *sip.Response
 }
 
 // ackWindow bounds how long B may ring in Connect: A retransmits its

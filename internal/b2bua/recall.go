@@ -65,55 +65,25 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 		return fmt.Errorf("recall: %w", err)
 	}
 
-	// Step 1: ring A, B "calling" so that A's phones show B's number.
+	// Step 1: ring A with the server's offer.
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	inv.SetBody(ep.offer())
-	ringA := &call{id: "recall-" + sip.GenerateTagN(16), caller: callee, callee: caller}
-	type answered struct {
-		f   *fork
-		res *sip.Response
-	}
-	aAnswer := make(chan answered, 1)
-	aFail := make(chan string, 1)
-	ra := &ringing{
-		b: b, c: ringA, req: inv, callerName: "CallBack " + calleeLine.Name,
-		responses: make(chan forkResponse),
-		timeout:   ring,
-		extra:     []sip.Header{sip.NewHeader("Alert-Info", RecallAlertInfo)},
-		onAnswer:  func(f *fork, res *sip.Response) { aAnswer <- answered{f, res} },
-		onFail:    func(code int, reason string, _ Outcome) { aFail <- fmt.Sprintf("%d %s", code, reason) },
-	}
-	ra.run(aDevices, time.Now())
-	var fa answered
-	select {
-	case why := <-aFail:
+	c, relA, err := b.ringCaller(caller, callee, calleeLine.Name, aDevices, inv, ring)
+	if err != nil {
 		ep.close()
-		return fmt.Errorf("recall: %s did not answer: %s", caller, why)
-	case fa = <-aAnswer:
+		return fmt.Errorf("recall: %w", err)
 	}
-
-	// A answered: the call A -> B, whose A leg is the dialog with A's
-	// device (we are its UAC), the server A's other party for now.
-	c := &call{caller: caller, callee: callee}
-	aLeg := fa.f.leg
-	aLeg.call, aLeg.name = c, "A"
-	aLeg.remoteTag = tagOf(fa.res.To().Params)
-	if ct := fa.res.Contact(); ct != nil {
-		aLeg.target = *ct.Address.Clone()
-	}
-	c.id, c.a = aLeg.callID, aLeg
+	aLeg := c.a
 	srv := &serverSide{ep: ep, bye: make(chan struct{})}
+	c.mu.Lock()
 	c.srv, c.eps = srv, []*endpoint{ep}
-	relA := &relayed{invite: fa.f.invite, res: fa.res}
-	relA.storeAck(b.ack(aLeg, fa.f.invite, nil, nil)) // the offer was ours, the answer in the 200
-	fa.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relA) })
-	b.addLeg(aLeg)
-	b.lines.Originate(caller, c.id)
+	c.mu.Unlock()
+	relA.storeAck(b.ack(aLeg, relA.invite, nil, nil)) // the offer was ours, the answer in the 200
 	if err := b.client.WriteRequest(relA.loadAck(), noBuild); err != nil {
 		b.log.Info("recall: ack failed", "call", c.id, "error", err)
 	}
-	if err := ep.accept(fa.res.Body()); err != nil {
+	if err := ep.accept(relA.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", caller, err)
 	}
@@ -237,10 +207,6 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	inv.SetBody(epB.offer())
-	type answered struct {
-		f   *fork
-		res *sip.Response
-	}
 	bAnswer := make(chan answered, 1)
 	bFail := make(chan *failed, 1)
 	rb := &ringing{
