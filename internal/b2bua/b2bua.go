@@ -168,6 +168,24 @@ type call struct {
 	relay *relay
 }
 
+// startReinvite marks a re-INVITE in progress in c; false when one already
+// is (RFC 3261 14.1: one offer/answer at a time; 14.2: 491 to the other).
+func (c *call) startReinvite() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reinvite {
+		return false
+	}
+	c.reinvite = true
+	return true
+}
+
+func (c *call) endReinvite() {
+	c.mu.Lock()
+	c.reinvite = false
+	c.mu.Unlock()
+}
+
 func (b *B2BUA) addLeg(l *leg) {
 	b.mu.Lock()
 	b.legs[l.callID] = l

@@ -108,7 +108,6 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c := l.call
 	c.mu.Lock()
 	peer := l.peer()
-	busy := c.reinvite
 	srv := c.srv
 	c.mu.Unlock()
 	if peer == nil && srv != nil && l == c.a {
@@ -126,18 +125,11 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if req.Method == sip.INVITE {
-		if busy {
+		if !c.startReinvite() {
 			b.respond(tx, req, 491, "Request Pending") // 14.2: glare
 			return
 		}
-		c.mu.Lock()
-		c.reinvite = true
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			c.reinvite = false
-			c.mu.Unlock()
-		}()
+		defer c.endReinvite()
 	}
 
 	out := b.request(peer, req.Method, peer.cseq.Add(1))

@@ -58,18 +58,10 @@ func (b *B2BUA) hold(l *leg) error {
 		return err
 	}
 	c := l.call
-	c.mu.Lock()
-	if c.reinvite {
-		c.mu.Unlock()
+	if !c.startReinvite() {
 		return fmt.Errorf("a re-INVITE is in progress") // RFC 3261 14.1: one at a time
 	}
-	c.reinvite = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.reinvite = false
-		c.mu.Unlock()
-	}()
+	defer c.endReinvite()
 	req := b.request(l, sip.INVITE, l.cseq.Add(1))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
