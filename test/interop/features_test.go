@@ -57,8 +57,7 @@ func TestF10_VoicemailFourCases(t *testing.T) {
 	t.Run("diverted without a pilot", func(t *testing.T) {
 		ports := callPorts(t, 2)
 		pa, pb := ports[0], ports[1]
-		s := startServer(t, featureConfig("", strings.Replace(demoLines, `password = "demo1002"`,
-			"password = \"demo1002\"\nforward_no_answer = \"voicemail\"", 1)))
+		s := startServer(t, featureConfig("", demoLinesWith("1002", "forward_no_answer = \"voicemail\"\n")))
 		s.register(t, "1001", pa)
 		s.register(t, "1002", pb)
 		got, _ := s.cbCode(t, "1002", pb, "*61")
@@ -76,8 +75,7 @@ func TestF10_VoicemailFourCases(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ports := callPorts(t, 3)
 			pa, pb, pv := ports[0], ports[1], ports[2]
-			s := startServer(t, featureConfig("voicemail_pilot = \"8000\"\n", strings.Replace(demoLines, `password = "demo1002"`,
-				"password = \"demo1002\"\nforward_no_answer = \"voicemail\"", 1)+voicemailLine))
+			s := startServer(t, featureConfig("voicemail_pilot = \"8000\"\n", demoLinesWith("1002", "forward_no_answer = \"voicemail\"\n")+voicemailLine))
 			s.register(t, "1001", pa)
 			s.register(t, "1002", pb)
 			s.register(t, "8000", pv)
@@ -364,8 +362,7 @@ func TestF14_DialPutsTheOtherCallOnHold(t *testing.T) {
 	pa, pa2, pb, pc, pd := ports[0], ports[1], ports[2], ports[3], ports[4]
 	// A takes two calls (busy_trigger 2): in one call it is not busy
 	// (F17), so it is told when B frees while it talks to C.
-	s := startServer(t, featureConfig("", strings.Replace(demoLines, `password = "demo1001"`,
-		"password = \"demo1001\"\nbusy_trigger = 2", 1)))
+	s := startServer(t, featureConfig("", demoLinesWith("1001", "busy_trigger = 2\n")))
 	s.register(t, "1001", pa)
 	s.register(t, "1001", pa2)
 	s.register(t, "1002", pb)

@@ -142,6 +142,12 @@ type server struct {
 // SIP server's own answers to failed calls (486, 480 at once).
 const noOffer = "[callback]\nannounce = false\n"
 
+// demoLinesWith is demoLines with keys (TOML lines) added to line dn.
+func demoLinesWith(dn, keys string) string {
+	at := fmt.Sprintf("password = \"demo%s\"\n", dn)
+	return strings.Replace(demoLines, at, at+keys, 1)
+}
+
 // demoLines is the directory most tests use: 1001-1004 like the defaults.
 const demoLines = `
 [[line]]

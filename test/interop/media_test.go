@@ -238,22 +238,8 @@ func sdpAddr(t *testing.T, body string) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr(c[1]), uint16(port))
 }
 
-// mediaLines: A (1001) uses the automatic recall, B and C the defaults.
-const mediaLines = `
-[[line]]
-dn = "1001"
-name = "1001"
-password = "demo1001"
-notification = "auto-recall"
-[[line]]
-dn = "1002"
-name = "1002"
-password = "demo1002"
-[[line]]
-dn = "1003"
-name = "1003"
-password = "demo1003"
-`
+// mediaLines: A (1001) uses the automatic recall, the others the defaults.
+var mediaLines = demoLinesWith("1001", "notification = \"auto-recall\"\n")
 
 // TestF28_F29_AnnouncementDTMFAutoRecall: B (1002) is busy with C. A (1001,
 // auto-recall) calls B and gets 183 with the server's SDP; over RTP A hears
@@ -533,7 +519,7 @@ alert_ring = "0s"
 name = "pstn"
 address = "udp:127.0.0.1:%d"
 prefixes = ["0"]
-`, pt)+strings.Replace(demoLines, `password = "demo1003"`, "password = \"demo1003\"\nforward_all = \"0301234\"", 1))
+`, pt)+demoLinesWith("1003", "forward_all = \"0301234\"\n"))
 	rtpX, rtpB := newRTPPeer(t, 0xC), newRTPPeer(t, 0xB)
 	s.register(t, "1001", pa)
 	s.register(t, "1002", pb)
