@@ -473,6 +473,15 @@ func (s *server) cbActivateCCNL(t *testing.T, a string, port int) {
 	expectStatus(t, a+" dials *39 after B was unavailable", got, "603 CallBack Activated")
 }
 
+// cbActivateCCBS: line a's device on port calls 1002, which is busy (486,
+// the announcement off), then dials *39: 603 CallBack Activated (CCBS).
+func (s *server) cbActivateCCBS(t *testing.T, a string, port int) {
+	t.Helper()
+	s.cbRun(t, a+" calls busy B", "uac_busy.xml", port, "-s", "1002", "-set", "caller", a)
+	got, _ := s.cbCode(t, a, port, "*39")
+	expectStatus(t, a+" dials *39 after B was busy", got, "603 CallBack Activated")
+}
+
 // cbDial: A presses Dial (dials *39 once B is available); B's device on pb
 // rings with A's identity and answers; A hangs up after a moment.
 func (s *server) cbDial(t *testing.T, pa, pb int) {

@@ -145,10 +145,8 @@ func TestF21_ForwardAfterActivation(t *testing.T) {
 	s.register(t, "1004", pd)
 	b, d := s.cbBusyB(t, pb, "1004", pd, true)
 	s.register(t, "1002", pb2)
-	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa, "-s", "1002", "-set", "caller", "1001")
-	got, _ := s.cbCode(t, "1001", pa, "*39")
-	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
-	got, _ = s.cbCode(t, "1002", pb2, "*211003")
+	s.cbActivateCCBS(t, "1001", pa)
+	got, _ := s.cbCode(t, "1002", pb2, "*211003")
 	expectStatus(t, "B dials *211003 on its second phone", got, "603 Forward All To 1003")
 	mark := s.cbMark()
 	b.pass(t)
@@ -202,9 +200,7 @@ func TestF22_DNDRejectBothSides(t *testing.T) {
 
 	// A in DND-Reject is still alerted (F22, A's side).
 	b, d := s.cbBusyB(t, pb, "1004", pd, true)
-	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa, "-s", "1002", "-set", "caller", "1001")
-	got, _ = s.cbCode(t, "1001", pa, "*39")
-	expectStatus(t, "A dials *39 again", got, "603 CallBack Activated")
+	s.cbActivateCCBS(t, "1001", pa)
 	got, _ = s.cbCode(t, "1001", pa, "*78")
 	expectStatus(t, "A dials *78", got, "603 DND On")
 	b.pass(t)
@@ -233,9 +229,7 @@ func TestF24_F25_RemovalAndReset(t *testing.T) {
 	// F25, B's device reset.
 	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "2")
 	b, d := s.cbBusyB(t, pb, "1004", pd, true)
-	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa, "-s", "1002", "-set", "caller", "1001")
-	got, _ := s.cbCode(t, "1001", pa, "*39")
-	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
+	s.cbActivateCCBS(t, "1001", pa)
 	display.expectScreen(t, 1, activatedScreen("1002"))
 	mark := s.cbMark()
 	s.register(t, "1002", pb2) // B's second phone restarts
@@ -252,7 +246,7 @@ func TestF24_F25_RemovalAndReset(t *testing.T) {
 	if code, body := s.api(t, "DELETE", "/api/v1/lines/1002", ""); code != 204 && code != 200 {
 		t.Fatalf("DELETE line 1002: %d %s", code, body)
 	}
-	got, _ = s.cbCode(t, "1001", pa, "*39")
+	got, _ := s.cbCode(t, "1001", pa, "*39")
 	expectStatus(t, "A dials *39 (Dial) after B was removed", got, "503 Service Unavailable (CallBack)")
 	got, _ = s.cbCode(t, "1001", pa, "#39")
 	expectStatus(t, "A cancels", got, "603 CallBack Cancelled")
@@ -370,9 +364,7 @@ func TestF14_DialPutsTheOtherCallOnHold(t *testing.T) {
 	s.register(t, "1004", pd)
 	phoneA := s.cbStart(t, "A's second phone", "web_phone.xml", pa2, true, "-m", "50")
 	b, d := s.cbBusyB(t, pb, "1004", pd, true)
-	s.cbRun(t, "A calls busy B", "uac_busy.xml", pa, "-s", "1002", "-set", "caller", "1001")
-	got, _ := s.cbCode(t, "1001", pa, "*39")
-	expectStatus(t, "A dials *39", got, "603 CallBack Activated")
+	s.cbActivateCCBS(t, "1001", pa)
 
 	mark := s.cbMark()
 	c := s.cbStart(t, "C, A's other call", "uas_held.xml", pc, true, "-m", "1")
