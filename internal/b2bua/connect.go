@@ -104,14 +104,8 @@ func (b *B2BUA) Connect(caller, callee string) error {
 	}
 
 	// Step 3: ACK both, A's with B's answer.
-	bLeg := fb.f.leg
-	bLeg.remoteTag = tagOf(fb.res.To().Params)
-	if ct := fb.res.Contact(); ct != nil {
-		bLeg.target = *ct.Address.Clone()
-	}
-	relB := &relayed{invite: fb.f.invite, res: fb.res}
+	bLeg, relB := b.dialogOf(fb)
 	relB.storeAck(b.ack(bLeg, fb.f.invite, nil, nil))
-	fb.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relB) })
 	var ct sip.Header
 	if h := fb.res.GetHeaders("Content-Type"); len(h) > 0 {
 		ct = h[0]
@@ -163,15 +157,9 @@ func (b *B2BUA) ringCaller(caller, callee, calleeName string, devices []registra
 	case fa = <-aAnswer:
 	}
 	c := &call{caller: caller, callee: callee}
-	aLeg := fa.f.leg
+	aLeg, relA := b.dialogOf(fa)
 	aLeg.call, aLeg.name = c, "A"
-	aLeg.remoteTag = tagOf(fa.res.To().Params)
-	if ct := fa.res.Contact(); ct != nil {
-		aLeg.target = *ct.Address.Clone()
-	}
 	c.id, c.a = aLeg.callID, aLeg
-	relA := &relayed{invite: fa.f.invite, res: fa.res}
-	fa.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relA) })
 	b.addLeg(aLeg)
 	b.lines.Originate(caller, c.id)
 	return c, relA, nil
@@ -181,6 +169,20 @@ func (b *B2BUA) ringCaller(caller, callee, calleeName string, devices []registra
 type answered struct {
 	f   *fork
 	res *sip.Response
+}
+
+// dialogOf completes the dialog of a fork whose device answered: its
+// remote tag and target (RFC 3261 12.1.2), and the 2xx to acknowledge,
+// whose ACK (once stored) answers each retransmission of it.
+func (b *B2BUA) dialogOf(a answered) (*leg, *relayed) {
+	l := a.f.leg
+	l.remoteTag = tagOf(a.res.To().Params)
+	if ct := a.res.Contact(); ct != nil {
+		l.target = *ct.Address.Clone()
+	}
+	rel := &relayed{invite: a.f.invite, res: a.res}
+	a.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
+	return l, rel
 }
 
 // ackWindow bounds how long B may ring in Connect: A retransmits its

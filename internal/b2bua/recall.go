@@ -233,14 +233,8 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 		return errHungUp // run returned through abort; it ended the call
 	}
 
-	bLeg := fb.f.leg
-	bLeg.remoteTag = tagOf(fb.res.To().Params)
-	if ct := fb.res.Contact(); ct != nil {
-		bLeg.target = *ct.Address.Clone()
-	}
-	relB := &relayed{invite: fb.f.invite, res: fb.res}
+	bLeg, relB := b.dialogOf(fb)
 	relB.storeAck(b.ack(bLeg, fb.f.invite, nil, nil))
-	fb.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(relB) })
 	if err := b.client.WriteRequest(relB.loadAck(), noBuild); err != nil {
 		b.log.Info("recall: ack failed", "call", c.id, "error", err)
 	}
