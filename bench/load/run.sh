@@ -6,6 +6,7 @@
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
 #   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
 #   bench/load/run.sh notify N [K]           # B's BYE -> A's "has become available" MESSAGE, N open requests, K cycles
+#   bench/load/run.sh offers RATE [SECONDS]  # calls to logged-out lines: the offer's announcement (183 + RTP, ~11 s each)
 #
 # Prints SIPp's counters (successful / failed calls) and the server's RSS.
 set -euo pipefail
@@ -111,6 +112,38 @@ calls)
 		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/heap?gc=1" > "$work/heap.pprof"
 		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
 	fi
+	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
+	;;
+offers)
+	# Each call hears the whole offer (the prompt twice, about 11 s), so
+	# about 11*RATE announcements play at once.
+	rate=${2:?rate}; secs=${3:-30}
+	gen() {
+		for i in $(seq $LINES); do
+			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
+			printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((3000+i)) $((3000+i))
+		done
+	}
+	config gen
+	start
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	total=$((rate*secs))
+	echo "== $total calls at $rate/s to logged-out lines, each hearing the offer"
+	cpu0=$(awk '{print $14+$15}' /proc/$server/stat)
+	t0=$(date +%s%N)
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/uac_offer_load.xml" -inf calls.csv -p $UAC_PORT \
+		-r "$rate" -m "$total" -l $((rate*20)) -nostdin -timeout $((secs+90)) \
+		-trace_stat -stf uac_stats.csv -fd 1 >/dev/null 2>&1) || true
+	cpu1=$(awk '{print $14+$15}' /proc/$server/stat)
+	t1=$(date +%s%N)
+	sippstats "$work/uac_stats.csv"
+	ms=$(( (t1-t0)/1000000 ))
+	m=$(curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/metrics")
+	sent=$(echo "$m" | awk '/^callbackd_rtp_packets_sent_total/ {print $2}')
+	late=$(echo "$m" | awk '/^callbackd_rtp_packets_late_total/ {print $2}')
+	echo "elapsed ${ms} ms; RTP packets sent $sent, late (> 5 ms) $late"
 	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
 	;;
 register)

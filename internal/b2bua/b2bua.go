@@ -23,6 +23,7 @@ import (
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/store"
 )
@@ -122,6 +123,9 @@ type B2BUA struct {
 	// AlertSound, when set, is what a caller hears first on answering an
 	// automatic recall (F32 "Callback Audio Notification File Name").
 	AlertSound func() []int16
+	// OnMediaStats, when set, is told what each of the server's RTP
+	// streams sent, when it ends (metrics: packets, late packets).
+	OnMediaStats func(media.StreamStats)
 }
 
 // New returns a B2BUA sending through client. local gives our address per

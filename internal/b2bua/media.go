@@ -27,6 +27,8 @@ type endpoint struct {
 	sess   media.Session
 	digits chan rune // key presses, RFC 4733 or SIP INFO; never blocks a sender
 
+	report func(media.StreamStats) // B2BUA.OnMediaStats, told when a stream ends
+
 	mu     sync.Mutex
 	stream *media.Stream
 	cancel context.CancelFunc
@@ -69,6 +71,7 @@ func (b *B2BUA) newEndpoint() (*endpoint, error) {
 		conn:   conn,
 		local:  media.Endpoint{Addr: netip.AddrPortFrom(ip, addr.Port()), Username: "callbackd", SessionID: rand.Uint64() >> 1, SessionVersion: 1},
 		digits: make(chan rune, 8),
+		report: b.OnMediaStats,
 	}, nil
 }
 
@@ -149,13 +152,16 @@ func (e *endpoint) play(src media.Source) <-chan struct{} {
 // stop ends sending and receiving, leaving the socket open (for a relay).
 func (e *endpoint) stop() {
 	e.mu.Lock()
-	cancel := e.cancel
+	cancel, stream := e.cancel, e.stream
 	e.cancel, e.stream = nil, nil
 	e.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
 	e.wg.Wait()
+	if stream != nil && e.report != nil {
+		e.report(stream.Stats())
+	}
 	// The receiver stopped by setting a deadline in the past.
 	_ = e.conn.SetReadDeadline(time.Time{})
 }

@@ -42,6 +42,8 @@ type Metrics struct {
 	failures      *prometheus.CounterVec
 	connects      *prometheus.CounterVec
 	sip           *prometheus.CounterVec
+	rtpSent       prometheus.Counter
+	rtpLate       prometheus.Counter
 }
 
 // New registers every metric, with the Go runtime and process collectors.
@@ -81,7 +83,13 @@ func New(src Sources) *Metrics {
 	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_sip_messages_total", Help: "SIP messages by direction (in, out) and kind (the request method, or the response status code).",
 	}, []string{"direction", "kind"})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip)
+	m.rtpSent = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_rtp_packets_sent_total", Help: "RTP packets the server's own streams sent (announcements, tones, prompts), counted when a stream ends.",
+	})
+	m.rtpLate = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_rtp_packets_late_total", Help: "Of those, packets sent more than 5 ms after their slot on the 20 ms schedule: the server is short of CPU for its media.",
+	})
+	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
@@ -145,6 +153,12 @@ func (m *Metrics) Notifications() int64 { return m.notified.Load() }
 
 // Recall counts a call the server placed itself (Connect), by result.
 func (m *Metrics) Recall(result string) { m.connects.WithLabelValues(result).Inc() }
+
+// RTPStream counts what one of the server's RTP streams sent.
+func (m *Metrics) RTPStream(packets, late uint64) {
+	m.rtpSent.Add(float64(packets))
+	m.rtpLate.Add(float64(late))
+}
 
 // SIPMessage counts a SIP message read ("in") or written ("out"); kind is
 // its method or status code.

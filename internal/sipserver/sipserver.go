@@ -27,6 +27,7 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/store"
@@ -181,6 +182,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA.OfferKey = s.Callback.OfferKey
 	s.B2BUA.RecallAnswered = s.Callback.RecallAnswered
 	s.B2BUA.AlertSound = s.Callback.AlertSound
+	s.B2BUA.OnMediaStats = func(st media.StreamStats) { s.Metrics.RTPStream(st.Packets, st.Late) }
 	s.routes()
 	return s, nil
 }

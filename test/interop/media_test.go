@@ -345,9 +345,15 @@ func TestF28_F29_AnnouncementDTMFAutoRecall(t *testing.T) {
 	}
 	b2.pass(t)     // B hangs up
 	recall.pass(t) // A gets BYE (and its screen)
-	if m := metricsText(t, s); !strings.Contains(m, `callbackd_callback_recalls_total{result="connected"} 1`) ||
+	m := metricsText(t, s)
+	if !strings.Contains(m, `callbackd_callback_recalls_total{result="connected"} 1`) ||
 		!strings.Contains(m, `callbackd_callback_offers_total 1`) {
 		t.Errorf("/metrics lacks the offer or the connected recall:\n%s", grepLines(m, "callbackd_callback_"))
+	}
+	// The server's own streams (offer, recall) are counted when they end:
+	// more than the 4.8 s prompt's 240 packets.
+	if sent := regexp.MustCompile(`(?m)^callbackd_rtp_packets_sent_total (\d+)`).FindStringSubmatch(m); sent == nil || len(sent[1]) < 3 {
+		t.Errorf("/metrics: RTP packets sent %v, want hundreds:\n%s", sent, grepLines(m, "callbackd_rtp_"))
 	}
 }
 
