@@ -15,7 +15,8 @@ import (
 // in force; the change is stored like a line changed through the API, and
 // Call Back sees it at once (F21, F22).
 //
-//	*21<DN> forward all calls to DN; *21 alone: to voicemail; #21 off
+//	*21<DN> forward all calls to DN (a line, or a number of a trunk);
+//	        *21 alone: to voicemail; #21 off
 //	*67<DN> forward when busy;                                #67 off
 //	*61<DN> forward on no answer;                             #61 off
 //	*78     DND-Reject on;                                    *79 off
@@ -80,7 +81,7 @@ func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Fea
 					return refuse("No Voicemail")
 				}
 				target = config.ForwardVoicemail
-			} else if _, known := s.Directory.Line(target); !known || target == caller {
+			} else if _, known := s.Directory.Line(target); target == caller || !known && !s.external(target) {
 				return refuse("Forward Target Invalid")
 			}
 			*c.field(&l) = target
@@ -93,6 +94,12 @@ func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Fea
 	}
 	s.Log.Info("line feature", "dn", caller, "code", dialed, "now", done)
 	return refuse(done)
+}
+
+// external reports whether number is called through a trunk.
+func (s *Server) external(number string) bool {
+	_, ok := s.Config.TrunkFor(number)
+	return ok
 }
 
 // login is Extension Mobility's login (F23): *40<id>*<pin> on a phone

@@ -532,7 +532,10 @@ prefixes = ["0"]
 	s.register(t, "1003", pc)
 	s.register(t, "1004", pd)
 
-	// Out: 1003 forwards all calls to an external number.
+	// Out: 1003 forwards all calls to an external number; 1004 does the
+	// same from its phone.
+	got, _ := s.cbCode(t, "1004", pd, "*210301234")
+	expectStatus(t, "1004 dials *210301234", got, "603 Forward All To 0301234")
 	trunk := s.cbStart(t, "the trunk answers 0301234", "uas.xml", pt, true, "-m", "1")
 	s.cbRun(t, "A calls 1003", "uac.xml", pa, "-s", "1003", "-set", "caller", "1001", "-d", "200")
 	trunk.pass(t)
