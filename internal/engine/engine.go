@@ -159,6 +159,11 @@ func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 		if r.State == Activating {
 			e.toPeer(r.PeerB, MsgRequest, r.ID, r)
 		}
+		if r.State == Available && r.Recall && r.local() {
+			// F29, B3: the recall's ringing died with the process; A's
+			// phones ring again for the rest of the wait.
+			e.emit(Recall{ID: r.ID, A: r.A, B: cmp.Or(r.NoticeDN, r.B), Ring: r.T3.Sub(now)})
+		}
 		for _, t := range timersOf(r) {
 			e.emit(StartTimer{t.id, t.at})
 		}
