@@ -614,3 +614,41 @@ func TestF25_ResetWhileTheConfirmationPlays(t *testing.T) {
 		t.Fatalf("A was recalled or told after its reset:\n%s", grepLines(log, "time="))
 	}
 }
+
+// TestB3_F29_RecallRingsAgainAfterKill9: A (auto-recall) waits on busy B;
+// B frees and A's phone rings with the recall; the server is killed with
+// SIGKILL while it rings and restarted: A's phone rings again with the
+// recall (a new INVITE), for the rest of the wait.
+func TestB3_F29_RecallRingsAgainAfterKill9(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, "[callback]\nannounce = false\nwait_time = \"20s\"\n"+mediaLines)
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pa2)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	phone := s.cbStart(t, "A's phone", "display.xml", pa, true, "-m", "10")
+	b, c := s.cbBusyB(t, pb, "1003", pc, true)
+	s.cbActivateCCBS(t, "1001", pa2)
+	b.pass(t)
+	c.pass(t)
+	recalls := func() []cbMsg {
+		var out []cbMsg
+		for _, m := range phone.received("INVITE") {
+			if m.Header("Alert-Info") == alertURN {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	waitFor(t, "the recall rings A", func() bool { return len(recalls()) == 1 })
+	s.kill9()
+	s.restart()
+	waitFor(t, "the recall rings A again after the restart", func() bool { return len(recalls()) == 2 })
+	r := recalls()
+	if r[0].Header("Call-ID") == r[1].Header("Call-ID") || !strings.Contains(r[1].Header("From"), "sip:1002@") {
+		t.Fatalf("second recall: Call-ID %q (first %q), From %q: want a new INVITE from B's number",
+			r[1].Header("Call-ID"), r[0].Header("Call-ID"), r[1].Header("From"))
+	}
+}
