@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,6 +269,28 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		if n != 1 {
 			t.Fatalf("%d digits for one timestamp", n)
+		}
+	})
+}
+
+// FuzzParseINFO: an INFO body comes from the network (the key press
+// fallback of the offer, F28): whatever it holds, ParseINFO returns a key
+// of the RFC 4733 set with a sane duration, or an error, and never panics.
+func FuzzParseINFO(f *testing.F) {
+	f.Add("application/dtmf-relay", []byte("Signal=5\r\nDuration=160\r\n"))
+	f.Add("application/dtmf", []byte("5"))
+	f.Add("application/dtmf-relay", []byte("Signal= *\nDuration=-1\n"))
+	f.Add("text/plain", []byte("Signal=10"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		d, err := ParseINFO(ct, body)
+		if err != nil {
+			return
+		}
+		if !strings.ContainsRune("0123456789*#ABCD!", d.Digit) { // '!': flash, event 16
+			t.Fatalf("ParseINFO(%q, %q) = key %q, not a DTMF key", ct, body, d.Digit)
+		}
+		if d.Duration < 0 {
+			t.Fatalf("ParseINFO(%q, %q): negative duration %v", ct, body, d.Duration)
 		}
 	})
 }
