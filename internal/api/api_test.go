@@ -435,7 +435,7 @@ func TestLineKindsAndForwarding(t *testing.T) {
 	}
 	want := lineJSON{DN: "1010", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: config.NotifyScreen, Kind: config.KindPhone,
 		Members: []string{}, ForwardAll: "300", ForwardBusy: config.ForwardVoicemail, ForwardNoAnswer: "1001", DND: true,
-		State: "unregistered"}
+		Profile: config.DefaultProfile, State: "unregistered"}
 	got = lineJSON{}
 	if r := f.do("GET", "/api/v1/lines/1010", "", ""); r.status != 200 || json.Unmarshal([]byte(r.body), &got) != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("read back: %d %s\nwant %+v", r.status, r.body, want)

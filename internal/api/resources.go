@@ -39,6 +39,7 @@ type lineJSON struct {
 	ForwardBusy     string   `json:"forward_busy"`
 	ForwardNoAnswer string   `json:"forward_no_answer"`
 	DND             bool     `json:"dnd"`
+	Profile         string   `json:"profile"`
 	State           string   `json:"state"`
 	Devices         int      `json:"devices"`
 	Calls           int      `json:"calls"`
@@ -48,7 +49,8 @@ func (a *API) line(l config.Line) lineJSON {
 	j := lineJSON{DN: l.DN, Name: l.Name, Locale: l.Locale, BusyTrigger: l.BusyTrigger, MaxDevices: l.MaxDevices,
 		Notification: l.Notification, Kind: cmp.Or(l.Kind, config.KindPhone), Members: append([]string{}, l.Members...),
 		ForwardAll: l.ForwardAll, ForwardBusy: l.ForwardBusy, ForwardNoAnswer: l.ForwardNoAnswer, DND: l.DND,
-		State: string(linestate.Unregistered)}
+		Profile: cmp.Or(l.Profile, config.DefaultProfile),
+		State:   string(linestate.Unregistered)}
 	if st, ok := a.s.Lines.Get(l.DN); ok {
 		j.State, j.Devices, j.Calls = string(st.State), st.Devices, st.Calls
 	}
@@ -83,13 +85,13 @@ func (a *API) getLine(w http.ResponseWriter, r *http.Request) {
 // lineFields are the fields of a line object on write, in the order an
 // unknown field's error lists them.
 var lineFields = []string{"dn", "name", "password", "locale", "busy_trigger", "max_devices", "notification",
-	"kind", "members", "forward_all", "forward_busy", "forward_no_answer", "dnd"}
+	"kind", "members", "forward_all", "forward_busy", "forward_no_answer", "dnd", "profile"}
 
 // readLine reads a line object over base: every field is optional except
 // what the rules require of the result: those of a [[line]] table
 // (config.CheckLine), and that the members and forwarding targets it names
 // are lines of the directory, looked up with lookup (members phone lines).
-func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.Line, bool)) (config.Line, error) {
+func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.Line, bool), profile func(name string) (config.Profile, bool)) (config.Line, error) {
 	obj, err := readObject(r)
 	if err != nil {
 		return base, err
@@ -108,6 +110,7 @@ func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.
 		"notification": {&l.Notification, "a string"}, "kind": {&l.Kind, "a string"}, "members": {&l.Members, "an array of strings"},
 		"forward_all": {&l.ForwardAll, "a string"}, "forward_busy": {&l.ForwardBusy, "a string"},
 		"forward_no_answer": {&l.ForwardNoAnswer, "a string"}, "dnd": {&l.DND, "a boolean"},
+		"profile": {&l.Profile, "a string"},
 	}
 	for _, k := range sortedKeys(obj) {
 		f, ok := fields[k]
@@ -123,6 +126,9 @@ func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.
 	}
 	errs := config.CheckLine(l)
 	errs = append(errs, lineReferences(l, lookup)...)
+	if _, ok := profile(l.Profile); !ok {
+		errs = append(errs, &config.Error{Key: "profile", Msg: fmt.Sprintf("line %q: profile %q is not a [[profile]]", l.DN, l.Profile)})
+	}
 	if len(errs) > 0 {
 		return base, invalid(errs, "")
 	}
@@ -210,7 +216,7 @@ func (a *API) target(dn string) (config.Line, bool) {
 
 func (a *API) createLine(w http.ResponseWriter, r *http.Request) {
 	l, err := readLine(r, config.Line{Locale: config.DefaultLocale, BusyTrigger: config.DefaultBusyTrigger, MaxDevices: config.DefaultMaxDevices,
-		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.target)
+		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.target, a.s.Config.Profile)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -230,7 +236,7 @@ func (a *API) updateLine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	l, err := readLine(r, old, a.target)
+	l, err := readLine(r, old, a.target, a.s.Config.Profile)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -63,6 +63,9 @@ type Service struct {
 	// VoicemailPilot, set before Run, is where a forward to "voicemail"
 	// goes (config calls.voicemail_pilot): the engine sees it as the target.
 	VoicemailPilot string
+	// Profile, set before Run, gives a line's profile (F33: may it use
+	// Call Back?); nil: every line may.
+	Profile func(name string) (config.Profile, bool)
 
 	// loop-owned
 	eng    *engine.Engine
@@ -706,6 +709,11 @@ func (s *Service) engineLine(l config.Line) engine.Line {
 	el := engine.Line{DN: l.DN, Name: l.Name, AutoRecall: l.Notification == config.NotifyAutoRecall, DND: l.DND,
 		ForwardAll: s.forwardTarget(l.ForwardAll), ForwardBusy: s.forwardTarget(l.ForwardBusy),
 		ForwardNoAnswer: s.forwardTarget(l.ForwardNoAnswer)}
+	if s.Profile != nil {
+		if p, ok := s.Profile(l.Profile); ok && !p.CallBack {
+			el.NoCallBack = true
+		}
+	}
 	switch l.Kind {
 	case config.KindRoutePoint:
 		el.Kind = engine.RoutePoint

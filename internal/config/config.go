@@ -21,17 +21,18 @@ import (
 
 // Config is the whole server configuration.
 type Config struct {
-	SIP      SIP      `toml:"sip"`
-	HTTP     HTTP     `toml:"http"`
-	Store    Store    `toml:"store"`
-	Calls    Calls    `toml:"calls"`
-	Media    Media    `toml:"media"`
-	Callback Callback `toml:"callback"`
-	Log      Log      `toml:"log"`
-	Lines    []Line   `toml:"line"`  // [[line]] tables
-	Users    []User   `toml:"user"`  // [[user]] tables: Extension Mobility (F23)
-	Trunks   []Trunk  `toml:"trunk"` // [[trunk]] tables: other SIP servers
-	Source   string   `toml:"-"`     // file name the config came from, or "<embedded defaults>"
+	SIP      SIP       `toml:"sip"`
+	HTTP     HTTP      `toml:"http"`
+	Store    Store     `toml:"store"`
+	Calls    Calls     `toml:"calls"`
+	Media    Media     `toml:"media"`
+	Callback Callback  `toml:"callback"`
+	Log      Log       `toml:"log"`
+	Lines    []Line    `toml:"line"`    // [[line]] tables
+	Users    []User    `toml:"user"`    // [[user]] tables: Extension Mobility (F23)
+	Trunks   []Trunk   `toml:"trunk"`   // [[trunk]] tables: other SIP servers
+	Profiles []Profile `toml:"profile"` // [[profile]] tables: what lines may use (F33)
+	Source   string    `toml:"-"`       // file name the config came from, or "<embedded defaults>"
 }
 
 // SIP configures the SIP listeners and the registrar.
@@ -157,6 +158,8 @@ type Line struct {
 	ForwardBusy     string `toml:"forward_busy"`
 	ForwardNoAnswer string `toml:"forward_no_answer"`
 	DND             bool   `toml:"dnd"` // DND-Reject: calls are refused busy (F22)
+	// Profile names the line's [[profile]] (F33); DefaultProfile when empty.
+	Profile string `toml:"profile"`
 }
 
 // User is an Extension Mobility user (F23): dialing CodeLogin followed by
@@ -167,6 +170,37 @@ type User struct {
 	ID   string `toml:"id"`   // 1-15 digits
 	PIN  string `toml:"pin"`  // 4-8 digits
 	Line string `toml:"line"` // the user's line, a phone line
+}
+
+// Profile is what the lines naming it may use (F33: Cisco's softkey
+// template, phone button template and common device configuration become
+// a permission). A line without a profile has DefaultProfile, which allows
+// everything unless a [[profile]] of that name says otherwise.
+type Profile struct {
+	Name     string `toml:"name"`
+	CallBack bool   `toml:"callback"` // the CallBack key, *39 and the offer; default true
+}
+
+// DefaultProfile is the profile of a line that names none.
+const DefaultProfile = "default"
+
+type fileProfile struct {
+	Name     string `toml:"name"`
+	CallBack *bool  `toml:"callback"`
+}
+
+// Profile returns the profile called name; ok is false when there is
+// none (DefaultProfile always exists).
+func (c *Config) Profile(name string) (Profile, bool) {
+	for _, p := range c.Profiles {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	if name == DefaultProfile || name == "" {
+		return Profile{Name: DefaultProfile, CallBack: true}, true
+	}
+	return Profile{}, false
 }
 
 // Trunk is another SIP server (a PBX, a carrier's gateway) the server
@@ -340,6 +374,7 @@ func (c *Config) clone() *Config {
 	n.Lines = slices.Clone(c.Lines)
 	n.Users = slices.Clone(c.Users)
 	n.Trunks = slices.Clone(c.Trunks)
+	n.Profiles = slices.Clone(c.Profiles)
 	for i := range n.Lines {
 		n.Lines[i].Members = slices.Clone(n.Lines[i].Members)
 	}
@@ -351,16 +386,17 @@ func (c *Config) clone() *Config {
 // would lose the position of an error (it reports TextUnmarshaler errors
 // without one, so the duration is parsed in validate).
 type fileConfig struct {
-	SIP      SIP          `toml:"sip"`
-	HTTP     HTTP         `toml:"http"`
-	Store    Store        `toml:"store"`
-	Calls    fileCalls    `toml:"calls"`
-	Media    Media        `toml:"media"`
-	Callback fileCallback `toml:"callback"`
-	Log      Log          `toml:"log"`
-	Lines    []fileLine   `toml:"line"`
-	Users    []User       `toml:"user"`
-	Trunks   []Trunk      `toml:"trunk"`
+	SIP      SIP           `toml:"sip"`
+	HTTP     HTTP          `toml:"http"`
+	Store    Store         `toml:"store"`
+	Calls    fileCalls     `toml:"calls"`
+	Media    Media         `toml:"media"`
+	Callback fileCallback  `toml:"callback"`
+	Log      Log           `toml:"log"`
+	Lines    []fileLine    `toml:"line"`
+	Users    []User        `toml:"user"`
+	Trunks   []Trunk       `toml:"trunk"`
+	Profiles []fileProfile `toml:"profile"`
 }
 
 type fileCalls struct {
@@ -402,6 +438,7 @@ type fileLine struct {
 	ForwardBusy     string   `toml:"forward_busy"`
 	ForwardNoAnswer string   `toml:"forward_no_answer"`
 	DND             bool     `toml:"dnd"`
+	Profile         string   `toml:"profile"`
 }
 
 // parse decodes data over base (whose values stand for keys the file leaves
@@ -495,6 +532,13 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	if len(fc.Trunks) > 0 {
 		c.Trunks = fc.Trunks
 	}
+	for _, fp := range fc.Profiles {
+		p := Profile{Name: fp.Name, CallBack: true}
+		if fp.CallBack != nil {
+			p.CallBack = *fp.CallBack
+		}
+		c.Profiles = append(c.Profiles, p)
+	}
 	for _, fl := range fc.Lines {
 		c.Lines = append(c.Lines, lineWithDefaults(fl))
 	}
@@ -517,7 +561,7 @@ func lineWithDefaults(fl fileLine) Line {
 		Kind:         KindPhone,
 		Members:      fl.Members,
 		ForwardAll:   fl.ForwardAll, ForwardBusy: fl.ForwardBusy, ForwardNoAnswer: fl.ForwardNoAnswer,
-		DND: fl.DND,
+		DND: fl.DND, Profile: fl.Profile,
 	}
 	if len(l.Members) == 0 {
 		// "members = []" (as toml.Marshal writes a line without members)

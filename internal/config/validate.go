@@ -132,6 +132,26 @@ func (v *validator) config(c *Config) {
 	v.references(c)
 }
 
+// profiles checks the [[profile]] tables and the lines' profile names.
+func (v *validator) profiles(c *Config) {
+	names := map[string]bool{}
+	for i, p := range c.Profiles {
+		path := fmt.Sprintf("profile[%d].name", i)
+		switch {
+		case p.Name == "" || hasControl(p.Name):
+			v.errorf(path, "profile #%d: name is required", i+1)
+		case names[p.Name]:
+			v.errorf(path, "duplicate profile name %q", p.Name)
+		}
+		names[p.Name] = true
+	}
+	for i, l := range c.Lines {
+		if _, ok := c.Profile(l.Profile); !ok {
+			v.errorf(fmt.Sprintf("line[%d].profile", i), "line %q: profile %q is not a [[profile]]", l.DN, l.Profile)
+		}
+	}
+}
+
 // trunks checks the [[trunk]] tables: a name, an address to send to, and
 // prefixes that are digits.
 func (v *validator) trunks(c *Config) {
@@ -189,6 +209,7 @@ func (v *validator) users(c *Config) {
 func (v *validator) references(c *Config) {
 	v.users(c)
 	v.trunks(c)
+	v.profiles(c)
 	kind := map[string]string{}
 	for _, l := range c.Lines {
 		kind[l.DN] = l.Kind

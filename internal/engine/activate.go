@@ -50,6 +50,10 @@ func (e *Engine) sweepCalls() {
 func (e *Engine) key(k KeyPress) {
 	switch k.Key {
 	case KeyCallBack:
+		if l := e.configured(k.DN); l != nil && l.NoCallBack { // F33
+			e.keyNotActive(k.DN)
+			return
+		}
 		e.callBack(k)
 	case KeyDial:
 		r := e.current(k.DN)
@@ -227,6 +231,9 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 		return act, keyNotActive // F10: connected (to voicemail); F2: not ringing yet
 	}
 	la := e.configured(a)
+	if la != nil && la.NoCallBack { // F33: the line has no CallBack key
+		return act, keyNotActive
+	}
 	external := la == nil || la.Peer != ""
 	if external && !e.p.External { // F30 CC_EXTERNAL
 		return act, keyNotActive

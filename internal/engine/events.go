@@ -30,6 +30,9 @@ type Line struct {
 	// AutoRecall: call backs of this caller use the automatic recall (UCware,
 	// F29) instead of the notification screen.
 	AutoRecall bool
+	// NoCallBack: the line may not use Call Back (F33: Cisco's softkey
+	// template without the CallBack key): no offer, the key is not active.
+	NoCallBack bool
 }
 
 // LineConfig adds a line or replaces its configuration.

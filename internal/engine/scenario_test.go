@@ -245,6 +245,7 @@ func (h *harness) line(dn string, named map[string]string) Line {
 	flag("cc", &l.PeerCC)
 	flag("dnd", &l.DND)
 	flag("recall", &l.AutoRecall)
+	flag("nokey", &l.NoCallBack)
 	if v, ok := named["kind"]; ok {
 		l.Kind = map[string]LineKind{"phone": Phone, "routepoint": RoutePoint, "voicemail": Voicemail}[v]
 	}

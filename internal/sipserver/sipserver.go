@@ -144,6 +144,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	ph := phones{B2BUA: s.B2BUA}
 	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, &ph, log)
 	s.Callback.VoicemailPilot = cfg.Calls.VoicemailPilot
+	s.Callback.Profile = cfg.Profile
 	s.Registrar.OnReset = s.Callback.DeviceReset
 	s.Metrics = metrics.New(metrics.Sources{
 		Registrations: s.Registrar.Count,

@@ -474,3 +474,28 @@ line = "1001"
 		t.Fatalf("phone 3002 got %d INVITEs for 1001, want B's call", len(inv))
 	}
 }
+
+// TestF33_ProfileWithoutCallBack: 1003's profile has no CallBack key. Its
+// call to busy B fails 486 at once, without the offer's announcement, and
+// *39 is "Key Not Active"; 1001 (the default profile) still activates.
+func TestF33_ProfileWithoutCallBack(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pb, pc, pd := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, "[[profile]]\nname = \"no-callback\"\ncallback = false\n"+
+		demoLinesWith("1003", "profile = \"no-callback\"\n"))
+	s.register(t, "1001", pa)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	s.register(t, "1004", pd)
+	s.cbBusyB(t, pb, "1004", pd, false)
+	// uac_busy.xml takes no 183: the offer would fail the run.
+	c := s.cbRun(t, "1003 calls busy B", "uac_busy.xml", pc, "-s", "1002", "-set", "caller", "1003")
+	if got, _ := c.final(t); got != "486 Busy Here" {
+		t.Fatalf("1003's call to busy B: %q, want 486 at once, no offer", got)
+	}
+	got, _ := s.cbCode(t, "1003", pc, "*39")
+	expectStatus(t, "1003 dials *39", got, "603 Key Not Active")
+	got, _ = s.cbCode(t, "1001", pa, "*391002")
+	expectStatus(t, "1001 dials *391002", got, "603 CallBack Activated")
+}
