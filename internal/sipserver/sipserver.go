@@ -225,7 +225,19 @@ func (s *Server) closeListeners() {
 // requests, and serves until ctx ends. The requests come back once SIP is
 // served because restoring them may already notify callers (their B became
 // free while the server was down); a feature code dialed meanwhile waits.
+//
+// Stopped at any moment, its start included, it returns nil: an error then
+// is a restore seeing ctx end ("load requests: context canceled"), not a
+// fault.
 func (s *Server) Serve(ctx context.Context) error {
+	err := s.serve(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) serve(ctx context.Context) error {
 	if err := s.Registrar.Load(ctx); err != nil {
 		return err
 	}
