@@ -1,0 +1,88 @@
+package registrar
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/auth"
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
+	"github.com/callbackd/callbackd/internal/linestate"
+	"github.com/callbackd/callbackd/internal/store"
+)
+
+// TestMobilityAndReset (F23, F25): a login binds the user's line to the
+// phone, which is then found as the phone's login and not as its own
+// device; a logout removes it; an expired registration is a reset, a
+// login is not.
+func TestMobilityAndReset(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	phone := Binding{DN: "3001", Contact: "sip:3001@127.0.0.1:5070", Source: "127.0.0.1:5070", Transport: "UDP",
+		CallID: "boot-1", CSeq: 1, Expires: now.Add(time.Hour)}
+	if err := st.PutRegistration(ctx, phone); err != nil {
+		t.Fatal(err)
+	}
+	lines := []config.Line{{DN: "1001", Kind: config.KindPhone, MaxDevices: 4}, {DN: "3001", Kind: config.KindPhone, MaxDevices: 4}}
+	tr := linestate.New(slog.New(slog.DiscardHandler))
+	for _, l := range lines {
+		tr.SetLine(l.DN, 1)
+	}
+	r := New(config.Default().SIP, directory.New(lines), auth.New("test"), st, tr, slog.New(slog.DiscardHandler))
+	r.now = func() time.Time { return now }
+	var resets []string
+	r.OnReset = func(dn string) { resets = append(resets, dn) }
+	if err := r.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, ok := r.LoggedIn("UDP", phone.Source); ok {
+		t.Fatal("a login before anyone logged in")
+	}
+	dev, ok := r.DeviceAt("UDP", phone.Source)
+	if !ok || dev.DN != "3001" {
+		t.Fatalf("DeviceAt = %+v, %v; want the phone's own binding", dev, ok)
+	}
+	if err := r.Login(ctx, "1001", "501", dev); err != nil {
+		t.Fatal(err)
+	}
+	if dn, ok := r.LoggedIn("UDP", phone.Source); !ok || dn != "1001" {
+		t.Fatalf("LoggedIn = %q, %v; want 1001", dn, ok)
+	}
+	if d, _ := r.DeviceAt("UDP", phone.Source); d.DN != "3001" {
+		t.Fatalf("DeviceAt after the login = %q, want the phone's own line", d.DN)
+	}
+	if bs := r.Bindings("1001"); len(bs) != 1 || bs[0].Contact != phone.Contact || bs[0].Expires != now.Add(mobilityLogin) {
+		t.Fatalf("1001's bindings after the login: %+v", bs)
+	}
+	if s, _ := tr.Get("1001"); s.Devices != 1 {
+		t.Fatalf("line state of 1001 after the login: %+v", s)
+	}
+	stored, _ := st.Registrations(ctx)
+	if len(stored) != 2 {
+		t.Fatalf("stored registrations after the login: %d, want the phone's and the login", len(stored))
+	}
+	if err := r.Logout(ctx, "1001", "UDP", phone.Source); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.LoggedIn("UDP", phone.Source); ok || len(r.Bindings("1001")) != 0 {
+		t.Fatal("still logged in after the logout")
+	}
+	if len(resets) != 0 {
+		t.Fatalf("resets reported by login and logout: %v", resets)
+	}
+
+	now = now.Add(2 * time.Hour) // the phone's registration expires
+	r.expire(ctx)
+	if len(resets) != 1 || resets[0] != "3001" {
+		t.Fatalf("resets after the expiry: %v, want 3001", resets)
+	}
+}
