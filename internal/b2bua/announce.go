@@ -28,9 +28,10 @@ const (
 
 // serverSide is the server standing as A's other party.
 type serverSide struct {
-	ep   *endpoint
-	bye  chan struct{} // closed when A hangs up
-	once sync.Once
+	ep        *endpoint
+	bye       chan struct{} // closed when A hangs up
+	once      sync.Once
+	confirmed bool // the dialog with A is confirmed (the recall); false: early (the offer)
 }
 
 func (s *serverSide) hungUp() { s.once.Do(func() { close(s.bye) }) }
@@ -173,9 +174,10 @@ func (b *B2BUA) locale(dn string) string {
 
 // serverLeg answers a request on a leg whose other party is the server
 // itself (c.srv): BYE ends it, INFO carries a key press (the fallback for
-// phones without RFC 4733, "application/dtmf-relay"), anything else is
-// refused as the server has no other party to pass it to.
-func (b *B2BUA) serverLeg(srv *serverSide, req *sip.Request, tx sip.ServerTransaction) {
+// phones without RFC 4733, "application/dtmf-relay"), a re-INVITE is a new
+// offer the server answers itself; anything else is refused, as the server
+// has no other party to pass it to.
+func (b *B2BUA) serverLeg(l *leg, srv *serverSide, req *sip.Request, tx sip.ServerTransaction) {
 	switch req.Method {
 	case sip.BYE:
 		b.respond(tx, req, 200, "OK")
@@ -193,8 +195,45 @@ func (b *B2BUA) serverLeg(srv *serverSide, req *sip.Request, tx sip.ServerTransa
 		b.respond(tx, req, 200, "OK")
 		srv.ep.key(d.Digit)
 	case sip.INVITE:
-		b.respond(tx, req, 488, "Not Acceptable Here") // RFC 3261 14.2: the session stays as it was
+		b.reoffer(l, srv, req, tx)
 	default:
 		b.respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allow))
 	}
+}
+
+// reoffer answers a re-INVITE from A while the server is A's only party
+// (the recall before B answers): its offer is answered by the server's
+// media (RFC 3264 section 8), or refused with 488 and the session kept
+// when no codec is common (RFC 3261 14.2, 21.4.26; Warning 305, 20.43).
+// In the offer's early dialog there is no re-INVITE (14.1: the first
+// INVITE has no final answer yet): 500 with Retry-After.
+func (b *B2BUA) reoffer(l *leg, srv *serverSide, req *sip.Request, tx sip.ServerTransaction) {
+	c := l.call
+	if !srv.confirmed {
+		b.respond(tx, req, 500, "Server Internal Error", sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	if !c.startReinvite() {
+		b.respond(tx, req, 491, "Request Pending") // 14.2: glare
+		return
+	}
+	defer c.endReinvite()
+	answer, err := srv.ep.renegotiate(req.Body())
+	if err != nil {
+		b.log.Info("re-INVITE refused", "call", c.id, "error", err)
+		b.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 callbackd "Incompatible media format"`))
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(b.contact(l.local.User, l.transport))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	res.SetBody(answer)
+	stop := make(chan struct{})
+	c.mu.Lock()
+	l.pendingAck = &relayed{res: res, stop: stop, cseq: req.CSeq().SeqNo}
+	c.mu.Unlock()
+	if err := tx.Respond(res); err != nil {
+		b.log.Debug("answer re-INVITE", "error", err)
+	}
+	go b.awaitAck(c, tx, res, stop, sip.IsReliable(l.transport))
 }

@@ -84,6 +84,9 @@ func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
 	if p.stop != nil {
 		close(p.stop)
 	}
+	if peer == nil || p.invite == nil {
+		return // a 2xx the server answered itself (reoffer): nothing to pass on
+	}
 	var ct sip.Header
 	if h := req.GetHeaders("Content-Type"); len(h) > 0 {
 		ct = h[0]
@@ -111,7 +114,7 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	srv := c.srv
 	c.mu.Unlock()
 	if peer == nil && srv != nil && l == c.a {
-		b.serverLeg(srv, req, tx)
+		b.serverLeg(l, srv, req, tx)
 		return
 	}
 	if peer == nil {

@@ -31,6 +31,7 @@ type endpoint struct {
 
 	mu     sync.Mutex
 	stream *media.Stream
+	cur    *played // what plays now (kept across a new offer/answer)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed bool
@@ -139,14 +140,38 @@ func (e *endpoint) key(d rune) {
 func (e *endpoint) play(src media.Source) <-chan struct{} {
 	p := &played{src: src, done: make(chan struct{})}
 	e.mu.Lock()
-	s := e.stream
-	e.mu.Unlock()
-	if s == nil {
+	defer e.mu.Unlock()
+	if e.closed {
 		close(p.done)
 		return p.done
 	}
-	s.SetSource(p)
+	e.cur = p
+	if e.stream != nil { // else a new offer/answer restarts it (renegotiate)
+		e.stream.SetSource(p)
+	}
 	return p.done
+}
+
+// renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
+// section 8): the stream goes on, to the new address and codec, with what
+// it was playing. On an error (no common codec) nothing changes.
+func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
+	local := e.local
+	local.SessionVersion++ // a new answer is a new version (section 8)
+	answer, sess, err := media.Negotiate(offer, local)
+	if err != nil {
+		return nil, err
+	}
+	e.local = local
+	e.stop()
+	e.sess = sess
+	e.start()
+	e.mu.Lock()
+	if e.cur != nil && e.stream != nil {
+		e.stream.SetSource(e.cur)
+	}
+	e.mu.Unlock()
+	return answer, nil
 }
 
 // stop ends sending and receiving, leaving the socket open (for a relay).
@@ -166,12 +191,17 @@ func (e *endpoint) stop() {
 	_ = e.conn.SetReadDeadline(time.Time{})
 }
 
-// close ends the endpoint and frees its port. Safe to call more than once.
+// close ends the endpoint and frees its port; whoever waits for what it
+// played is let go. Safe to call more than once.
 func (e *endpoint) close() {
 	e.stop()
 	e.mu.Lock()
 	e.closed = true
+	cur := e.cur
 	e.mu.Unlock()
+	if cur != nil {
+		cur.end()
+	}
 	e.conn.Close()
 }
 
@@ -188,11 +218,16 @@ func (p *played) Frame(dst []int16) bool {
 	if p.src != nil && p.src.Frame(dst) {
 		return true
 	}
+	p.end()
+	clear(dst)
+	return true
+}
+
+// end reports the end of what played (once).
+func (p *played) end() {
 	if p.done != nil {
 		p.once.Do(func() { close(p.done) })
 	}
-	clear(dst)
-	return true
 }
 
 type silence struct{}

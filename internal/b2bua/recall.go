@@ -75,7 +75,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 		return fmt.Errorf("recall: %w", err)
 	}
 	aLeg := c.a
-	srv := &serverSide{ep: ep, bye: make(chan struct{})}
+	srv := &serverSide{ep: ep, bye: make(chan struct{}), confirmed: true}
 	c.mu.Lock()
 	c.srv, c.eps = srv, []*endpoint{ep}
 	c.mu.Unlock()

@@ -652,3 +652,29 @@ func TestB3_F29_RecallRingsAgainAfterKill9(t *testing.T) {
 			r[1].Header("Call-ID"), r[0].Header("Call-ID"), r[1].Header("From"))
 	}
 }
+
+// TestF29_NewOfferDuringTheRecall: A's phone, answering the automatic
+// recall, makes new offers while only the server is on the line: G.729
+// only is refused 488 with Warning 305 and the session stays; PCMU is
+// answered 200 with PCMU by the server's media. A then hangs up before B
+// is called: the recall ends there.
+func TestF29_NewOfferDuringTheRecall(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, "[callback]\nannounce = false\n"+mediaLines)
+	rtpA := newRTPPeer(t, 0xA)
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pa2)
+	s.register(t, "1002", pb)
+	s.register(t, "1003", pc)
+	a := s.cbStart(t, "A takes the recall and offers again", "media_uas_recall_reoffer.xml", pa, true, "-m", "2",
+		"-key", "rtpport", fmt.Sprint(rtpA.port()))
+	b, c := s.cbBusyB(t, pb, "1003", pc, true)
+	s.cbActivateCCBS(t, "1001", pa2)
+	mark := s.cbMark()
+	b.pass(t)
+	c.pass(t)
+	a.pass(t)
+	s.cbWaitLog(t, mark, `msg="automatic recall not connected" .*error="recall: the caller hung up"`)
+}
