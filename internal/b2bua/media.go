@@ -29,6 +29,10 @@ type endpoint struct {
 
 	report func(media.StreamStats) // B2BUA.OnMediaStats, told when a stream ends
 
+	// op serialises offer/answer and starting and stopping: the recall's
+	// goroutine and a re-INVITE's (reoffer) may act at once.
+	op sync.Mutex
+
 	mu     sync.Mutex
 	stream *media.Stream
 	cur    *played // what plays now (kept across a new offer/answer)
@@ -78,6 +82,8 @@ func (b *B2BUA) newEndpoint() (*endpoint, error) {
 
 // answer answers the party's SDP offer (RFC 3264 section 6).
 func (e *endpoint) answer(offer []byte) ([]byte, error) {
+	e.op.Lock()
+	defer e.op.Unlock()
 	sdp, sess, err := media.Negotiate(offer, e.local)
 	if err != nil {
 		return nil, err
@@ -87,10 +93,16 @@ func (e *endpoint) answer(offer []byte) ([]byte, error) {
 }
 
 // offer is our SDP offer (RFC 3264 section 5).
-func (e *endpoint) offer() []byte { return media.Offer(e.local) }
+func (e *endpoint) offer() []byte {
+	e.op.Lock()
+	defer e.op.Unlock()
+	return media.Offer(e.local)
+}
 
 // accept reads the party's answer to our offer (RFC 3264 section 7).
 func (e *endpoint) accept(answer []byte) error {
+	e.op.Lock()
+	defer e.op.Unlock()
 	sess, err := media.ParseAnswer(answer, e.local)
 	if err != nil {
 		return err
@@ -102,6 +114,12 @@ func (e *endpoint) accept(answer []byte) error {
 // start begins sending silence to the party and listening for key presses.
 // Call play to say something.
 func (e *endpoint) start() {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.startLocked()
+}
+
+func (e *endpoint) startLocked() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || e.stream != nil {
@@ -111,7 +129,8 @@ func (e *endpoint) start() {
 	e.cancel = cancel
 	pk := media.Packetizer{Codec: e.sess.Codec, DTMFPT: e.sess.DTMFPT,
 		SSRC: rand.Uint32(), Seq: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
-	e.stream = media.NewStream(e.conn, net.UDPAddrFromAddrPort(e.sess.Remote), pk, &played{src: silence{}})
+	stream := media.NewStream(e.conn, net.UDPAddrFromAddrPort(e.sess.Remote), pk, &played{src: silence{}})
+	e.stream = stream
 	rx := media.NewReceiver(e.conn, e.sess)
 	rx.OnDigit = func(d media.Digit) { e.key(d.Digit) }
 	e.wg.Add(2)
@@ -119,7 +138,7 @@ func (e *endpoint) start() {
 		defer e.wg.Done()
 		// A write error (the party's port unreachable) ends the sending
 		// only; the call's signalling decides when the leg ends.
-		_ = e.stream.Run(ctx)
+		_ = stream.Run(ctx)
 	}()
 	go func() {
 		defer e.wg.Done()
@@ -156,6 +175,8 @@ func (e *endpoint) play(src media.Source) <-chan struct{} {
 // section 8): the stream goes on, to the new address and codec, with what
 // it was playing. On an error (no common codec) nothing changes.
 func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
+	e.op.Lock()
+	defer e.op.Unlock()
 	local := e.local
 	local.SessionVersion++ // a new answer is a new version (section 8)
 	answer, sess, err := media.Negotiate(offer, local)
@@ -163,9 +184,9 @@ func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
 		return nil, err
 	}
 	e.local = local
-	e.stop()
+	e.stopLocked()
 	e.sess = sess
-	e.start()
+	e.startLocked()
 	e.mu.Lock()
 	if e.cur != nil && e.stream != nil {
 		e.stream.SetSource(e.cur)
@@ -176,6 +197,26 @@ func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
 
 // stop ends sending and receiving, leaving the socket open (for a relay).
 func (e *endpoint) stop() {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.stopLocked()
+}
+
+// remote is where the party's media goes (its SDP address).
+func (e *endpoint) remote() netip.AddrPort {
+	e.op.Lock()
+	defer e.op.Unlock()
+	return e.sess.Remote
+}
+
+// codec is the audio codec of the party's session.
+func (e *endpoint) codec() media.Codec {
+	e.op.Lock()
+	defer e.op.Unlock()
+	return e.sess.Codec
+}
+
+func (e *endpoint) stopLocked() {
 	e.mu.Lock()
 	cancel, stream := e.cancel, e.stream
 	e.cancel, e.stream = nil, nil
@@ -194,7 +235,9 @@ func (e *endpoint) stop() {
 // close ends the endpoint and frees its port; whoever waits for what it
 // played is let go. Safe to call more than once.
 func (e *endpoint) close() {
-	e.stop()
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.stopLocked()
 	e.mu.Lock()
 	e.closed = true
 	cur := e.cur

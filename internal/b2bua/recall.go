@@ -198,7 +198,7 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 		b.lines.Ended(to, c.id)
 		return err
 	}
-	epB.local.Codecs = []media.Codec{epA.sess.Codec} // no transcoding in the relay
+	epB.local.Codecs = []media.Codec{epA.codec()} // no transcoding in the relay
 	c.mu.Lock()
 	c.eps = append(c.eps, epB)
 	c.mu.Unlock()
@@ -280,8 +280,8 @@ func startRelay(a, b *endpoint) *relay {
 	a.stop()
 	b.stop()
 	r := &relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
-	r.r.SetPeer(media.SideA, a.sess.Remote)
-	r.r.SetPeer(media.SideB, b.sess.Remote)
+	r.r.SetPeer(media.SideA, a.remote())
+	r.r.SetPeer(media.SideB, b.remote())
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -298,5 +298,5 @@ func (r *relay) stop() {
 
 // remotes are the addresses the relay sends to, for the stored call.
 func (r *relay) remotes() (netip.AddrPort, netip.AddrPort) {
-	return r.a.sess.Remote, r.b.sess.Remote
+	return r.a.remote(), r.b.remote()
 }
