@@ -521,6 +521,17 @@ func (s *server) cbBusyB(t *testing.T, pb int, d string, pd int, hangUp bool) (b
 	return b, caller
 }
 
+// cbBusyBUntil makes B busy as cbBusyB does, until the test says so: the
+// caller (line d on port pd) hangs up on caller.hangUp(t, pd).
+func (s *server) cbBusyBUntil(t *testing.T, pb int, d string, pd int) (b, caller *cbPhone) {
+	t.Helper()
+	mark := s.cbMark()
+	b = s.cbStart(t, "B (busy with "+d+")", "uas.xml", pb, true, "-m", "1")
+	caller = s.cbStart(t, d+" calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", d)
+	s.cbBusy(t, mark, "1002")
+	return b, caller
+}
+
 // beforeBye fails the test unless msg came before B's BYE: the steps that
 // had to happen while B was busy did (or the machine is too slow for
 // cbHold).

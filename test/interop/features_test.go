@@ -443,9 +443,7 @@ line = "1001"
 	expectStatus(t, "login on 3001", got, "603 Logged In 501")
 
 	mark := s.cbMark()
-	bBusy := s.cbStart(t, "B (busy with 1004)", "uas.xml", pb, true, "-m", "1")
-	c := s.cbStart(t, "1004 calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", "1004")
-	s.cbBusy(t, mark, "1002")
+	bBusy, c := s.cbBusyBUntil(t, pb, "1004", pd)
 	s.cbRun(t, "the user calls busy B from 3001", "uac_busy.xml", p1, "-s", "1002", "-set", "caller", "3001")
 	got, _ = s.cbCode(t, "3001", p1, "*39")
 	expectStatus(t, "the user dials *39", got, "603 CallBack Activated")

@@ -261,9 +261,7 @@ func TestF28_F29_AnnouncementDTMFAutoRecall(t *testing.T) {
 
 	// B busy with C; C hangs up when the test says so.
 	mark := s.cbMark()
-	bBusy := s.cbStart(t, "B (busy with C)", "uas.xml", pb, true, "-m", "1")
-	c := s.cbStart(t, "C calls B", "web_uac_hangup_on_info.xml", pc, false, "-m", "1", "-s", "1002", "-set", "caller", "1003")
-	s.cbBusy(t, mark, "1002")
+	bBusy, c := s.cbBusyBUntil(t, pb, "1003", pc)
 	// B's second device, registered once busy, answers the call back.
 	s.register(t, "1002", pb2)
 	b2 := s.cbStart(t, "B's second phone", "media_uas_hangs_up.xml", pb2, true, "-m", "1", "-d", "3000",
@@ -439,9 +437,7 @@ password = "demo1005"
 		t.Fatalf("PUT busy_tone: %d %s", code, body)
 	}
 	mark = s.cbMark()
-	bBusy := s.cbStart(t, "B (busy with 1005)", "uas.xml", pb, true, "-m", "1")
-	c := s.cbStart(t, "1005 calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", "1005")
-	s.cbBusy(t, mark, "1002")
+	bBusy, c := s.cbBusyBUntil(t, pb, "1005", pd)
 	start := rtp.mark()
 	a = s.cbStart(t, "1001 calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001",
 		"-key", "rtpport", fmt.Sprint(rtp.port()))
@@ -546,9 +542,7 @@ prefixes = ["0"]
 
 	// In: an outside caller (CC_EXTERNAL), the offer, the recall.
 	mark := s.cbMark()
-	bBusy := s.cbStart(t, "B (busy with 1004)", "uas.xml", pb, true, "-m", "1")
-	c := s.cbStart(t, "1004 calls B", "web_uac_hangup_on_info.xml", pd, false, "-m", "1", "-s", "1002", "-set", "caller", "1004")
-	s.cbBusy(t, mark, "1002")
+	bBusy, c := s.cbBusyBUntil(t, pb, "1004", pd)
 	s.register(t, "1002", pb2)
 	b2 := s.cbStart(t, "B's second phone", "media_uas_hangs_up.xml", pb2, true, "-m", "1", "-d", "1000",
 		"-key", "rtpport", fmt.Sprint(rtpB.port()))
@@ -591,9 +585,7 @@ func TestF25_ResetWhileTheConfirmationPlays(t *testing.T) {
 	s.register(t, "1002", pb)
 	s.register(t, "1003", pc)
 	mark := s.cbMark()
-	bBusy := s.cbStart(t, "B (busy with C)", "uas.xml", pb, true, "-m", "1")
-	c := s.cbStart(t, "C calls B", "web_uac_hangup_on_info.xml", pc, false, "-m", "1", "-s", "1002", "-set", "caller", "1003")
-	s.cbBusy(t, mark, "1002")
+	bBusy, c := s.cbBusyBUntil(t, pb, "1003", pc)
 	a := s.cbStart(t, "A calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001",
 		"-key", "rtpport", fmt.Sprint(rtpA.port()))
 	rtpA.waitHeard(t, 0, pcmuPrompt(t, "en", media.PromptBusyOffer), 20*time.Second, "the busy offer")
