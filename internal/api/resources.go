@@ -208,7 +208,7 @@ func (a *API) target(dn string) (config.Line, bool) {
 	if l, ok := a.s.Directory.Line(dn); ok {
 		return l, true
 	}
-	if _, ok := a.s.Config.TrunkFor(dn); ok {
+	if _, ok := a.s.Config.Trunks.For(dn); ok {
 		return config.Line{DN: dn, Kind: "external"}, true
 	}
 	return config.Line{}, false

@@ -70,7 +70,7 @@ type Config struct {
 	NoAnswerTimeout time.Duration // how long B's devices ring before A gets 480 No Answer (or the call is diverted)
 	UserAgent       string
 	VoicemailPilot  string // DN a forward to "voicemail" goes to; "" none
-	Trunks          []config.Trunk
+	Trunks          config.Trunks
 	// The server's own media (announcements, recall): the address in its
 	// SDP and the RTP port range. A zero MediaIP means the SIP address; a
 	// zero range means ports the system picks.
@@ -329,7 +329,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		callee, override = f.Route, true
 	}
 	_, calleeIsLine := b.dir.Line(callee)
-	if _, external := b.trunkFor(callee); !calleeIsLine && (!external || !callerIsLine) {
+	if _, external := b.cfg.Trunks.For(callee); !calleeIsLine && (!external || !callerIsLine) {
 		// Only lines call out through a trunk: a trunk's call is for us.
 		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
 		b.respond(tx, req, 404, "Not Found")

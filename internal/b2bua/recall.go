@@ -48,7 +48,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 	}
 	callerLine, ok := b.dir.Line(caller)
 	var aDevices []registrar.Binding
-	switch t, external := b.trunkFor(caller); {
+	switch t, external := b.cfg.Trunks.For(caller); {
 	case ok:
 		aDevices = b.reg.Bindings(caller)
 	case external: // a caller from outside (F30), recalled through its trunk

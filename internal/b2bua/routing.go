@@ -45,7 +45,7 @@ func (b *B2BUA) routeCall(dn string) routed {
 		seen[dn] = true
 		l, ok := b.dir.Line(dn)
 		if !ok {
-			if t, ok := b.trunkFor(dn); ok { // an external number
+			if t, ok := b.cfg.Trunks.For(dn); ok { // an external number
 				return routed{dn: dn, reached: reached, trunk: &t}
 			}
 			// A forwarding target that is gone.
@@ -121,7 +121,7 @@ func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
 		if t == "" || t == from || t == c.caller {
 			return nil, false
 		}
-		if tr, ok := b.trunkFor(t); ok {
+		if tr, ok := b.cfg.Trunks.For(t); ok {
 			if _, line := b.dir.Line(t); !line { // an external number
 				b.lines.Ended(from, c.id)
 				c.mu.Lock()
@@ -150,12 +150,6 @@ func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
 // Trunks (config [[trunk]]): other SIP servers, reached without
 // registration. A number is called through the trunk whose prefix it has;
 // a request from a trunk's address is a call from outside.
-
-// trunkFor returns the trunk number is called through.
-func (b *B2BUA) trunkFor(number string) (config.Trunk, bool) {
-	c := config.Config{Trunks: b.cfg.Trunks}
-	return c.TrunkFor(number)
-}
 
 // trunkDevice is the "device" a call through trunk t rings: the trunk's
 // address, with the number as user part.

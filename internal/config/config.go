@@ -30,7 +30,7 @@ type Config struct {
 	Log      Log       `toml:"log"`
 	Lines    []Line    `toml:"line"`    // [[line]] tables
 	Users    []User    `toml:"user"`    // [[user]] tables: Extension Mobility (F23)
-	Trunks   []Trunk   `toml:"trunk"`   // [[trunk]] tables: other SIP servers
+	Trunks   Trunks    `toml:"trunk"`   // [[trunk]] tables: other SIP servers
 	Profiles []Profile `toml:"profile"` // [[profile]] tables: what lines may use (F33)
 	Source   string    `toml:"-"`       // file name the config came from, or "<embedded defaults>"
 }
@@ -215,11 +215,14 @@ type Trunk struct {
 	Prefixes []string `toml:"prefixes"` // digits; the longest matching prefix wins
 }
 
-// TrunkFor returns the trunk that number is called through, if any.
-func (c *Config) TrunkFor(number string) (Trunk, bool) {
+// Trunks are the [[trunk]] tables.
+type Trunks []Trunk
+
+// For returns the trunk that number is called through, if any.
+func (ts Trunks) For(number string) (Trunk, bool) {
 	var best Trunk
 	n := -1
-	for _, t := range c.Trunks {
+	for _, t := range ts {
 		for _, p := range t.Prefixes {
 			if strings.HasPrefix(number, p) && len(p) > n {
 				best, n = t, len(p)

@@ -234,7 +234,7 @@ func (v *validator) references(c *Config) {
 			}
 		}
 		for _, f := range forwards(l) {
-			_, external := c.TrunkFor(f.target)
+			_, external := c.Trunks.For(f.target)
 			if _, ok := kind[f.target]; isDN(f.target) && f.target != l.DN && !ok && !external {
 				v.errorf(path+"."+f.key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.key, f.target)
 			}

@@ -98,7 +98,7 @@ func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Fea
 
 // external reports whether number is called through a trunk.
 func (s *Server) external(number string) bool {
-	_, ok := s.Config.TrunkFor(number)
+	_, ok := s.Config.Trunks.For(number)
 	return ok
 }
 
