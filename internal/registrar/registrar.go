@@ -39,6 +39,9 @@ type Registrar struct {
 
 	mu       sync.RWMutex
 	bindings map[string][]Binding // by DN, sorted by Contact
+	// logins indexes the Extension Mobility logins by the phone's address
+	// (loginKey): every call's identify asks, and must not scan all bindings.
+	logins map[string]string
 
 	onChange func(dn string, bindings []Binding) // optional observer (tests, engine)
 
@@ -80,16 +83,34 @@ func (r *Registrar) DeviceAt(transport, source string) (Binding, bool) {
 func (r *Registrar) LoggedIn(transport, source string) (string, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	dn, ok := r.logins[loginKey(transport, source)]
+	if !ok {
+		return "", false
+	}
 	now := r.now()
-	for dn, bs := range r.bindings {
-		for _, b := range bs {
-			if strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
-				strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
-				return dn, true
-			}
+	for _, b := range r.bindings[dn] {
+		if strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
+			strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
+			return dn, true
 		}
 	}
-	return "", false
+	return "", false // expired, not swept yet
+}
+
+func loginKey(transport, source string) string { return strings.ToUpper(transport) + " " + source }
+
+// index keeps logins in step with line dn's bindings bs; r.mu is held.
+func (r *Registrar) index(dn string, bs []Binding) {
+	for k, v := range r.logins {
+		if v == dn {
+			delete(r.logins, k)
+		}
+	}
+	for _, b := range bs {
+		if strings.HasPrefix(b.CallID, mobilityCallID) {
+			r.logins[loginKey(b.Transport, b.Source)] = dn
+		}
+	}
 }
 
 // Login binds line dn to device (a binding of another line): dn's calls
@@ -139,7 +160,7 @@ func (r *Registrar) reset(dn string) {
 
 // New returns a Registrar; call Load before serving.
 func New(cfg config.SIP, dir *directory.Directory, a *auth.Authenticator, st store.Store, lines *linestate.Tracker, log *slog.Logger) *Registrar {
-	return &Registrar{cfg: cfg, dir: dir, auth: a, store: st, lines: lines, log: log, now: time.Now, bindings: map[string][]Binding{}}
+	return &Registrar{cfg: cfg, dir: dir, auth: a, store: st, lines: lines, log: log, now: time.Now, bindings: map[string][]Binding{}, logins: map[string]string{}}
 }
 
 // OnChange sets a function called (outside any lock) after a line's
@@ -167,6 +188,7 @@ func (r *Registrar) Load(ctx context.Context) error {
 	}
 	for dn, bs := range r.bindings {
 		r.lines.SetDevices(dn, len(bs))
+		r.index(dn, bs)
 	}
 	r.log.Info("registrations restored", "bindings", kept, "dropped", len(regs)-kept)
 	return nil
@@ -261,6 +283,7 @@ func (r *Registrar) apply(dn string, f func([]Binding) []Binding) {
 	} else {
 		r.bindings[dn] = bs
 	}
+	r.index(dn, bs)
 	n := len(bs)
 	cp := append([]Binding(nil), bs...)
 	r.mu.Unlock()
