@@ -101,11 +101,7 @@ func TestF20_NoAnswerForwardBeforeActivation(t *testing.T) {
 	ports := callPorts(t, 5)
 	pa, pa2, pb, pc, pd := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s := startServer(t, featureConfig("", demoLines))
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
 	got, _ := s.cbCode(t, "1002", pb, "*611003")
 	expectStatus(t, "B dials *611003", got, "603 Forward No Answer To 1003")
 	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "2")
@@ -139,10 +135,7 @@ func TestF21_ForwardAfterActivation(t *testing.T) {
 	ports := callPorts(t, 5)
 	pa, pb, pb2, pc, pd := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s := startServer(t, featureConfig("", demoLines))
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
 	b, d := s.cbBusyB(t, pb, "1004", pd, true)
 	s.register(t, "1002", pb2)
 	s.cbActivateCCBS(t, "1001", pa)
@@ -169,11 +162,7 @@ func TestF22_DNDRejectBothSides(t *testing.T) {
 	ports := callPorts(t, 5)
 	pa, pa2, pb, pc, pd := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s := startServer(t, featureConfig("", demoLines))
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
 	got, _ := s.cbCode(t, "1002", pb, "*78")
 	expectStatus(t, "B dials *78", got, "603 DND On")
 	a := s.cbRun(t, "A calls B in DND", "uac_busy.xml", pa, "-s", "1002", "-set", "caller", "1001")
@@ -220,11 +209,7 @@ func TestF24_F25_RemovalAndReset(t *testing.T) {
 	ports := callPorts(t, 5)
 	pa, pa2, pb, pb2, pd := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s := startServer(t, featureConfig("", demoLines))
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1002", pb2)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1002", pb2}, dev{"1004", pd})
 
 	// F25, B's device reset.
 	display := s.cbStart(t, "A's display", "display.xml", pa2, true, "-m", "2")
@@ -279,12 +264,7 @@ dn = "2000"
 kind = "route-point"
 members = ["1002", "1003"]
 `))
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
-	s.register(t, "1004", pd2)
-	s.register(t, "1004", pd3)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd}, dev{"1004", pd2}, dev{"1004", pd3})
 	// 1004 keeps both members busy, from two of its phones.
 	mark := s.cbMark()
 	b := s.cbStart(t, "1002 busy with 1004", "uas_hangs_up.xml", pb, true, "-m", "1", "-d", cbHold)
@@ -319,9 +299,7 @@ func TestForwardingLoop(t *testing.T) {
 	ports := callPorts(t, 3)
 	pa, pb, pc := ports[0], ports[1], ports[2]
 	s := startServer(t, featureConfig("", demoLines))
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc})
 	for _, c := range []struct {
 		dn         string
 		port       int
@@ -357,11 +335,7 @@ func TestF14_DialPutsTheOtherCallOnHold(t *testing.T) {
 	// A takes two calls (busy_trigger 2): in one call it is not busy
 	// (F17), so it is told when B frees while it talks to C.
 	s := startServer(t, featureConfig("", demoLinesWith("1001", "busy_trigger = 2\n")))
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
 	phoneA := s.cbStart(t, "A's second phone", "web_phone.xml", pa2, true, "-m", "50")
 	b, d := s.cbBusyB(t, pb, "1004", pd, true)
 	s.cbActivateCCBS(t, "1001", pa)
@@ -433,10 +407,7 @@ id = "501"
 pin = "1234"
 line = "1001"
 `))
-	s.register(t, "3001", p1)
-	s.register(t, "3002", p2)
-	s.register(t, "1002", pb)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"3001", p1}, dev{"3002", p2}, dev{"1002", pb}, dev{"1004", pd})
 	got, _ := s.cbCode(t, "3001", p1, "*40501*9999")
 	expectStatus(t, "login with a wrong PIN", got, "603 Login Refused")
 	got, _ = s.cbCode(t, "3001", p1, "*40501*1234")
@@ -482,10 +453,7 @@ func TestF33_ProfileWithoutCallBack(t *testing.T) {
 	pa, pb, pc, pd := ports[0], ports[1], ports[2], ports[3]
 	s := startServer(t, "[[profile]]\nname = \"no-callback\"\ncallback = false\n"+
 		demoLinesWith("1003", "profile = \"no-callback\"\n"))
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
 	s.cbBusyB(t, pb, "1004", pd, false)
 	// uac_busy.xml takes no 183: the offer would fail the run.
 	c := s.cbRun(t, "1003 calls busy B", "uac_busy.xml", pc, "-s", "1002", "-set", "caller", "1003")

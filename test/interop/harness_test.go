@@ -336,6 +336,20 @@ func (s *server) sippCmd(t *testing.T, ctx context.Context, scenario string, tim
 	return cmd
 }
 
+// dev is a device of line dn registered from local UDP port.
+type dev struct {
+	dn   string
+	port int
+}
+
+// registerAll registers each device with register.
+func (s *server) registerAll(t *testing.T, devs ...dev) {
+	t.Helper()
+	for _, d := range devs {
+		s.register(t, d.dn, d.port)
+	}
+}
+
 // register registers line dn from local port (UDP unless args say -t t1)
 // with the line's demo password.
 func (s *server) register(t *testing.T, dn string, port int, args ...string) {

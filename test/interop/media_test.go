@@ -255,9 +255,7 @@ func TestF28_F29_AnnouncementDTMFAutoRecall(t *testing.T) {
 	pa, pb, pb2, pc := ports[0], ports[1], ports[2], ports[3]
 	s := startServer(t, "[callback]\nalert_file = \"callback_alert\"\n"+mediaLines)
 	rtpA, rtpB := newRTPPeer(t, 0xA), newRTPPeer(t, 0xB)
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc})
 
 	// B busy with C; C hangs up when the test says so.
 	mark := s.cbMark()
@@ -415,10 +413,7 @@ dn = "1005"
 password = "demo1005"
 `)
 	rtp := newRTPPeer(t, 0xA)
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1005", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc}, dev{"1005", pd})
 
 	mark := s.cbMark()
 	a := s.cbStart(t, "1003 calls 1004 (not logged in)", "media_uac_offer_info.xml", pc, false, "-m", "1", "-s", "1004",
@@ -523,10 +518,7 @@ address = "udp:127.0.0.1:%d"
 prefixes = ["0"]
 `, pt)+demoLinesWith("1003", "forward_all = \"0301234\"\n"))
 	rtpX, rtpB := newRTPPeer(t, 0xC), newRTPPeer(t, 0xB)
-	s.register(t, "1001", pa)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
-	s.register(t, "1004", pd)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
 
 	// Out: 1003 forwards all calls to an external number; 1004 does the
 	// same from its phone.
@@ -580,10 +572,7 @@ func TestF25_ResetWhileTheConfirmationPlays(t *testing.T) {
 	pa, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
 	s := startServer(t, "[callback]\nalert_ring = \"0s\"\n"+mediaLines)
 	rtpA := newRTPPeer(t, 0xA)
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1003", pc})
 	mark := s.cbMark()
 	bBusy, c := s.cbBusyBUntil(t, pb, "1003", pc)
 	a := s.cbStart(t, "A calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001",
@@ -616,10 +605,7 @@ func TestB3_F29_RecallRingsAgainAfterKill9(t *testing.T) {
 	ports := callPorts(t, 4)
 	pa, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
 	s := startServer(t, "[callback]\nannounce = false\nwait_time = \"20s\"\n"+mediaLines)
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1003", pc})
 	phone := s.cbStart(t, "A's phone", "display.xml", pa, true, "-m", "10")
 	b, c := s.cbBusyB(t, pb, "1003", pc, true)
 	s.cbActivateCCBS(t, "1001", pa2)
@@ -656,10 +642,7 @@ func TestF29_NewOfferDuringTheRecall(t *testing.T) {
 	pa, pa2, pb, pc := ports[0], ports[1], ports[2], ports[3]
 	s := startServer(t, "[callback]\nannounce = false\n"+mediaLines)
 	rtpA := newRTPPeer(t, 0xA)
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pa2)
-	s.register(t, "1002", pb)
-	s.register(t, "1003", pc)
+	s.registerAll(t, dev{"1001", pa}, dev{"1001", pa2}, dev{"1002", pb}, dev{"1003", pc})
 	a := s.cbStart(t, "A takes the recall and offers again", "media_uas_recall_reoffer.xml", pa, true, "-m", "2",
 		"-key", "rtpport", fmt.Sprint(rtpA.port()))
 	b, c := s.cbBusyB(t, pb, "1003", pc, true)
