@@ -148,7 +148,7 @@ func lineReferences(l config.Line, lookup func(dn string) (config.Line, bool)) [
 	}
 	if l.Kind == config.KindRoutePoint {
 		for _, m := range l.Members {
-			if m == l.DN || !isDN(m) {
+			if m == l.DN || !config.IsDN(m) {
 				continue
 			}
 			if ml, ok := lookup(m); !ok {
@@ -158,27 +158,12 @@ func lineReferences(l config.Line, lookup func(dn string) (config.Line, bool)) [
 			}
 		}
 	}
-	for _, f := range []struct{ key, target string }{
-		{"forward_all", l.ForwardAll}, {"forward_busy", l.ForwardBusy}, {"forward_no_answer", l.ForwardNoAnswer},
-	} {
-		if _, ok := lookup(f.target); isDN(f.target) && f.target != l.DN && !ok {
-			add(f.key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.key, f.target)
+	for _, f := range l.Forwards() {
+		if _, ok := lookup(f.Target); config.IsDN(f.Target) && f.Target != l.DN && !ok {
+			add(f.Key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.Key, f.Target)
 		}
 	}
 	return errs
-}
-
-// isDN reports whether s has the form of a DN: 1-15 digits 0-9 (F9).
-func isDN(s string) bool {
-	if s == "" || len(s) > 15 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // invalid turns the configuration's rule violations into a 422.

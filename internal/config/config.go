@@ -232,6 +232,14 @@ func (ts Trunks) For(number string) (Trunk, bool) {
 	return best, n >= 0
 }
 
+// Forward is one of a line's forwarding settings, by its key.
+type Forward struct{ Key, Target string }
+
+// Forwards lists the line's forwarding keys with their targets.
+func (l Line) Forwards() []Forward {
+	return []Forward{{"forward_all", l.ForwardAll}, {"forward_busy", l.ForwardBusy}, {"forward_no_answer", l.ForwardNoAnswer}}
+}
+
 // Line.Kind values.
 const (
 	KindPhone      = "phone"

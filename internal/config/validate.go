@@ -223,7 +223,7 @@ func (v *validator) references(c *Config) {
 		path := fmt.Sprintf("line[%d]", i)
 		if l.Kind == KindRoutePoint {
 			for _, m := range l.Members {
-				if m == l.DN || !isDN(m) {
+				if m == l.DN || !IsDN(m) {
 					continue
 				}
 				if k, ok := kind[m]; !ok {
@@ -233,24 +233,17 @@ func (v *validator) references(c *Config) {
 				}
 			}
 		}
-		for _, f := range forwards(l) {
-			_, external := c.Trunks.For(f.target)
-			if _, ok := kind[f.target]; isDN(f.target) && f.target != l.DN && !ok && !external {
-				v.errorf(path+"."+f.key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.key, f.target)
+		for _, f := range l.Forwards() {
+			_, external := c.Trunks.For(f.Target)
+			if _, ok := kind[f.Target]; IsDN(f.Target) && f.Target != l.DN && !ok && !external {
+				v.errorf(path+"."+f.Key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.Key, f.Target)
 			}
 		}
 	}
 }
 
-// forwards lists the forwarding keys of l with their targets.
-func forwards(l Line) []struct{ key, target string } {
-	return []struct{ key, target string }{
-		{"forward_all", l.ForwardAll}, {"forward_busy", l.ForwardBusy}, {"forward_no_answer", l.ForwardNoAnswer},
-	}
-}
-
-// isDN reports whether s has the form of a DN: 1-15 digits (F9).
-func isDN(s string) bool {
+// IsDN reports whether s has the form of a DN: 1-15 digits 0-9 (F9).
+func IsDN(s string) bool {
 	return s != "" && len(s) <= maxDNDigits && digitsOnly(s, false)
 }
 
@@ -532,20 +525,20 @@ func (v *validator) lines(lines []Line) {
 				v.errorf(path+".members", "%s: a route-point needs members (the lines it hands calls to)", who)
 			}
 			for _, m := range l.Members {
-				if m == l.DN || !isDN(m) {
+				if m == l.DN || !IsDN(m) {
 					v.errorf(path+".members", "%s: member %q: want the DN of another line", who, m)
 				}
 			}
 		default:
 			v.errorf(path+".kind", "%s: kind %q: want %s, %s or %s", who, l.Kind, KindPhone, KindRoutePoint, KindVoicemail)
 		}
-		for _, f := range forwards(l) {
+		for _, f := range l.Forwards() {
 			switch {
-			case f.target == "" || f.target == ForwardVoicemail:
-			case f.target == l.DN:
-				v.errorf(path+"."+f.key, "%s: %s: a line cannot forward to itself", who, f.key)
-			case !isDN(f.target):
-				v.errorf(path+"."+f.key, "%s: %s %q: want a DN or %q", who, f.key, f.target, ForwardVoicemail)
+			case f.Target == "" || f.Target == ForwardVoicemail:
+			case f.Target == l.DN:
+				v.errorf(path+"."+f.Key, "%s: %s: a line cannot forward to itself", who, f.Key)
+			case !IsDN(f.Target):
+				v.errorf(path+"."+f.Key, "%s: %s %q: want a DN or %q", who, f.Key, f.Target, ForwardVoicemail)
 			}
 		}
 		if !validLocale(l.Locale) {
