@@ -44,6 +44,8 @@ type Metrics struct {
 	sip           *prometheus.CounterVec
 	rtpSent       prometheus.Counter
 	rtpLate       prometheus.Counter
+	authFailures  *prometheus.CounterVec
+	authBlocked   *prometheus.CounterVec
 }
 
 // New registers every metric, with the Go runtime and process collectors.
@@ -89,7 +91,13 @@ func New(src Sources) *Metrics {
 	m.rtpLate = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callbackd_rtp_packets_late_total", Help: "Of those, packets sent more than 5 ms after their slot on the 20 ms schedule: the server is short of CPU for its media.",
 	})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate)
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_auth_failures_total", Help: "Failed authentications (B7) by kind (sip, http, pin) and reason.",
+	}, []string{"kind", "reason"})
+	m.authBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callbackd_auth_throttled_total", Help: "Requests refused unchecked because their source or account had too many failed authentications (B7), by kind.",
+	}, []string{"kind"})
+	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.authFailures, m.authBlocked)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
@@ -163,6 +171,14 @@ func (m *Metrics) RTPStream(packets, late uint64) {
 // SIPMessage counts a SIP message read ("in") or written ("out"); kind is
 // its method or status code.
 func (m *Metrics) SIPMessage(direction, kind string) { m.sip.WithLabelValues(direction, kind).Inc() }
+
+// AuthFailure counts a failed authentication (B7).
+func (m *Metrics) AuthFailure(kind, reason string) {
+	m.authFailures.WithLabelValues(kind, reason).Inc()
+}
+
+// AuthThrottled counts a request refused because of earlier failures (B7).
+func (m *Metrics) AuthThrottled(kind string) { m.authBlocked.WithLabelValues(kind).Inc() }
 
 // byLabel is a gauge vector computed at scrape time.
 type byLabel struct {

@@ -31,6 +31,7 @@ import (
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/throttle"
 )
 
 // Server is the running SIP service.
@@ -45,6 +46,9 @@ type Server struct {
 	Callback  *callback.Service
 	Metrics   *metrics.Metrics
 	Hub       *events.Hub // live events (the API's server-sent events)
+	// Guard throttles failed authentications (B7), shared by SIP digest,
+	// HTTP Basic and the mobility PIN.
+	Guard *throttle.Guard
 
 	liveMu     sync.Mutex      // serialises changes while running (live.go)
 	fileParams config.Callback // the configuration file's parameters
@@ -75,7 +79,8 @@ func parseListen(s string) (transport, addr string, err error) {
 // New binds the listeners and builds every part over the store st.
 // Nothing is served until Serve.
 func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
-	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{}), Hub: events.NewHub(), fileParams: cfg.Callback}
+	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{}), Hub: events.NewHub(), fileParams: cfg.Callback,
+		Guard: throttle.NewGuard(throttle.Default, log)}
 	if err := s.overlay(context.Background(), cfg); err != nil {
 		return nil, err
 	}
@@ -161,6 +166,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		RequestStates: s.Callback.RequestStates,
 	})
 	ph.m = s.Metrics
+	s.Guard.Observe(s.Metrics.AuthFailure, s.Metrics.AuthThrottled)
 	s.publish()
 	sipTrace.s.Store(s)
 	sip.SIPDebugTracer(&sipTrace)
