@@ -53,6 +53,21 @@ type HTTP struct {
 	// or Basic with user "admin"). Empty: a random token is made at start
 	// and logged.
 	Token string `toml:"token"`
+	// Hosts are the Host header values served (B7, against DNS rebinding):
+	// "host:port", "host" for any port, or "*" for any. Empty: the listen
+	// address, localhost, 127.0.0.1 and [::1] with its port (and this
+	// machine's addresses when listening on all of them).
+	Hosts []string `toml:"hosts"`
+	// AllowedOrigins may write from a browser besides the server's own
+	// origin ("https://pbx.example.com"); every other origin is cross-site.
+	AllowedOrigins []string `toml:"allowed_origins"`
+	// DebugListen serves /debug/pprof and /debug/vars on a listener of their
+	// own ("HOST:PORT"); empty: not served at all.
+	DebugListen string `toml:"debug_listen"`
+	// MaxEventStreams caps the open /api/v1/events streams, in total and
+	// from one source address.
+	MaxEventStreams          int `toml:"max_event_streams"`
+	MaxEventStreamsPerSource int `toml:"max_event_streams_per_source"`
 }
 
 // Store selects the persistent store.
@@ -382,6 +397,8 @@ func (c *Config) Line(dn string) (Line, bool) {
 func (c *Config) clone() *Config {
 	n := *c
 	n.SIP.Listen = slices.Clone(c.SIP.Listen)
+	n.HTTP.Hosts = slices.Clone(c.HTTP.Hosts)
+	n.HTTP.AllowedOrigins = slices.Clone(c.HTTP.AllowedOrigins)
 	n.Lines = slices.Clone(c.Lines)
 	n.Users = slices.Clone(c.Users)
 	n.Trunks = slices.Clone(c.Trunks)
@@ -485,6 +502,8 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		Log: base.Log,
 	}
 	fc.SIP.Listen = slices.Clone(base.SIP.Listen)
+	fc.HTTP.Hosts = slices.Clone(base.HTTP.Hosts)
+	fc.HTTP.AllowedOrigins = slices.Clone(base.HTTP.AllowedOrigins)
 
 	var errs errorList
 	err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(&fc)

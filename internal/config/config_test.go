@@ -152,7 +152,7 @@ password = "pw"
 	if c.SIP.Realm != "example" || !reflect.DeepEqual(c.SIP.Listen, []string{"tcp:[::1]:5070"}) {
 		t.Errorf("SIP = %+v", c.SIP)
 	}
-	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || c.HTTP != d.HTTP || c.Calls != d.Calls || c.Media != d.Media || c.Callback != d.Callback {
+	if c.SIP.Domain != d.SIP.Domain || c.SIP.MinExpires != d.SIP.MinExpires || !reflect.DeepEqual(c.HTTP, d.HTTP) || c.Calls != d.Calls || c.Media != d.Media || c.Callback != d.Callback {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	want := []Line{{DN: "2001", Password: "pw", Locale: "en", BusyTrigger: 1, MaxDevices: 4, Notification: "notify", Kind: "phone"}}
@@ -209,6 +209,15 @@ var errorCases = []struct {
 	{"http listen", "[http]\nlisten = \"8080\"\n", `site.toml:2: http.listen "8080": bad address: want HOST:PORT`},
 	{"http listen any host", "[http]\nlisten = \":8080\"\n", `site.toml:2: http.listen ":8080": bad address: host "": want an IP address or localhost`},
 	{"http listen port", "[http]\nlisten = \"127.0.0.1:http\"\n", `site.toml:2: http.listen "127.0.0.1:http": bad address: port "http": want 1-65535`},
+	{"B7 http hosts scheme", "[http]\nhosts = [\"http://pbx.example.com\"]\n", `site.toml:2: http.hosts "http://pbx.example.com": want HOST or HOST:PORT (a name or an IP address, IPv6 in brackets), or "*"`},
+	{"B7 http hosts port", "[http]\nhosts = [\"pbx.example.com:0\"]\n", `site.toml:2: http.hosts "pbx.example.com:0": port "0": want 1-65535`},
+	{"B7 http hosts bare v6", "[http]\nhosts = [\"::1\"]\n", `site.toml:2: http.hosts "::1": want HOST or HOST:PORT (a name or an IP address, IPv6 in brackets), or "*"`},
+	{"B7 http origin path", "[http]\nallowed_origins = [\"https://pbx.example.com/admin\"]\n", `site.toml:2: http.allowed_origins "https://pbx.example.com/admin": want an origin such as "https://pbx.example.com" or "http://10.0.0.5:8080" (scheme and host in lower case, no path)`},
+	{"B7 http origin no scheme", "[http]\nallowed_origins = [\"pbx.example.com\"]\n", `site.toml:2: http.allowed_origins "pbx.example.com": want an origin such as "https://pbx.example.com" or "http://10.0.0.5:8080" (scheme and host in lower case, no path)`},
+	{"B7 http debug listen", "[http]\ndebug_listen = \"6060\"\n", `site.toml:2: http.debug_listen "6060": bad address: want HOST:PORT`},
+	{"B7 http debug listen same", "[http]\ndebug_listen = \"127.0.0.1:8080\"\n", `site.toml:2: http.debug_listen "127.0.0.1:8080": must differ from http.listen (the debug endpoints are not served on the main listener)`},
+	{"B7 http streams", "[http]\nmax_event_streams = 0\nmax_event_streams_per_source = 0\n", "site.toml:2: http.max_event_streams 0: want 1-100000\nsite.toml:3: http.max_event_streams_per_source 0: want 1 to http.max_event_streams (0)"},
+	{"B7 http streams per source", "[http]\nmax_event_streams_per_source = 101\n", "site.toml:2: http.max_event_streams_per_source 101: want 1 to http.max_event_streams (100)"},
 	{"store postgres", "[store]\ndriver = \"postgres\"\n", `site.toml:2: store.driver "postgres" is not supported yet (only "sqlite")`},
 	{"store unknown", "[store]\ndriver = \"mysql\"\n", `site.toml:2: unknown store.driver "mysql" (want "sqlite")`},
 	{"store path", "[store]\npath = \"\"\n", "site.toml:2: store.path must not be empty"},
@@ -650,7 +659,8 @@ func TestRoundTrip(t *testing.T) {
 			DefaultExpires: 600,
 			UserAgent:      "callbackd/test",
 		},
-		HTTP:  HTTP{Listen: "[::1]:9090"},
+		HTTP: HTTP{Listen: "[::1]:9090", Hosts: []string{"pbx.example.com", "[::1]:9090", "*"}, AllowedOrigins: []string{"https://pbx.example.com"},
+			DebugListen: "127.0.0.1:6060", MaxEventStreams: 50, MaxEventStreamsPerSource: 5},
 		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},
 		Calls: Calls{NoAnswerTimeout: Duration{90 * time.Second}, VoicemailPilot: "500"},
 		Media: Media{Address: "192.0.2.10", RTPPortMin: 1024, RTPPortMax: 1025},

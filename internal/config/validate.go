@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -103,6 +104,7 @@ func (v *validator) config(c *Config) {
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		v.errorf("http.listen", "http.listen %q: bad address: %v", c.HTTP.Listen, err)
 	}
+	v.http(&c.HTTP)
 
 	switch c.Store.Driver {
 	case "sqlite":
@@ -633,4 +635,47 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// http checks the [http] keys of B7: the Host allow-list, the allowed
+// origins, the debug listener and the event stream caps.
+func (v *validator) http(h *HTTP) {
+	for _, host := range h.Hosts {
+		if host == "*" {
+			continue
+		}
+		name, port := host, ""
+		if hn, p, err := net.SplitHostPort(host); err == nil {
+			name, port = hn, p
+		} else if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+			name = "" // a bare IPv6 address: write it in brackets
+		} else {
+			name = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		}
+		if !validDomain(name) || strings.ContainsAny(host, "/@") {
+			v.errorf("http.hosts", "http.hosts %q: want HOST or HOST:PORT (a name or an IP address, IPv6 in brackets), or \"*\"", host)
+		} else if n, err := strconv.Atoi(port); port != "" && (err != nil || !digitsOnly(port, false) || n < 1 || n > 65535) {
+			v.errorf("http.hosts", "http.hosts %q: port %q: want 1-65535", host, port)
+		}
+	}
+	for _, o := range h.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || o != strings.ToLower(o) {
+			v.errorf("http.allowed_origins", "http.allowed_origins %q: want an origin such as \"https://pbx.example.com\" or \"http://10.0.0.5:8080\" (scheme and host in lower case, no path)", o)
+		}
+	}
+	if h.DebugListen != "" {
+		if err := checkHostPort(h.DebugListen); err != nil {
+			v.errorf("http.debug_listen", "http.debug_listen %q: bad address: %v", h.DebugListen, err)
+		} else if h.DebugListen == h.Listen {
+			v.errorf("http.debug_listen", "http.debug_listen %q: must differ from http.listen (the debug endpoints are not served on the main listener)", h.DebugListen)
+		}
+	}
+	if h.MaxEventStreams < 1 || h.MaxEventStreams > 100000 {
+		v.errorf("http.max_event_streams", "http.max_event_streams %d: want 1-100000", h.MaxEventStreams)
+	}
+	if h.MaxEventStreamsPerSource < 1 || h.MaxEventStreamsPerSource > h.MaxEventStreams {
+		v.errorf("http.max_event_streams_per_source", "http.max_event_streams_per_source %d: want 1 to http.max_event_streams (%d)", h.MaxEventStreamsPerSource, h.MaxEventStreams)
+	}
 }
