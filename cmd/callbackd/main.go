@@ -74,7 +74,8 @@ func run() error {
 		token = randomToken()
 		log.Info("API admin token", "token", token, "hint", "set http.token to keep one across restarts")
 	}
-	rest := api.New(api.Deps{Server: srv, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: time.Now()})
+	rest := api.New(api.Deps{Server: srv, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: time.Now(),
+		MaxStreams: cfg.HTTP.MaxEventStreams, MaxStreamsPerSource: cfg.HTTP.MaxEventStreamsPerSource})
 	if *configPath == "" {
 		printDemo(cfg)
 	}
@@ -86,13 +87,32 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := &http.Server{Handler: httpHandler(srv, rest), ReadHeaderTimeout: 5 * time.Second}
+	hosts := cfg.HTTP.Hosts
+	if len(hosts) == 0 {
+		hosts = api.DefaultHosts(httpLn.Addr().String())
+	}
+	policy := api.Policy{Hosts: hosts, AllowedOrigins: cfg.HTTP.AllowedOrigins, Log: log}
+	hs := newHTTPServer(api.Protect(httpHandler(srv, rest), policy))
 	go func() {
 		if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "error", err)
 		}
 	}()
-	log.Info("HTTP listening", "addr", httpLn.Addr().String())
+	log.Info("HTTP listening", "addr", httpLn.Addr().String(), "hosts", hosts)
+	if cfg.HTTP.DebugListen != "" {
+		dbgLn, err := net.Listen("tcp", cfg.HTTP.DebugListen)
+		if err != nil {
+			return fmt.Errorf("http debug_listen %s: %w", cfg.HTTP.DebugListen, err)
+		}
+		dbg := newHTTPServer(api.Protect(debugHandler(), api.Policy{Hosts: api.DefaultHosts(dbgLn.Addr().String()), Log: log}))
+		go func() {
+			if err := dbg.Serve(dbgLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http debug server", "error", err)
+			}
+		}()
+		defer dbg.Close()
+		log.Info("HTTP debug listening", "addr", dbgLn.Addr().String(), "paths", "/debug/pprof/, /debug/vars")
+	}
 	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", cfg.Store.Path)
 
 	go func() {
@@ -153,10 +173,27 @@ func httpHandler(srv *sipserver.Server, rest *api.API) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	// Profiling for operators and load runs; the HTTP listener is loopback
-	// unless configured otherwise.
+	return mux
+}
+
+// newHTTPServer: slow or idle clients do not hold connections for ever.
+// No ReadTimeout or WriteTimeout: either would end the event streams,
+// long-lived by design (they are capped instead); api.Protect bounds the
+// time to send a body.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
+// debugHandler serves profiling and memory statistics for operators and
+// load runs, on http.debug_listen only (B7: they show the heap and the
+// command line, and a profile costs CPU; nothing on the main listener).
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("GET /debug/vars", expvar.Handler()) // memstats, for load runs
 	return mux
 }

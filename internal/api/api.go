@@ -2,9 +2,13 @@
 // internal/api/openapi.json, embedded and served at /api/v1/openapi.json):
 // lines, registrations, call-back requests, the phone screens and softkeys,
 // service parameters, log switches, alarms, status, and live events as
-// server-sent events. Reads are open; every write needs the admin token
-// (Bearer, or Basic with user "admin"), and a line's own credentials may
-// press that line's keys and act on its own requests.
+// server-sent events. Every write needs the admin token (Bearer, or Basic
+// with user "admin"), and a line's own credentials may press that line's
+// keys and act on its own requests. The reads that show more than the
+// directory and a line's screen (registrations, call-back requests,
+// alarms, the event stream) need the token or, for a line's own data, the
+// line's credentials. Wrong credentials are throttled (B7) by the Guard the
+// SIP side shares; Protect guards the listener against cross-site use.
 //
 // The API only turns HTTP into the calls the rest of the server offers
 // (sipserver, callback): what a key press does is decided by the engine,
@@ -21,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,12 +43,16 @@ type Deps struct {
 	OpenAPI  []byte         // the OpenAPI document served at /api/v1/openapi.json
 	Started  time.Time
 	Instance string // names this instance (F35, F37); default host:pid
+	// MaxStreams and MaxStreamsPerSource cap the open event streams (B7;
+	// config http.max_event_streams*); 0: 100 and 10.
+	MaxStreams, MaxStreamsPerSource int
 }
 
 // API serves /api/v1.
 type API struct {
-	d Deps
-	s *sipserver.Server
+	d       Deps
+	s       *sipserver.Server
+	streams *streamCap
 }
 
 // New builds the API.
@@ -52,7 +61,7 @@ func New(d Deps) *API {
 		host, _ := os.Hostname()
 		d.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
-	return &API{d: d, s: d.Server}
+	return &API{d: d, s: d.Server, streams: newStreamCap(d.MaxStreams, d.MaxStreamsPerSource)}
 }
 
 // Register adds the API's routes to mux.
@@ -78,7 +87,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	r("DELETE /api/v1/params", a.admin(a.resetParams))
 	r("GET /api/v1/log", a.getLog)
 	r("PUT /api/v1/log", a.admin(a.putLog))
-	r("GET /api/v1/alarms", a.alarms)
+	r("GET /api/v1/alarms", a.admin(a.alarms))
 	r("GET /api/v1/events", a.events)
 	r("GET /api/v1/ui/{locale}", a.ui)
 	r("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +114,7 @@ type fieldError struct {
 // httpError is an error with its response.
 type httpError struct {
 	status int
+	header http.Header // sent with the error (WWW-Authenticate, Retry-After)
 	apiError
 }
 
@@ -123,8 +133,11 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &he) {
 		he = newError(http.StatusInternalServerError, "internal", err.Error(), "")
 	}
-	if he.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="callbackd", charset="UTF-8"`)
+	for k, v := range he.header {
+		w.Header()[k] = v
+	}
+	if he.status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", basicChallenge)
 	}
 	writeJSON(w, he.status, map[string]apiError{"error": he.apiError})
 }
@@ -144,8 +157,10 @@ const maxBody = 64 << 10
 // readObject reads a JSON object body into fields by name, refusing what is
 // not JSON, not an object, too large, or not declared as JSON.
 func readObject(r *http.Request) (map[string]json.RawMessage, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json, not "+ct, "")
+	if !isJSON(r.Header.Get("Content-Type")) {
+		// Also checked by Protect for the whole listener; here for the
+		// API mounted without it.
+		return nil, unsupportedType(r)
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	var obj map[string]json.RawMessage
@@ -301,41 +316,90 @@ func (a *API) openapi(w http.ResponseWriter, r *http.Request) {
 // ---------------------------------------------------------------------------
 // Authentication
 
-// who is the authenticated caller of a write: the admin, or a line.
+// who is the authenticated caller: the admin, or a line.
 type who struct {
 	admin bool
 	dn    string
 }
 
+// basicChallenge asks a browser for a user and password (RFC 7617).
+const basicChallenge = `Basic realm="callbackd", charset="UTF-8"`
+
+// throttleKind names HTTP in the Guard's log line and metrics.
+const throttleKind = "http"
+
 // authenticate checks the request's credentials: the admin token as
 // Bearer or as Basic admin:TOKEN, or a line's SIP credentials as Basic
 // DN:PASSWORD. Comparisons take constant time.
+//
+// Guessing is throttled (B7) with the server's Guard, keyed by the TCP
+// peer's address (X-Forwarded-For is not trusted) and the account (the
+// DN, or "admin" for the token): a blocked source or account gets 429 with
+// Retry-After before its credentials are looked at, so guesses during a
+// lockout learn nothing; a failure is counted and logged by the Guard
+// (msg="authentication failed" kind=http, once per key and interval); a
+// success forgets the failures.
 func (a *API) authenticate(r *http.Request) (who, error) {
-	unauthorized := newError(http.StatusUnauthorized, "unauthorized", "missing or wrong credentials: use the admin token (Bearer) or the line's DN and password (Basic)", "")
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return who{}, unauthorized
+		return who{}, unauthorized(false)
 	}
+	var account, secret string
+	bearer := false
 	if tok, ok := cutPrefixFold(h, "Bearer "); ok {
-		if equal(tok, a.d.Token) {
-			return who{admin: true}, nil
+		account, secret, bearer = "admin", tok, true
+	} else if user, pass, ok := r.BasicAuth(); ok {
+		account, secret = user, pass
+		if len(account) > 64 {
+			account = account[:64] // bounds the Guard's keys and the log line
 		}
-		return who{}, unauthorized
 	}
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return who{}, unauthorized
+	g := a.s.Guard
+	if d := g.Blocked(throttleKind, r.RemoteAddr, account); d > 0 {
+		secs := int((d + time.Second - 1) / time.Second)
+		e := newError(http.StatusTooManyRequests, "too_many_attempts",
+			fmt.Sprintf("too many failed authentications from this address or for this account: try again in %d s", secs), "")
+		e.header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
+		return who{}, e
 	}
-	if user == "admin" {
-		if equal(pass, a.d.Token) {
-			return who{admin: true}, nil
+	var u who
+	reason := ""
+	switch {
+	case account == "":
+		reason = "malformed credentials"
+	case account == "admin":
+		if equal(secret, a.d.Token) {
+			u = who{admin: true}
+		} else {
+			reason = "wrong token"
 		}
-		return who{}, unauthorized
+	default:
+		if pw, ok := a.s.Directory.Password(account); !ok {
+			reason = "unknown user"
+		} else if equal(secret, pw) {
+			u = who{dn: account}
+		} else {
+			reason = "wrong password"
+		}
 	}
-	if pw, ok := a.s.Directory.Password(user); ok && equal(pass, pw) {
-		return who{dn: user}, nil
+	if reason != "" {
+		g.Failed(throttleKind, r.RemoteAddr, account, reason)
+		return who{}, unauthorized(bearer)
 	}
-	return who{}, unauthorized
+	g.Succeeded(r.RemoteAddr, account)
+	return u, nil
+}
+
+// unauthorized is the 401: a Basic challenge (a browser then asks for a
+// user and password, as the phone console wants), or, to a client that
+// sent a Bearer token, a Bearer challenge (RFC 6750 3), which a browser
+// does not answer with a login dialog (the admin page sends the token).
+func unauthorized(bearer bool) *httpError {
+	e := newError(http.StatusUnauthorized, "unauthorized", "missing or wrong credentials: use the admin token (Bearer) or the line's DN and password (Basic)", "")
+	if bearer {
+		e.header = http.Header{"Www-Authenticate": {`Bearer realm="callbackd", error="invalid_token"`}}
+	}
+	return e
 }
 
 func equal(a, b string) bool {
@@ -366,7 +430,7 @@ func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// forLine authenticates a write about line dn: the admin, or dn itself.
+// forLine authenticates a request about line dn: the admin, or dn itself.
 func (a *API) forLine(r *http.Request, dn string) error {
 	u, err := a.authenticate(r)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/throttle"
 )
 
 // The API against a real server (SIP on a loopback port nobody calls, a
@@ -52,6 +53,9 @@ func start(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests send many wrong credentials from one address on purpose:
+	// no throttling unless a test sets a Guard of its own (B7 tests do).
+	srv.Guard = throttle.NewGuard(throttle.Config{Free: 1 << 20}, slog.New(alarms))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx); close(done) }()
@@ -133,7 +137,13 @@ func TestB4_WritesNeedCredentials(t *testing.T) {
 	for _, w := range writes {
 		for _, auth := range []string{"", "bad", "admin:wrong", "1001:wrong", "9999:pw1001"} {
 			r := f.do(w.method, w.path, auth, w.body)
-			if r.status != 401 || r.errorOf().Code != "unauthorized" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), `Basic realm="callbackd"`) {
+			// B7: a wrong Bearer token is challenged with Bearer (RFC
+			// 6750), so that a browser shows no login dialog for it.
+			challenge := `Basic realm="callbackd"`
+			if auth == "bad" {
+				challenge = `Bearer realm="callbackd"`
+			}
+			if r.status != 401 || r.errorOf().Code != "unauthorized" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), challenge) {
 				t.Errorf("%s %s with %q: %d %s %q", w.method, w.path, auth, r.status, r.body, r.header.Get("WWW-Authenticate"))
 			}
 		}
@@ -327,6 +337,7 @@ func TestB4_ConsoleEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/api/v1/events?line=1002", nil)
+	req.SetBasicAuth("1002", "pw1002") // B7: a line's events need its credentials
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

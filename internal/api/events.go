@@ -28,6 +28,10 @@ type lineEvent struct {
 // "Server-sent events"): `event: TYPE` and one line of JSON data. With
 // ?line=DN only that line's screen, line and registration events come, and
 // the stream starts with its current screen and state (the phone console).
+//
+// B7: all events need the admin token, one line's the admin or that line;
+// the open streams are capped in total and per source address (503 with
+// Retry-After over a cap).
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -35,6 +39,19 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dn := r.URL.Query().Get("line")
+	u, err := a.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !u.admin && (dn == "" || u.dn != dn) {
+		what := "all events need the admin token"
+		if dn != "" {
+			what = "these credentials are line " + u.dn + "'s, not line " + dn + "'s"
+		}
+		fail(w, http.StatusForbidden, "forbidden", what, "")
+		return
+	}
 	var line *lineEvent
 	if dn != "" {
 		l, err := a.lookupLine(dn)
@@ -45,6 +62,15 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		j := a.line(l)
 		line = &lineEvent{DN: dn, State: j.State, Devices: j.Devices, Calls: j.Calls}
 	}
+	if !a.streams.acquire(r.RemoteAddr) {
+		e := newError(http.StatusServiceUnavailable, "too_many_streams",
+			fmt.Sprintf("too many open event streams (at most %d, %d per address): try again later", a.streams.max, a.streams.per), "")
+		// Close the connection: a refused client holds nothing.
+		e.header = http.Header{"Retry-After": {"5"}, "Connection": {"close"}}
+		writeError(w, e)
+		return
+	}
+	defer a.streams.release(r.RemoteAddr)
 	watch := a.s.Hub.Watch(func(e events.Event) bool {
 		if dn == "" {
 			return true

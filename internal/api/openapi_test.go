@@ -256,7 +256,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	}
 	re := regexp.MustCompile(`(?:fail\(w, |newError\()http\.Status\w+, "([a-z_]+)"`)
 	used := map[string]bool{}
-	for _, f := range []string{"api.go", "resources.go", "events.go"} {
+	for _, f := range []string{"api.go", "resources.go", "events.go", "protect.go"} {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -270,9 +270,20 @@ type registrationJSON struct {
 	Expires   time.Time `json:"expires"`
 }
 
+// listRegistrations shows contacts and source addresses, which tell an
+// attacker where to send spoofed requests: the admin sees all, a line its
+// own (B7).
 func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
+	u, err := a.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	out := []registrationJSON{}
 	for _, b := range a.s.Registrar.All() {
+		if !u.admin && b.DN != u.dn {
+			continue
+		}
 		out = append(out, registrationJSON{DN: b.DN, Contact: b.Contact, Transport: b.Transport, Source: b.Source, UserAgent: b.UserAgent, Expires: b.Expires.UTC()})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -398,9 +409,24 @@ func requestOf(r engine.Request) requestJSON {
 	return j
 }
 
+// mayRead: who may see a request: the admin, its caller and its callee.
+func (u who) mayRead(req engine.Request) bool {
+	return u.admin || u.dn == req.A || u.dn == req.B
+}
+
+// listCallbacks: who called whom is not for everyone; the admin sees all
+// requests, a line those it is the caller or callee of (B7).
 func (a *API) listCallbacks(w http.ResponseWriter, r *http.Request) {
+	u, err := a.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	out := []requestJSON{}
 	for _, req := range a.s.Callback.Requests() {
+		if !u.mayRead(req) {
+			continue
+		}
 		out = append(out, requestOf(req))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -421,9 +447,18 @@ func (a *API) findRequest(r *http.Request) (engine.Request, error) {
 }
 
 func (a *API) getCallback(w http.ResponseWriter, r *http.Request) {
+	u, err := a.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	req, err := a.findRequest(r)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if !u.mayRead(req) {
+		fail(w, http.StatusForbidden, "forbidden", "these credentials are line "+u.dn+"'s, which is neither caller nor callee of this request", "")
 		return
 	}
 	writeJSON(w, http.StatusOK, requestOf(req))
