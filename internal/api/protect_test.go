@@ -196,8 +196,8 @@ type logCount struct {
 }
 
 func (l *logCount) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logCount) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l *logCount) WithGroup(string) slog.Handler           { return l }
+func (l *logCount) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logCount) WithGroup(string) slog.Handler            { return l }
 func (l *logCount) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "level=%s msg=%q", r.Level, r.Message)
