@@ -244,11 +244,19 @@ func (f *fakeAPI) Handler() http.Handler {
 		fakeJSON(w, out)
 	})
 	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, r *http.Request) {
+		if !f.authorized(r, "") {
+			fakeError(w, 401, "unauthorized", "authentication required", "")
+			return
+		}
 		fakeJSON(w, []map[string]any{{"dn": "1002", "contact": "sip:1002@127.0.0.1:5062", "transport": "udp", "source": "127.0.0.1:5062", "expires": time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)}})
 	})
 	mux.HandleFunc("GET /api/v1/callbacks", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if !f.authorized(r, "") {
+			fakeError(w, 401, "unauthorized", "authentication required", "")
+			return
+		}
 		out := append([]map[string]any{}, f.cb...)
 		fakeJSON(w, out)
 	})
@@ -315,6 +323,10 @@ func (f *fakeAPI) Handler() http.Handler {
 			"lines": len(f.lines), "registrations": 1, "open_requests": len(f.cb), "notifications": 0, "active_calls": 0})
 	})
 	mux.HandleFunc("GET /api/v1/alarms", func(w http.ResponseWriter, r *http.Request) {
+		if !f.authorized(r, "") {
+			fakeError(w, 401, "unauthorized", "authentication required", "")
+			return
+		}
 		fakeJSON(w, []map[string]any{{"time": time.Now().Add(-30 * time.Second).UTC().Format(time.RFC3339), "level": "warn", "message": "screen to 1004 not delivered"}})
 	})
 	return mux
@@ -340,6 +352,12 @@ func (f *fakeAPI) events(w http.ResponseWriter, r *http.Request) {
 	line := r.URL.Query().Get("line")
 	ch := make(chan fakeEvent, 64)
 	f.mu.Lock()
+	// As the API (B7): all events for the admin, a line's for it too.
+	if !f.authorized(r, line) {
+		f.mu.Unlock()
+		fakeError(w, 401, "unauthorized", "authentication required", "")
+		return
+	}
 	if line != "" {
 		l := f.lines[line]
 		if l == nil {

@@ -229,7 +229,7 @@ func TestB4_ConsoleScriptFake(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", "console.mjs"))
 	cmd.Env = append(os.Environ(),
-		"CALLBACKD_URL="+srv.URL, "A_DN=1003", "A_PASSWORD=demo1003", "B_DN=1002", "B_PASSWORD=demo1002",
+		"CALLBACKD_URL="+srv.URL, "A_DN=1003", "A_PASSWORD=demo1003", "B_DN=1002", "B_PASSWORD=demo1002", "ADMIN_TOKEN=tok",
 		"EXPECT_ACTIVATED="+fakeActivatedDE,
 		"EXPECT_AVAILABLE="+strings.ReplaceAll(regexp.QuoteMeta(fakeAvailableDE), "%s", `\d\d:\d\d \d\d\.\d\d\.\d{4}`),
 		"OUT_DIR="+out, "STEP_TIMEOUT=10000")

@@ -20,7 +20,8 @@
 // to OUT_DIR. Exit 0 on success, 1 with the reason on stderr.
 //
 // Environment: CALLBACKD_URL (http://127.0.0.1:8080), A_DN, A_PASSWORD,
-// B_DN, B_PASSWORD, EXPECT_ACTIVATED, EXPECT_AVAILABLE, OUT_DIR,
+// B_DN, B_PASSWORD, ADMIN_TOKEN (entered on the admin page: its call
+// backs need it), EXPECT_ACTIVATED, EXPECT_AVAILABLE, OUT_DIR,
 // STEP_TIMEOUT (15000), GO_TIMEOUT (60000: how long to wait on stdin),
 // CHROMIUM (/usr/bin/chromium).
 import { chromium } from 'playwright-core';
@@ -40,6 +41,7 @@ function env(name, def) {
 const base = env('CALLBACKD_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const A = { dn: env('A_DN'), password: env('A_PASSWORD') };
 const B = { dn: env('B_DN'), password: env('B_PASSWORD') };
+const adminToken = env('ADMIN_TOKEN');
 const expectActivated = env('EXPECT_ACTIVATED');
 const expectAvailable = new RegExp(env('EXPECT_AVAILABLE'));
 const outDir = env('OUT_DIR', 'test-output/browser');
@@ -194,11 +196,14 @@ async function main() {
     admin.setDefaultTimeout(stepTimeout);
     admin.on('pageerror', (e) => { pageErrors.push(`admin: ${e.message}`); log('page error on admin:', e.message); });
     await admin.goto('/admin');
+    await admin.fill('#token', adminToken);
+    await admin.click('#token-form button[type="submit"]');
     const row = `#callbacks tbody tr[data-caller="${A.dn}"][data-callee="${B.dn}"]`;
     try {
       await admin.waitForSelector(row);
       await admin.waitForSelector('#lines tbody tr[data-dn]');
       await admin.waitForSelector('#status dd');
+      await admin.waitForSelector('#conn[data-state="open"]'); // the event stream, with the token
     } catch (e) {
       await screenshot(admin, 'failed-admin');
       throw new Error(`admin page: no row ${row} or no lines/status within ${stepTimeout} ms (message: ${await admin.locator('#message').textContent()})`);

@@ -302,7 +302,7 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 
 	script := startBrowserScript(t, root, []string{
 		"CALLBACKD_URL=http://" + s.HTTP,
-		"A_DN=" + a, "A_PASSWORD=demo" + a, "B_DN=" + b, "B_PASSWORD=demo" + b,
+		"A_DN=" + a, "A_PASSWORD=demo" + a, "B_DN=" + b, "B_PASSWORD=demo" + b, "ADMIN_TOKEN=" + apiToken,
 		"EXPECT_ACTIVATED=" + activated, "EXPECT_AVAILABLE=" + availableRE,
 		"OUT_DIR=" + out, "CHROMIUM=" + chromium,
 		fmt.Sprintf("STEP_TIMEOUT=%d", (browserStep / 2).Milliseconds()),

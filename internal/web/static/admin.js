@@ -1,8 +1,10 @@
 // The admin page (B4, F32, F35-F37): lines and their devices,
 // registrations, open call backs with their timers, the service parameters
 // (a form that PUTs the changed ones), which instance is active, recent
-// alarms. Refreshed from the server-sent events and by polling; writes send
-// the admin token (asked once, kept in sessionStorage for this tab).
+// alarms. Refreshed from the server-sent events and by polling. The admin
+// token (asked once, kept in sessionStorage for this tab) goes with every
+// request: writes need it, and so do the registrations, call backs, alarms
+// and the event stream (B7), which are not loaded without it.
 'use strict';
 (function () {
   const { request, stream, el, ApiError } = window.callbackd;
@@ -19,11 +21,13 @@
     const v = $('token').value.trim();
     if (v) sessionStorage.setItem(TOKEN_KEY, v); else sessionStorage.removeItem(TOKEN_KEY);
     message(v ? 'Token set for this tab.' : 'Token forgotten.', 'ok');
+    tokenChanged();
   });
   $('token-clear').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     $('token').value = '';
     message('Token forgotten.', 'ok');
+    tokenChanged();
   });
 
   function message(text, kind) {
@@ -37,6 +41,13 @@
       return 'Not authorized: enter the admin token above (' + e.message + ')';
     }
     return e.message;
+  }
+
+  // read loads an admin-only resource: without a token it is not asked for
+  // (a 401 would only repeat what the page says) and shows as empty.
+  async function read(path) {
+    if (!token()) return [];
+    return request('GET', path, undefined, auth());
   }
 
   // write sends an authenticated change; without a token it asks first.
@@ -128,14 +139,14 @@
   }
 
   async function loadRegistrations() {
-    const regs = list(await request('GET', '/registrations'));
+    const regs = list(await read('/registrations'));
     fill('registrations', regs.map((r) => el('tr', { 'data-dn': r.dn },
       el('td', null, r.dn), el('td', { class: 'mono' }, r.contact), el('td', null, r.transport),
       el('td', { class: 'mono' }, r.source), el('td', null, r.expires ? countdown(r.expires) : ''))));
   }
 
   async function loadCallbacks() {
-    const cbs = list(await request('GET', '/callbacks'));
+    const cbs = list(await read('/callbacks'));
     fill('callbacks', cbs.map((c) => el('tr', { 'data-id': c.id, 'data-caller': c.caller, 'data-callee': c.callee, 'data-state': c.state },
       el('td', null, c.id), el('td', null, c.caller), el('td', null, c.callee), el('td', null, c.kind),
       el('td', { class: 'state' }, c.state), el('td', null, when(c.created)),
@@ -155,7 +166,7 @@
   }
 
   async function loadAlarms() {
-    const alarms = list(await request('GET', '/alarms')).slice().reverse(); // newest first
+    const alarms = list(await read('/alarms')).slice().reverse(); // newest first
     fill('alarms', alarms.map((a) => el('tr', { 'data-level': a.level },
       el('td', null, when(a.time)), el('td', { class: 'level' }, a.level), el('td', null, a.message))));
   }
@@ -269,16 +280,32 @@
     }
   }
 
-  stream('/events', {
-    line: lineEvent,
-    callback: () => { later(loadCallbacks); later(loadStatus); later(loadAlarms); },
-    params: (p) => renderParams(p),
-  }, (up) => {
+  // The event stream needs the token: it is read with fetch, which sends it.
+  let events = null;
+  function connect() {
+    if (events) events.close();
+    events = null;
     const c = $('conn');
-    c.dataset.state = up ? 'open' : 'closed';
-    c.textContent = up ? 'live' : 'offline, reconnecting';
-    if (up) later(loadLines);
-  });
+    if (!token()) {
+      c.dataset.state = 'closed';
+      c.textContent = 'not live: enter the admin token';
+      return;
+    }
+    events = stream('/events', {
+      line: lineEvent,
+      callback: () => { later(loadCallbacks); later(loadStatus); later(loadAlarms); },
+      params: (p) => renderParams(p),
+    }, (up) => {
+      c.dataset.state = up ? 'open' : 'closed';
+      c.textContent = up ? 'live' : 'offline, reconnecting';
+      if (up) later(loadLines);
+    }, auth);
+  }
+  function tokenChanged() {
+    connect();
+    refresh(...loaders);
+  }
+  connect();
   refresh(...loaders);
   setInterval(() => refresh(...loaders), POLL_MS);
   setInterval(tick, 1000);

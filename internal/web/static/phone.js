@@ -1,8 +1,9 @@
 // The web phone console of one line (B4): the line's current Call Back
 // screen in its locale, the line state, and the softkeys: CallBack always,
 // then the keys the API lists for the screen (Dial, Cancel, Exit, OK).
-// Live through the server-sent events; a key press is a POST to the API,
-// which asks for the line's credentials (HTTP Basic) the first time.
+// Live through the server-sent events; a key press is a POST to the API.
+// Both need the line's credentials (HTTP Basic): the browser asks for them
+// at the first 401 (the event stream's) and sends them from then on.
 'use strict';
 (function () {
   const { request, format, stream, el, ApiError } = window.callbackd;
