@@ -75,7 +75,7 @@ func Protect(next http.Handler, p Policy) http.Handler {
 		if p.Log != nil {
 			p.Log.Debug("http request refused", "status", err.status, "reason", why, "source", r.RemoteAddr,
 				"method", r.Method, "path", r.URL.Path, "host", r.Host, "origin", r.Header.Get("Origin"),
-				"sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+				"sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "credentials", r.Header.Get("Authorization") != "")
 		}
 		writeError(w, err)
 	}

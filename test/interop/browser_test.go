@@ -167,10 +167,17 @@ type browserScript struct {
 
 func startBrowserScript(t *testing.T, root string, env []string) *browserScript {
 	t.Helper()
+	return startBrowserScriptFile(t, root, "console.mjs", env)
+}
+
+// startBrowserScriptFile runs test/browser/NAME (a playwright-core script
+// speaking the same stdin/stdout protocol).
+func startBrowserScriptFile(t *testing.T, root, name string, env []string) *browserScript {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserReady+4*browserStep)
 	t.Cleanup(cancel)
 	b := &browserScript{lines: make(chan string, 16), done: make(chan struct{})}
-	b.cmd = exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", "console.mjs"))
+	b.cmd = exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", name))
 	b.cmd.Dir = root
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stderr = &b.stderr
@@ -214,7 +221,7 @@ func startBrowserScript(t *testing.T, root string, env []string) *browserScript 
 			<-b.done
 		}
 		if t.Failed() {
-			t.Logf("=== console.mjs stderr:\n%s", cbTail(b.stderr.String(), 12000))
+			t.Logf("=== %s stderr:\n%s", name, cbTail(b.stderr.String(), 12000))
 		}
 	})
 	return b

@@ -183,6 +183,13 @@ func startServer(t *testing.T, extra string) *server {
 // (e.g. "min_expires = 60" to see 423 Interval Too Brief).
 func startServerWith(t *testing.T, sipKeys, extra string) *server {
 	t.Helper()
+	return startServerKeys(t, sipKeys, "", extra)
+}
+
+// startServerKeys is startServerWith with more [http] keys (TOML lines)
+// after listen and token, e.g. "max_event_streams = 4".
+func startServerKeys(t *testing.T, sipKeys, httpKeys, extra string) *server {
+	t.Helper()
 	s := &server{t: t, Dir: t.TempDir(), SIPPort: freePort(t)}
 	s.HTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.Config = filepath.Join(s.Dir, "callbackd.toml")
@@ -192,11 +199,12 @@ listen = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
 [http]
 listen = %q
 token = "`+apiToken+`"
+%s
 [store]
 path = "data/callbackd.db"
 [log]
 level = "debug"
-%s`, s.SIPPort, s.SIPPort, sipKeys, s.HTTP, extra)
+%s`, s.SIPPort, s.SIPPort, sipKeys, s.HTTP, httpKeys, extra)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

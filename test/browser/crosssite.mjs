@@ -1,0 +1,163 @@
+// Browser test of B7 (issue 12, defect 6: cross-site key presses), driven by
+// test/interop/security_http_test.go. The user is logged in to the web
+// phone console of line DN; a page of another site (ATTACKER_URL, served by
+// the test on another loopback address) tries to press that line's keys
+// and read the API with the user's browser. Steps:
+//
+//  1. A browser context logged in as the line the strongest way: Playwright
+//     sends the line's Basic credentials with every request of the context,
+//     the attacker's included (httpCredentials, send "always"). The console
+//     /phone/DN opens and its event stream connects. Prints "CONSOLE live".
+//  2. In that context the attacker page runs its attacks (fetch no-cors
+//     with text/plain and typeless bodies, a CORS fetch with JSON, an HTML
+//     form with enctype text/plain, an empty form POST, sendBeacon, reads
+//     of registrations and events) and reports what its script could see.
+//     Prints "ATTACKED <JSON>" and waits for "GO" on stdin (the test checks
+//     through the API that nothing was pressed).
+//  3. A second context logged in as a user is, with no help from
+//     Playwright: the browser's own HTTP authentication cache, filled by
+//     opening an API URL with the credentials in it. The console there
+//     connects its event stream (the browser answers the 401 from its
+//     cache) and the CallBack key is pressed. Prints "PRESSED <screen kind>".
+//
+// Every wait has a deadline (STEP_TIMEOUT ms). Exit 0 on success, 1 with
+// the reason on stderr. Environment: CALLBACKD_URL, ATTACKER_URL, DN,
+// PASSWORD, OUT_DIR, STEP_TIMEOUT (15000), GO_TIMEOUT (60000), CHROMIUM.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+
+function env(name, def) {
+  const v = process.env[name];
+  if (v === undefined || v === '') {
+    if (def === undefined) throw new Error(`environment variable ${name} is required`);
+    return def;
+  }
+  return v;
+}
+
+const base = env('CALLBACKD_URL').replace(/\/+$/, '');
+const attacker = env('ATTACKER_URL');
+const dn = env('DN');
+const password = env('PASSWORD');
+const outDir = env('OUT_DIR', 'test-output/browser-b7');
+const stepTimeout = Number(env('STEP_TIMEOUT', '15000'));
+const goTimeout = Number(env('GO_TIMEOUT', '60000'));
+
+const log = (...a) => console.error('[crosssite.mjs]', ...a);
+const say = (line) => process.stdout.write(line + '\n');
+
+const stdinLines = [];
+const stdinWaiters = [];
+readline.createInterface({ input: process.stdin }).on('line', (l) => {
+  const w = stdinWaiters.shift();
+  if (w) w(l); else stdinLines.push(l);
+});
+function nextLine(ms) {
+  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no line on stdin within ${ms} ms`)), ms);
+    stdinWaiters.push((l) => { clearTimeout(timer); resolve(l); });
+  });
+}
+
+mkdirSync(outDir, { recursive: true });
+let shot = 0;
+async function screenshot(page, name) {
+  shot++;
+  await page.screenshot({ path: path.join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+
+function watch(page, who) {
+  page.setDefaultTimeout(stepTimeout);
+  page.on('pageerror', (e) => log(`page error on ${who}:`, e.message));
+  page.on('console', (m) => log(`console ${m.type()} on ${who}:`, m.text()));
+  page.on('response', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/')) log(`${who}: ${r.request().method()} ${u.origin}${u.pathname}${u.search} -> ${r.status()}`);
+  });
+}
+
+async function consoleLive(page, who) {
+  try {
+    await page.waitForSelector('#conn[data-state="open"]', { state: 'attached' });
+  } catch (e) {
+    await screenshot(page, `failed-${who}`);
+    throw new Error(`${who}: the console's event stream did not connect within ${stepTimeout} ms`);
+  }
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  try {
+    // 1. Logged in: the line's credentials go with every request.
+    const victim = await browser.newContext({
+      httpCredentials: { username: dn, password, send: 'always' },
+      viewport: { width: 520, height: 560 },
+    });
+    const console1 = await victim.newPage();
+    watch(console1, 'console');
+    const res = await console1.goto(`${base}/phone/${dn}`);
+    if (!res || res.status() !== 200) throw new Error(`GET /phone/${dn}: ${res && res.status()}`);
+    await consoleLive(console1, 'console');
+    await screenshot(console1, 'console-live');
+    say('CONSOLE live');
+
+    // 2. The other site's page, in the same browser.
+    const evil = await victim.newPage();
+    watch(evil, 'attacker');
+    await evil.goto(attacker);
+    let results;
+    try {
+      await evil.waitForFunction(() => window.attackDone === true, null, { timeout: stepTimeout });
+      results = await evil.evaluate(() => window.attackResults);
+    } catch (e) {
+      await screenshot(evil, 'failed-attacker');
+      throw new Error(`the attacker page did not finish within ${stepTimeout} ms: ${e.message}`);
+    }
+    await screenshot(evil, 'attacker');
+    await screenshot(console1, 'console-after-attack');
+    say('ATTACKED ' + JSON.stringify(results));
+    const go = await nextLine(goTimeout);
+    if (go.trim() !== 'GO') throw new Error(`the test said ${JSON.stringify(go)}, not GO`);
+    await victim.close();
+
+    // 3. The browser's own authentication cache: no help from Playwright.
+    const user = await browser.newContext({ viewport: { width: 520, height: 560 } });
+    const login = await user.newPage();
+    watch(login, 'login');
+    const u = new URL(`${base}/api/v1/callbacks`);
+    u.username = dn;
+    u.password = password;
+    const lr = await login.goto(u.href);
+    if (!lr || lr.status() !== 200) throw new Error(`login through ${base}/api/v1/callbacks with the credentials in the URL: ${lr && lr.status()}`);
+    await login.close();
+    const console2 = await user.newPage();
+    watch(console2, 'console (cached credentials)');
+    await console2.goto(`${base}/phone/${dn}`);
+    await consoleLive(console2, 'console (cached credentials)');
+    const before = await console2.evaluate(() => document.getElementById('screen').dataset.kind);
+    await console2.locator('#softkeys button[data-key="CallBack"]').click();
+    try {
+      await console2.waitForFunction((k) => document.getElementById('screen').dataset.kind !== k || document.getElementById('status').textContent !== '', before);
+    } catch (e) {
+      await screenshot(console2, 'failed-press');
+      throw new Error(`CallBack on the console changed nothing within ${stepTimeout} ms`);
+    }
+    const status = await console2.locator('#status').textContent();
+    if (status) throw new Error(`pressing CallBack on the console failed: ${status}`);
+    await screenshot(console2, 'console-pressed');
+    say('PRESSED ' + (await console2.evaluate(() => document.getElementById('screen').dataset.kind)));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.error('[crosssite.mjs] FAIL:', e && e.stack ? e.stack : e);
+  process.exit(1);
+});
