@@ -4,24 +4,23 @@
 // the test on another loopback address) tries to press that line's keys
 // and read the API with the user's browser. Steps:
 //
-//  1. A browser context logged in as the line the strongest way: Playwright
-//     sends the line's Basic credentials with every request of the context,
-//     the attacker's included (httpCredentials, send "always"). The console
-//     /phone/DN opens and its event stream connects. Prints "CONSOLE live".
-//  2. In that context the attacker page runs its attacks (fetch no-cors
-//     with text/plain and typeless bodies, a CORS fetch with JSON, an HTML
-//     form with enctype text/plain, an empty form POST, sendBeacon, reads
-//     of registrations and events) and reports what its script could see.
-//     Prints "ATTACKED <JSON>" and waits for "GO" on stdin (the test checks
-//     through the API that nothing was pressed).
-//  3. A second context logged in as a user is, with no help from
-//     Playwright: the browser's own HTTP authentication cache, filled by
-//     opening an API URL with the credentials in it. The console there
-//     connects its event stream (the browser answers the 401 from its
-//     cache) and the CallBack key is pressed. Prints "PRESSED <screen kind>".
+//  1. The browser logs in as the user would, with its own HTTP
+//     authentication cache (no help from Playwright): an API URL opened
+//     with the line's credentials in it. The console /phone/DN opens and
+//     its event stream connects (the browser answers the 401 from its
+//     cache). Prints "CONSOLE live".
+//  2. In the same browser each attacker page runs its attacks (fetch
+//     no-cors with text/plain and typeless bodies, a CORS fetch with JSON,
+//     HTML forms with enctype text/plain, an empty form POST, sendBeacon,
+//     reads of registrations and events) and reports what its script could
+//     see. Prints "ATTACKED <JSON>" and waits for "GO" on stdin (the test
+//     checks through the API that nothing was pressed).
+//  3. The user presses CallBack on the console: the screen changes. Prints
+//     "PRESSED <screen kind>".
 //
 // Every wait has a deadline (STEP_TIMEOUT ms). Exit 0 on success, 1 with
-// the reason on stderr. Environment: CALLBACKD_URL, ATTACKER_URL, DN,
+// the reason on stderr. Environment: CALLBACKD_URL, ATTACKER_URLS (pages of
+// other origins, comma-separated), DN,
 // PASSWORD, OUT_DIR, STEP_TIMEOUT (15000), GO_TIMEOUT (60000), CHROMIUM.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -38,7 +37,7 @@ function env(name, def) {
 }
 
 const base = env('CALLBACKD_URL').replace(/\/+$/, '');
-const attacker = env('ATTACKER_URL');
+const attackers = env('ATTACKER_URLS').split(',');
 const dn = env('DN');
 const password = env('PASSWORD');
 const outDir = env('OUT_DIR', 'test-output/browser-b7');
@@ -94,41 +93,11 @@ async function main() {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
   });
   try {
-    // 1. Logged in: the line's credentials go with every request.
-    const victim = await browser.newContext({
-      httpCredentials: { username: dn, password, send: 'always' },
-      viewport: { width: 520, height: 560 },
-    });
-    const console1 = await victim.newPage();
-    watch(console1, 'console');
-    const res = await console1.goto(`${base}/phone/${dn}`);
-    if (!res || res.status() !== 200) throw new Error(`GET /phone/${dn}: ${res && res.status()}`);
-    await consoleLive(console1, 'console');
-    await screenshot(console1, 'console-live');
-    say('CONSOLE live');
-
-    // 2. The other site's page, in the same browser.
-    const evil = await victim.newPage();
-    watch(evil, 'attacker');
-    await evil.goto(attacker);
-    let results;
-    try {
-      await evil.waitForFunction(() => window.attackDone === true, null, { timeout: stepTimeout });
-      results = await evil.evaluate(() => window.attackResults);
-    } catch (e) {
-      await screenshot(evil, 'failed-attacker');
-      throw new Error(`the attacker page did not finish within ${stepTimeout} ms: ${e.message}`);
-    }
-    await screenshot(evil, 'attacker');
-    await screenshot(console1, 'console-after-attack');
-    say('ATTACKED ' + JSON.stringify(results));
-    const go = await nextLine(goTimeout);
-    if (go.trim() !== 'GO') throw new Error(`the test said ${JSON.stringify(go)}, not GO`);
-    await victim.close();
-
-    // 3. The browser's own authentication cache: no help from Playwright.
-    const user = await browser.newContext({ viewport: { width: 520, height: 560 } });
-    const login = await user.newPage();
+    // 1. Logged in the browser's own way: its HTTP authentication cache,
+    // filled by opening an API URL with the credentials in it (no help from
+    // Playwright). The console's event stream is answered from the cache.
+    const ctx = await browser.newContext({ viewport: { width: 520, height: 560 } });
+    const login = await ctx.newPage();
     watch(login, 'login');
     const u = new URL(`${base}/api/v1/callbacks`);
     u.username = dn;
@@ -136,22 +105,48 @@ async function main() {
     const lr = await login.goto(u.href);
     if (!lr || lr.status() !== 200) throw new Error(`login through ${base}/api/v1/callbacks with the credentials in the URL: ${lr && lr.status()}`);
     await login.close();
-    const console2 = await user.newPage();
-    watch(console2, 'console (cached credentials)');
-    await console2.goto(`${base}/phone/${dn}`);
-    await consoleLive(console2, 'console (cached credentials)');
-    const before = await console2.evaluate(() => document.getElementById('screen').dataset.kind);
-    await console2.locator('#softkeys button[data-key="CallBack"]').click();
+    const consolePage = await ctx.newPage();
+    watch(consolePage, 'console');
+    const res = await consolePage.goto(`${base}/phone/${dn}`);
+    if (!res || res.status() !== 200) throw new Error(`GET /phone/${dn}: ${res && res.status()}`);
+    await consoleLive(consolePage, 'console');
+    await screenshot(consolePage, 'console-live');
+    say('CONSOLE live');
+
+    // 2. The other origins' pages, in the same browser, one after the other.
+    const results = {};
+    for (const [i, attacker] of attackers.entries()) {
+      const evil = await ctx.newPage();
+      watch(evil, `attacker ${attacker}`);
+      await evil.goto(attacker);
+      try {
+        await evil.waitForFunction(() => window.attackDone === true, null, { timeout: stepTimeout });
+        results[attacker] = await evil.evaluate(() => window.attackResults);
+      } catch (e) {
+        await screenshot(evil, `failed-attacker-${i + 1}`);
+        throw new Error(`the attacker page ${attacker} did not finish within ${stepTimeout} ms: ${e.message}`);
+      }
+      await screenshot(evil, `attacker-${i + 1}`);
+      await evil.close();
+    }
+    await screenshot(consolePage, 'console-after-attack');
+    say('ATTACKED ' + JSON.stringify(results));
+    const go = await nextLine(goTimeout);
+    if (go.trim() !== 'GO') throw new Error(`the test said ${JSON.stringify(go)}, not GO`);
+
+    // 3. The user presses CallBack on the console itself.
+    const before = await consolePage.evaluate(() => document.getElementById('screen').dataset.kind);
+    await consolePage.locator('#softkeys button[data-key="CallBack"]').click();
     try {
-      await console2.waitForFunction((k) => document.getElementById('screen').dataset.kind !== k || document.getElementById('status').textContent !== '', before);
+      await consolePage.waitForFunction((k) => document.getElementById('screen').dataset.kind !== k || document.getElementById('status').textContent !== '', before);
     } catch (e) {
-      await screenshot(console2, 'failed-press');
+      await screenshot(consolePage, 'failed-press');
       throw new Error(`CallBack on the console changed nothing within ${stepTimeout} ms`);
     }
-    const status = await console2.locator('#status').textContent();
+    const status = await consolePage.locator('#status').textContent();
     if (status) throw new Error(`pressing CallBack on the console failed: ${status}`);
-    await screenshot(console2, 'console-pressed');
-    say('PRESSED ' + (await console2.evaluate(() => document.getElementById('screen').dataset.kind)));
+    await screenshot(consolePage, 'console-pressed');
+    say('PRESSED ' + (await consolePage.evaluate(() => document.getElementById('screen').dataset.kind)));
   } finally {
     await browser.close();
   }

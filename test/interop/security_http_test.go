@@ -139,13 +139,15 @@ function submitted(form, frame) {
 }
 
 // TestB7_HTTPCrossSiteKeyPress: Chromium, logged in to line 1001's console
-// (its credentials sent with every request), visits another site's page
-// (127.0.0.2) that fetches, posts forms and beacons to press 1001's keys and
-// activate a call back: every such write reaches the server and is refused
-// (403 cross_site), 1001's screen and the call-back requests are unchanged,
-// the page reads nothing. Then the console on the server's own origin,
-// logged in through the browser's own credential cache, presses CallBack
-// and the screen changes.
+// with the browser's own credential cache, visits pages of two other
+// origins that fetch, post forms and beacon to press 1001's keys and
+// activate a call back: one on another port of the same address (another
+// origin but the same site, so the browser sends it the cached Basic
+// credentials: the attack of the issue) and one on another address
+// (another site). Every such write reaches the server and is refused (403
+// cross_site), 1001's screen and the call-back requests stay unchanged,
+// and the pages read nothing. Then CallBack pressed on the console itself
+// works.
 func TestB7_HTTPCrossSiteKeyPress(t *testing.T) {
 	chromium := needBrowser(t)
 	root, err := filepath.Abs("../..")
@@ -160,52 +162,66 @@ func TestB7_HTTPCrossSiteKeyPress(t *testing.T) {
 	s.register(t, "1001", callPorts(t, 1)[0])
 	target := "http://" + s.HTTP
 
-	// The other site: another loopback address, so another origin and
-	// another site for the browser (an IP address is its own site).
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatalf("listen on 127.0.0.2: %v", err)
+	// The other origins: another port of this address (same site) and
+	// another loopback address (another site: an IP address is its own).
+	var origins []string
+	for _, addr := range []string{"127.0.0.1:0", "127.0.0.2:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("listen on %s: %v", addr, err)
+		}
+		page := attackerPage(target, "1001")
+		evil := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, page)
+		})}
+		go evil.Serve(ln)
+		t.Cleanup(func() { evil.Close() })
+		origins = append(origins, "http://"+ln.Addr().String())
 	}
-	page := attackerPage(target, "1001")
-	evil := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, page)
-	})}
-	go evil.Serve(ln)
-	t.Cleanup(func() { evil.Close() })
 
 	if k := s.screenKind(t, "1001"); k != "None" {
 		t.Fatalf("1001's screen is %s before the test, want None", k)
 	}
 	mark := s.cbMark()
 	script := startBrowserScriptFile(t, root, "crosssite.mjs", []string{
-		"CALLBACKD_URL=" + target, "ATTACKER_URL=http://" + ln.Addr().String() + "/",
+		"CALLBACKD_URL=" + target, "ATTACKER_URLS=" + origins[0] + "/," + origins[1] + "/",
 		"DN=1001", "PASSWORD=demo1001", "OUT_DIR=" + out, "CHROMIUM=" + chromium,
 		fmt.Sprintf("STEP_TIMEOUT=%d", (browserStep / 2).Milliseconds()),
 		fmt.Sprintf("GO_TIMEOUT=%d", (2 * browserStep).Milliseconds()),
 	})
 	script.expect(t, "CONSOLE live", browserReady)
-	var results map[string]string
+	var results map[string]map[string]string
 	if err := json.Unmarshal([]byte(script.expect(t, "ATTACKED ", browserStep)), &results); err != nil {
 		t.Fatalf("crosssite.mjs: ATTACKED: %v", err)
 	}
-	t.Logf("what the attacker's page saw: %v", results)
+	t.Logf("what the attackers' pages saw: %v", results)
 
-	// Every write the page sent reached the server and was refused as
+	// Every write each page sent reached the server and was refused as
 	// cross-site: two fetches and a beacon at the keys, a fetch and a form
 	// at /callbacks, a form at the keys, an empty form at .../dial. (The
 	// CORS fetch with a JSON type is stopped by the browser: its preflight
 	// gets no CORS answer.)
-	origin := regexp.QuoteMeta("http://" + ln.Addr().String())
-	refused := s.waitLogCount(t, mark, `msg="http request refused" status=403 reason="Origin `+origin+`"[^\n]*`, 7, browserStep)
-	paths := map[string]int{}
-	for _, l := range refused {
-		paths[regexp.MustCompile(`path=(\S+)`).FindStringSubmatch(l)[1]]++
+	for i, o := range origins {
+		refused := s.waitLogCount(t, mark, `msg="http request refused" status=403 reason="Origin `+regexp.QuoteMeta(o)+`"[^\n]*`, 7, browserStep)
+		paths := map[string]int{}
+		withCredentials := 0
+		for _, l := range refused {
+			paths[regexp.MustCompile(`path=(\S+)`).FindStringSubmatch(l)[1]]++
+			if strings.HasSuffix(l, "credentials=true") {
+				withCredentials++
+			}
+		}
+		if paths["/api/v1/lines/1001/keys"] < 4 || paths["/api/v1/callbacks"] < 2 || paths["/api/v1/callbacks/1/dial"] < 1 {
+			t.Errorf("%s: refused writes by path: %v, want 4 key presses, 2 activations, 1 dial", o, paths)
+		}
+		// The same-site page's requests carried the user's credentials:
+		// only the origin check stood between them and the keys.
+		if i == 0 && withCredentials == 0 {
+			t.Errorf("%s (same site): no refused request carried credentials; the test does not show the attack:\n%s", o, strings.Join(refused, "\n"))
+		}
+		t.Logf("%s: %d writes refused, %d with the user's credentials; e.g. %s", o, len(refused), withCredentials, refused[0])
 	}
-	if paths["/api/v1/lines/1001/keys"] < 4 || paths["/api/v1/callbacks"] < 2 || paths["/api/v1/callbacks/1/dial"] < 1 {
-		t.Errorf("refused writes by path: %v, want 4 key presses, 2 activations, 1 dial", paths)
-	}
-	t.Logf("refused, e.g.: %s", refused[0])
 
 	// Nothing was pressed, nothing activated.
 	if k := s.screenKind(t, "1001"); k != "None" {
@@ -214,14 +230,16 @@ func TestB7_HTTPCrossSiteKeyPress(t *testing.T) {
 	if code, body := s.api(t, "GET", "/api/v1/callbacks", ""); code != 200 || strings.TrimSpace(body) != "[]" {
 		t.Errorf("call-back requests after the attack: %d %s, want []", code, body)
 	}
-	// The page read nothing: CORS keeps the answers from it.
-	for _, k := range []string{"read registrations", "read events"} {
-		if !strings.HasPrefix(results[k], "error:") {
-			t.Errorf("the attacker's page read %s: %q", k, results[k])
+	// The pages read nothing: CORS keeps the answers from them.
+	for o, r := range results {
+		for _, k := range []string{"read registrations", "read events"} {
+			if !strings.HasPrefix(r[k], "error:") {
+				t.Errorf("%s read %s: %q", o, k, r[k])
+			}
 		}
 	}
 	if strings.Contains(fmt.Sprint(results), "contact") {
-		t.Errorf("registrations leaked to the page: %v", results)
+		t.Errorf("registrations leaked to a page: %v", results)
 	}
 
 	// The console on the server's own origin still presses keys.
