@@ -42,6 +42,7 @@ config() { # $1 = extra lines generator
 listen = ["udp:127.0.0.1:$SIP_PORT"]
 [http]
 listen = "127.0.0.1:${HTTP_PORT:-18080}"
+debug_listen = "127.0.0.1:${DEBUG_PORT:-18081}"
 [store]
 path = "$work/data/callbackd.db"
 [log]
@@ -61,7 +62,7 @@ start() {
 
 rss() { awk '/VmRSS/ {print $2 " kB"}' /proc/$server/status; }
 heap() { # live Go heap after the last GC, from expvar's memstats
-	curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/vars" |
+	curl -s "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/vars" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["memstats"]["HeapAlloc"]//1024, "kB")'
 }
 
@@ -109,8 +110,8 @@ calls)
 	echo "elapsed ${ms} ms (target $((secs*1000)) ms + 500 ms call); achieved $(( total*1000/ms )) calls/s"
 	if [ -n "${PROFILE:-}" ]; then
 		sleep "${PROFILE_AFTER:-0}" # e.g. 40: after SIP transaction timers (32 s) ran out
-		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/heap?gc=1" > "$work/heap.pprof"
-		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
+		curl -s "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/heap?gc=1" > "$work/heap.pprof"
+		curl -s "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
 	fi
 	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
 	;;
@@ -163,7 +164,7 @@ register)
 	# The REGISTER transactions stay 32 s (RFC 3261 Timer J); after that,
 	# force a GC (pprof's gc=1) so RSS shows what the bindings keep.
 	sleep 35
-	curl -s -o /dev/null "http://127.0.0.1:${HTTP_PORT:-18080}/debug/pprof/heap?gc=1"
+	curl -s -o /dev/null "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/heap?gc=1"
 	echo "RSS with $count devices registered, after the transactions ended: $(rss); Go heap in use: $(heap)"
 	;;
 restore)
