@@ -541,3 +541,87 @@ func TestB7_HTTPEventStreamCap(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestB7_HTTPEventStreamFlood_Measure (CALLBACKD_B7_MEASURE=1; a
+// measurement for the issue's note, not a check of its own): 5,000
+// event-stream requests with the admin token from 50 loopback addresses,
+// 200 at a time, against the default caps (100, 10 per address). It
+// reports how many were served and refused, and the server's RSS and
+// goroutines while the served ones are held and after they end.
+func TestB7_HTTPEventStreamFlood_Measure(t *testing.T) {
+	if os.Getenv("CALLBACKD_B7_MEASURE") == "" {
+		t.Skip("set CALLBACKD_B7_MEASURE=1 to measure 5,000 event streams against the caps")
+	}
+	dbg := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s := startServerKeys(t, "min_expires = 1", `debug_listen = "`+dbg+`"`, demoLines)
+	pid := s.cmd.Process.Pid
+	measure := func(when string) int {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		rss := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(st)
+		res, err := http.Get("http://" + dbg + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := bufio.NewReader(res.Body).ReadString('\n')
+		res.Body.Close()
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		t.Logf("%s: RSS %s kB, %s, %d open files", when, rss[1], strings.TrimSpace(first), len(fds))
+		n, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(first), "goroutine profile: total "))
+		return n
+	}
+	idle := measure("idle")
+
+	const total, sources, parallel = 5000, 50, 200
+	codes := map[int]int{}
+	var mu sync.Mutex
+	var held []func()
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < total; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.HTTP+"/api/v1/events", nil)
+			req.Header.Set("Authorization", "Bearer "+apiToken)
+			c := httpFrom(fmt.Sprintf("127.0.1.%d", 1+i%sources))
+			c.Timeout = 0
+			res, err := c.Do(req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				codes[0]++
+				cancel()
+				return
+			}
+			codes[res.StatusCode]++
+			if res.StatusCode == 200 {
+				held = append(held, func() { cancel(); res.Body.Close() })
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			cancel()
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("%d stream requests from %d addresses in %v: %v (0: connection error)", total, sources, time.Since(start).Round(time.Millisecond), codes)
+	measure(fmt.Sprintf("%d streams held", len(held)))
+	if codes[200] != 100 || codes[503] != total-100 {
+		t.Errorf("served %d, refused %d; want 100 and %d", codes[200], codes[503], total-100)
+	}
+	for _, f := range held {
+		f()
+	}
+	// The server notices the closed streams: back to its idle goroutines.
+	deadline := time.Now().Add(10 * time.Second)
+	for measure("streams closed") > idle+2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the streams' goroutines did not end within 10 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
