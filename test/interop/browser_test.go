@@ -155,8 +155,10 @@ func (p *cbPhone) sentResponse(callID, method string, code int) (cbMsg, bool) {
 	return cbMsg{}, false
 }
 
-// browserScript is console.mjs running: its stdout lines and stderr.
+// browserScript is console.mjs (or another script) running: its stdout
+// lines and stderr.
 type browserScript struct {
+	name   string
 	cmd    *exec.Cmd
 	stdin  interface{ Write([]byte) (int, error) }
 	lines  chan string
@@ -176,7 +178,7 @@ func startBrowserScriptFile(t *testing.T, root, name string, env []string) *brow
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserReady+4*browserStep)
 	t.Cleanup(cancel)
-	b := &browserScript{lines: make(chan string, 16), done: make(chan struct{})}
+	b := &browserScript{name: name, lines: make(chan string, 16), done: make(chan struct{})}
 	b.cmd = exec.CommandContext(ctx, "node", filepath.Join(root, "test", "browser", name))
 	b.cmd.Dir = root
 	b.cmd.Env = append(os.Environ(), env...)
@@ -196,7 +198,7 @@ func startBrowserScriptFile(t *testing.T, root, name string, env []string) *brow
 		t.Fatal(err)
 	}
 	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("node console.mjs: %v", err)
+		t.Fatalf("node %s: %v", name, err)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -235,14 +237,14 @@ func (b *browserScript) expect(t *testing.T, prefix string, d time.Duration) str
 	case line, ok := <-b.lines:
 		if !ok {
 			<-b.done
-			t.Fatalf("console.mjs ended (%v) while the test waited for %q:\n%s", b.err, prefix, cbTail(b.stderr.String(), 8000))
+			t.Fatalf("%s ended (%v) while the test waited for %q:\n%s", b.name, b.err, prefix, cbTail(b.stderr.String(), 8000))
 		}
 		if !strings.HasPrefix(line, prefix) {
-			t.Fatalf("console.mjs said %q, want %q...\n%s", line, prefix, cbTail(b.stderr.String(), 8000))
+			t.Fatalf("%s said %q, want %q...\n%s", b.name, line, prefix, cbTail(b.stderr.String(), 8000))
 		}
 		return strings.TrimPrefix(line, prefix)
 	case <-time.After(d):
-		t.Fatalf("console.mjs did not say %q within %v:\n%s", prefix, d, cbTail(b.stderr.String(), 8000))
+		t.Fatalf("%s did not say %q within %v:\n%s", b.name, prefix, d, cbTail(b.stderr.String(), 8000))
 	}
 	return ""
 }
