@@ -6,12 +6,18 @@ package interop
 // the caller.
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/internal/media"
 )
 
 // TestB7_CalleeInvalidStatus: B's device answers the INVITE 099, then 700.
@@ -147,4 +153,163 @@ func TestB7_CalleeAnswersWithoutToTag(t *testing.T) {
 	b = s.cbStart(t, "B answers", "uas.xml", pb, true, "-m", "1")
 	s.cbRun(t, "A calls B again", "uac.xml", pa, "-s", "1002", "-set", "caller", "1001", "-d", "100")
 	b.pass(t)
+}
+
+// foreignPackets reads callbackd_rtp_foreign_packets_total.
+func foreignPackets(t *testing.T, s *server) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^callbackd_rtp_foreign_packets_total (\d+)`).FindStringSubmatch(metricsText(t, s))
+	if m == nil {
+		t.Fatal("/metrics has no callbackd_rtp_foreign_packets_total")
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// waitForeign waits until at least n foreign RTP packets are counted.
+func waitForeign(t *testing.T, s *server, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(cbWait)
+	for {
+		got := foreignPackets(t, s)
+		if got >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("foreign RTP packets counted: %d, want at least %d", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitAudio waits for an audio packet the peer receives after mark and
+// returns its source: the server's RTP address for that phone.
+func waitAudio(t *testing.T, p *rtpPeer, mark int) netip.AddrPort {
+	t.Helper()
+	deadline := time.Now().Add(cbWait)
+	for p.mark() == mark {
+		if time.Now().After(deadline) {
+			t.Fatal("no audio from the server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p.source()
+}
+
+// TestB7_ForeignDTMFAndRelay (issue 12, defect 8): a third party on
+// another port sends RFC 4733 "5" to the server's RTP port of a caller's
+// call back offer, before the caller sends anything.
+//
+//  1. Only the stranger presses: nothing is activated. A hears the offer,
+//     not the confirmation; the call ends with the plain 486; no request
+//     is stored (API); the packets are counted and logged once.
+//  2. The stranger presses first again, then A itself: A's 5 activates
+//     the call back (auto-recall).
+//  3. The recall connects A and B through the server's relay; the
+//     stranger sends audio to both of the relay's ports, first and then
+//     along with A and B: none of it reaches A or B, while A's and B's
+//     audio flows both ways.
+func TestB7_ForeignDTMFAndRelay(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pb, pb2, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, mediaLines)
+	rtpA, rtpB, stranger := newRTPPeer(t, 0xA), newRTPPeer(t, 0xB), newRTPPeer(t, 0xBAD)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc})
+	bBusy, c := s.cbBusyBUntil(t, pb, "1003", pc)
+	code, _ := media.EventCode('5')
+	press := len(media.DigitEvents(code, 100*time.Millisecond, 20*time.Millisecond, 10))
+	activated := pcmuPrompt(t, "en", media.PromptActivated)
+	offerArgs := []string{"-m", "1", "-s", "1002", "-set", "caller", "1001", "-key", "rtpport", fmt.Sprint(rtpA.port())}
+	strangerSrc := fmt.Sprintf("source=127.0.0.1:%d", stranger.port())
+
+	// 1. The stranger's 5 only.
+	mark := s.cbMark()
+	a := s.cbStart(t, "A calls busy B, only a stranger presses 5", "media_uac_offer.xml", pa, false, offerArgs...)
+	early := waitAudio(t, rtpA, 0)
+	stranger.digit(t, early, '5')
+	stranger.digit(t, early, '5')
+	waitForeign(t, s, 2*press)
+	s.cbWaitLog(t, mark, `msg="RTP from a foreign source dropped" party=1001 .*`+strangerSrc)
+	a.pass(t)
+	if got, _ := a.final(t); got != "486 Busy Here" {
+		t.Fatalf("A's call: %q, want 486 Busy Here", got)
+	}
+	if bytes.Contains(rtpA.heard(0, 0), activated) {
+		t.Fatal("A heard the activation prompt: the stranger's 5 was taken")
+	}
+	if log := s.cbLogSince(mark); strings.Contains(log, "call back asked by key") || strings.Contains(log, "CCBS active") {
+		t.Fatalf("the stranger's 5 asked for a call back:\n%s", grepLines(log, "time="))
+	}
+	if code, body := s.api(t, "GET", "/api/v1/callbacks", ""); code != 200 || strings.Contains(body, `"caller"`) {
+		t.Fatalf("GET /api/v1/callbacks: %d %s, want no request", code, body)
+	}
+
+	// 2. The stranger first, then A.
+	s.register(t, "1002", pb2) // B's second phone answers the recall
+	b2 := s.cbStart(t, "B's second phone", "media_uas_hangs_up.xml", pb2, true, "-m", "1", "-d", "8000",
+		"-key", "rtpport", fmt.Sprint(rtpB.port()))
+	mark = s.cbMark()
+	before, dropped := rtpA.mark(), foreignPackets(t, s)
+	a = s.cbStart(t, "A calls busy B and presses 5", "media_uac_offer.xml", pa, false, offerArgs...)
+	early = waitAudio(t, rtpA, before)
+	stranger.digit(t, early, '5')
+	waitForeign(t, s, dropped+press)
+	afterKey := rtpA.mark()
+	rtpA.digit(t, early, '5')
+	rtpA.waitHeard(t, afterKey, activated, 15*time.Second, "the activation prompt after A's own 5")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active auto-recall`)
+	a.pass(t)
+
+	// 3. The recall, relayed.
+	recall := s.cbStart(t, "A takes the recall", "media_uas_recall.xml", pa, true, "-m", "2",
+		"-key", "rtpport", fmt.Sprint(rtpA.port()))
+	mark = s.cbMark()
+	c.hangUp(t, pc)
+	bBusy.pass(t)
+	s.cbWaitLog(t, mark, `msg="recall connected"`)
+	inv := recall.received("INVITE")
+	bInv := b2.received("INVITE")
+	if len(inv) != 1 || len(bInv) != 1 {
+		t.Fatalf("recall INVITEs: %d to A, %d to B; want 1 each", len(inv), len(bInv))
+	}
+	toA, toB := sdpAddr(t, inv[0].Body()), sdpAddr(t, bInv[0].Body())
+	markA, markB, dropped := rtpA.mark(), rtpB.mark(), foreignPackets(t, s)
+	// The stranger sends first to both of the relay's ports, then along
+	// with A and B.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); stranger.talk(toA, 10) }()
+	go func() { defer wg.Done(); stranger.talk(toB, 10) }()
+	wg.Wait()
+	wg.Add(4)
+	go func() { defer wg.Done(); stranger.talk(toA, 50) }()
+	go func() { defer wg.Done(); stranger.talk(toB, 50) }()
+	go func() { defer wg.Done(); rtpA.talk(toA, 50) }()
+	go func() { defer wg.Done(); rtpB.talk(toB, 50) }()
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for (rtpB.count(markB, 0xA) < 50 || rtpA.count(markA, 0xB) < 50) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	aToB, bToA := rtpB.count(markB, 0xA), rtpA.count(markA, 0xB)
+	leakB, leakA := rtpB.count(markB, 0xBAD), rtpA.count(markA, 0xBAD)
+	counted := waitForeign(t, s, dropped+110) - dropped // of 120 sent: loopback may lose a few
+	t.Logf("relayed: A->B %d, B->A %d of 50; the stranger's: %d to B, %d to A, %d dropped and counted of 120",
+		aToB, bToA, leakB, leakA, counted)
+	if leakA != 0 || leakB != 0 {
+		t.Fatalf("the stranger's audio was relayed: %d packets to B, %d to A", leakB, leakA)
+	}
+	if aToB < 45 || bToA < 45 {
+		t.Fatalf("relayed packets A->B %d, B->A %d; want nearly all of 50 each way", aToB, bToA)
+	}
+	b2.pass(t)
+	recall.pass(t)
+
+	// Logged once per call leg, not per packet: the two offers and the
+	// recall's two legs.
+	if n := strings.Count(s.Log(), `msg="RTP from a foreign source dropped"`); n != 4 {
+		t.Errorf("%d log lines for the stranger's packets, want 4 (one per leg):\n%s", n,
+			grepLines(s.Log(), "time="))
+	}
 }
