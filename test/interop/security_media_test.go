@@ -72,6 +72,52 @@ func TestB7_CalleeInvalidStatus(t *testing.T) {
 	bs.pass(t)
 }
 
+// TestB7_InDialogInvalidStatus: in an answered call, A's INFO is relayed
+// to B, whose device answers 700: A gets 502 Bad Gateway, never the 700,
+// and the call goes on until A hangs up.
+func TestB7_InDialogInvalidStatus(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 2)
+	pa, pb := ports[0], ports[1]
+	s := startServer(t, demoLines)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb})
+
+	mark := s.cbMark()
+	b := listenRaw(t, pb)
+	a := s.cbStart(t, "A calls B, then INFO", "sec_uac_info_bad_gateway.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001")
+	inv, from, err := b.read("INVITE")
+	if err == nil { // answered without SDP: nothing here looks at media
+		err = b.respond(inv, "200 OK", from, fmt.Sprintf("Contact: <sip:1002@127.0.0.1:%d>", pb))
+	}
+	if err == nil {
+		_, _, err = b.read("ACK")
+	}
+	var info string
+	if err == nil {
+		info, from, err = b.read("INFO")
+	}
+	if err == nil {
+		err = b.respond(info, "700 Out Of Range", from)
+	}
+	var bye string
+	if err == nil {
+		bye, from, err = b.read("BYE")
+	}
+	if err == nil {
+		err = b.respond(bye, "200 OK", from)
+	}
+	if err != nil {
+		t.Fatalf("B's device: %v", err)
+	}
+	a.pass(t)
+	for _, m := range a.messages() {
+		if m.Received && strings.HasPrefix(m.Text, "SIP/2.0 700") {
+			t.Fatalf("A got the device's 700:\n%s", m.Text)
+		}
+	}
+	s.cbWaitLog(t, mark, `msg="invalid response from the other party" .*method=INFO status=700`)
+}
+
 // rawDevice is a phone played by the test itself over UDP, for what SIPp
 // refuses to send.
 type rawDevice struct{ conn *net.UDPConn }
@@ -103,8 +149,9 @@ func (d *rawDevice) read(method string) (string, netip.AddrPort, error) {
 }
 
 // respond answers req with a status line of the device's choosing: its
-// Via, From, Call-ID and CSeq, and To with a tag (RFC 3261 8.2.6.2).
-func (d *rawDevice) respond(req, status string, to netip.AddrPort) error {
+// Via, From, Call-ID and CSeq, and To with a tag (RFC 3261 8.2.6.2), then
+// extra header lines, if any.
+func (d *rawDevice) respond(req, status string, to netip.AddrPort, extra ...string) error {
 	var b strings.Builder
 	b.WriteString("SIP/2.0 " + status + "\r\n")
 	head, _, _ := strings.Cut(req, "\r\n\r\n")
@@ -114,8 +161,14 @@ func (d *rawDevice) respond(req, status string, to netip.AddrPort) error {
 		case "via", "v", "from", "f", "call-id", "i", "cseq":
 			b.WriteString(line + "\r\n")
 		case "to", "t":
-			b.WriteString(line + ";tag=rawdevice\r\n")
+			if !strings.Contains(line, "tag=") {
+				line += ";tag=rawdevice"
+			}
+			b.WriteString(line + "\r\n")
 		}
+	}
+	for _, h := range extra {
+		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	_, err := d.conn.WriteToUDPAddrPort([]byte(b.String()), to)
