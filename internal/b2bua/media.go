@@ -147,6 +147,9 @@ func (e *endpoint) startLocked() {
 	// Keys only from the party's SDP address (or its first source when
 	// latching): a third party's "5" must not ask a call back for it.
 	rx.Source = e.filter(e.sess.Remote)
+	// Latched behind NAT: what the server says goes where the party's
+	// packets come from, not to the private address of its SDP.
+	rx.Source.OnLatch = func(src netip.AddrPort) { stream.SetRemote(net.UDPAddrFromAddrPort(src)) }
 	rx.OnDigit = func(d media.Digit) { e.key(d.Digit) }
 	e.wg.Add(2)
 	go func() {

@@ -41,9 +41,13 @@ type PeerFilter struct {
 	count atomic.Uint64
 
 	// OnForeign, when set, is called for each packet from another source
-	// with that source, the accepted one (invalid: none yet) and the
-	// number of such packets so far (1 for the first).
+	// with that source, the accepted one and the number of such packets
+	// so far (1 for the first).
 	OnForeign func(src, peer netip.AddrPort, n uint64)
+	// OnLatch, when set, is called once when the first source is latched
+	// (never for a usable SDP address without latching): where the peer's
+	// media must go from now on.
+	OnLatch func(src netip.AddrPort)
 }
 
 // NewPeerFilter returns the filter of a peer whose SDP gives sdp as its RTP
@@ -75,11 +79,16 @@ func (f *PeerFilter) Allow(src netip.AddrPort) bool {
 	p := f.peer.Load()
 	if p == nil {
 		f.mu.Lock()
+		latched := false
 		if p = f.peer.Load(); p == nil {
 			p = &src
 			f.peer.Store(p)
+			latched = true
 		}
 		f.mu.Unlock()
+		if latched && f.OnLatch != nil {
+			f.OnLatch(src)
+		}
 	}
 	if *p == src {
 		return true

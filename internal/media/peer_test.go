@@ -43,8 +43,10 @@ func TestB7_PeerFilter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var seen []uint64
+			var latched []netip.AddrPort
 			f := NewPeerFilter(tc.sdp, tc.latch)
 			f.OnForeign = func(_, _ netip.AddrPort, n uint64) { seen = append(seen, n) }
+			f.OnLatch = func(src netip.AddrPort) { latched = append(latched, src) }
 			foreign := uint64(0)
 			for i, p := range tc.packets {
 				if got := f.Allow(p.src); got != p.ok {
@@ -59,6 +61,11 @@ func TestB7_PeerFilter(t *testing.T) {
 			}
 			if d, ok := f.Dest(); !ok || d != tc.dest {
 				t.Fatalf("dest %v %v, want %v", d, ok, tc.dest)
+			}
+			// Told once of a latched source; never when the SDP address rules.
+			if fixed := UsableSource(tc.sdp) && !tc.latch; fixed && len(latched) != 0 ||
+				!fixed && (len(latched) != 1 || latched[0] != tc.packets[0].src) {
+				t.Fatalf("OnLatch told %v", latched)
 			}
 		})
 	}

@@ -366,3 +366,40 @@ func TestB7_ForeignDTMFAndRelay(t *testing.T) {
 			grepLines(s.Log(), "time="))
 	}
 }
+
+// TestB7_RTPLatchBehindNAT: with media.rtp_latch, a phone whose SDP names
+// an address its packets do not come from (NAT) is heard from its first
+// source, locked for the call: its 5 activates, the confirmation goes to
+// where its packets come from, and a stranger sending afterwards is
+// dropped.
+func TestB7_RTPLatchBehindNAT(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pb, pc := ports[0], ports[1], ports[2]
+	s := startServer(t, "[media]\nrtp_latch = true\n"+demoLines)
+	// private is the address in A's SDP; nat is where A's packets really
+	// come from (its NAT's mapping), and where it hears.
+	private, nat, stranger := newRTPPeer(t, 0xA), newRTPPeer(t, 0xA), newRTPPeer(t, 0xBAD)
+	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc})
+	bBusy, c := s.cbBusyBUntil(t, pb, "1003", pc)
+	code, _ := media.EventCode('5')
+	press := len(media.DigitEvents(code, 100*time.Millisecond, 20*time.Millisecond, 10))
+
+	mark := s.cbMark()
+	a := s.cbStart(t, "A behind NAT calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002",
+		"-set", "caller", "1001", "-key", "rtpport", fmt.Sprint(private.port()))
+	early := waitAudio(t, private, 0) // before A sends, the SDP address is all there is
+	nat.digit(t, early, '5')
+	stranger.digit(t, early, '5') // while the confirmation plays
+	waitForeign(t, s, press)
+	s.cbWaitLog(t, mark, fmt.Sprintf(`msg="RTP from a foreign source dropped" party=1001 .*source=127.0.0.1:%d peer=127.0.0.1:%d`,
+		stranger.port(), nat.port()))
+	nat.waitHeard(t, 0, pcmuPrompt(t, "en", media.PromptActivated), 15*time.Second, "the activation prompt at A's NAT address")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active`)
+	a.pass(t)
+	if got, _ := a.final(t); got != "486 Busy Here" {
+		t.Fatalf("A's call: %q, want 486 Busy Here", got)
+	}
+	c.hangUp(t, pc)
+	bBusy.pass(t)
+}
