@@ -211,7 +211,9 @@ func (e *endpoint) play(src media.Source) <-chan struct{} {
 
 // renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
 // section 8): the stream goes on, to the new address and codec, with what
-// it was playing. On an error (no common codec) nothing changes.
+// it was playing, and the party's RTP is accepted from the new address
+// (section 8.3.1: a new offer may move the media). On an error (no common
+// codec) nothing changes.
 func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
