@@ -81,7 +81,8 @@ func (f *PeerFilter) Allow(src netip.AddrPort) bool {
 		f.mu.Lock()
 		latched := false
 		if p = f.peer.Load(); p == nil {
-			p = &src
+			first := src // a copy, so that src itself never escapes (no allocation per packet)
+			p = &first
 			f.peer.Store(p)
 			latched = true
 		}

@@ -256,3 +256,15 @@ func TestB7_RelayForeignSource(t *testing.T) {
 		t.Fatalf("A got %d bytes from %v: %v", n, src, err)
 	}
 }
+
+// BenchmarkPeerFilterAllow is the cost of the source check per packet.
+func BenchmarkPeerFilterAllow(b *testing.B) {
+	src := netip.MustParseAddrPort("192.0.2.10:4000")
+	f := NewPeerFilter(src, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !f.Allow(src) {
+			b.Fatal("refused")
+		}
+	}
+}
