@@ -235,18 +235,22 @@ func waitForeign(t *testing.T, s *server, n int) int {
 	}
 }
 
-// waitAudio waits for an audio packet the peer receives after mark and
-// returns its source: the server's RTP address for that phone.
-func waitAudio(t *testing.T, p *rtpPeer, mark int) netip.AddrPort {
+// offerAddr waits for the 183 of a phone's call and returns the RTP
+// address of its SDP: the server's port for the call back offer.
+func offerAddr(t *testing.T, p *cbPhone) netip.AddrPort {
 	t.Helper()
 	deadline := time.Now().Add(cbWait)
-	for p.mark() == mark {
-		if time.Now().After(deadline) {
-			t.Fatal("no audio from the server")
+	for {
+		for _, m := range p.messages() {
+			if m.Received && strings.HasPrefix(m.Text, "SIP/2.0 183 ") {
+				return sdpAddr(t, m.Body())
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s received no 183 within %v", p.name, cbWait)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return p.source()
 }
 
 // TestB7_ForeignDTMFAndRelay (issue 12, defect 8): a third party on
@@ -279,7 +283,7 @@ func TestB7_ForeignDTMFAndRelay(t *testing.T) {
 	// 1. The stranger's 5 only.
 	mark := s.cbMark()
 	a := s.cbStart(t, "A calls busy B, only a stranger presses 5", "media_uac_offer.xml", pa, false, offerArgs...)
-	early := waitAudio(t, rtpA, 0)
+	early := offerAddr(t, a) // packets sent before the server reads are queued for it
 	stranger.digit(t, early, '5')
 	stranger.digit(t, early, '5')
 	waitForeign(t, s, 2*press)
@@ -303,9 +307,9 @@ func TestB7_ForeignDTMFAndRelay(t *testing.T) {
 	b2 := s.cbStart(t, "B's second phone", "media_uas_hangs_up.xml", pb2, true, "-m", "1", "-d", "8000",
 		"-key", "rtpport", fmt.Sprint(rtpB.port()))
 	mark = s.cbMark()
-	before, dropped := rtpA.mark(), foreignPackets(t, s)
+	dropped := foreignPackets(t, s)
 	a = s.cbStart(t, "A calls busy B and presses 5", "media_uac_offer.xml", pa, false, offerArgs...)
-	early = waitAudio(t, rtpA, before)
+	early = offerAddr(t, a)
 	stranger.digit(t, early, '5')
 	waitForeign(t, s, dropped+press)
 	afterKey := rtpA.mark()
@@ -388,7 +392,13 @@ func TestB7_RTPLatchBehindNAT(t *testing.T) {
 	mark := s.cbMark()
 	a := s.cbStart(t, "A behind NAT calls busy B", "media_uac_offer.xml", pa, false, "-m", "1", "-s", "1002",
 		"-set", "caller", "1001", "-key", "rtpport", fmt.Sprint(private.port()))
-	early := waitAudio(t, private, 0) // before A sends, the SDP address is all there is
+	early := offerAddr(t, a)
+	// Before A sends, the address of its SDP is all the server knows.
+	for deadline := time.Now().Add(cbWait); private.mark() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no audio at A's SDP address before A sent anything")
+		}
+	}
 	nat.digit(t, early, '5')
 	stranger.digit(t, early, '5') // while the confirmation plays
 	waitForeign(t, s, press)
