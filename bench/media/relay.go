@@ -131,8 +131,8 @@ func runRelay(cfg relayConfig) (res relayResult, err error) {
 		r := media.NewRelay(ra, rb)
 		// The addresses from SDP: without them the first packets of
 		// whichever phone speaks first would be dropped (no peer yet).
-		r.SetPeer(media.SideA, addrOf(a.conn))
-		r.SetPeer(media.SideB, addrOf(b.conn))
+		r.SetPeer(media.SideA, addrOf(a.conn), false)
+		r.SetPeer(media.SideB, addrOf(b.conn), false)
 		relays = append(relays, r)
 		a.to, b.to = addrOf(ra), addrOf(rb)
 	}

@@ -60,7 +60,7 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		final()
 		return
 	}
-	ep, err := b.newEndpoint()
+	ep, err := b.newEndpoint(c.caller)
 	if err != nil {
 		b.log.Warn("call back offer without media", "caller", c.caller, "error", err)
 		final()

@@ -76,6 +76,10 @@ type Config struct {
 	// zero range means ports the system picks.
 	MediaIP                netip.Addr
 	RTPPortMin, RTPPortMax int
+	// RTPLatch accepts each party's RTP from its first source, locked for
+	// the call, instead of only from its SDP address (media.PeerFilter):
+	// for phones behind NAT.
+	RTPLatch bool
 }
 
 // B2BUA places and relays calls. Create with New.
@@ -126,6 +130,10 @@ type B2BUA struct {
 	// OnMediaStats, when set, is told what each of the server's RTP
 	// streams sent, when it ends (metrics: packets, late packets).
 	OnMediaStats func(media.StreamStats)
+	// OnForeignRTP, when set, is told of each RTP packet dropped because
+	// it came from another source than the party's (metrics). It must
+	// not block: it runs on the media goroutines.
+	OnForeignRTP func()
 }
 
 // New returns a B2BUA sending through client. local gives our address per

@@ -157,6 +157,13 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			if in.StatusCode < 200 {
 				continue
 			}
+			if in.StatusCode > 699 {
+				// No class to relay it as (RFC 3261 8.1.3.2, 21): an
+				// invalid response, 502 (21.5.3), as for a new call.
+				b.log.Warn("invalid response from the other party", "call", c.id, "method", req.Method, "status", in.StatusCode)
+				b.respond(tx, req, 502, "Bad Gateway")
+				return
+			}
 			res := sip.NewResponseFromRequest(req, in.StatusCode, in.Reason, nil)
 			copyBody(in, res)
 			if in.IsSuccess() {

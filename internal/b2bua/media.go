@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callbackd/callbackd/internal/media"
@@ -29,6 +31,15 @@ type endpoint struct {
 
 	report func(media.StreamStats) // B2BUA.OnMediaStats, told when a stream ends
 
+	// Who the party is (for the log), whether its RTP is latched (see
+	// media.PeerFilter), and whether a foreign source was logged yet:
+	// once per leg, not once per packet.
+	party   string
+	latch   bool
+	log     *slog.Logger
+	onAlien func()
+	warned  atomic.Bool
+
 	// op serialises offer/answer and starting and stopping: the recall's
 	// goroutine and a re-INVITE's (reoffer) may act at once.
 	op sync.Mutex
@@ -43,8 +54,8 @@ type endpoint struct {
 
 // newEndpoint binds an RTP socket from the configured range: an even port
 // (RFC 3550 section 11), chosen at random so that parallel calls rarely try
-// the same one.
-func (b *B2BUA) newEndpoint() (*endpoint, error) {
+// the same one. party is the line or number on the other end, for the log.
+func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
 	ip := b.cfg.MediaIP
 	if !ip.IsValid() {
 		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -77,6 +88,7 @@ func (b *B2BUA) newEndpoint() (*endpoint, error) {
 		local:  media.Endpoint{Addr: netip.AddrPortFrom(ip, addr.Port()), Username: "callbackd", SessionID: rand.Uint64() >> 1, SessionVersion: 1},
 		digits: make(chan rune, 8),
 		report: b.OnMediaStats,
+		party:  party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP,
 	}, nil
 }
 
@@ -132,6 +144,12 @@ func (e *endpoint) startLocked() {
 	stream := media.NewStream(e.conn, net.UDPAddrFromAddrPort(e.sess.Remote), pk, &played{src: silence{}})
 	e.stream = stream
 	rx := media.NewReceiver(e.conn, e.sess)
+	// Keys only from the party's SDP address (or its first source when
+	// latching): a third party's "5" must not ask a call back for it.
+	rx.Source = e.filter(e.sess.Remote)
+	// Latched behind NAT: what the server says goes where the party's
+	// packets come from, not to the private address of its SDP.
+	rx.Source.OnLatch = func(src netip.AddrPort) { stream.SetRemote(net.UDPAddrFromAddrPort(src)) }
 	rx.OnDigit = func(d media.Digit) { e.key(d.Digit) }
 	e.wg.Add(2)
 	go func() {
@@ -144,6 +162,26 @@ func (e *endpoint) startLocked() {
 		defer e.wg.Done()
 		_ = rx.Run(ctx)
 	}()
+}
+
+// filter accepts the party's RTP from the address of its SDP (see
+// media.PeerFilter); foreign packets are counted and logged once.
+func (e *endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
+	f := media.NewPeerFilter(sdp, e.latch)
+	f.OnForeign = func(src, peer netip.AddrPort, _ uint64) { e.foreign(src, peer) }
+	return f
+}
+
+// foreign counts an RTP packet from a source other than the party's, and
+// logs the first of the leg.
+func (e *endpoint) foreign(src, peer netip.AddrPort) {
+	if e.onAlien != nil {
+		e.onAlien()
+	}
+	if e.log != nil && e.warned.CompareAndSwap(false, true) {
+		e.log.Warn("RTP from a foreign source dropped", "party", e.party, "local", e.local.Addr,
+			"source", src, "peer", peer)
+	}
 }
 
 // key passes a key press on without ever blocking the receiver.
@@ -173,7 +211,9 @@ func (e *endpoint) play(src media.Source) <-chan struct{} {
 
 // renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
 // section 8): the stream goes on, to the new address and codec, with what
-// it was playing. On an error (no common codec) nothing changes.
+// it was playing, and the party's RTP is accepted from the new address
+// (section 8.3.1: a new offer may move the media). On an error (no common
+// codec) nothing changes.
 func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
 	e.op.Lock()
 	defer e.op.Unlock()

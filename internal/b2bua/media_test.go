@@ -18,7 +18,7 @@ func TestEndpointPorts(t *testing.T) {
 	seen := map[int]bool{}
 	var eps []*endpoint
 	for range 10 {
-		e, err := b.newEndpoint()
+		e, err := b.newEndpoint("1001")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestEndpointPlaysAndHearsKeys(t *testing.T) {
 	}
 	defer phone.Close()
 	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1")}}
-	e, err := b.newEndpoint()
+	e, err := b.newEndpoint("1001")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,10 +98,10 @@ func (b *B2BUA) save(c *call) {
 // restoreRelay binds a relayed call's sockets again and relays on.
 func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
 	var eps [2]*endpoint
-	for i, side := range []struct{ local, remote string }{{s.A, s.ARemote}, {s.B, s.BRemote}} {
+	for i, side := range []struct{ local, remote, party string }{{s.A, s.ARemote, c.caller}, {s.B, s.BRemote, c.callee}} {
 		local, err := netip.ParseAddrPort(side.local)
 		if err == nil {
-			eps[i] = &endpoint{digits: make(chan rune, 1)}
+			eps[i] = &endpoint{digits: make(chan rune, 1), party: side.party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP}
 			eps[i].sess.Remote, err = netip.ParseAddrPort(side.remote)
 		}
 		if err == nil {

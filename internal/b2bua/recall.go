@@ -60,7 +60,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 	if len(aDevices) == 0 {
 		return fmt.Errorf("recall: %s has no registered device", caller)
 	}
-	ep, err := b.newEndpoint()
+	ep, err := b.newEndpoint(caller)
 	if err != nil {
 		return fmt.Errorf("recall: %w", err)
 	}
@@ -193,7 +193,7 @@ func (f *failed) Error() string { return fmt.Sprintf("%d %s", f.code, f.reason) 
 // ringback, and on B's answer relays the media between them.
 func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devices []Binding, locale string) error {
 	epA := srv.ep
-	epB, err := b.newEndpoint()
+	epB, err := b.newEndpoint(to)
 	if err != nil {
 		b.lines.Ended(to, c.id)
 		return err
@@ -274,14 +274,22 @@ type relay struct {
 }
 
 // startRelay relays between two endpoints' sockets, each leg's media
-// sent to the address of its SDP until its first packet arrives (symmetric
-// RTP, RFC 4961).
+// taken only from, and sent to, the address of its SDP (symmetric RTP, RFC
+// 4961), or its first source when latching (media.PeerFilter). A third
+// party's packets are dropped, counted and logged once per leg.
 func startRelay(a, b *endpoint) *relay {
 	a.stop()
 	b.stop()
 	r := &relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
-	r.r.SetPeer(media.SideA, a.remote())
-	r.r.SetPeer(media.SideB, b.remote())
+	r.r.OnForeign = func(side media.Side, src, peer netip.AddrPort, _ uint64) {
+		if side == media.SideA {
+			a.foreign(src, peer)
+		} else {
+			b.foreign(src, peer)
+		}
+	}
+	r.r.SetPeer(media.SideA, a.remote(), a.latch)
+	r.r.SetPeer(media.SideB, b.remote(), b.latch)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {

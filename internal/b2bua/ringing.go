@@ -244,7 +244,7 @@ func (r *ringing) fork(d registrar.Binding) *fork {
 func (r *ringing) watch(f *fork) {
 	b := r.b
 	cancel := f.cancel
-	lost, provisional, cancelSent := false, false, false
+	lost, provisional, cancelSent, warned := false, false, false, false
 	sendCancel := func() {
 		if provisional && !cancelSent {
 			cancelSent = true
@@ -266,6 +266,9 @@ func (r *ringing) watch(f *fork) {
 			}
 			return
 		case res := <-f.tx.Responses():
+			if res = b.screen(f, res, &warned); res == nil {
+				continue
+			}
 			if res.StatusCode < 200 {
 				provisional = true
 			}
@@ -296,6 +299,50 @@ func (r *ringing) watch(f *fork) {
 			}
 		}
 	}
+}
+
+// screen checks a device's response to our INVITE before the call acts on
+// it; a device's mistake must not reach the caller (the server relays
+// nothing it would not send itself). It returns the response to act on:
+// res, nil to ignore it, or a 502 Bad Gateway in its place. A bad response
+// is logged once per device (warned), not once per datagram.
+//
+//   - A status below 100 is none (RFC 3261 7.2 and 21: codes are 100-699):
+//     ignored, as if lost; the transaction goes on to a valid answer or
+//     its timeout.
+//   - Above 699 there is no class to read it as (8.1.3.2 maps an unknown
+//     code to the x00 of its class, and 7xx has none): an invalid final
+//     response, which the server, acting as a gateway for the caller,
+//     reports as 502 Bad Gateway (21.5.3: "received an invalid response
+//     from the downstream server"). Not 500, which would say the server
+//     itself failed.
+//   - A 2xx without a To tag establishes no dialog (12.1.2: the remote
+//     tag is the To tag; 8.2.6.2: a UAS must add one): it could not be
+//     ACKed or hung up in a dialog, so the call is not connected to it.
+//     It counts as a 502 for that device (the others ring on); the device,
+//     without an ACK, gives up after 64*T1 (13.3.1.4) and its BYE gets
+//     481.
+func (b *B2BUA) screen(f *fork, res *sip.Response, warned *bool) *sip.Response {
+	var why string
+	switch code := res.StatusCode; {
+	case code < 100:
+		why = "status code below 100"
+	case code > 699:
+		why = "status code above 699"
+	case code >= 200 && code < 300 && (res.To() == nil || tagOf(res.To().Params) == ""):
+		why = "2xx without a To tag"
+	default:
+		return res
+	}
+	if !*warned {
+		*warned = true
+		b.log.Warn("invalid response from a device", "call_id", f.leg.callID, "device", f.leg.target.String(),
+			"status", res.StatusCode, "reason", res.Reason, "problem", why)
+	}
+	if res.StatusCode < 100 {
+		return nil
+	}
+	return sip.NewResponseFromRequest(f.invite, 502, "Bad Gateway", nil)
 }
 
 // dropAnswer ends a device's answer that came too late (another device

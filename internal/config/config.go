@@ -93,6 +93,10 @@ type Media struct {
 	Address    string `toml:"address"`
 	RTPPortMin int    `toml:"rtp_port_min"` // UDP ports for RTP, 1024..65535; the server takes even ones (RFC 3550 11)
 	RTPPortMax int    `toml:"rtp_port_max"` // above RTPPortMin
+	// RTPLatch takes a phone's RTP from the first source that sends,
+	// locked for the call, instead of only from the address of its SDP:
+	// for phones behind NAT. Default false (see media.PeerFilter).
+	RTPLatch bool `toml:"rtp_latch"`
 }
 
 // Addr returns the IP address media binds to and puts into SDP: Address,

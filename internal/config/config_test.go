@@ -229,6 +229,7 @@ var errorCases = []struct {
 	{"media unknown key", "[media]\nport = 4000\n", `site.toml:2: unknown key "media.port"`},
 	{"media wrong type address", "[media]\naddress = 127\n", "site.toml:2:11: media.address: wrong type: want string, got integer"},
 	{"media wrong type port", "[media]\nrtp_port_min = \"16384\"\n", "site.toml:2:16: media.rtp_port_min: wrong type: want integer, got string"},
+	{"media wrong type rtp_latch", "[media]\nrtp_latch = \"yes\"\n", "site.toml:2:13: media.rtp_latch: wrong type: want boolean, got string"},
 	{"media address host name", "[media]\naddress = \"pbx.example.com\"\n", `site.toml:2: media.address "pbx.example.com": want an IP address (no host name, no port)`},
 	{"media address localhost", "[media]\naddress = \"localhost\"\n", `site.toml:2: media.address "localhost": want an IP address (no host name, no port)`},
 	{"media address port", "[media]\naddress = \"192.0.2.10:4000\"\n", `site.toml:2: media.address "192.0.2.10:4000": want an IP address (no host name, no port)`},
@@ -930,6 +931,7 @@ func TestMediaSection(t *testing.T) {
 		{"lowest ports", "[media]\nrtp_port_min = 1024\nrtp_port_max = 1025\n", Media{RTPPortMin: 1024, RTPPortMax: 1025}, "127.0.0.1"},
 		{"highest ports", "[media]\nrtp_port_min = 65534\nrtp_port_max = 65535\n", Media{RTPPortMin: 65534, RTPPortMax: 65535}, "127.0.0.1"},
 		{"odd ends", "media.rtp_port_min = 20001\nmedia.rtp_port_max = 20003\n", Media{RTPPortMin: 20001, RTPPortMax: 20003}, "127.0.0.1"},
+		{"rtp latch", "[media]\nrtp_latch = true\n", Media{RTPPortMin: 16384, RTPPortMax: 32767, RTPLatch: true}, "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("site.toml", []byte(tc.doc))

@@ -93,7 +93,7 @@ func BenchmarkRelay(b *testing.B) {
 	a, bb := udp(b), udp(b)
 	pa, pb := udp(b), udp(b)
 	relay := NewRelay(a, bb)
-	relay.SetPeer(SideB, ap(pb))
+	relay.SetPeer(SideB, ap(pb), false)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(b.Context()) }()
 	pk := Packetizer{Codec: PCMU}

@@ -32,10 +32,12 @@
 //   - rtp.go: Packetizer (RFC 3550 section 5.1, RFC 3551 marker, RFC 4733
 //     event timestamps), a pure function of its state, and Stream, which
 //     paces it every 20 ms on an absolute schedule over a net.PacketConn.
+//   - peer.go: PeerFilter, which source a leg's RTP is accepted from: the
+//     address of its SDP (symmetric RTP, RFC 4961), or its first source,
+//     locked, when that address is unusable or latching is asked for.
 //   - receiver.go: Receiver, which decodes G.711 and feeds telephone-events
-//     to the DTMF decoder, with counters.
-//   - relay.go: Relay, a two-socket RTP forwarder that learns each leg's
-//     address from its first packet (symmetric RTP, RFC 4961).
+//     to the DTMF decoder, with counters, from its peer only.
+//   - relay.go: Relay, a two-socket RTP forwarder between two peers.
 //
 // Everything is 8 kHz, 20 ms (160 samples) per packet.
 package media

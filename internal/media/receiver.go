@@ -18,11 +18,15 @@ type ReceiverStats struct {
 	Events  uint64 // telephone-event packets
 	Other   uint64 // other payload types (comfort noise, ...)
 	Invalid uint64 // not RTP, or a bad telephone-event
+	Foreign uint64 // from a source other than the peer (Source), dropped unread
 }
 
 // Receiver reads RTP from a socket, decodes the negotiated G.711 codec to
 // linear16 and feeds telephone-events to a DTMFDecoder. Callbacks run on
 // the Run goroutine; the pcm slice passed to OnAudio is reused afterwards.
+// With Source set, Run hands on only the packets of the peer it accepts:
+// a key press (RFC 4733, or in-band audio to OnAudio) from anyone else is
+// dropped before it is decoded.
 type Receiver struct {
 	conn    net.PacketConn
 	codec   Codec
@@ -31,11 +35,14 @@ type Receiver struct {
 
 	OnAudio func(p *rtp.Packet, pcm []int16)
 	OnDigit func(Digit)
+	// Source, when set, is asked about each datagram's source (see
+	// PeerFilter); nil accepts every source.
+	Source *PeerFilter
 
 	pkt rtp.Packet
 	pcm []int16
 
-	packets, bytes, audio, events, other, invalid atomic.Uint64
+	packets, bytes, audio, events, other, invalid, foreign atomic.Uint64
 }
 
 // NewReceiver returns a receiver for the codec and telephone-event type
@@ -88,7 +95,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	buf := make([]byte, 1500)
 	// Bounded by ctx and by the socket's life.
 	for {
-		n, _, err := r.conn.ReadFrom(buf)
+		n, src, err := r.conn.ReadFrom(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -97,6 +104,12 @@ func (r *Receiver) Run(ctx context.Context) error {
 				return nil
 			}
 			return err
+		}
+		if r.Source != nil && !r.Source.Allow(addrPortOf(src)) {
+			r.packets.Add(1)
+			r.bytes.Add(uint64(n))
+			r.foreign.Add(1)
+			continue
 		}
 		r.Handle(buf[:n])
 	}
@@ -107,5 +120,6 @@ func (r *Receiver) Stats() ReceiverStats {
 	return ReceiverStats{
 		Packets: r.packets.Load(), Bytes: r.bytes.Load(), Audio: r.audio.Load(),
 		Events: r.events.Load(), Other: r.other.Load(), Invalid: r.invalid.Load(),
+		Foreign: r.foreign.Load(),
 	}
 }

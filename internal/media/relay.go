@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,31 +29,31 @@ type Counter struct {
 // packet lost on the network would), BToA the reverse.
 type RelayStats struct {
 	AToB, BToA Counter
-	// Foreign counts packets from a source other than the latched peer;
-	// NoPeer those dropped because the other leg's address is unknown.
+	// Foreign counts packets from a source other than the leg's peer
+	// (dropped); NoPeer those dropped because the other leg's address is
+	// unknown.
 	Foreign, NoPeer uint64
-}
-
-type peer struct {
-	addr    netip.AddrPort
-	latched bool
 }
 
 type counter struct{ packets, bytes atomic.Uint64 }
 
 // Relay forwards datagrams between two sockets, one per leg, for calls
-// where the server stays in the media path. Each leg's remote address is
-// learned from its first packet, symmetric RTP style (RFC 4961: a peer
-// sends from the port it receives on), which also gets through NAT; an
-// address from SDP given to SetPeer is only used until then. Once latched,
-// packets from any other source are dropped.
+// where the server stays in the media path. Each leg's packets are
+// accepted only from its peer (PeerFilter: the address of its SDP, or its
+// first source when that address is unusable or latching is asked for)
+// and sent to the other leg's peer; packets from anyone else are dropped
+// and counted as Foreign, never relayed.
 type Relay struct {
 	conns [2]net.PacketConn
-	peers [2]atomic.Pointer[peer]
+	peers [2]atomic.Pointer[PeerFilter]
 	count [2]counter // by the leg the packet came from
 	foreign,
 	noPeer atomic.Uint64
-	mu sync.Mutex
+
+	// OnForeign, when set, is told of each packet from a foreign source
+	// (see PeerFilter.OnForeign), with the leg it arrived on. Set it
+	// before SetPeer.
+	OnForeign func(side Side, src, peer netip.AddrPort, n uint64)
 }
 
 // NewRelay relays between a (facing leg A) and b (facing leg B).
@@ -62,43 +61,38 @@ func NewRelay(a, b net.PacketConn) *Relay {
 	return &Relay{conns: [2]net.PacketConn{a, b}}
 }
 
-// SetPeer sets the address to send leg side's media to until its first
-// packet arrives (the address of the SDP).
-func (r *Relay) SetPeer(side Side, addr netip.AddrPort) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p := r.peers[side].Load(); p != nil && p.latched {
-		return
+// SetPeer sets leg side's address from its SDP: its only accepted source
+// when usable, else, or with latch, its first source (see PeerFilter).
+// Called again (a new offer/answer), it starts the leg afresh.
+func (r *Relay) SetPeer(side Side, addr netip.AddrPort, latch bool) {
+	f := NewPeerFilter(addr, latch)
+	if r.OnForeign != nil {
+		f.OnForeign = func(src, peer netip.AddrPort, n uint64) { r.OnForeign(side, src, peer, n) }
 	}
-	r.peers[side].Store(&peer{addr: unmap(addr)})
+	r.peers[side].Store(f)
 }
-
-// unmap turns an IPv4-mapped IPv6 source (from a dual-stack socket) into
-// plain IPv4 so addresses compare equal.
-func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 // route decides what to do with a packet that arrived on from's socket
 // from src: the address to forward it to on the other socket.
 func (r *Relay) route(from Side, src netip.AddrPort) (netip.AddrPort, bool) {
-	p := r.peers[from].Load()
-	if p == nil || !p.latched {
-		r.mu.Lock()
-		if p = r.peers[from].Load(); p == nil || !p.latched {
-			p = &peer{addr: src, latched: true}
-			r.peers[from].Store(p)
-		}
-		r.mu.Unlock()
+	f := r.peers[from].Load()
+	if f == nil { // no SDP yet: latch, as for an unusable address
+		r.peers[from].CompareAndSwap(nil, NewPeerFilter(netip.AddrPort{}, true))
+		f = r.peers[from].Load()
 	}
-	if p.addr != src {
+	if !f.Allow(src) {
 		r.foreign.Add(1)
 		return netip.AddrPort{}, false
 	}
-	to := r.peers[1-from].Load()
-	if to == nil {
-		r.noPeer.Add(1)
-		return netip.AddrPort{}, false
+	var to netip.AddrPort
+	ok := false
+	if g := r.peers[1-from].Load(); g != nil {
+		to, ok = g.Dest()
 	}
-	return to.addr, true
+	if !ok {
+		r.noPeer.Add(1)
+	}
+	return to, ok
 }
 
 // Run relays both ways until ctx ends (its error) or a socket is closed

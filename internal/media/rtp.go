@@ -94,7 +94,7 @@ type queuedEvent struct {
 // Run paces Step with real time.
 type Stream struct {
 	conn   net.PacketConn
-	remote net.Addr
+	remote atomic.Pointer[net.Addr] // SetRemote may move it while Run goes
 	// LateAfter overrides DefaultLateAfter when set before Run.
 	LateAfter time.Duration
 
@@ -113,8 +113,14 @@ type Stream struct {
 // packetizer's codec, payload types, SSRC and initial sequence number and
 // timestamp.
 func NewStream(conn net.PacketConn, remote net.Addr, pk Packetizer, src Source) *Stream {
-	return &Stream{conn: conn, remote: remote, pk: pk, src: src, frame: make([]int16, FrameSamples)}
+	s := &Stream{conn: conn, pk: pk, src: src, frame: make([]int16, FrameSamples)}
+	s.remote.Store(&remote)
+	return s
 }
+
+// SetRemote sends the next packets to remote instead: the source a peer
+// was latched to (PeerFilter with latching, a phone behind NAT).
+func (s *Stream) SetRemote(remote net.Addr) { s.remote.Store(&remote) }
 
 // SetSource switches to another source from the next frame on, for
 // instance from an announcement to a tone; nil ends the stream.
@@ -200,7 +206,7 @@ func (s *Stream) run(ctx context.Context, now func() time.Time) error {
 				s.maxLate.Store(int64(late))
 			}
 		}
-		if _, err := s.conn.WriteTo(pkt, s.remote); err != nil {
+		if _, err := s.conn.WriteTo(pkt, *s.remote.Load()); err != nil {
 			return err
 		}
 		s.packets.Add(1)

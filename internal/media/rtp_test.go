@@ -339,7 +339,7 @@ func TestRelayLoopback(t *testing.T) {
 	pa, pb := udp(t), udp(t) // the two parties
 	stranger := udp(t)       // neither party
 	relay := NewRelay(a, b)
-	relay.SetPeer(SideB, ap(pb)) // B known from SDP; A is learned
+	relay.SetPeer(SideB, ap(pb), false) // B known from SDP; A is learned
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
@@ -376,8 +376,9 @@ func TestRelayLoopback(t *testing.T) {
 		}
 		recv(pb, pkt, ap(b))
 	}
-	// A stranger's packet to A's side is dropped once A is latched; the
-	// next packet from A proves it has been handled.
+	// A stranger's packet to A's side is dropped once A is latched (no
+	// SDP address: its first source, locked); the next packet from A
+	// proves it has been handled.
 	_, _ = stranger.WriteToUDPAddrPort([]byte("intruder"), ap(a))
 	last := pk.Audio(nil, frame)
 	_, _ = pa.WriteToUDPAddrPort(last, ap(a))
@@ -401,16 +402,34 @@ func TestRelayRoute(t *testing.T) {
 	if _, ok := r.route(SideA, x); ok || r.Stats().NoPeer != 1 {
 		t.Fatal("forwarded without a peer for B")
 	}
-	r.SetPeer(SideB, netip.MustParseAddrPort("[::ffff:127.0.0.1]:3000"))
+	r.SetPeer(SideB, netip.MustParseAddrPort("[::ffff:127.0.0.1]:3000"), false)
 	if to, ok := r.route(SideA, x); !ok || to != netip.MustParseAddrPort("127.0.0.1:3000") {
 		t.Fatalf("to %v", to)
 	}
-	// B's real address latches over the SDP hint; later hints are ignored.
-	if to, ok := r.route(SideB, y); !ok || to != x {
+	// B's SDP address is its only source: y is someone else.
+	if _, ok := r.route(SideB, y); ok || r.Stats().Foreign != 1 {
+		t.Fatalf("a stranger's packet relayed: %+v", r.Stats())
+	}
+	if to, ok := r.route(SideB, netip.MustParseAddrPort("127.0.0.1:3000")); !ok || to != x {
 		t.Fatalf("back to %v", to)
 	}
-	r.SetPeer(SideB, netip.MustParseAddrPort("127.0.0.1:4000"))
+	// A new answer moves B.
+	r.SetPeer(SideB, netip.MustParseAddrPort("127.0.0.1:4000"), false)
+	if to, _ := r.route(SideA, x); to != netip.MustParseAddrPort("127.0.0.1:4000") {
+		t.Fatalf("new SDP address not used: %v", to)
+	}
+	// Latching (NAT): B's first source replaces the SDP hint, for good.
+	r.SetPeer(SideB, netip.MustParseAddrPort("10.0.0.9:4000"), true)
+	if to, _ := r.route(SideA, x); to != netip.MustParseAddrPort("10.0.0.9:4000") {
+		t.Fatalf("before latching, to %v", to)
+	}
+	if to, ok := r.route(SideB, y); !ok || to != x {
+		t.Fatalf("first source of B not taken: %v %v", to, ok)
+	}
+	if _, ok := r.route(SideB, netip.MustParseAddrPort("127.0.0.1:4000")); ok {
+		t.Fatal("a later source took over the latched one")
+	}
 	if to, _ := r.route(SideA, x); to != y {
-		t.Fatalf("hint replaced a latched address: %v", to)
+		t.Fatalf("to %v, want the latched %v", to, y)
 	}
 }

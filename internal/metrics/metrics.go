@@ -44,6 +44,7 @@ type Metrics struct {
 	sip           *prometheus.CounterVec
 	rtpSent       prometheus.Counter
 	rtpLate       prometheus.Counter
+	rtpForeign    prometheus.Counter
 	authFailures  *prometheus.CounterVec
 	authBlocked   *prometheus.CounterVec
 }
@@ -91,13 +92,16 @@ func New(src Sources) *Metrics {
 	m.rtpLate = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callbackd_rtp_packets_late_total", Help: "Of those, packets sent more than 5 ms after their slot on the 20 ms schedule: the server is short of CPU for its media.",
 	})
+	m.rtpForeign = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callbackd_rtp_foreign_packets_total", Help: "RTP packets dropped because they came from another source than the phone's (its SDP address, or its first source with media.rtp_latch): key presses or audio from a third party.",
+	})
 	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_auth_failures_total", Help: "Failed authentications (B7) by kind (sip, http, pin) and reason.",
 	}, []string{"kind", "reason"})
 	m.authBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_auth_throttled_total", Help: "Requests refused unchecked because their source or account had too many failed authentications (B7), by kind.",
 	}, []string{"kind"})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.authFailures, m.authBlocked)
+	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.rtpForeign, m.authFailures, m.authBlocked)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
@@ -167,6 +171,9 @@ func (m *Metrics) RTPStream(packets, late uint64) {
 	m.rtpSent.Add(float64(packets))
 	m.rtpLate.Add(float64(late))
 }
+
+// RTPForeign counts an RTP packet dropped as from a foreign source.
+func (m *Metrics) RTPForeign() { m.rtpForeign.Inc() }
 
 // SIPMessage counts a SIP message read ("in") or written ("out"); kind is
 // its method or status code.

@@ -142,7 +142,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
-		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax,
+		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax, RTPLatch: cfg.Media.RTPLatch,
 		VoicemailPilot: cfg.Calls.VoicemailPilot, Trunks: cfg.Trunks,
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
 	s.B2BUA.Store = st
@@ -190,6 +190,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA.RecallAnswered = s.Callback.RecallAnswered
 	s.B2BUA.AlertSound = s.Callback.AlertSound
 	s.B2BUA.OnMediaStats = func(st media.StreamStats) { s.Metrics.RTPStream(st.Packets, st.Late) }
+	s.B2BUA.OnForeignRTP = s.Metrics.RTPForeign
 	s.routes()
 	return s, nil
 }
