@@ -28,6 +28,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,9 +48,11 @@ const NonceLifetime = 5 * time.Minute
 // every nonce issued before it counts as stale: never accepted again.
 const MaxNonces = 20_000
 
-// Algorithms offered, most preferred first (RFC 8760 2.3: one challenge
-// per algorithm, in order of preference; the client takes the first it
-// supports). MD5 stays for the phones that know nothing else.
+// Algorithms are those supported, in the default order of preference (RFC
+// 8760 2.3: one challenge per algorithm, most preferred first; the client
+// takes the first it supports). MD5 stays for the phones that know nothing
+// else; [sip] digest_algorithms chooses and orders them, for clients that
+// wrongly take the first challenge whatever its algorithm.
 var Algorithms = []string{"SHA-256", "MD5"}
 
 // Errors returned by Verify. ErrStale means the password was right but the
@@ -69,6 +72,7 @@ var (
 // Authenticator issues challenges and checks credentials for one realm.
 type Authenticator struct {
 	realm string
+	algs  []string // offered, in order
 	key   []byte
 	now   func() time.Time
 
@@ -86,13 +90,17 @@ type use struct {
 	nc     int
 }
 
-// New returns an Authenticator with a random nonce key.
-func New(realm string) *Authenticator {
+// New returns an Authenticator with a random nonce key, offering algs
+// (Algorithms when none; each one of Algorithms).
+func New(realm string, algs ...string) *Authenticator {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		panic("auth: no randomness: " + err.Error())
 	}
-	return &Authenticator{realm: realm, key: key, now: time.Now, used: map[string]*use{}}
+	if len(algs) == 0 {
+		algs = Algorithms
+	}
+	return &Authenticator{realm: realm, algs: algs, key: key, now: time.Now, used: map[string]*use{}}
 }
 
 // Realm is the realm named in challenges.
@@ -100,11 +108,11 @@ func (a *Authenticator) Realm() string { return a.realm }
 
 // Challenges returns the values of the WWW-Authenticate / Proxy-Authenticate
 // headers of a challenge (RFC 3261 22.1, 22.3), one per algorithm of
-// Algorithms, in that order, all with the same nonce.
+// the offered algorithms, in order, all with the same nonce.
 func (a *Authenticator) Challenges(stale bool) []string {
 	n := a.nonce(a.now())
-	out := make([]string, 0, len(Algorithms))
-	for _, alg := range Algorithms {
+	out := make([]string, 0, len(a.algs))
+	for _, alg := range a.algs {
 		c := digest.Challenge{Realm: a.realm, Nonce: n, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
 		out = append(out, c.String())
 	}
@@ -181,11 +189,10 @@ func (a *Authenticator) Verify(header, method, requestURI string, password func(
 		return c.Username, ErrRealm
 	}
 	alg := strings.ToUpper(c.Algorithm)
-	switch alg {
-	case "":
-		alg = "MD5"
-	case "MD5", "SHA-256":
-	default:
+	if alg == "" {
+		alg = "MD5" // RFC 7616 3.3: the default
+	}
+	if !slices.Contains(a.algs, alg) {
 		return c.Username, ErrMalformed
 	}
 	// RFC 7616 3.4: qop=auth is what makes the nonce-count (and so replay

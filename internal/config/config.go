@@ -49,6 +49,9 @@ type SIP struct {
 	// challenge. Off by default: a source address is spoofable over UDP, so
 	// it is honoured only for requests over TCP (docs/security.md).
 	TrustRegisteredSource bool `toml:"trust_registered_source"`
+	// DigestAlgorithms are the digest algorithms offered, most preferred
+	// first (RFC 8760): one challenge header each. "SHA-256", "MD5".
+	DigestAlgorithms []string `toml:"digest_algorithms"`
 }
 
 // HTTP configures the HTTP listener (API, metrics, console, admin page).

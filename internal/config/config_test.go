@@ -29,6 +29,8 @@ func TestDefault(t *testing.T) {
 		MaxExpires:     3600,
 		DefaultExpires: 3600,
 		UserAgent:      "callbackd",
+		// B7: SHA-256 offered first (RFC 8760); no trust in source addresses.
+		DigestAlgorithms: []string{"SHA-256", "MD5"},
 	}
 	if !reflect.DeepEqual(c.SIP, want) {
 		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
@@ -649,6 +651,9 @@ func TestRoundTrip(t *testing.T) {
 			MaxExpires:     7200,
 			DefaultExpires: 600,
 			UserAgent:      "callbackd/test",
+			// B7
+			TrustRegisteredSource: true,
+			DigestAlgorithms:      []string{"MD5"},
 		},
 		HTTP:  HTTP{Listen: "[::1]:9090"},
 		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},

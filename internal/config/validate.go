@@ -308,6 +308,17 @@ func (v *validator) sip(s *SIP) {
 		// The realm goes into a quoted-string of WWW-Authenticate.
 		v.errorf("sip.realm", "sip.realm %q: must not contain quotes, backslashes or control characters", s.Realm)
 	}
+	seen := map[string]bool{}
+	for _, a := range s.DigestAlgorithms {
+		if (a != "SHA-256" && a != "MD5") || seen[a] {
+			v.errorf("sip.digest_algorithms", `sip.digest_algorithms %q: want "SHA-256" and/or "MD5", each once`, s.DigestAlgorithms)
+			break
+		}
+		seen[a] = true
+	}
+	if len(s.DigestAlgorithms) == 0 {
+		v.errorf("sip.digest_algorithms", `sip.digest_algorithms is empty: want ["SHA-256", "MD5"], or one of them`)
+	}
 	if !validDomain(s.Domain) {
 		v.errorf("sip.domain", "sip.domain %q: want an IP address or a host name (no port)", s.Domain)
 	}

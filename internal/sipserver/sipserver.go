@@ -137,7 +137,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	for _, l := range cfg.Lines {
 		s.Lines.SetLine(l.DN, l.BusyTrigger)
 	}
-	a := auth.New(cfg.SIP.Realm)
+	a := auth.New(cfg.SIP.Realm, cfg.SIP.DigestAlgorithms...)
 	a.Guard = s.Guard // digest failures throttled (B7, docs/security.md)
 	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
 	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
