@@ -217,12 +217,15 @@ type fileProfile struct {
 // Profile returns the profile called name; ok is false when there is
 // none (DefaultProfile always exists).
 func (c *Config) Profile(name string) (Profile, bool) {
+	if name == "" {
+		name = DefaultProfile // a line naming none has the file's "default", if any
+	}
 	for _, p := range c.Profiles {
 		if p.Name == name {
 			return p, true
 		}
 	}
-	if name == DefaultProfile || name == "" {
+	if name == DefaultProfile {
 		return Profile{Name: DefaultProfile, CallBack: true}, true
 	}
 	return Profile{}, false
