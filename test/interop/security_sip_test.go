@@ -12,8 +12,10 @@ package interop
 // the throttle counts per source IP, and every SIPp phone is 127.0.0.1).
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -67,11 +69,30 @@ func parseSIP(b []byte) sipMsg {
 // a phone) would, without a SIP stack.
 type sipConn struct {
 	t      *testing.T
-	c      *net.UDPConn
+	c      net.Conn // *net.UDPConn, or a TCP connection (tcp)
+	tcp    *bufio.Reader
 	s      *server
 	local  string // ip:port
 	n      int
 	queued []sipMsg
+}
+
+// dialSIPTCP connects over TCP to s.
+func dialSIPTCP(t *testing.T, s *server) *sipConn {
+	t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.SIPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &sipConn{t: t, c: c, tcp: bufio.NewReader(c), s: s, local: c.LocalAddr().String()}
+}
+
+func (c *sipConn) transport() string {
+	if c.tcp != nil {
+		return "TCP"
+	}
+	return "UDP"
 }
 
 // dialSIP binds ip:port (port 0: any) and talks to s.
@@ -108,8 +129,29 @@ func (c *sipConn) recv(d time.Duration) (sipMsg, bool) {
 		c.queued = c.queued[1:]
 		return m, true
 	}
-	buf := make([]byte, 65535)
 	c.c.SetReadDeadline(time.Now().Add(d))
+	if c.tcp != nil { // a stream: the head, then Content-Length bytes (RFC 3261 18.3)
+		var head strings.Builder
+		for !strings.HasSuffix(head.String(), "\r\n\r\n") {
+			line, err := c.tcp.ReadString('\n')
+			if err != nil {
+				return sipMsg{}, false
+			}
+			if head.Len() == 0 && strings.TrimSpace(line) == "" {
+				continue // keep-alive CRLF
+			}
+			head.WriteString(line)
+		}
+		m := parseSIP([]byte(head.String()))
+		n, _ := strconv.Atoi(m.header("Content-Length"))
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c.tcp, body); err != nil {
+			return sipMsg{}, false
+		}
+		m.raw += string(body)
+		return m, true
+	}
+	buf := make([]byte, 65535)
 	n, err := c.c.Read(buf)
 	if err != nil {
 		return sipMsg{}, false
@@ -162,9 +204,9 @@ func (c *sipConn) text(r req) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", r.method, r.ruri)
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n", c.local, r.branch)
+	fmt.Fprintf(&b, "Via: SIP/2.0/%s %s;branch=%s;rport\r\n", c.transport(), c.local, r.branch)
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\n", r.from, r.to, r.callID, r.cseq, r.method)
-	fmt.Fprintf(&b, "Contact: <sip:%s>\r\nMax-Forwards: 70\r\n", c.local)
+	fmt.Fprintf(&b, "Contact: <sip:%s;transport=%s>\r\nMax-Forwards: 70\r\n", c.local, strings.ToLower(c.transport()))
 	for _, h := range r.extra {
 		b.WriteString(h + "\r\n")
 	}
@@ -435,6 +477,33 @@ func TestB7_SpoofedSourceForward(t *testing.T) {
 			}
 		})
 	}
+	// Over TCP the option does what it says: the phone's own connection
+	// (where it registered) dials without a challenge; a second connection
+	// (another port) is challenged.
+	t.Run("trust_registered_source=true over TCP", func(t *testing.T) {
+		t.Parallel()
+		pt := callPorts(t, 1)[0]
+		s := startServerWith(t, "min_expires = 1\ntrust_registered_source = true", noOffer+withTrunk(pt, ""))
+		phone := dialSIPTCP(t, s)
+		reg := phone.newReq("REGISTER", "sip:"+phone.serverHost(), "1001", "1001")
+		reg.extra = []string{"Expires: 300"}
+		if res, _ := phone.authed(reg, "1001", "demo1001"); res.code() != 200 {
+			t.Fatalf("register 1001 over TCP: %s", res.status())
+		}
+		other := dialSIPTCP(t, s)
+		r := other.newReq("INVITE", "sip:*2100441111111@"+other.serverHost(), "1001", "*2100441111111")
+		other.send(other.text(r))
+		if got := other.final(r.callID, r.cseq); got.code() != 407 {
+			t.Fatalf("*21 over another TCP connection: %s, want 407", got.status())
+		}
+		r = phone.newReq("INVITE", "sip:*210302222@"+phone.serverHost(), "1001", "*210302222")
+		phone.send(phone.text(r))
+		got := phone.final(r.callID, r.cseq)
+		phone.ack(r, got)
+		if got.status() != "603 Forward All To 0302222" {
+			t.Fatalf("*21 on the phone's own TCP connection: %s, want 603 Forward All To 0302222", got.status())
+		}
+	})
 }
 
 // TestB7_TrunkImpersonation: an INVITE from the trunk's address whose From
