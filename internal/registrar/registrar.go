@@ -233,7 +233,8 @@ func (r *Registrar) Count() int {
 
 // FromSource reports whether a request arriving from source over transport
 // comes from a device registered on line dn. The B2BUA trusts such requests
-// as it trusts the REGISTER that authenticated the binding.
+// without a challenge only with [sip] trust_registered_source, and only
+// over TCP (a UDP source address is spoofable; docs/security.md).
 func (r *Registrar) FromSource(dn, transport, source string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
