@@ -168,6 +168,22 @@ func Username(header string) (string, error) {
 	return c.Username, nil
 }
 
+// Pick returns, of the values of a request's Authorization (or
+// Proxy-Authorization) headers, the one for this realm: a request may carry
+// credentials for several (RFC 3261 22.3). When none is ours it is the
+// first (it gets a new challenge), and "" when there are none.
+func (a *Authenticator) Pick(values []string) string {
+	for _, v := range values {
+		if c, err := digest.ParseCredentials(v); err == nil && c.Realm == a.realm {
+			return v
+		}
+	}
+	if len(values) > 0 {
+		return values[0]
+	}
+	return ""
+}
+
 // dummyPassword is what an unknown user's answer is checked against, so
 // that an unknown user costs the same work as a known one.
 const dummyPassword = "\x00unknown-user\x00"

@@ -265,3 +265,20 @@ func FuzzVerify(f *testing.F) {
 		SameURI(h, "sip:1002@127.0.0.1")
 	})
 }
+
+// Of several credentials (one per realm, RFC 3261 22.3) ours is checked.
+func TestB7_PickOurRealm(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a := newAt(&now)
+	ours := answerFor(t, a, "MD5", "INVITE", "sip:1002@127.0.0.1", "1001", "demo1001", 1)
+	theirs := answerFor(t, New("upstream"), "MD5", "INVITE", "sip:1002@127.0.0.1", "x", "y", 1)
+	if got := a.Pick([]string{theirs, ours}); got != ours {
+		t.Fatalf("Pick = %q, want ours", got)
+	}
+	if got := a.Pick([]string{theirs}); got != theirs {
+		t.Fatalf("Pick with none of ours = %q, want the first", got)
+	}
+	if got := a.Pick(nil); got != "" {
+		t.Fatalf("Pick(nil) = %q", got)
+	}
+}

@@ -302,10 +302,11 @@ func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (who, bool)
 			return b.device(from, req), true
 		}
 	}
-	header := ""
-	if h := req.GetHeader("Proxy-Authorization"); h != nil {
-		header = h.Value()
+	var values []string
+	for _, h := range req.GetHeaders("Proxy-Authorization") {
+		values = append(values, h.Value())
 	}
+	header := b.auth.Pick(values)
 	d := b.auth.Check(auth.Attempt{
 		Header: header, Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
 		Password: b.dir.Password, Home: func(user string) bool { return b.reg.HomeOf(user, req.Source()) },
