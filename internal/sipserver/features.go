@@ -196,3 +196,18 @@ func (s *Server) impersonates(r b2bua.Result) bool {
 	s.Log.Info("call from a trunk with an internal number as caller: no call back", "trunk", r.CallerTrunk, "caller", r.Caller)
 	return true
 }
+
+// warnDialOut says at start when trunks are configured but no line may
+// call out through them (F32: dial_out is "none" unless a profile says
+// otherwise), which after an upgrade looks like a broken trunk.
+func (s *Server) warnDialOut() {
+	if len(s.Config.Trunks) == 0 {
+		return
+	}
+	for _, l := range s.Config.Lines {
+		if p, ok := s.Config.Profile(l.Profile); ok && len(p.DialOut) > 0 {
+			return
+		}
+	}
+	s.Log.Warn("trunks are configured but no line's profile allows dialing out (profile dial_out, docs/config.md): lines cannot call or forward to external numbers")
+}

@@ -200,6 +200,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA.AlertSound = s.Callback.AlertSound
 	s.B2BUA.OnMediaStats = func(st media.StreamStats) { s.Metrics.RTPStream(st.Packets, st.Late) }
 	s.routes()
+	s.warnDialOut()
 	return s, nil
 }
 
