@@ -748,4 +748,3 @@ dial_out = ["0"]
 		t.Fatalf("1001's call to 1002, forwarded by 1002 to 0302222: the trunk got %q", inv.start)
 	}
 }
-
