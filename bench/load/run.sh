@@ -40,6 +40,8 @@ config() { # $1 = extra lines generator
 	cat > "$work/callbackd.toml" <<EOC
 [sip]
 listen = ["udp:127.0.0.1:$SIP_PORT"]
+# SIPp 3.6 answers the first challenge whatever its algorithm, and knows MD5 only.
+digest_algorithms = ["MD5"]
 [http]
 listen = "127.0.0.1:${HTTP_PORT:-18080}"
 debug_listen = "127.0.0.1:${DEBUG_PORT:-18081}"
@@ -49,6 +51,14 @@ path = "$work/data/callbackd.db"
 level = "${LOG_LEVEL:-warn}"
 EOC
 	"$@" >> "$work/callbackd.toml"
+}
+
+# The load caller's SIPp is a trunk (a trusted peer, B7): every INVITE of a
+# line is challenged, and SIPp cannot bind its digest to a Request-URI that
+# changes per row of an injection file (-auth_uri is one value). So the
+# load calls come from outside (callers 9<DN>, not lines) to the lines.
+loadtrunk() {
+	printf '[[trunk]]\nname = "load"\naddress = "udp:127.0.0.1:%d"\nprefixes = []\n' $UAC_PORT
 }
 
 start() {
@@ -82,6 +92,7 @@ case "${1:-}" in
 calls)
 	rate=${2:?rate}; secs=${3:-60}
 	gen() {
+		loadtrunk
 		for i in $(seq $LINES); do
 			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
 			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((3000+i)) $((3000+i))
@@ -91,7 +102,7 @@ calls)
 	start
 	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
 	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((3000+i));p$((3000+i));[authentication username=$((3000+i)) password=p$((3000+i))]"; done; } > "$work/callees.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callees.csv -p $UAS_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
 	total=$((rate*secs))
@@ -120,6 +131,8 @@ offers)
 	# about 11*RATE announcements play at once.
 	rate=${2:?rate}; secs=${3:-30}
 	gen() {
+		loadtrunk
+		printf '[callback]\nexternal = true\n' # the offer to outside callers (F30)
 		for i in $(seq $LINES); do
 			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
 			printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((3000+i)) $((3000+i))
@@ -128,7 +141,7 @@ offers)
 	config gen
 	start
 	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
+	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
 	total=$((rate*secs))
 	echo "== $total calls at $rate/s to logged-out lines, each hearing the offer"

@@ -338,6 +338,7 @@ func (b *bench) config(db string) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, `[sip]
 listen = ["udp:127.0.0.1:%d"]
+digest_algorithms = ["MD5"] # SIPp 3.6 takes the first challenge and knows MD5 only
 [http]
 listen = "127.0.0.1:%d"
 [store]
@@ -347,6 +348,10 @@ level = "info"
 [callback]
 alert_ring = "0s"
 `, o.sipPort, o.httpPort, db)
+	// The load caller is a trunk (B7: every line INVITE is challenged,
+	// and SIPp cannot bind digest to a Request-URI that changes per
+	// injection row): load calls come from outside, callers 9<DN>.
+	fmt.Fprintf(&s, "[[trunk]]\nname = \"load\"\naddress = \"udp:127.0.0.1:%d\"\nprefixes = []\n", b.pLoadUAC)
 	for _, dn := range []string{"1001", "1002", "1003"} {
 		fmt.Fprintf(&s, "[[line]]\ndn = %q\npassword = \"p%s\"\nbusy_trigger = 1\n", dn, dn)
 	}
@@ -404,7 +409,7 @@ func (b *bench) registerLoad(ctx context.Context) error {
 		a, z := 4000+i, 5000+i
 		fmt.Fprintf(&callers, "%d;p%d;[authentication username=%d password=p%d]\n", a, a, a, a)
 		fmt.Fprintf(&callees, "%d;p%d;[authentication username=%d password=p%d]\n", z, z, z, z)
-		fmt.Fprintf(&calls, "%d;%d;\n", a, z)
+		fmt.Fprintf(&calls, "9%d;%d;\n", a, z)
 	}
 	for name, s := range map[string]string{"callers.csv": callers.String(), "callees.csv": callees.String(), "calls.csv": calls.String()} {
 		if err := os.WriteFile(filepath.Join(o.work, name), []byte(s), 0o644); err != nil {
@@ -451,7 +456,7 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 
 	// C calls B; B answers: B is busy.
 	cProc, err := b.startSipp(ctx, tag+"-C", filepath.Join(b.scen, "uac_callee_hangs_up.xml"), b.pc, false,
-		"-m", "1", "-s", "1002", "-set", "caller", "1003", "-timeout", strconv.Itoa(int((b.o.hold+3*st)/time.Second)), "-timeout_error")
+		"-m", "1", "-s", "1002", "-set", "caller", "1003", "-au", "1003", "-ap", "p1003", "-auth_uri", b.uri("1002"), "-timeout", strconv.Itoa(int((b.o.hold+3*st)/time.Second)), "-timeout_error")
 	if err != nil {
 		return invalid("C: %v", err)
 	}
@@ -481,7 +486,7 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 		return invalid("B hung up before A called: -hold %v is too short", b.o.hold)
 	}
 	if err := b.sippOnce(ctx, tag+"-A-busy", filepath.Join(b.scen, "uac_busy.xml"), b.pa1, st,
-		"-m", "1", "-s", "1002", "-set", "caller", "1001"); err != nil {
+		"-m", "1", "-s", "1002", "-set", "caller", "1001", "-au", "1001", "-ap", "p1001", "-auth_uri", b.uri("1002")); err != nil {
 		return invalid("A's call to busy B: %v", err)
 	}
 	status, at, err := b.feature(ctx, tag+"-A-activate", "*39")
@@ -599,7 +604,7 @@ func (b *bench) settle(ctx context.Context, tag string, seen map[string]bool) {
 // response's status line and when it arrived.
 func (b *bench) feature(ctx context.Context, name, code string) (string, time.Time, error) {
 	p, err := b.startSipp(ctx, name, filepath.Join(b.scen, "uac_feature.xml"), b.pa1, false,
-		"-m", "1", "-s", code, "-set", "caller", "1001", "-timeout", strconv.Itoa(int(b.o.stepTimeout/time.Second)), "-timeout_error")
+		"-m", "1", "-s", code, "-set", "caller", "1001", "-au", "1001", "-ap", "p1001", "-auth_uri", b.uri(code), "-timeout", strconv.Itoa(int(b.o.stepTimeout/time.Second)), "-timeout_error")
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -618,7 +623,10 @@ func (b *bench) feature(ctx context.Context, name, code string) (string, time.Ti
 		}
 	}
 	for _, m := range tr.msgs {
-		if m.Received && m.Header("Call-ID") == callID && strings.HasPrefix(m.Start, "SIP/2.0 ") && !strings.HasPrefix(m.Start, "SIP/2.0 1") {
+		// Not a provisional response, nor the 407 every line INVITE gets
+		// first (B7): the answer to the INVITE with credentials.
+		if m.Received && m.Header("Call-ID") == callID && strings.HasPrefix(m.Start, "SIP/2.0 ") && !strings.HasPrefix(m.Start, "SIP/2.0 1") &&
+			!strings.HasPrefix(m.Start, "SIP/2.0 407") {
 			return strings.TrimPrefix(m.Start, "SIP/2.0 "), m.At, nil
 		}
 	}
@@ -985,6 +993,12 @@ func (b *bench) runCmd(ctx context.Context, name string, limit time.Duration, ar
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// uri is what a line's SIPp binds its digest answer to (-auth_uri): the
+// Request-URI of its INVITE to number (B7, RFC 3261 22.4).
+func (b *bench) uri(number string) string {
+	return fmt.Sprintf("%s@127.0.0.1:%d", number, b.o.sipPort)
 }
 
 // startSipp starts SIPp against the server from local UDP port with a

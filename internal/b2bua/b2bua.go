@@ -8,7 +8,6 @@
 package b2bua
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -45,6 +44,7 @@ const (
 // outside through a trunk) to the number Callee.
 type Result struct {
 	Caller, Callee string // Callee: the number dialed
+	CallerTrunk    string // the trunk an outside Caller called in through; "" for a line
 	Reached        string // where the call was handed or diverted to (route point, forwarding); "" if not
 	Code           int
 	Outcome        Outcome
@@ -62,7 +62,11 @@ type Feature struct {
 
 // Origin is where a request came from: the device, for feature codes that
 // act on it (Extension Mobility).
-type Origin struct{ Transport, Source string }
+type Origin struct {
+	Transport, Source string
+	Device            string // the line the phone authenticated as (its own line, not a login)
+	Contact           string // the request's Contact URI
+}
 
 // Config holds the call settings.
 type Config struct {
@@ -71,6 +75,11 @@ type Config struct {
 	UserAgent       string
 	VoicemailPilot  string // DN a forward to "voicemail" goes to; "" none
 	Trunks          config.Trunks
+	// TrustRegisteredSource: [sip] trust_registered_source (over TCP only).
+	TrustRegisteredSource bool
+	// DialOut reports whether line dn may call, or forward to, the
+	// external number (its profile's dial_out, F32). nil: never.
+	DialOut func(dn, number string) bool
 	// The server's own media (announcements, recall): the address in its
 	// SDP and the RTP port range. A zero MediaIP means the SIP address; a
 	// zero range means ports the system picks.
@@ -164,7 +173,8 @@ func (b *B2BUA) Calls() int {
 type call struct {
 	mu       sync.Mutex
 	id       string // the A leg's Call-ID; key for line state
-	caller   string // DN of A
+	caller   string // DN of A, or an outside number when trunk is set
+	trunk    string // A called in through this trunk: an outsider, even if caller equals a DN
 	callee   string // DN of the line B rung (counted in its line state)
 	dialed   string // the number A dialed, when not callee (route point, forwarding)
 	reached  string // where the call was handed or diverted to, for Result
@@ -228,7 +238,9 @@ func (b *B2BUA) end(c *call) {
 		delete(b.legs, bl.callID)
 	}
 	b.mu.Unlock()
-	b.lines.Ended(c.caller, c.id)
+	if c.trunk == "" {
+		b.lines.Ended(c.caller, c.id)
+	}
 	b.lines.Ended(c.callee, c.id)
 	c.mu.Lock()
 	eps, rl := c.eps, c.relay
@@ -264,56 +276,110 @@ func (b *B2BUA) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	b.newCall(req, tx)
 }
 
-// identify returns the caller's line: a request from the address of one of
-// its registered devices is trusted like the REGISTER that made the binding;
-// any other must carry digest credentials (RFC 3261 22.3, 407).
-func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+// who is who an INVITE acts for (docs/security.md, "What proves a request
+// acts for a line").
+type who struct {
+	dn     string        // the caller: a line, or a number outside
+	trunk  *config.Trunk // an outside caller through this trunk; never a line, whatever its number
+	device string        // the line the phone authenticated as (Extension Mobility: dn is the user's line)
+}
+
+// identify decides who an INVITE acts for, answering it when it may not:
+//   - from a trunk's address (a configured, trusted peer): an outside
+//     caller, its number from the From, never a line's identity;
+//   - with [sip] trust_registered_source, over TCP only, from the address
+//     of one of the From line's registered devices: that line;
+//   - otherwise digest credentials (Proxy-Authorization) bound to this
+//     INVITE's method and Request-URI, for the From line (RFC 3261 22.3).
+//
+// The answers to requests without valid credentials (407, 403) are sent
+// once, statelessly (RFC 3261 8.2.7): no retransmissions, so a flood with
+// spoofed sources is not amplified.
+func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (who, bool) {
 	from := req.From().Address.User
 	if t, ok := b.trunkAt(req.Transport(), req.Source()); ok {
-		// A call from outside: trusted by its address, as trunks are
-		// (no registration, no digest); the caller is its From number.
 		if !externalNumber(from) {
 			b.log.Info("invite from a trunk without a usable caller number", "trunk", t.Name, "from", from)
-			b.respond(tx, req, 403, "Forbidden (caller number)")
-			return "", false
+			b.respondOnce(tx, req, 403, "Forbidden (caller number)")
+			return who{}, false
 		}
-		return from, true
+		return who{dn: from, trunk: &t}, true
 	}
-	if _, ok := b.dir.Line(from); ok && b.reg.FromSource(from, req.Transport(), req.Source()) {
-		// Extension Mobility (F23): a phone a user logged in on calls as
-		// the user's line.
-		if user, ok := b.reg.LoggedIn(req.Transport(), req.Source()); ok {
-			return user, true
+	if b.cfg.TrustRegisteredSource && sip.IsReliable(req.Transport()) {
+		if _, ok := b.dir.Line(from); ok && b.reg.FromSource(from, req.Transport(), req.Source()) {
+			return b.device(from, req), true
 		}
-		return from, true
 	}
-	h := req.GetHeader("Proxy-Authorization")
-	if h == nil {
-		b.respond(tx, req, 407, "Proxy Authentication Required", sip.NewHeader("Proxy-Authenticate", b.auth.Challenge(false)))
-		return "", false
+	var values []string
+	for _, h := range req.GetHeaders("Proxy-Authorization") {
+		values = append(values, h.Value())
 	}
-	user, err := b.auth.Verify(h.Value(), string(req.Method), b.dir.Password)
+	header := b.auth.Pick(values)
+	d := b.auth.Check(auth.Attempt{
+		Header: header, Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
+		Password: b.dir.Password, Home: func(user string) bool { return b.reg.HomeOf(user, req.Source()) },
+	})
 	switch {
-	case err == nil:
-	case errors.Is(err, auth.ErrStale), errors.Is(err, auth.ErrNonce), errors.Is(err, auth.ErrMalformed):
-		b.respond(tx, req, 407, "Proxy Authentication Required", sip.NewHeader("Proxy-Authenticate", b.auth.Challenge(errors.Is(err, auth.ErrStale))))
-		return "", false
-	default:
-		b.log.Warn("invite: authentication failed", "user", user, "source", req.Source(), "reason", err)
-		b.respond(tx, req, 403, "Forbidden")
-		return "", false
+	case d.Challenge:
+		if header != "" {
+			b.log.Debug("invite: new challenge", "from", from, "source", req.Source(), "reason", d.Reason)
+		}
+		b.respondOnce(tx, req, 407, "Proxy Authentication Required", b.auth.Headers("Proxy-Authenticate", d.Stale)...)
+		return who{}, false
+	case d.Forbidden:
+		b.log.Debug("invite: refused", "from", from, "user", d.User, "source", req.Source(), "reason", d.Reason)
+		b.respondOnce(tx, req, 403, "Forbidden")
+		return who{}, false
 	}
-	if user != from {
-		b.log.Warn("invite: From does not match credentials", "user", user, "from", from, "source", req.Source())
-		b.respond(tx, req, 403, "Forbidden")
-		return "", false
+	if d.User != from {
+		b.log.Warn("invite: From does not match credentials", "user", d.User, "from", from, "source", req.Source())
+		b.respondOnce(tx, req, 403, "Forbidden")
+		return who{}, false
 	}
-	if len(b.reg.Bindings(user)) == 0 {
-		b.log.Info("invite from a line with no registered device", "dn", user, "source", req.Source())
-		b.respond(tx, req, 403, "Forbidden (not registered)")
-		return "", false
+	if len(b.reg.Bindings(d.User)) == 0 {
+		b.log.Info("invite from a line with no registered device", "dn", d.User, "source", req.Source())
+		b.respondOnce(tx, req, 403, "Forbidden (not registered)")
+		return who{}, false
 	}
-	return user, true
+	return b.device(d.User, req), true
+}
+
+// device is who a request of the phone authenticated as line dn acts for:
+// the line, or the user's line a user logged in to on this phone (F23),
+// found by the phone's own binding of dn (its Contact, else its source).
+func (b *B2BUA) device(dn string, req *sip.Request) who {
+	contact := ""
+	if c := req.Contact(); c != nil {
+		contact = c.Address.String()
+	}
+	if user, ok := b.reg.LoginOn(dn, req.Transport(), req.Source(), contact); ok {
+		return who{dn: user, device: dn}
+	}
+	return who{dn: dn, device: dn}
+}
+
+// respondOnce answers req statelessly: the response is written once on the
+// connection the request came in on and the transaction ends without
+// retransmitting it (RFC 3261 8.2.7, 16.11). A phone that missed it sends
+// its request again and gets another. For answers to requests that have
+// not proved anything, so that they cannot be used as a reflector.
+func (b *B2BUA) respondOnce(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	st, ok := tx.(interface {
+		Connection() sip.Connection
+		Terminate()
+	})
+	if !ok || st.Connection() == nil {
+		b.respond(tx, req, code, reason, hdrs...)
+		return
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := st.Connection().WriteMsg(res); err != nil {
+		b.log.Debug("respond failed", "code", code, "error", err)
+	}
+	st.Terminate()
 }
 
 func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
@@ -321,15 +387,16 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(tx, req, 483, "Too Many Hops") // 16.3 step 3
 		return
 	}
-	caller, ok := b.identify(req, tx)
+	w, ok := b.identify(req, tx)
 	if !ok {
 		return
 	}
+	caller := w.dn
 	callee := req.Recipient.User
 	override := false
-	_, callerIsLine := b.dir.Line(caller)
+	callerIsLine := w.trunk == nil // a trunk's caller is never a line, whatever its number
 	if b.IsFeature != nil && callerIsLine && b.IsFeature(callee) {
-		f := b.OnFeature(caller, callee, Origin{Transport: strings.ToUpper(req.Transport()), Source: req.Source()})
+		f := b.OnFeature(caller, callee, Origin{Transport: strings.ToUpper(req.Transport()), Source: req.Source(), Device: w.device, Contact: contactOf(req)})
 		if f.Route == "" {
 			b.respond(tx, req, f.Code, f.Reason)
 			return
@@ -337,8 +404,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		callee, override = f.Route, true
 	}
 	_, calleeIsLine := b.dir.Line(callee)
-	if _, external := b.cfg.Trunks.For(callee); !calleeIsLine && (!external || !callerIsLine) {
-		// Only lines call out through a trunk: a trunk's call is for us.
+	if _, external := b.cfg.Trunks.For(callee); !calleeIsLine && !external {
 		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
 		b.respond(tx, req, 404, "Not Found")
 		return
@@ -352,19 +418,23 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	dialed, reached := callee, ""
+	trunkName := ""
+	if w.trunk != nil {
+		trunkName = w.trunk.Name
+	}
 	fail := func(code int, reason string, why Outcome) {
 		if b.offerable(req, why) {
-			c := b.callFrom(req, caller, callee)
+			c := b.callFrom(req, caller, callee, w.trunk)
 			c.dialed, c.reached = dialed, reached
 			b.announceOffer(req, tx, c, code, reason, why, now)
 			return
 		}
 		b.respond(tx, req, code, reason)
-		b.result(Result{Caller: caller, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
+		b.result(Result{Caller: caller, CallerTrunk: trunkName, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
 	}
 	var trunk *config.Trunk
 	if !override {
-		rt := b.routeCall(dialed)
+		rt := b.routeCall(dialed, w)
 		callee, reached, trunk = rt.dn, rt.reached, rt.trunk
 		if rt.code != 0 {
 			fail(rt.code, rt.reason, rt.why)
@@ -385,21 +455,35 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	callerLine, _ := b.dir.Line(caller)
-	c := b.callFrom(req, caller, callee)
+	callerName := ""
+	if callerIsLine {
+		l, _ := b.dir.Line(caller)
+		callerName = l.Name
+	}
+	c := b.callFrom(req, caller, callee, w.trunk)
 	c.dialed, c.reached = dialed, reached
-	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerLine.Name, responses: make(chan forkResponse)}
+	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerName, responses: make(chan forkResponse)}
 	if !override {
 		r.divert = b.noAnswerDivert(c)
 	}
 	r.run(devices, now)
 }
 
+func contactOf(req *sip.Request) string {
+	if c := req.Contact(); c != nil {
+		return c.Address.String()
+	}
+	return ""
+}
+
 // callFrom makes the call of an INVITE from line caller to callee, with
 // its A leg (we are its UAS), and counts it on the caller's line.
-func (b *B2BUA) callFrom(req *sip.Request, caller, callee string) *call {
+func (b *B2BUA) callFrom(req *sip.Request, caller, callee string, trunk *config.Trunk) *call {
 	callID := req.CallID().Value()
 	c := &call{id: callID, caller: caller, callee: callee}
+	if trunk != nil {
+		c.trunk = trunk.Name
+	}
 	from := req.From()
 	c.a = &leg{
 		call: c, name: "A", callID: callID,
@@ -414,7 +498,9 @@ func (b *B2BUA) callFrom(req *sip.Request, caller, callee string) *call {
 		c.a.target = *from.Address.Clone()
 	}
 	b.addLeg(c.a)
-	b.lines.Originate(caller, callID)
+	if c.trunk == "" { // an outside caller has no line state here
+		b.lines.Originate(caller, callID)
+	}
 	return c
 }
 
@@ -422,7 +508,7 @@ func (b *B2BUA) callFrom(req *sip.Request, caller, callee string) *call {
 func (c *call) result(code int, why Outcome, at time.Time) Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := Result{Caller: c.caller, Callee: c.callee, Reached: c.reached, Code: code, Outcome: why, At: at}
+	r := Result{Caller: c.caller, CallerTrunk: c.trunk, Callee: c.callee, Reached: c.reached, Code: code, Outcome: why, At: at}
 	if c.dialed != "" {
 		r.Callee = c.dialed
 	}

@@ -28,7 +28,7 @@ func (b *B2BUA) Hold(dn string) int {
 		c.mu.Lock()
 		switch {
 		case c.a == nil || c.b == nil || c.ended:
-		case c.caller == dn:
+		case c.caller == dn && c.trunk == "":
 			peers = append(peers, c.b)
 		case c.callee == dn:
 			peers = append(peers, c.a)

@@ -33,6 +33,7 @@ type savedLeg struct {
 
 type savedCall struct {
 	Caller string      `json:"caller"`
+	Trunk  string      `json:"trunk,omitempty"` // the caller is an outsider through this trunk
 	Callee string      `json:"callee"`
 	A      savedLeg    `json:"a"`
 	B      savedLeg    `json:"b"`
@@ -79,7 +80,7 @@ func (b *B2BUA) save(c *call) {
 		return
 	}
 	c.mu.Lock()
-	rec := savedCall{Caller: c.caller, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
+	rec := savedCall{Caller: c.caller, Trunk: c.trunk, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
 	if r := c.relay; r != nil {
 		ra, rb := r.remotes()
 		rec.Relay = &savedRelay{A: r.a.conn.LocalAddr().String(), B: r.b.conn.LocalAddr().String(),
@@ -146,7 +147,7 @@ func (b *B2BUA) Restore(ctx context.Context) (int, error) {
 		c := &call{id: r.ID}
 		err := json.Unmarshal(r.Data, &rec)
 		if err == nil {
-			c.caller, c.callee = rec.Caller, rec.Callee
+			c.caller, c.trunk, c.callee = rec.Caller, rec.Trunk, rec.Callee
 			c.a, err = loadLeg(c, "A", rec.A)
 		}
 		if err == nil {
@@ -168,7 +169,9 @@ func (b *B2BUA) Restore(ctx context.Context) (int, error) {
 		}
 		b.addLeg(c.a)
 		b.addLeg(c.b)
-		b.lines.Originate(c.caller, c.id)
+		if c.trunk == "" {
+			b.lines.Originate(c.caller, c.id)
+		}
 		b.lines.Originate(c.callee, c.id)
 		restored = append(restored, c)
 	}

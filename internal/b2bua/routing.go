@@ -28,10 +28,15 @@ type routed struct {
 }
 
 // routeCall follows the dialed number through route points, forward all,
-// DND-Reject and forward busy.
-func (b *B2BUA) routeCall(dn string) routed {
+// DND-Reject and forward busy, for caller w. A hop out through a trunk is
+// checked by mayLeave.
+func (b *B2BUA) routeCall(dn string, w who) routed {
 	seen := map[string]bool{}
 	reached := ""
+	payer := w.dn // whose permission a hop out is: the caller, then each line forwarding
+	if w.trunk != nil {
+		payer = ""
+	}
 	for hop := 0; ; hop++ {
 		switch {
 		case seen[dn]:
@@ -46,6 +51,9 @@ func (b *B2BUA) routeCall(dn string) routed {
 		l, ok := b.dir.Line(dn)
 		if !ok {
 			if t, ok := b.cfg.Trunks.For(dn); ok { // an external number
+				if !b.mayLeave(w, payer, dn) {
+					return routed{code: 403, reason: "Forbidden", why: FailOther, reached: reached}
+				}
 				return routed{dn: dn, reached: reached, trunk: &t}
 			}
 			// A forwarding target that is gone.
@@ -58,7 +66,7 @@ func (b *B2BUA) routeCall(dn string) routed {
 			return routed{dn: dn, reached: reached}
 		}
 		if t := b.forwardTarget(l.ForwardAll); t != "" {
-			dn, reached = t, t
+			dn, reached, payer = t, t, l.DN
 			continue
 		}
 		if l.DND {
@@ -66,7 +74,7 @@ func (b *B2BUA) routeCall(dn string) routed {
 		}
 		if st, _ := b.lines.Get(dn); st.Full() {
 			if t := b.forwardTarget(l.ForwardBusy); t != "" {
-				dn, reached = t, t
+				dn, reached, payer = t, t, l.DN
 				continue
 			}
 		}
@@ -123,6 +131,13 @@ func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
 		}
 		if tr, ok := b.cfg.Trunks.For(t); ok {
 			if _, line := b.dir.Line(t); !line { // an external number
+				w := who{dn: c.caller}
+				if c.trunk != "" {
+					w.trunk = b.trunkNamed(c.trunk)
+				}
+				if !b.mayLeave(w, from, t) {
+					return nil, false
+				}
 				b.lines.Ended(from, c.id)
 				c.mu.Lock()
 				c.callee, c.reached = t, t
@@ -169,6 +184,32 @@ func (b *B2BUA) trunkAt(transport, source string) (config.Trunk, bool) {
 		}
 	}
 	return config.Trunk{}, false
+}
+
+// mayLeave reports whether a call of w may go out through a trunk to the
+// external number: a trunk's caller only when its trunk allows hairpin,
+// and the line whose dialing or forwarding sends it out (payer) only when
+// its profile's dial_out allows the number (F32). A refusal is logged.
+func (b *B2BUA) mayLeave(w who, payer, number string) bool {
+	if w.trunk != nil && !w.trunk.Hairpin {
+		b.log.Info("call refused: trunk to trunk (hairpin off)", "trunk", w.trunk.Name, "caller", w.dn, "to", number)
+		return false
+	}
+	if payer != "" && (b.cfg.DialOut == nil || !b.cfg.DialOut(payer, number)) {
+		b.log.Info("call refused: dial-out not allowed by the line's profile", "dn", payer, "caller", w.dn, "to", number)
+		return false
+	}
+	return true
+}
+
+// trunkNamed returns the trunk called name (nil if it is gone).
+func (b *B2BUA) trunkNamed(name string) *config.Trunk {
+	for _, t := range b.cfg.Trunks {
+		if t.Name == name {
+			return &t
+		}
+	}
+	return &config.Trunk{Name: name} // removed since: no hairpin
 }
 
 // externalNumber: F9 and what a trunk may send as caller: digits, and a

@@ -44,6 +44,14 @@ type SIP struct {
 	MaxExpires     int      `toml:"max_expires"`     // seconds
 	DefaultExpires int      `toml:"default_expires"` // seconds, when REGISTER has no expiry
 	UserAgent      string   `toml:"user_agent"`
+	// TrustRegisteredSource lets a request from the address of one of a
+	// line's registered devices act for the line without a digest
+	// challenge. Off by default: a source address is spoofable over UDP, so
+	// it is honoured only for requests over TCP (docs/security.md).
+	TrustRegisteredSource bool `toml:"trust_registered_source"`
+	// DigestAlgorithms are the digest algorithms offered, most preferred
+	// first (RFC 8760): one challenge header each. "SHA-256", "MD5".
+	DigestAlgorithms []string `toml:"digest_algorithms"`
 }
 
 // HTTP configures the HTTP listener (API, metrics, console, admin page).
@@ -198,6 +206,22 @@ type User struct {
 type Profile struct {
 	Name     string `toml:"name"`
 	CallBack bool   `toml:"callback"` // the CallBack key, *39 and the offer; default true
+	// DialOut is what external numbers (numbers of a trunk) the lines may
+	// call and forward to (F32, Cisco's Calling Search Space): the
+	// prefixes allowed; "" allows every number; none (the default):
+	// internal numbers only. TOML: dial_out = "none" | "all" | ["0", ...].
+	DialOut []string `toml:"-"`
+}
+
+// MayDialOut reports whether a line of profile p may call (or forward to)
+// the external number.
+func (p Profile) MayDialOut(number string) bool {
+	for _, pre := range p.DialOut {
+		if strings.HasPrefix(number, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultProfile is the profile of a line that names none.
@@ -206,17 +230,21 @@ const DefaultProfile = "default"
 type fileProfile struct {
 	Name     string `toml:"name"`
 	CallBack *bool  `toml:"callback"`
+	DialOut  any    `toml:"dial_out"` // "none", "all" or an array of prefixes
 }
 
 // Profile returns the profile called name; ok is false when there is
 // none (DefaultProfile always exists).
 func (c *Config) Profile(name string) (Profile, bool) {
+	if name == "" {
+		name = DefaultProfile // a line naming none has the file's "default", if any
+	}
 	for _, p := range c.Profiles {
 		if p.Name == name {
 			return p, true
 		}
 	}
-	if name == DefaultProfile || name == "" {
+	if name == DefaultProfile {
 		return Profile{Name: DefaultProfile, CallBack: true}, true
 	}
 	return Profile{}, false
@@ -232,6 +260,9 @@ type Trunk struct {
 	Name     string   `toml:"name"`
 	Address  string   `toml:"address"`  // "udp:HOST:PORT" or "tcp:HOST:PORT"
 	Prefixes []string `toml:"prefixes"` // digits; the longest matching prefix wins
+	// Hairpin lets calls from this trunk go out through a trunk again
+	// (dialed, or by a line's forwarding); off by default (toll fraud).
+	Hairpin bool `toml:"hairpin"`
 }
 
 // Trunks are the [[trunk]] tables.
@@ -566,11 +597,12 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	if len(fc.Trunks) > 0 {
 		c.Trunks = fc.Trunks
 	}
-	for _, fp := range fc.Profiles {
+	for i, fp := range fc.Profiles {
 		p := Profile{Name: fp.Name, CallBack: true}
 		if fp.CallBack != nil {
 			p.CallBack = *fp.CallBack
 		}
+		p.DialOut = v.dialOut(fmt.Sprintf("profile[%d].dial_out", i), fp.Name, fp.DialOut)
 		c.Profiles = append(c.Profiles, p)
 	}
 	for _, fl := range fc.Lines {

@@ -29,6 +29,8 @@ func TestDefault(t *testing.T) {
 		MaxExpires:     3600,
 		DefaultExpires: 3600,
 		UserAgent:      "callbackd",
+		// B7: SHA-256 offered first (RFC 8760); no trust in source addresses.
+		DigestAlgorithms: []string{"SHA-256", "MD5"},
 	}
 	if !reflect.DeepEqual(c.SIP, want) {
 		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
@@ -309,6 +311,16 @@ var errorCases = []struct {
 
 	{"log level", "[log]\nlevel = \"trace\"\n", `site.toml:2: log.level "trace": want debug, info, warn or error`},
 	{"log format", "[log]\nformat = \"xml\"\n", `site.toml:2: log.format "xml": want text or json`},
+
+	// B7, F32
+	{"digest algorithm unknown", "[sip]\ndigest_algorithms = [\"SHA-512\"]\n", `site.toml:2: sip.digest_algorithms ["SHA-512"]: want "SHA-256" and/or "MD5", each once`},
+	{"digest algorithm twice", "[sip]\ndigest_algorithms = [\"MD5\", \"MD5\"]\n", `site.toml:2: sip.digest_algorithms ["MD5" "MD5"]: want "SHA-256" and/or "MD5", each once`},
+	{"digest algorithms empty", "[sip]\ndigest_algorithms = []\n", `site.toml:2: sip.digest_algorithms is empty: want ["SHA-256", "MD5"], or one of them`},
+	{"dial out word", "[[profile]]\nname = \"p\"\ndial_out = \"some\"\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
+	{"dial out prefix", "[[profile]]\nname = \"p\"\ndial_out = [\"0\", \"+49\"]\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
+	{"dial out type", "[[profile]]\nname = \"p\"\ndial_out = 1\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
+	{"forward out not allowed", "[[trunk]]\nname = \"t\"\naddress = \"udp:127.0.0.1:5070\"\nprefixes = [\"0\"]\n" + line1001 + "forward_all = \"0301234\"\n",
+		`site.toml:8: line "1001": forward_all "0301234" is an external number its profile "default" may not dial out to (profile dial_out)`},
 
 	// lines
 	{"password missing", "\n[[line]]\ndn = \"1001\"\n", `site.toml:2: line "1001": password is required`},
@@ -659,6 +671,9 @@ func TestRoundTrip(t *testing.T) {
 			MaxExpires:     7200,
 			DefaultExpires: 600,
 			UserAgent:      "callbackd/test",
+			// B7
+			TrustRegisteredSource: true,
+			DigestAlgorithms:      []string{"MD5"},
 		},
 		HTTP: HTTP{Listen: "[::1]:9090", Hosts: []string{"pbx.example.com", "[::1]:9090", "*"}, AllowedOrigins: []string{"https://pbx.example.com"},
 			DebugListen: "127.0.0.1:6060", MaxEventStreams: 50, MaxEventStreamsPerSource: 5},
@@ -1078,5 +1093,38 @@ func TestLineJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(doc), &back); err != nil || back.Members != nil || back.Kind != KindPhone {
 			t.Errorf("%s = %#v, %v; want nil members, kind phone", doc, back, err)
 		}
+	}
+}
+
+// TestF32_DialOut: a profile's dial_out, and the default profile's (none,
+// unless the file has a [[profile]] "default").
+func TestF32_DialOut(t *testing.T) {
+	c, err := Parse("site.toml", []byte(`[[profile]]
+name = "default"
+dial_out = ["0", "00"]
+[[profile]]
+name = "all"
+dial_out = "all"
+[[profile]]
+name = "none"
+dial_out = "none"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		profile, number string
+		ok              bool
+	}{
+		{"", "0301234", true}, {"default", "00441234", true}, {"", "1234", false},
+		{"all", "1234", true}, {"none", "0301234", false},
+	} {
+		p, _ := c.Profile(x.profile)
+		if got := p.MayDialOut(x.number); got != x.ok {
+			t.Errorf("profile %q may dial %s: %v, want %v", x.profile, x.number, got, x.ok)
+		}
+	}
+	if p, _ := Default().Profile(""); p.MayDialOut("0301234") {
+		t.Error("the built-in default profile dials out")
 	}
 }

@@ -154,6 +154,38 @@ func (v *validator) profiles(c *Config) {
 	}
 }
 
+// dialOut reads a profile's dial_out: "none" (or absent), "all", or an
+// array of digit prefixes.
+func (v *validator) dialOut(path, profile string, x any) []string {
+	bad := func() []string {
+		v.errorf(path, `profile %q: dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`, profile)
+		return nil
+	}
+	switch d := x.(type) {
+	case nil:
+		return nil
+	case string:
+		switch d {
+		case "none":
+			return nil
+		case "all":
+			return []string{""}
+		}
+		return bad()
+	case []any:
+		out := []string{}
+		for _, e := range d {
+			p, ok := e.(string)
+			if !ok || !digitsOnly(p, false) || len(p) > maxDNDigits {
+				return bad()
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	return bad()
+}
+
 // trunks checks the [[trunk]] tables: a name, an address to send to, and
 // prefixes that are digits.
 func (v *validator) trunks(c *Config) {
@@ -240,6 +272,11 @@ func (v *validator) references(c *Config) {
 			if _, ok := kind[f.Target]; IsDN(f.Target) && f.Target != l.DN && !ok && !external {
 				v.errorf(path+"."+f.Key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.Key, f.Target)
 			}
+			if _, ok := kind[f.Target]; IsDN(f.Target) && !ok && external {
+				if p, found := c.Profile(l.Profile); found && !p.MayDialOut(f.Target) {
+					v.errorf(path+"."+f.Key, "line %q: %s %q is an external number its profile %q may not dial out to (profile dial_out)", l.DN, f.Key, f.Target, p.Name)
+				}
+			}
 		}
 	}
 }
@@ -272,6 +309,17 @@ func (v *validator) sip(s *SIP) {
 	} else if strings.ContainsAny(s.Realm, `"\`) || hasControl(s.Realm) {
 		// The realm goes into a quoted-string of WWW-Authenticate.
 		v.errorf("sip.realm", "sip.realm %q: must not contain quotes, backslashes or control characters", s.Realm)
+	}
+	seen := map[string]bool{}
+	for _, a := range s.DigestAlgorithms {
+		if (a != "SHA-256" && a != "MD5") || seen[a] {
+			v.errorf("sip.digest_algorithms", `sip.digest_algorithms %q: want "SHA-256" and/or "MD5", each once`, s.DigestAlgorithms)
+			break
+		}
+		seen[a] = true
+	}
+	if len(s.DigestAlgorithms) == 0 {
+		v.errorf("sip.digest_algorithms", `sip.digest_algorithms is empty: want ["SHA-256", "MD5"], or one of them`)
 	}
 	if !validDomain(s.Domain) {
 		v.errorf("sip.domain", "sip.domain %q: want an IP address or a host name (no port)", s.Domain)

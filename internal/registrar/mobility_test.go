@@ -44,21 +44,32 @@ func TestMobilityAndReset(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, ok := r.LoggedIn("UDP", phone.Source); ok {
+	if _, ok := r.LoginOn("3001", "UDP", phone.Source, ""); ok {
 		t.Fatal("a login before anyone logged in")
 	}
-	dev, ok := r.DeviceAt("UDP", phone.Source)
+	dev, ok := r.DeviceOf("3001", "UDP", phone.Source, "")
 	if !ok || dev.DN != "3001" {
-		t.Fatalf("DeviceAt = %+v, %v; want the phone's own binding", dev, ok)
+		t.Fatalf("DeviceOf = %+v, %v; want the phone's own binding", dev, ok)
+	}
+	if _, ok := r.DeviceOf("1001", "UDP", phone.Source, ""); ok {
+		t.Fatal("DeviceOf found the phone as a device of another line")
 	}
 	if err := r.Login(ctx, "1001", "501", dev); err != nil {
 		t.Fatal(err)
 	}
-	if dn, ok := r.LoggedIn("UDP", phone.Source); !ok || dn != "1001" {
-		t.Fatalf("LoggedIn = %q, %v; want 1001", dn, ok)
+	if dn, ok := r.LoginOn("3001", "UDP", "127.0.0.1:5999", phone.Contact); !ok || dn != "1001" {
+		t.Fatalf("LoginOn by the phone's Contact = %q, %v; want 1001", dn, ok)
 	}
-	if d, _ := r.DeviceAt("UDP", phone.Source); d.DN != "3001" {
-		t.Fatalf("DeviceAt after the login = %q, want the phone's own line", d.DN)
+	if dn, ok := r.LoginOn("3001", "UDP", phone.Source, ""); !ok || dn != "1001" {
+		t.Fatalf("LoginOn by the phone's source = %q, %v; want 1001", dn, ok)
+	}
+	// The login is the phone's, found through its own line: a request
+	// authenticated as another line from the same address is that line.
+	if _, ok := r.LoginOn("1001", "UDP", phone.Source, ""); ok {
+		t.Fatal("LoginOn for another line's request from the phone's address")
+	}
+	if d, _ := r.DeviceOf("3001", "UDP", phone.Source, ""); d.DN != "3001" {
+		t.Fatalf("DeviceOf after the login = %q, want the phone's own line", d.DN)
 	}
 	if bs := r.Bindings("1001"); len(bs) != 1 || bs[0].Contact != phone.Contact || bs[0].Expires != now.Add(mobilityLogin) {
 		t.Fatalf("1001's bindings after the login: %+v", bs)
@@ -70,10 +81,10 @@ func TestMobilityAndReset(t *testing.T) {
 	if len(stored) != 2 {
 		t.Fatalf("stored registrations after the login: %d, want the phone's and the login", len(stored))
 	}
-	if err := r.Logout(ctx, "1001", "UDP", phone.Source); err != nil {
+	if err := r.Logout(ctx, "1001", dev); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.LoggedIn("UDP", phone.Source); ok || len(r.Bindings("1001")) != 0 {
+	if _, ok := r.LoginOn("3001", "UDP", phone.Source, ""); ok || len(r.Bindings("1001")) != 0 {
 		t.Fatal("still logged in after the logout")
 	}
 	if len(resets) != 0 {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,37 +62,48 @@ const mobilityCallID = "mobility:"
 // mobilityLogin lasts this long unless the user logs out first.
 const mobilityLogin = 12 * time.Hour
 
-// DeviceAt returns the device's own binding (not a login) that requests
-// from source (transport, ip:port) come from.
-func (r *Registrar) DeviceAt(transport, source string) (Binding, bool) {
+// DeviceOf returns the binding of line dn's own device (not a login) that
+// a request of a phone authenticated as dn comes from: the one with the
+// request's Contact, else the one at its source (transport, ip:port).
+func (r *Registrar) DeviceOf(dn, transport, source, contact string) (Binding, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	now := r.now()
-	for _, bs := range r.bindings {
-		for _, b := range bs {
-			if !strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
-				strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
-				return b, true
-			}
+	var at Binding
+	found := false
+	for _, b := range r.bindings[dn] {
+		if strings.HasPrefix(b.CallID, mobilityCallID) || !b.Expires.After(now) {
+			continue
+		}
+		if contact != "" && b.Contact == contact {
+			return b, true
+		}
+		if !found && b.Source == source && strings.EqualFold(b.Transport, transport) {
+			at, found = b, true
 		}
 	}
-	return Binding{}, false
+	return at, found
 }
 
-// LoggedIn returns the line a user logged in to on the device at source,
-// if any.
-func (r *Registrar) LoggedIn(transport, source string) (string, bool) {
+// LoginOn returns the line a user logged in to on the phone authenticated
+// as device line dn (F23), if any: the login made on that phone's own
+// binding (see DeviceOf), never one found by a bare source address.
+func (r *Registrar) LoginOn(dn, transport, source, contact string) (string, bool) {
+	d, ok := r.DeviceOf(dn, transport, source, contact)
+	if !ok {
+		return "", false
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	dn, ok := r.logins[loginKey(transport, source)]
+	user, ok := r.logins[loginKey(d.Transport, d.Source)]
 	if !ok {
 		return "", false
 	}
 	now := r.now()
-	for _, b := range r.bindings[dn] {
-		if strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
-			strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
-			return dn, true
+	for _, b := range r.bindings[user] {
+		if strings.HasPrefix(b.CallID, mobilityCallID) && b.Contact == d.Contact && b.Source == d.Source &&
+			strings.EqualFold(b.Transport, d.Transport) && b.Expires.After(now) {
+			return user, true
 		}
 	}
 	return "", false // expired, not swept yet
@@ -139,16 +151,16 @@ func (r *Registrar) Login(ctx context.Context, dn, user string, device Binding) 
 	return nil
 }
 
-// Logout ends the login of line dn on the device at source.
-func (r *Registrar) Logout(ctx context.Context, dn, transport, source string) error {
+// Logout ends the login of line dn on device (the phone's own binding).
+func (r *Registrar) Logout(ctx context.Context, dn string, device Binding) error {
 	for _, b := range r.Bindings(dn) {
-		if strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source && strings.EqualFold(b.Transport, transport) {
+		if strings.HasPrefix(b.CallID, mobilityCallID) && b.Contact == device.Contact && b.Source == device.Source && strings.EqualFold(b.Transport, device.Transport) {
 			if err := r.removeBinding(ctx, dn, b.Contact); err != nil {
 				return err
 			}
 		}
 	}
-	r.log.Info("extension mobility logout", "dn", dn, "source", source)
+	r.log.Info("extension mobility logout", "dn", dn, "device", device.DN, "source", device.Source)
 	return nil
 }
 
@@ -221,7 +233,8 @@ func (r *Registrar) Count() int {
 
 // FromSource reports whether a request arriving from source over transport
 // comes from a device registered on line dn. The B2BUA trusts such requests
-// as it trusts the REGISTER that authenticated the binding.
+// without a challenge only with [sip] trust_registered_source, and only
+// over TCP (a UDP source address is spoofable; docs/security.md).
 func (r *Registrar) FromSource(dn, transport, source string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -342,13 +355,14 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 		return nil, refuse(400, "Bad Request")
 	}
 	dn := to.Address.User
-	if _, ok := r.dir.Line(dn); !ok {
-		// RFC 3261 10.3 step 3: the address of record is not ours.
-		r.log.Info("register for unknown line", "dn", dn, "source", req.Source())
-		return nil, refuse(404, "Not Found")
-	}
+	// RFC 3261 10.3 step 3 would answer 404 for an address of record that is
+	// not ours; authenticating first (and failing with 403, the user can
+	// only be a known line) keeps unknown and known lines alike (B7).
 	if err := r.authenticate(req, dn); err != nil {
 		return nil, err
+	}
+	if _, ok := r.dir.Line(dn); !ok {
+		return nil, refuse(403, "Forbidden")
 	}
 
 	contacts, wildcard, err := contactsOf(req)
@@ -479,34 +493,64 @@ func (r *Registrar) ok(req *sip.Request, dn string) *sip.Response {
 	return res
 }
 
-// authenticate checks the digest credentials of a REGISTER (RFC 3261 22.4).
-// A wrong password gets 403 rather than a new challenge, so a phone with a
-// bad password stops instead of looping.
+// authenticate checks the digest credentials of a REGISTER (RFC 3261 22.4)
+// through auth.Check: bound to REGISTER and its Request-URI, used once,
+// throttled. A wrong password gets 403 rather than a new challenge, so a
+// phone with a bad password stops instead of looping. An unknown line gets
+// the same answers as a known one (401, then 403): a REGISTER does not tell
+// which lines exist.
 func (r *Registrar) authenticate(req *sip.Request, dn string) error {
-	challenge := func(stale bool) error {
-		return refuse(401, "Unauthorized", sip.NewHeader("WWW-Authenticate", r.auth.Challenge(stale)))
+	var values []string
+	for _, h := range req.GetHeaders("Authorization") {
+		values = append(values, h.Value())
 	}
-	h := req.GetHeader("Authorization")
-	if h == nil {
-		return challenge(false)
-	}
-	user, err := r.auth.Verify(h.Value(), string(req.Method), r.dir.Password)
+	header := r.auth.Pick(values)
+	d := r.auth.Check(auth.Attempt{
+		Header: header, Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
+		Password: r.dir.Password, Home: func(user string) bool { return r.HomeOf(user, req.Source()) },
+	})
 	switch {
-	case err == nil:
-	case errors.Is(err, auth.ErrStale), errors.Is(err, auth.ErrNonce):
-		return challenge(errors.Is(err, auth.ErrStale))
-	case errors.Is(err, auth.ErrBadPassword), errors.Is(err, auth.ErrUnknownUser):
-		r.log.Warn("register: authentication failed", "dn", dn, "user", user, "source", req.Source(), "reason", err)
+	case d.Challenge:
+		if header != "" {
+			r.log.Debug("register: new challenge", "dn", dn, "source", req.Source(), "reason", d.Reason)
+		}
+		return refuse(401, "Unauthorized", r.auth.Headers("WWW-Authenticate", d.Stale)...)
+	case d.Forbidden:
+		// The throttle's own line ("authentication failed") is the one
+		// per source and interval; this one is for debugging.
+		r.log.Debug("register: refused", "dn", dn, "user", d.User, "source", req.Source(), "reason", d.Reason)
 		return refuse(403, "Forbidden")
-	default:
-		r.log.Info("register: bad credentials", "dn", dn, "source", req.Source(), "reason", err)
-		return challenge(false)
 	}
-	if user != dn {
-		r.log.Warn("register: user may not register this line", "dn", dn, "user", user, "source", req.Source())
+	if d.User != dn {
+		r.log.Warn("register: user may not register this line", "dn", dn, "user", d.User, "source", req.Source())
 		return refuse(403, "Forbidden")
 	}
 	return nil
+}
+
+// HomeOf reports whether source (ip:port) has the address of one of line
+// dn's registered devices (its own bindings, not logins). The throttle
+// then does not count a failure there against the account (see
+// auth.Attempt.Home); the port is not compared, as a phone over TCP
+// connects from a new port each time.
+func (r *Registrar) HomeOf(dn, source string) bool {
+	host := hostOf(source)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
+	for _, b := range r.bindings[dn] {
+		if !strings.HasPrefix(b.CallID, mobilityCallID) && hostOf(b.Source) == host && b.Expires.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+func hostOf(source string) string {
+	if h, _, err := net.SplitHostPort(source); err == nil {
+		return h
+	}
+	return source
 }
 
 func (r *Registrar) headerExpires(req *sip.Request) (int, error) {

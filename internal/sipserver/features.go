@@ -55,7 +55,7 @@ func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Fea
 	case dialed == config.CodeLogout:
 		return refuse(s.logout(from))
 	case strings.HasPrefix(dialed, config.CodeLogin):
-		return refuse(s.login(strings.TrimPrefix(dialed, config.CodeLogin), from))
+		return s.login(strings.TrimPrefix(dialed, config.CodeLogin), from)
 	}
 	l, ok := s.Directory.Line(caller)
 	if !ok {
@@ -83,6 +83,10 @@ func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Fea
 				target = config.ForwardVoicemail
 			} else if _, known := s.Directory.Line(target); target == caller || !known && !s.external(target) {
 				return refuse("Forward Target Invalid")
+			} else if !known && !s.mayDialOut(caller, target) {
+				// F32: forwarding out is dialing out, by the line's profile.
+				s.Log.Info("line feature refused: dial-out not allowed by the line's profile", "dn", caller, "code", dialed)
+				return refuse("Forward " + c.name + " Not Allowed")
 			}
 			*c.field(&l) = target
 			done = "Forward " + c.name + " To " + target
@@ -102,23 +106,50 @@ func (s *Server) external(number string) bool {
 	return ok
 }
 
+// mayDialOut reports whether line dn may call or forward to the external
+// number: its profile's dial_out (F32).
+func (s *Server) mayDialOut(dn, number string) bool {
+	l, ok := s.Directory.Line(dn)
+	if !ok {
+		return false
+	}
+	p, ok := s.Config.Profile(l.Profile)
+	return ok && p.MayDialOut(number)
+}
+
 // login is Extension Mobility's login (F23): *40<id>*<pin> on a phone
 // binds the user's line to it. The call backs of the user's line and of
 // the phone's own line are cancelled (a login ends the phone's previous
 // user, and moves the user's line here).
-func (s *Server) login(idPin string, from b2bua.Origin) string {
+//
+// The PIN is short, so guessing it is throttled (kind "pin") per source
+// and per user ID: while blocked, 403 whatever the PIN; a wrong PIN or an
+// unknown ID both answer "Login Refused" and count.
+func (s *Server) login(idPin string, from b2bua.Origin) b2bua.Feature {
+	refused := b2bua.Feature{Code: 603, Reason: "Login Refused"}
 	id, pin, _ := strings.Cut(idPin, "*")
+	account := "user:" + id // not a line's key: user IDs and DNs may look alike
+	if s.Guard.Blocked("pin", from.Source, account) > 0 {
+		return b2bua.Feature{Code: 403, Reason: "Forbidden"}
+	}
 	var user *config.User
 	for i := range s.Config.Users {
+		// Every user's PIN is compared: the work does not tell which IDs exist.
 		if u := &s.Config.Users[i]; u.ID == id && subtle.ConstantTimeCompare([]byte(u.PIN), []byte(pin)) == 1 {
 			user = u
 		}
 	}
-	device, ok := s.Registrar.DeviceAt(from.Transport, from.Source)
-	if user == nil || !ok {
-		s.Log.Warn("extension mobility login refused", "user", id, "source", from.Source)
-		return "Login Refused"
+	if user == nil {
+		s.Guard.Failed("pin", from.Source, account, "wrong PIN")
+		s.Log.Debug("extension mobility login refused", "user", id, "source", from.Source)
+		return refused
 	}
+	device, ok := s.Registrar.DeviceOf(from.Device, from.Transport, from.Source, from.Contact)
+	if !ok {
+		s.Log.Warn("extension mobility login refused: not from a registered phone", "user", id, "device", from.Device, "source", from.Source)
+		return refused
+	}
+	s.Guard.Succeeded(from.Source, account)
 	if s.logout(from) == "Logged Out" {
 		s.Log.Info("extension mobility: the phone's previous user logged out", "source", from.Source)
 	}
@@ -126,24 +157,57 @@ func (s *Server) login(idPin string, from b2bua.Origin) string {
 	s.Callback.Mobility(device.DN, true)
 	if err := s.Registrar.Login(context.Background(), user.Line, user.ID, device); err != nil {
 		s.Log.Error("extension mobility login not stored", "user", id, "error", err)
-		return "Login Failed"
+		return b2bua.Feature{Code: 603, Reason: "Login Failed"}
 	}
-	return "Logged In " + user.ID
+	return b2bua.Feature{Code: 603, Reason: "Logged In " + user.ID}
 }
 
-// logout ends the login on the phone at from, if any.
+// logout ends the login on the phone at from (authenticated as its own
+// line, from.Device), if any.
 func (s *Server) logout(from b2bua.Origin) string {
-	dn, ok := s.Registrar.LoggedIn(from.Transport, from.Source)
+	device, ok := s.Registrar.DeviceOf(from.Device, from.Transport, from.Source, from.Contact)
+	if !ok {
+		return "Not Logged In"
+	}
+	dn, ok := s.Registrar.LoginOn(from.Device, from.Transport, from.Source, from.Contact)
 	if !ok {
 		return "Not Logged In"
 	}
 	s.Callback.Mobility(dn, false)
-	if device, ok := s.Registrar.DeviceAt(from.Transport, from.Source); ok {
-		s.Callback.Mobility(device.DN, false)
-	}
-	if err := s.Registrar.Logout(context.Background(), dn, from.Transport, from.Source); err != nil {
+	s.Callback.Mobility(device.DN, false)
+	if err := s.Registrar.Logout(context.Background(), dn, device); err != nil {
 		s.Log.Error("extension mobility logout not stored", "dn", dn, "error", err)
 		return "Logout Failed"
 	}
 	return "Logged Out"
+}
+
+// impersonates reports whether r is a call from outside (through a trunk)
+// whose caller number is one of our lines' DNs: Call Back must not take it
+// for that line (B7: trunk callers are outsiders whatever their From), so
+// it is not told about it.
+func (s *Server) impersonates(r b2bua.Result) bool {
+	if r.CallerTrunk == "" {
+		return false
+	}
+	if _, ok := s.Directory.Line(r.Caller); !ok {
+		return false
+	}
+	s.Log.Info("call from a trunk with an internal number as caller: no call back", "trunk", r.CallerTrunk, "caller", r.Caller)
+	return true
+}
+
+// warnDialOut says at start when trunks are configured but no line may
+// call out through them (F32: dial_out is "none" unless a profile says
+// otherwise), which after an upgrade looks like a broken trunk.
+func (s *Server) warnDialOut() {
+	if len(s.Config.Trunks) == 0 {
+		return
+	}
+	for _, l := range s.Config.Lines {
+		if p, ok := s.Config.Profile(l.Profile); ok && len(p.DialOut) > 0 {
+			return
+		}
+	}
+	s.Log.Warn("trunks are configured but no line's profile allows dialing out (profile dial_out, docs/config.md): lines cannot call or forward to external numbers")
 }

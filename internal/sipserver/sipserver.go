@@ -137,13 +137,16 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	for _, l := range cfg.Lines {
 		s.Lines.SetLine(l.DN, l.BusyTrigger)
 	}
-	a := auth.New(cfg.SIP.Realm)
+	a := auth.New(cfg.SIP.Realm, cfg.SIP.DigestAlgorithms...)
+	a.Guard = s.Guard // digest failures throttled (B7, docs/security.md)
 	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
 	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
 		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax, RTPLatch: cfg.Media.RTPLatch,
 		VoicemailPilot: cfg.Calls.VoicemailPilot, Trunks: cfg.Trunks,
+		TrustRegisteredSource: cfg.SIP.TrustRegisteredSource,
+		DialOut:               func(dn, number string) bool { return s.mayDialOut(dn, number) },
 	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
 	s.B2BUA.Store = st
 	ph := phones{B2BUA: s.B2BUA}
@@ -173,6 +176,9 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	sip.SIPDebug = true // read by the transports; set once, before serving
 	s.B2BUA.OnResult = func(r b2bua.Result) {
 		s.Metrics.CallResult(string(r.Outcome))
+		if s.impersonates(r) {
+			return
+		}
 		s.Callback.CallResult(r)
 	}
 	s.B2BUA.IsFeature = func(dialed string) bool { return s.Callback.IsFeature(dialed) || isLineFeature(dialed) }
@@ -184,6 +190,9 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	}
 	s.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
 		s.Metrics.CallResult(string(r.Outcome))
+		if s.impersonates(r) {
+			return false, false
+		}
 		return s.Callback.Offered(r)
 	}
 	s.B2BUA.OfferKey = s.Callback.OfferKey
@@ -192,6 +201,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	s.B2BUA.OnMediaStats = func(st media.StreamStats) { s.Metrics.RTPStream(st.Packets, st.Late) }
 	s.B2BUA.OnForeignRTP = s.Metrics.RTPForeign
 	s.routes()
+	s.warnDialOut()
 	return s, nil
 }
 

@@ -296,7 +296,10 @@ func (p *cbPhone) final(t *testing.T) (string, cbMsg) {
 	for _, m := range p.messages() {
 		// A response of another call (a retransmission meant for an earlier
 		// SIPp on the same port) is not this call's answer.
-		if m.Received && strings.HasPrefix(m.Text, "SIP/2.0 ") && !strings.HasPrefix(m.Text, "SIP/2.0 1") && m.Header("Call-ID") == callID {
+		// The 407 that challenges every INVITE of a line (B7) is not the
+		// answer either: the one to the INVITE with credentials is.
+		if m.Received && strings.HasPrefix(m.Text, "SIP/2.0 ") && !strings.HasPrefix(m.Text, "SIP/2.0 1") &&
+			!strings.HasPrefix(m.Text, "SIP/2.0 407") && m.Header("Call-ID") == callID {
 			return strings.TrimPrefix(m.StartLine(), "SIP/2.0 "), m
 		}
 	}

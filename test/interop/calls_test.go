@@ -364,12 +364,13 @@ func TestRegisterDigest(t *testing.T) {
 		mustPass(t, "register 1002 as 1001", r)
 		expectSeq(t, "responses to REGISTER", r.responses(), "401 Unauthorized (REGISTER)", "403 Forbidden (REGISTER)")
 	})
-	t.Run("unknown DN 404", func(t *testing.T) {
+	t.Run("unknown DN 401 then 403, as a known one", func(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, noOffer+demoLines)
-		r := s.sippPlay(t, "register_unknown_dn.xml", onePort(t), "-s", "1999")
+		// B7: a REGISTER does not tell which lines exist (no 404).
+		r := s.sippPlay(t, "register_wrong_password.xml", onePort(t), "-s", "1999", "-au", "1999", "-ap", "demo1999")
 		mustPass(t, "register 1999", r)
-		expectSeq(t, "responses to REGISTER", r.responses(), "404 Not Found (REGISTER)")
+		expectSeq(t, "responses to REGISTER", r.responses(), "401 Unauthorized (REGISTER)", "403 Forbidden (REGISTER)")
 	})
 	t.Run("max devices 403", func(t *testing.T) {
 		t.Parallel()
@@ -444,14 +445,19 @@ func TestRegisterDigest(t *testing.T) {
 			t.Fatalf("the restarted server did not restore both bindings")
 		}
 		// Neither device registers again: 1002's device gets the call, and
-		// 1001 is still recognised by its source address (no 407).
+		// 1001, authenticating its INVITE (407, B7), is still a registered
+		// line (no 403 "not registered").
 		b := s.sippDevice(t, "1002", "uas.xml", p[0])
 		a := s.sippCall(t, "uac.xml", "1001", "1002", p[1], "-d", "100")
 		mustPass(t, "call 1001 -> 1002 after restart", a)
 		mustPass(t, "device 1002 after restart", b.wait(t))
-		expectSeq(t, "caller's responses", a.responses(), "180 Ringing (INVITE)", "200 OK (INVITE)", "200 OK (BYE)")
+		expectSeq(t, "caller's responses", a.responses(), challenged, "180 Ringing (INVITE)", "200 OK (INVITE)", "200 OK (BYE)")
 	})
 }
+
+// challenged is the first response a line's caller gets (B7: every INVITE
+// of a line is challenged; the scenarios answer it with -au/-ap).
+const challenged = "407 Proxy Authentication Required (INVITE)"
 
 // connected plays a call 1001 -> 1002 where the caller's scenario and the
 // callee's decide who hangs up, and checks both lines are free after it.
@@ -465,7 +471,7 @@ func connected(t *testing.T, uac, uas string, wantCaller, wantCallee []string) {
 	mustPass(t, "caller 1001", a)
 	rb := b.wait(t)
 	mustPass(t, "callee 1002", rb)
-	expectSeq(t, "caller's responses", a.responses(), wantCaller...)
+	expectSeq(t, "caller's responses", a.responses(), append([]string{challenged}, wantCaller...)...)
 	expectSeq(t, "callee's responses", rb.responses(), wantCallee...)
 	// One INVITE per answered INVITE of the caller (re-INVITEs included),
 	// each with the caller's SDP.
@@ -536,7 +542,7 @@ func TestBusy486(t *testing.T) {
 			s.waitLine(t, "1002", "busy", 1)
 			second := s.sippCall(t, "uac_busy.xml", c.second, "1002", port[c.second])
 			mustPass(t, "second caller "+c.second, second)
-			expectSeq(t, "second caller's responses", second.responses(), "486 Busy Here (INVITE)")
+			expectSeq(t, "second caller's responses", second.responses(), challenged, "486 Busy Here (INVITE)")
 			mustPass(t, "first call "+c.from+" -> "+c.to, <-first)
 			mustPass(t, "device "+c.to, dev.wait(t))
 			s.waitLine(t, "1002", "idle", 0)
@@ -553,7 +559,7 @@ func TestBusy486(t *testing.T) {
 		mustPass(t, "caller 1001", a)
 		rb := b.wait(t)
 		mustPass(t, "device 1002 (486, then ACK)", rb)
-		expectSeq(t, "caller's responses", a.responses(), "486 Busy Here (INVITE)")
+		expectSeq(t, "caller's responses", a.responses(), challenged, "486 Busy Here (INVITE)")
 		expectSeq(t, "device's requests", rb.requests(), "INVITE", "ACK")
 		s.waitLine(t, "1002", "idle", 0)
 		s.waitLine(t, "1001", "idle", 0)
@@ -574,7 +580,7 @@ func TestCancelWhileRinging(t *testing.T) {
 	mustPass(t, "caller 1001", a)
 	rb := b.wait(t)
 	mustPass(t, "device 1002 (ring, CANCEL)", rb)
-	expectSeq(t, "caller's responses", a.responses(), "180 Ringing (INVITE)", "200 OK (CANCEL)", "487 Request Terminated (INVITE)")
+	expectSeq(t, "caller's responses", a.responses(), challenged, "180 Ringing (INVITE)", "200 OK (CANCEL)", "487 Request Terminated (INVITE)")
 	expectSeq(t, "device's requests", rb.requests(), "INVITE", "CANCEL", "ACK")
 	s.waitLine(t, "1002", "idle", 0)
 	s.waitLine(t, "1001", "idle", 0)
@@ -599,7 +605,7 @@ func TestNoAnswer(t *testing.T) {
 	mustPass(t, "caller 1001", a)
 	rb := b.wait(t)
 	mustPass(t, "device 1002 (ring, CANCEL)", rb)
-	expectSeq(t, "caller's responses", a.responses(), "180 Ringing (INVITE)", "480 No Answer (INVITE)")
+	expectSeq(t, "caller's responses", a.responses(), challenged, "180 Ringing (INVITE)", "480 No Answer (INVITE)")
 	expectSeq(t, "device's requests", rb.requests(), "INVITE", "CANCEL", "ACK")
 	if took < time.Second {
 		t.Errorf("480 No Answer after %v, before the 1s no-answer timeout", took)
@@ -616,7 +622,7 @@ func TestUnknownDN404(t *testing.T) {
 	s.register(t, "1001", p)
 	a := s.sippCall(t, "uac_not_found.xml", "1001", "1999", p)
 	mustPass(t, "caller 1001", a)
-	expectSeq(t, "caller's responses", a.responses(), "404 Not Found (INVITE)")
+	expectSeq(t, "caller's responses", a.responses(), challenged, "404 Not Found (INVITE)")
 	s.waitLine(t, "1001", "idle", 0)
 }
 
@@ -629,7 +635,7 @@ func TestUnregistered480(t *testing.T) {
 	s.register(t, "1001", p)
 	a := s.sippCall(t, "uac_unavailable.xml", "1001", "1002", p)
 	mustPass(t, "caller 1001", a)
-	expectSeq(t, "caller's responses", a.responses(), "480 Temporarily Unavailable (INVITE)")
+	expectSeq(t, "caller's responses", a.responses(), challenged, "480 Temporarily Unavailable (INVITE)")
 	s.waitLine(t, "1001", "idle", 0)
 }
 
@@ -729,10 +735,10 @@ func TestCallTCP(t *testing.T) {
 			rb := b.wait(t)
 			mustPass(t, "device 1002 over "+tc.callee, rb)
 			if tc.uas == "uas.xml" {
-				expectSeq(t, "caller's responses", a.responses(), "180 Ringing (INVITE)", "200 OK (INVITE)", "200 OK (BYE)")
+				expectSeq(t, "caller's responses", a.responses(), challenged, "180 Ringing (INVITE)", "200 OK (INVITE)", "200 OK (BYE)")
 				expectSeq(t, "callee's requests", rb.requests(), "INVITE", "ACK", "BYE")
 			} else {
-				expectSeq(t, "caller's responses", a.responses(), "180 Ringing (INVITE)", "200 OK (INVITE)")
+				expectSeq(t, "caller's responses", a.responses(), challenged, "180 Ringing (INVITE)", "200 OK (INVITE)")
 				expectSeq(t, "caller's requests", a.requests(), "BYE")
 				expectSeq(t, "callee's responses", rb.responses(), "200 OK (BYE)")
 			}
@@ -789,7 +795,7 @@ func TestTwoDevicesOneLine(t *testing.T) {
 	// B5: busy is the line's, not a device's.
 	c := s.sippCall(t, "uac_busy.xml", "1003", "1002", p[3])
 	mustPass(t, "caller 1003 while 1002 is in a call on its other device", c)
-	expectSeq(t, "caller 1003's responses", c.responses(), "486 Busy Here (INVITE)")
+	expectSeq(t, "caller 1003's responses", c.responses(), challenged, "486 Busy Here (INVITE)")
 
 	a := <-first
 	mustPass(t, "caller 1001", a)

@@ -196,6 +196,7 @@ func startServerKeys(t *testing.T, sipKeys, httpKeys, extra string) *server {
 	cfg := fmt.Sprintf(`[sip]
 listen = ["udp:127.0.0.1:%d", "tcp:127.0.0.1:%d"]
 %s
+%s
 [http]
 listen = %q
 token = "`+apiToken+`"
@@ -204,13 +205,24 @@ token = "`+apiToken+`"
 path = "data/callbackd.db"
 [log]
 level = "debug"
-%s`, s.SIPPort, s.SIPPort, sipKeys, s.HTTP, httpKeys, extra)
+%s`, s.SIPPort, s.SIPPort, sipDigest(sipKeys), sipKeys, s.HTTP, httpKeys, extra)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
+}
+
+// sipDigest is the [sip] digest_algorithms of a test server: MD5 only,
+// since SIPp 3.6 answers the first challenge whatever its algorithm and
+// knows no SHA-256 (RFC 8760 has the server offer SHA-256 first), unless
+// the test's sipKeys choose.
+func sipDigest(sipKeys string) string {
+	if strings.Contains(sipKeys, "digest_algorithms") {
+		return ""
+	}
+	return `digest_algorithms = ["MD5"]`
 }
 
 func (s *server) start() {
@@ -331,6 +343,7 @@ func (s *server) sippCmd(t *testing.T, ctx context.Context, scenario string, tim
 	if err != nil {
 		t.Fatal(err)
 	}
+	args = withCallerAuth(args, fmt.Sprintf("127.0.0.1:%d", s.SIPPort))
 	secs := int(timeout / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -342,6 +355,38 @@ func (s *server) sippCmd(t *testing.T, ctx context.Context, scenario string, tim
 	cmd := exec.CommandContext(ctx, sipp, all...)
 	cmd.Dir = t.TempDir() // SIPp writes its logs into the working directory
 	return cmd
+}
+
+// withCallerAuth completes the SIPp args of a caller scenario (-set
+// caller DN): every INVITE of a line is challenged (B7) and the scenarios
+// answer the 407 with [authentication], so it adds the caller's demo
+// credentials (-au DN -ap demoDN) unless the test gives its own, and binds
+// them to the Request-URI (-auth_uri: SIPp otherwise puts
+// sip:remote_ip:remote_port in uri=, which the server refuses, RFC 3261
+// 22.4).
+func withCallerAuth(args []string, server string) []string {
+	caller, service := "", ""
+	has := map[string]bool{}
+	for i, a := range args {
+		has[a] = true
+		switch {
+		case a == "-set" && i+2 < len(args) && args[i+1] == "caller":
+			caller = args[i+2]
+		case a == "-s" && i+1 < len(args):
+			service = args[i+1]
+		}
+	}
+	if caller == "" {
+		return args
+	}
+	out := args[:len(args):len(args)]
+	if !has["-au"] {
+		out = append(out, "-au", caller, "-ap", "demo"+caller)
+	}
+	if !has["-auth_uri"] && service != "" {
+		out = append(out, "-auth_uri", service+"@"+server)
+	}
+	return out
 }
 
 // dev is a device of line dn registered from local UDP port.

@@ -516,6 +516,9 @@ alert_ring = "0s"
 name = "pstn"
 address = "udp:127.0.0.1:%d"
 prefixes = ["0"]
+[[profile]]
+name = "default"
+dial_out = "all"
 `, pt)+demoLinesWith("1003", "forward_all = \"0301234\"\n"))
 	rtpX, rtpB := newRTPPeer(t, 0xC), newRTPPeer(t, 0xB)
 	s.registerAll(t, dev{"1001", pa}, dev{"1002", pb}, dev{"1003", pc}, dev{"1004", pd})
@@ -538,7 +541,7 @@ prefixes = ["0"]
 	s.register(t, "1002", pb2)
 	b2 := s.cbStart(t, "B's second phone", "media_uas_hangs_up.xml", pb2, true, "-m", "1", "-d", "1000",
 		"-key", "rtpport", fmt.Sprint(rtpB.port()))
-	x := s.cbStart(t, "0301234 calls B through the trunk", "media_uac_offer.xml", pt, false, "-m", "1", "-s", "1002",
+	x := s.cbStart(t, "0301234 calls B through the trunk", "media_uac_offer_trunk.xml", pt, false, "-m", "1", "-s", "1002",
 		"-set", "caller", "0301234", "-key", "rtpport", fmt.Sprint(rtpX.port()))
 	rtpX.waitHeard(t, 0, pcmuPrompt(t, "en", media.PromptBusyOffer), 20*time.Second, "the offer to the outside caller")
 	afterKey := rtpX.mark()
