@@ -147,10 +147,16 @@ func TestB7_DigestURIBinding(t *testing.T) {
 	}
 }
 
-// SHA-256 (RFC 8760) is offered first and accepted, MD5 second.
+// SHA-256 (RFC 8760) is offered beside MD5 when configured (MD5 alone by
+// default, for the phones that fail on it) and accepted.
 func TestB7_DigestSHA256(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	a := newAt(&now)
+	if cs := a.Challenges(false); len(cs) != 1 || !strings.Contains(cs[0], "algorithm=MD5") {
+		t.Fatalf("default challenges %q, want MD5 alone", cs)
+	}
+	a = New("callbackd", "SHA-256", "MD5")
+	a.now = func() time.Time { return now }
 	cs := a.Challenges(false)
 	if len(cs) != 2 || !strings.Contains(cs[0], "algorithm=SHA-256") || !strings.Contains(cs[1], "algorithm=MD5") {
 		t.Fatalf("challenges %q, want SHA-256 then MD5", cs)
@@ -253,7 +259,7 @@ func TestB7_CheckThrottle(t *testing.T) {
 }
 
 func FuzzVerify(f *testing.F) {
-	a := New("callbackd")
+	a := New("callbackd", "SHA-256", "MD5")
 	f.Add(`Digest username="1001", realm="callbackd", nonce="AAAA", uri="sip:x", response="00", qop=auth, nc=00000001, cnonce="x"`)
 	f.Add(answerFor(&testing.T{}, a, "SHA-256", "INVITE", "sip:1002@127.0.0.1", "1001", "pw", 1))
 	f.Add(`Digest username="1001", realm="callbackd", nonce="` + a.nonce(time.Now()) + `", uri="sip:1002@[::1]:5060", response="0", algorithm=SHA-256, qop=auth, nc=ffffffff, cnonce=""`)

@@ -29,8 +29,8 @@ func TestDefault(t *testing.T) {
 		MaxExpires:     3600,
 		DefaultExpires: 3600,
 		UserAgent:      "callbackd",
-		// B7: SHA-256 offered first (RFC 8760); no trust in source addresses.
-		DigestAlgorithms: []string{"SHA-256", "MD5"},
+		// B7: SHA-256 offered beside MD5 (RFC 8760); no trust in source addresses.
+		DigestAlgorithms: []string{"MD5"},
 	}
 	if !reflect.DeepEqual(c.SIP, want) {
 		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
@@ -315,7 +315,7 @@ var errorCases = []struct {
 	// B7, F32
 	{"digest algorithm unknown", "[sip]\ndigest_algorithms = [\"SHA-512\"]\n", `site.toml:2: sip.digest_algorithms ["SHA-512"]: want "SHA-256" and/or "MD5", each once`},
 	{"digest algorithm twice", "[sip]\ndigest_algorithms = [\"MD5\", \"MD5\"]\n", `site.toml:2: sip.digest_algorithms ["MD5" "MD5"]: want "SHA-256" and/or "MD5", each once`},
-	{"digest algorithms empty", "[sip]\ndigest_algorithms = []\n", `site.toml:2: sip.digest_algorithms is empty: want ["SHA-256", "MD5"], or one of them`},
+	{"digest algorithms empty", "[sip]\ndigest_algorithms = []\n", `site.toml:2: sip.digest_algorithms is empty: want ["MD5", "SHA-256"], or one of them`},
 	{"dial out word", "[[profile]]\nname = \"p\"\ndial_out = \"some\"\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
 	{"dial out prefix", "[[profile]]\nname = \"p\"\ndial_out = [\"0\", \"+49\"]\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
 	{"dial out type", "[[profile]]\nname = \"p\"\ndial_out = 1\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},

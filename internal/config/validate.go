@@ -319,7 +319,7 @@ func (v *validator) sip(s *SIP) {
 		seen[a] = true
 	}
 	if len(s.DigestAlgorithms) == 0 {
-		v.errorf("sip.digest_algorithms", `sip.digest_algorithms is empty: want ["SHA-256", "MD5"], or one of them`)
+		v.errorf("sip.digest_algorithms", `sip.digest_algorithms is empty: want ["MD5", "SHA-256"], or one of them`)
 	}
 	if !validDomain(s.Domain) {
 		v.errorf("sip.domain", "sip.domain %q: want an IP address or a host name (no port)", s.Domain)
