@@ -57,6 +57,7 @@ func run() error {
 	level := new(slog.LevelVar)
 	alarms := newLogger(cfg.Log, level)
 	log := slog.New(alarms)
+	raiseFileLimit(log)
 
 	st, err := store.OpenSQLite(cfg.Store.Path)
 	if err != nil {
@@ -129,6 +130,24 @@ func newLogger(c config.Log, level *slog.LevelVar) *events.Alarms {
 	return events.NewAlarms(h, 100, nil)
 }
 
+// raiseFileLimit raises the soft limit on open files to the hard one:
+// every SIP TCP connection takes a descriptor, and the common soft limit
+// (1024) is reached by a modest flood. The SIP server keeps its connection
+// cap below the limit (sip.tcp_max_connections).
+func raiseFileLimit(log *slog.Logger) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Cur >= r.Max {
+		return
+	}
+	was := r.Cur
+	r.Cur = r.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		log.Warn("open-files limit not raised", "soft", was, "hard", r.Max, "error", err.Error())
+		return
+	}
+	log.Debug("open-files limit raised", "from", was, "to", r.Max)
+}
+
 func randomToken() string {
 	b := make([]byte, 18)
 	rand.Read(b)
@@ -151,6 +170,11 @@ func httpHandler(srv *sipserver.Server, rest *api.API) http.Handler {
 	mux.Handle("GET /metrics", srv.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := srv.Healthy(); err != nil { // SIP not (fully) served
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	// Profiling for operators and load runs; the HTTP listener is loopback

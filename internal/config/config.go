@@ -44,6 +44,18 @@ type SIP struct {
 	MaxExpires     int      `toml:"max_expires"`     // seconds
 	DefaultExpires int      `toml:"default_expires"` // seconds, when REGISTER has no expiry
 	UserAgent      string   `toml:"user_agent"`
+
+	// TCP and TLS connections (B7): a connection that completes no message
+	// (nor a keep-alive) for TCPIdleTimeout seconds is closed, and
+	// connections beyond TCPMaxConnections in all, or TCPMaxPerSource from
+	// one IP address, are closed as soon as accepted.
+	TCPIdleTimeout    int `toml:"tcp_idle_timeout"`
+	TCPMaxConnections int `toml:"tcp_max_connections"`
+	TCPMaxPerSource   int `toml:"tcp_max_per_source"`
+	// TLSCert and TLSKey are the PEM files of the certificate (chain) and
+	// private key of the tls: listeners; required when one is configured.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
 
 // HTTP configures the HTTP listener (API, metrics, console, admin page).
