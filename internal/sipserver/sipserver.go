@@ -102,7 +102,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		case "UDP":
 			var pc net.PacketConn
 			if pc, err = net.ListenPacket("udp", addr); err == nil {
-				l.udp = &udpConn{PacketConn: pc, max: udpSourcesMax}
+				l.udp = newUDPConn(pc)
 			}
 		case "TCP", "TLS":
 			var ln net.Listener
@@ -514,6 +514,15 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			}
 			return
 		}
+		if c := strayConnection(req, tx); c != nil {
+			// RFC 3261 18.2.2: a response over TCP/TLS goes on the
+			// request's connection. That one closed before sipgo took it
+			// for the transaction, so sipgo connected to the Via host
+			// instead: send nothing there.
+			s.Log.Debug("request's connection closed before its transaction began; not answered", "method", req.Method, "source", req.Source())
+			c.Close()
+			return
+		}
 		if why := malformed(req); why != "" {
 			s.Log.Info("malformed request", "method", req.Method, "source", req.Source(), "problem", why)
 			if req.Method != sip.ACK { // an ACK gets no response (17.2.3)
@@ -523,6 +532,23 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		h(req, tx)
 	}
+}
+
+// strayConnection returns the transaction's connection when the request
+// came over TCP/TLS and that is not the connection it came on.
+func strayConnection(req *sip.Request, tx sip.ServerTransaction) sip.Connection {
+	if !sip.IsReliable(strings.ToLower(req.Transport())) {
+		return nil
+	}
+	t, ok := tx.(interface{ Connection() sip.Connection })
+	if !ok || t.Connection() == nil {
+		return nil
+	}
+	c, ok := t.Connection().(interface{ RemoteAddr() net.Addr })
+	if !ok || c.RemoteAddr().String() == req.Source() {
+		return nil
+	}
+	return t.Connection()
 }
 
 func malformed(req *sip.Request) string {

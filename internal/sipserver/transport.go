@@ -323,17 +323,56 @@ var errForget = errors.New("forget UDP sources")
 // without bound. When more than udpSourcesMax are held, ReadFrom ends the
 // loop (errForget, which makes sipgo drop them); Serve starts it again and
 // the datagram read is handed out first.
+//
+// The loop's end drops every source from the pool, the socket's own address
+// too, while requests just read are on their way to their transactions,
+// which look their source up there (and, not finding it, sipgo would open
+// a new socket to answer from). So before ending the loop the recent
+// sources and the socket's address are put in the pool under a stand-in
+// for the listener (keeper: the same socket), which the loop's end leaves
+// alone; the stand-ins of the time before are removed then.
 type udpConn struct {
 	net.PacketConn
-	pool   *sip.ConnectionPool // sipgo's UDP pool (set before serving)
-	max    int
-	last   string
-	fresh  int // source changes since the loop started
-	held   []byte
-	heldAt net.Addr
-	forget bool  // the loop ended on errForget
-	err    error // the last read error, when the loop ended on one
-	closed atomic.Bool
+	pool     *sip.ConnectionPool // sipgo's UDP pool (set before serving)
+	max      int                 // sources the pool may hold (udpSourcesMax)
+	keep     int                 // recent sources kept across a restart (udpRecent)
+	last     string
+	fresh    int      // source changes since the loop started
+	recent   []string // the last keep distinct sources (a ring)
+	next     int
+	kept     []string // sources under keeper since the last restart
+	keeper   *sip.UDPConnection
+	held     []byte
+	heldAt   net.Addr
+	forget   bool  // the loop ended on errForget
+	restarts int   // loops ended on errForget (for tests)
+	err      error // the last read error, when the loop ended on one
+	closed   atomic.Bool
+}
+
+// udpRecent is how many recent sources survive a restart: more than a
+// flood can read in the moment a transaction takes to begin.
+const udpRecent = 4096
+
+func newUDPConn(pc net.PacketConn) *udpConn {
+	u := &udpConn{PacketConn: pc, max: udpSourcesMax, keep: udpRecent}
+	u.keeper = &sip.UDPConnection{PacketConn: u, PacketAddr: pc.LocalAddr().String(), Listener: true}
+	return u
+}
+
+// keepRecent hands the recent sources and the socket's address to keeper,
+// and takes back those handed over last time.
+func (u *udpConn) keepRecent() {
+	for _, a := range u.kept {
+		if u.pool.Get(a) == sip.Connection(u.keeper) {
+			u.pool.Delete(a)
+		}
+	}
+	u.kept = append(u.kept[:0], u.recent...)
+	for _, a := range u.kept {
+		u.pool.Add(a, u.keeper)
+	}
+	u.pool.Add(u.keeper.PacketAddr, u.keeper)
 }
 
 func (u *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -353,9 +392,16 @@ func (u *udpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if s := addr.String(); s != u.last {
 		u.last = s
 		u.fresh++
-		if u.fresh > u.max && u.pool != nil && u.pool.Size() > u.max {
+		if len(u.recent) < u.keep {
+			u.recent = append(u.recent, s)
+		} else {
+			u.recent[u.next] = s
+			u.next = (u.next + 1) % u.keep
+		}
+		if u.fresh > u.max && u.pool != nil && u.pool.Size() > u.max+u.keep {
 			u.held, u.heldAt = bytes.Clone(b[:n]), addr
 			u.forget = true
+			u.keepRecent()
 			return 0, nil, errForget
 		}
 	}
@@ -369,6 +415,7 @@ func (u *udpConn) restart() bool {
 		return false
 	}
 	u.forget, u.fresh, u.last = false, 0, ""
+	u.restarts++
 	return true
 }
 

@@ -196,3 +196,54 @@ func TestB7_ConnCapsAndIdle(t *testing.T) {
 		t.Errorf("open connections = %d", n)
 	}
 }
+
+// TestB7_UDPSourcesBounded: requests from ever new source addresses (free
+// to spoof over UDP) do not grow sipgo's pool without bound: past a bound
+// the UDP loop restarts and forgets them, and every request is still
+// answered from the listening socket (never from a socket opened for it).
+func TestB7_UDPSourcesBounded(t *testing.T) {
+	srv := newTestServer(t, "udp:127.0.0.1:0")
+	u := srv.listeners[0].udp
+	u.max, u.keep = 40, 10
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	waitCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	srv.WaitServing(waitCtx)
+	addr := u.LocalAddr().String()
+	pool := srv.srv.TransportLayer().Pool("udp")
+	maxSize := 0
+	for i := range 300 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, _ := net.ResolveUDPAddr("udp", addr)
+		c.WriteTo([]byte("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP "+c.LocalAddr().String()+";branch=z9hG4bKu"+
+			strings.Repeat("x", i%7)+c.LocalAddr().String()+";rport\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\n"+
+			"Call-ID: u"+c.LocalAddr().String()+"\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"), dst)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 2048)
+		n, from, err := c.ReadFrom(buf)
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+			t.Fatalf("request %d: %q %v", i, buf[:n], err)
+		}
+		if from.String() != addr {
+			t.Fatalf("request %d answered from %s, not from the listening socket %s", i, from, addr)
+		}
+		maxSize = max(maxSize, pool.Size())
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if got := u.restarts; got < 1 {
+		t.Errorf("UDP loop restarts = %v, want at least 1", got)
+	}
+	if maxSize > 40+10+5 {
+		t.Errorf("sipgo's UDP pool held up to %d entries, want at most about 50", maxSize)
+	}
+}
