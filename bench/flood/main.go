@@ -162,7 +162,7 @@ func inviteFlood(ctx context.Context, target string, rate int) {
 			defer wg.Done()
 			tick := time.NewTicker(10 * time.Millisecond)
 			defer tick.Stop()
-			per := max(rate/workers/100, 1) // INVITEs per worker per 10 ms
+			start := time.Now()
 			n := 0
 			for {
 				select {
@@ -170,7 +170,8 @@ func inviteFlood(ctx context.Context, target string, rate int) {
 					return
 				case <-tick.C:
 				}
-				for range per {
+				due := int(time.Since(start).Seconds()*float64(rate)/workers) - n // this worker's share so far
+				for range due {
 					n++
 					src := fmt.Sprintf("127.0.0.%d:0", 2+(w*31+n)%253)
 					c, err := net.ListenPacket("udp", src)
