@@ -160,7 +160,9 @@ func newLogger(c config.Log, level *slog.LevelVar) *events.Alarms {
 // raiseFileLimit raises the soft limit on open files to the hard one:
 // every SIP TCP connection takes a descriptor, and the common soft limit
 // (1024) is reached by a modest flood. The SIP server keeps its connection
-// cap below the limit (sip.tcp_max_connections).
+// cap below the limit (sip.tcp_max_connections). (Go's runtime does the
+// same at start on Linux since Go 1.19; this says so in the log when it
+// was needed and does not depend on it.)
 func raiseFileLimit(log *slog.Logger) {
 	var r syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Cur >= r.Max {

@@ -31,11 +31,11 @@ import (
 //     remembered pass a bound, which forgets them.
 
 const (
-	logInterval     = time.Minute            // at most one log line per kind (and source) per interval
-	acceptBackoffLo = 5 * time.Millisecond   // first wait after an Accept error
-	acceptBackoffHi = time.Second            // longest wait between Accept attempts
-	eofGrace        = 500 * time.Millisecond // a closing peer's last request still finds its connection
-	udpSourcesMax   = 8192                   // source addresses sipgo's UDP pool may hold
+	logInterval     = time.Minute           // at most one log line per kind (and source) per interval
+	acceptBackoffLo = 5 * time.Millisecond  // first wait after an Accept error
+	acceptBackoffHi = time.Second           // longest wait between Accept attempts
+	eofGrace        = 20 * time.Millisecond // a closing peer's last request still finds its connection
+	udpSourcesMax   = 8192                  // source addresses sipgo's UDP pool may hold
 )
 
 // every allows one event per key per interval: one log line per source,
@@ -300,7 +300,9 @@ func (c *tcpConn) Read(b []byte) (int, error) {
 		// A peer may send a request and close at once. sipgo forgets the
 		// connection when the read ends, and its transaction, looking it up
 		// a moment later, would connect to the Via host instead (RFC 3261
-		// 18.2.2 wants the same connection). Wait a moment for it.
+		// 18.2.2 wants the same connection). Wait a moment for it: only a
+		// moment, as the closed connection stays in sipgo's pool meanwhile,
+		// where a request to the peer's address would take it.
 		if since := time.Since(time.Unix(0, c.last.Load())); since < eofGrace {
 			time.Sleep(eofGrace - since)
 		}
