@@ -355,7 +355,7 @@ func TestB7_TCPResponseOnSameConnection(t *testing.T) {
 		}
 	}()
 	for _, tc := range []struct {
-		name, via string
+		name, via  string
 		closeWrite bool
 	}{
 		{"Via another host", bait.Addr().String(), false},
