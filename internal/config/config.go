@@ -52,6 +52,10 @@ type SIP struct {
 	TCPIdleTimeout    int `toml:"tcp_idle_timeout"`
 	TCPMaxConnections int `toml:"tcp_max_connections"`
 	TCPMaxPerSource   int `toml:"tcp_max_per_source"`
+	// MaxTransactions bounds the SIP server transactions alive at once
+	// (each lives up to 32 s after its answer, RFC 3261 17.2): beyond it new
+	// requests get 503 at once, so that a flood cannot take all memory.
+	MaxTransactions int `toml:"max_transactions"`
 	// TLSCert and TLSKey are the PEM files of the certificate (chain) and
 	// private key of the tls: listeners; required when one is configured.
 	TLSCert string `toml:"tls_cert"`

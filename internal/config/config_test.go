@@ -33,6 +33,7 @@ func TestDefault(t *testing.T) {
 		TCPIdleTimeout:    120,
 		TCPMaxConnections: 2048,
 		TCPMaxPerSource:   128,
+		MaxTransactions:   150000,
 	}
 	if !reflect.DeepEqual(c.SIP, want) {
 		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
@@ -192,6 +193,7 @@ var errorCases = []struct {
 	{"tls no cert", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\n", `site.toml:2: sip.listen has a tls: listener but sip.tls_cert is empty: want the certificate's PEM file`},
 	{"tls no key", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\ntls_cert = \"c.pem\"\n", `site.toml:2: sip.listen has a tls: listener but sip.tls_key is empty: want the private key's PEM file`},
 	{"tls missing files", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n", `site.toml:3: sip.tls_cert "/nonexistent/c.pem" / sip.tls_key "/nonexistent/k.pem": open /nonexistent/c.pem: no such file or directory`},
+	{"max transactions small", "[sip]\nmax_transactions = 99\n", `site.toml:2: sip.max_transactions 99: want 100-1048576`},
 	{"tcp idle zero", "[sip]\ntcp_idle_timeout = 0\n", `site.toml:2: sip.tcp_idle_timeout 0: want 1-3600 seconds`},
 	{"tcp max zero", "[sip]\ntcp_max_connections = 0\n", `site.toml:2: sip.tcp_max_connections 0: want 1-1048576`},
 	{"tcp per source above max", "[sip]\ntcp_max_connections = 10\ntcp_max_per_source = 11\n", `site.toml:3: sip.tcp_max_per_source 11: above tcp_max_connections 10`},
@@ -663,6 +665,7 @@ func TestRoundTrip(t *testing.T) {
 			TCPIdleTimeout:    30,
 			TCPMaxConnections: 100,
 			TCPMaxPerSource:   10,
+			MaxTransactions:   100,
 		},
 		HTTP:  HTTP{Listen: "[::1]:9090"},
 		Store: Store{Driver: "sqlite", Path: "/var/lib/callbackd/cb.db"},

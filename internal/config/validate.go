@@ -316,6 +316,9 @@ const (
 
 // tcp checks the TCP connection limits of [sip].
 func (v *validator) tcp(s *SIP) {
+	if s.MaxTransactions < 100 || s.MaxTransactions > maxTCPConnections {
+		v.errorf("sip.max_transactions", "sip.max_transactions %d: want 100-%d", s.MaxTransactions, maxTCPConnections)
+	}
 	if s.TCPIdleTimeout < 1 || s.TCPIdleTimeout > maxTCPIdleTimeout {
 		v.errorf("sip.tcp_idle_timeout", "sip.tcp_idle_timeout %d: want 1-%d seconds", s.TCPIdleTimeout, maxTCPIdleTimeout)
 	}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -56,6 +57,8 @@ type Server struct {
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
 	serving   chan struct{} // closed once SIP is served
 	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
+	txOpen    atomic.Int64  // server transactions alive (admit)
+	maxTx     int64         // sip.max_transactions
 
 	downMu sync.Mutex
 	down   []string // listeners that stopped while serving, with why
@@ -89,6 +92,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		log.Info("sip.tcp_max_connections lowered to stay below the open-files limit", "tcp_max_connections", maxConns, "configured", cfg.SIP.TCPMaxConnections, "open_files_limit", fdLimit())
 	}
 	s.limits = newConnLimits(time.Duration(cfg.SIP.TCPIdleTimeout)*time.Second, maxConns, min(cfg.SIP.TCPMaxPerSource, maxConns), log)
+	s.maxTx = int64(cfg.SIP.MaxTransactions)
 	var tlsConf *tls.Config
 	local := map[string]b2bua.Local{}
 	for _, entry := range cfg.SIP.Listen {
@@ -507,6 +511,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
+		if tx != nil && !s.admit(req, tx) {
+			return
+		}
 		if req.SipVersion != "SIP/2.0" {
 			s.Log.Info("unsupported SIP version", "version", req.SipVersion, "source", req.Source())
 			if req.Method != sip.ACK {
@@ -532,6 +539,31 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		h(req, tx)
 	}
+}
+
+// admit counts the server transaction of req until it ends, or, when
+// sip.max_transactions are alive (a flood: each lives up to 32 s after its
+// answer, RFC 3261 17.2.1/17.2.2), answers 503 with Retry-After (21.5.4)
+// and ends it at once, keeping nothing. Requests in a dialog have a
+// quarter more room, so that calls can still end during a flood.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) bool {
+	limit := s.maxTx
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		limit += limit / 4
+	}
+	if s.txOpen.Load() >= limit && req.Method != sip.ACK {
+		s.limits.m.overload.Inc()
+		s.limits.warn("overload", "SIP overloaded: new requests answered 503 at once", "max_transactions", s.maxTx,
+			"method", req.Method, "source", req.Source())
+		respond(tx, req, 503, "Service Unavailable", s.Log, sip.NewHeader("Retry-After", "5"))
+		tx.Terminate()
+		return false
+	}
+	s.txOpen.Add(1)
+	if !tx.OnTerminate(func(string, error) { s.txOpen.Add(-1) }) {
+		s.txOpen.Add(-1) // ended already
+	}
+	return true
 }
 
 // strayConnection returns the transaction's connection when the request

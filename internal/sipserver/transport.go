@@ -87,6 +87,7 @@ type transportMetrics struct {
 	idleClosed   prometheus.Counter
 	acceptErrors prometheus.Counter
 	udpRecycles  prometheus.Counter
+	overload     prometheus.Counter
 	open         prometheus.GaugeFunc
 }
 
@@ -122,6 +123,9 @@ func newConnLimits(idle time.Duration, maxTotal, maxPerSrc int, log *slog.Logger
 		udpRecycles: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callbackd_sip_udp_source_resets_total", Help: "Times the SIP UDP transport forgot the source addresses it remembered (more than a bound).",
 		}),
+		overload: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callbackd_sip_overload_total", Help: "SIP requests answered 503 at once because sip.max_transactions transactions were alive.",
+		}),
 		open: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "callbackd_sip_tcp_connections", Help: "TCP/TLS connections accepted and open.",
 		}, func() float64 { return float64(l.Open()) }),
@@ -130,7 +134,7 @@ func newConnLimits(idle time.Duration, maxTotal, maxPerSrc int, log *slog.Logger
 }
 
 func (l *connLimits) collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.m.refused, l.m.idleClosed, l.m.acceptErrors, l.m.udpRecycles, l.m.open}
+	return []prometheus.Collector{l.m.refused, l.m.idleClosed, l.m.acceptErrors, l.m.udpRecycles, l.m.overload, l.m.open}
 }
 
 // Open returns the number of accepted connections open.

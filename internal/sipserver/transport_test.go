@@ -19,8 +19,14 @@ import (
 
 func newTestServer(t *testing.T, listen ...string) *Server {
 	t.Helper()
+	return newTestServerWith(t, func(*config.Config) {}, listen...)
+}
+
+func newTestServerWith(t *testing.T, change func(*config.Config), listen ...string) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.SIP.Listen = listen
+	change(cfg)
 	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "callbackd.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -246,4 +252,49 @@ func TestB7_UDPSourcesBounded(t *testing.T) {
 	if maxSize > 40+10+5 {
 		t.Errorf("sipgo's UDP pool held up to %d entries, want at most about 50", maxSize)
 	}
+}
+
+// TestB7_TransactionsBounded: with sip.max_transactions alive (each OPTIONS
+// transaction lives 32 s after its 200 over UDP), a new request gets 503
+// with Retry-After at once and leaves nothing behind.
+func TestB7_TransactionsBounded(t *testing.T) {
+	srv := newTestServerWith(t, func(c *config.Config) { c.SIP.MaxTransactions = 5 }, "udp:127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	waitCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	srv.WaitServing(waitCtx)
+	dst, _ := net.ResolveUDPAddr("udp", srv.Addrs()[0][len("udp:"):])
+	var codes []string
+	for i := range 8 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		la := c.LocalAddr().String()
+		c.WriteTo([]byte("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP "+la+";branch=z9hG4bKt"+la+";rport\r\n"+
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: t"+la+"\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"), dst)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 2048)
+		n, _, err := c.ReadFrom(buf)
+		c.Close()
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		res := string(buf[:n])
+		codes = append(codes, res[8:11])
+		if i >= 5 && !strings.Contains(res, "Retry-After: 5") {
+			t.Errorf("503 without Retry-After: %q", res)
+		}
+	}
+	if got := strings.Join(codes, " "); got != "200 200 200 200 200 503 503 503" {
+		t.Errorf("answers = %s, want five 200 then 503", got)
+	}
+	if n := srv.txOpen.Load(); n != 5 {
+		t.Errorf("transactions alive = %d, want 5 (the refused ones kept nowhere)", n)
+	}
+	cancel()
+	<-served
 }

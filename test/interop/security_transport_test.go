@@ -252,7 +252,7 @@ func TestB7_TCPFloodKeepsSIPServed(t *testing.T) {
 
 	// 100 of the 120 were refused at once, the 20 accepted close when idle.
 	refused := tpClosedBy(flood, time.Now().Add(200*time.Millisecond))
-	if refused < 100 || refused > 100+len(flood) {
+	if refused < 100 { // (and the 20 accepted too if the steps above took over 2 s)
 		t.Fatalf("connections closed at once: %d of %d, want at least the 100 above the cap", refused, len(flood))
 	}
 	if got := s.tpMetric(t, `callbackd_sip_tcp_refused_total{cap="per_source"}`); got != 100 {
@@ -303,14 +303,15 @@ func TestB7_DescriptorsExhausted(t *testing.T) {
 		t.Fatalf("prlimit: %v %s", err, out)
 	}
 	start := time.Now()
-	flood := s.tpOpenIdle(t, "127.0.0.2", 40) // the kernel queues what the server cannot accept
+	flood := s.tpOpenIdle(t, "127.0.0.2", 30) // the kernel queues what the server cannot accept
 	s.waitLog("SIP accept failing, retrying", 5*time.Second)
 
 	tpMustAnswer(t, "UDP OPTIONS while descriptors are exhausted", s.tpUDPAsk(t, "127.0.0.1", "OPTIONS", 3*time.Second))
 
 	// The accepted ones close when idle, the queued ones are accepted then
-	// and close in turn: all are closed after a few idle timeouts.
-	if n := tpClosedBy(flood, start.Add(20*time.Second)); n != len(flood) {
+	// and close in turn: all are closed after a few idle timeouts (about 8
+	// at a time, each round 2 s idle and at most 1 s of accept backoff).
+	if n := tpClosedBy(flood, start.Add(40*time.Second)); n != len(flood) {
 		t.Fatalf("%d of %d connections closed", n, len(flood))
 	}
 	tpMustAnswer(t, "TCP OPTIONS after the flood", s.tpTCPAsk(t, "127.0.0.1", "OPTIONS", 5*time.Second))
