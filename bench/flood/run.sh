@@ -10,7 +10,8 @@
 # the flood and AFTER seconds after it (default 90), the time it took to
 # come back near its idle footprint, and SIPp's counters for the
 # legitimate calls (LEGIT_RATE calls/s, default 5, 500 ms each) made from
-# 5 s before the flood to 5 s after it.
+# 5 s before the flood to 5 s after it. MAX_TX sets sip.max_transactions,
+# TCP_IDLE sip.tcp_idle_timeout; AFTER how long to watch after the flood.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -35,6 +36,7 @@ cat > "$work/callbackd.toml" <<EOC
 [sip]
 listen = ["udp:127.0.0.1:$SIP_PORT", "tcp:127.0.0.1:$SIP_PORT"]
 tcp_idle_timeout = ${TCP_IDLE:-120}
+max_transactions = ${MAX_TX:-150000}
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
 [store]

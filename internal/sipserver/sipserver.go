@@ -542,14 +542,16 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 }
 
 // admit counts the server transaction of req until it ends, or, when
-// sip.max_transactions are alive (a flood: each lives up to 32 s after its
-// answer, RFC 3261 17.2.1/17.2.2), answers 503 with Retry-After (21.5.4)
-// and ends it at once, keeping nothing. Requests in a dialog have a
-// quarter more room, so that calls can still end during a flood.
+// too many are alive (a flood: each lives up to 32 s after its answer, RFC
+// 3261 17.2.1/17.2.2), answers 503 with Retry-After (21.5.4) and ends it
+// at once, keeping nothing. The last quarter of sip.max_transactions is
+// kept for requests with credentials or in a dialog, so that phones can
+// still call and hang up while anonymous requests flood in.
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) bool {
-	limit := s.maxTx
-	if to := req.To(); to != nil && to.Params.Has("tag") {
-		limit += limit / 4
+	limit := s.maxTx - s.maxTx/4
+	if to := req.To(); to != nil && to.Params.Has("tag") ||
+		req.GetHeader("Authorization") != nil || req.GetHeader("Proxy-Authorization") != nil {
+		limit = s.maxTx
 	}
 	if s.txOpen.Load() >= limit && req.Method != sip.ACK {
 		s.limits.m.overload.Inc()

@@ -258,7 +258,7 @@ func TestB7_UDPSourcesBounded(t *testing.T) {
 // transaction lives 32 s after its 200 over UDP), a new request gets 503
 // with Retry-After at once and leaves nothing behind.
 func TestB7_TransactionsBounded(t *testing.T) {
-	srv := newTestServerWith(t, func(c *config.Config) { c.SIP.MaxTransactions = 5 }, "udp:127.0.0.1:0")
+	srv := newTestServerWith(t, func(c *config.Config) { c.SIP.MaxTransactions = 8 }, "udp:127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
@@ -268,14 +268,18 @@ func TestB7_TransactionsBounded(t *testing.T) {
 	srv.WaitServing(waitCtx)
 	dst, _ := net.ResolveUDPAddr("udp", srv.Addrs()[0][len("udp:"):])
 	var codes []string
-	for i := range 8 {
+	for i := range 9 {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		la := c.LocalAddr().String()
+		auth := ""
+		if i == 8 { // with credentials: the reserved quarter
+			auth = "Authorization: Digest username=\"1001\", realm=\"callbackd\", nonce=\"x\", uri=\"sip:x@127.0.0.1\", response=\"0\"\r\n"
+		}
 		c.WriteTo([]byte("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP "+la+";branch=z9hG4bKt"+la+";rport\r\n"+
-			"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: t"+la+"\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"), dst)
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: t"+la+"\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"+auth+"Content-Length: 0\r\n\r\n"), dst)
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		buf := make([]byte, 2048)
 		n, _, err := c.ReadFrom(buf)
@@ -285,15 +289,17 @@ func TestB7_TransactionsBounded(t *testing.T) {
 		}
 		res := string(buf[:n])
 		codes = append(codes, res[8:11])
-		if i >= 5 && !strings.Contains(res, "Retry-After: 5") {
+		if i >= 6 && i < 8 && !strings.Contains(res, "Retry-After: 5") {
 			t.Errorf("503 without Retry-After: %q", res)
 		}
 	}
-	if got := strings.Join(codes, " "); got != "200 200 200 200 200 503 503 503" {
-		t.Errorf("answers = %s, want five 200 then 503", got)
+	// 8 at most, a quarter of them kept for requests with credentials or
+	// in a dialog: anonymous ones get 6.
+	if got := strings.Join(codes, " "); got != "200 200 200 200 200 200 503 503 200" {
+		t.Errorf("answers = %s, want six 200, two 503, then 200 for the request with credentials", got)
 	}
-	if n := srv.txOpen.Load(); n != 5 {
-		t.Errorf("transactions alive = %d, want 5 (the refused ones kept nowhere)", n)
+	if n := srv.txOpen.Load(); n != 7 {
+		t.Errorf("transactions alive = %d, want 7 (the refused ones kept nowhere)", n)
 	}
 	cancel()
 	<-served
