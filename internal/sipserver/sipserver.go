@@ -113,7 +113,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 			if ln, err = net.Listen("tcp", addr); err != nil {
 				break
 			}
-			l.tcp = newTCPListener(ln, s.limits)
+			l.tcp = newTCPListener(ln, tp, s.limits)
 			if tp == "TLS" {
 				if tlsConf == nil {
 					tlsConf, err = serverTLS(cfg.SIP)
@@ -181,6 +181,10 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	}
 	a := auth.New(cfg.SIP.Realm)
 	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
+	s.limits.registered = func(transport, source string) bool {
+		_, ok := s.Registrar.DeviceAt(transport, source)
+		return ok
+	}
 	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,

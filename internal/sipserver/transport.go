@@ -100,6 +100,10 @@ type connLimits struct {
 	log       *slog.Logger
 	every     *every
 	m         transportMetrics
+	// registered reports whether a phone is registered from the
+	// connection (transport TCP or TLS, source ip:port): its connection is
+	// where calls to it go, so idleness does not close it.
+	registered func(transport, source string) bool
 
 	mu     sync.Mutex
 	total  int
@@ -145,7 +149,7 @@ func (l *connLimits) Open() int {
 }
 
 // admit wraps an accepted connection, or returns the cap it would break.
-func (l *connLimits) admit(c net.Conn) (*tcpConn, string) {
+func (l *connLimits) admit(c net.Conn, transport string) (*tcpConn, string) {
 	src := remoteIP(c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -157,7 +161,7 @@ func (l *connLimits) admit(c net.Conn) (*tcpConn, string) {
 	}
 	l.total++
 	l.perSrc[src]++
-	tc := &tcpConn{Conn: c, lim: l, src: src, key: c.RemoteAddr().String()}
+	tc := &tcpConn{Conn: c, lim: l, src: src, key: c.RemoteAddr().String(), transport: transport}
 	tc.last.Store(time.Now().UnixNano())
 	l.conns[tc.key] = tc
 	return tc, ""
@@ -210,13 +214,14 @@ func remoteIP(c net.Conn) netip.Addr {
 // while the listener is open (sipgo's Serve returns on the first error).
 type tcpListener struct {
 	net.Listener
+	transport string // TCP or TLS, as a registration names it
 	lim       *connLimits
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
-func newTCPListener(l net.Listener, lim *connLimits) *tcpListener {
-	return &tcpListener{Listener: l, lim: lim, done: make(chan struct{})}
+func newTCPListener(l net.Listener, transport string, lim *connLimits) *tcpListener {
+	return &tcpListener{Listener: l, transport: transport, lim: lim, done: make(chan struct{})}
 }
 
 func (l *tcpListener) Accept() (net.Conn, error) {
@@ -245,7 +250,7 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			continue
 		}
 		wait = 0
-		tc, full := l.lim.admit(c)
+		tc, full := l.lim.admit(c, l.transport)
 		if tc == nil {
 			c.Close()
 			l.lim.m.refused.WithLabelValues(full).Inc()
@@ -270,23 +275,33 @@ func (l *tcpListener) Close() error {
 // tcpConn is an accepted connection with a deadline: the idle timeout
 // counted from the last complete message (or CRLF keep-alive between
 // messages, RFC 5626 3.5.1). A message trickled in byte by byte does not
-// move it.
+// move it. A connection a phone registered from stays while registered.
 type tcpConn struct {
 	net.Conn
 	lim       *connLimits
 	src       netip.Addr
 	key       string
+	transport string
 	last      atomic.Int64 // unix nanoseconds of the last complete message
 	partial   atomic.Bool  // bytes of a message arrived since
 	closeOnce sync.Once
 }
 
 func (c *tcpConn) Read(b []byte) (int, error) {
-	deadline := time.Unix(0, c.last.Load()).Add(c.lim.idle)
-	if err := c.Conn.SetReadDeadline(deadline); err != nil {
-		return 0, err
+	var n int
+	var err error
+	for {
+		deadline := time.Unix(0, c.last.Load()).Add(c.lim.idle)
+		if err := c.Conn.SetReadDeadline(deadline); err != nil {
+			return 0, err
+		}
+		n, err = c.Conn.Read(b)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || c.partial.Load() ||
+			c.lim.registered == nil || !c.lim.registered(c.transport, c.key) {
+			break
+		}
+		c.last.Store(time.Now().UnixNano()) // idle but registered: calls to the phone come this way
 	}
-	n, err := c.Conn.Read(b)
 	if n > 0 {
 		if len(bytes.Trim(b[:n], "\r\n")) > 0 {
 			c.partial.Store(true)

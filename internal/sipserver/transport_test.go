@@ -121,7 +121,7 @@ func TestB7_AcceptErrorRetried(t *testing.T) {
 	fl := &failingListener{Listener: inner}
 	fl.fail.Store(5)
 	lim := newConnLimits(time.Minute, 10, 10, slog.New(slog.DiscardHandler))
-	l := newTCPListener(fl, lim)
+	l := newTCPListener(fl, "TCP", lim)
 	defer l.Close()
 	go func() {
 		c, err := net.Dial("tcp", inner.Addr().String())
@@ -163,7 +163,7 @@ func TestB7_ConnCapsAndIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	lim := newConnLimits(300*time.Millisecond, 10, 2, slog.New(slog.DiscardHandler))
-	l := newTCPListener(inner, lim)
+	l := newTCPListener(inner, "TCP", lim)
 	defer l.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {

@@ -439,12 +439,14 @@ func TestB7_MissingCSeqOrVia(t *testing.T) {
 
 // TestB7_TLSRegister: a "tls:" listener with a certificate made here; a
 // phone registers over TLS (digest challenge, then 200) and is answered on
-// its TLS connection.
+// its TLS connection. With tcp_idle_timeout 1 s, an idle TLS connection
+// that registered nothing is closed, the phone's stays open while its
+// registration lasts (calls to it would go that way).
 func TestB7_TLSRegister(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := tpSelfSigned(t, dir)
 	tlsPort := freePort(t)
-	s := startServerWith(t, fmt.Sprintf("min_expires = 1\ntls_cert = %q\ntls_key = %q", certFile, keyFile), demoLines)
+	s := startServerWith(t, fmt.Sprintf("min_expires = 1\ntcp_idle_timeout = 1\ntls_cert = %q\ntls_key = %q", certFile, keyFile), demoLines)
 	// startServerWith writes listen itself: add the TLS listener and restart.
 	cfg, err := os.ReadFile(s.Config)
 	if err != nil {
@@ -511,6 +513,27 @@ func TestB7_TLSRegister(t *testing.T) {
 	// The binding is stored with its transport: calls to 1001 go over TLS.
 	if code, body := s.api(t, "GET", "/api/v1/registrations", ""); code != 200 || !strings.Contains(body, `"TLS"`) {
 		t.Fatalf("registrations after REGISTER over TLS: %d %s", code, body)
+	}
+
+	// Idle for 2.5 idle timeouts: the anonymous connection is closed, the
+	// phone's still answers.
+	anon, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	idleFrom := time.Now()
+	if n := tpClosedBy([]net.Conn{anon}, idleFrom.Add(2500*time.Millisecond)); n != 1 {
+		t.Fatal("an idle TLS connection that registered nothing is still open after 2.5 idle timeouts")
+	}
+	time.Sleep(time.Until(idleFrom.Add(2500 * time.Millisecond)))
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	msg := tpRequest("OPTIONS", "TLS", local, "", tpCallID(t), "")
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("the registered phone's TLS connection was closed while idle: %v", err)
+	}
+	if res, err := tpReadResponse(r); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS on the registered phone's idle TLS connection: %q %v", res, err)
 	}
 }
 
