@@ -159,6 +159,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	for _, l := range s.listeners {
 		if l.udp != nil {
 			l.udp.pool = tp.Pool("udp")
+			l.udp.lim = s.limits
 		}
 	}
 	// Runs on the reading goroutine after each whole message: the TCP/TLS
