@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,41 +47,59 @@ const (
 // lagProbe tells whether the server is behind. sipgo starts a goroutine
 // for every message it reads; when the CPU cannot keep up, they pile up,
 // each holding its message (a flood of 5,000 INVITEs/s on a busy 2-core
-// machine left 30,000 of them, 900 MB). The reading goroutines start a
-// probe goroutine now and then and look at how long it waited to run: a
-// long wait means a long queue of runnable goroutines.
+// machine left 30,000 of them, 900 MB). The runtime's histogram of how
+// long goroutines waited to run tells: behind when, over the last
+// probeEvery, a tenth of them waited more than maxLag.
 type lagProbe struct {
-	started atomic.Int64 // unix ns the running probe was started; 0: none
-	last    atomic.Int64 // unix ns the last probe was started
-	lag     atomic.Int64 // ns the last probe waited to run
+	last   atomic.Int64 // unix ns of the last look
+	behind atomic.Bool  // what it saw
+
+	mu     sync.Mutex // the look
+	sample []metrics.Sample
+	prev   []uint64
 }
 
-// behind reports whether the last probe, or the one running, waited more
-// than maxLag, and starts a probe if none ran for probeEvery.
-func (p *lagProbe) behind() bool {
+func (p *lagProbe) isBehind() bool {
 	now := time.Now().UnixNano()
-	if started := p.started.Load(); started != 0 {
-		return now-started > int64(maxLag) || p.lag.Load() > int64(maxLag)
+	last := p.last.Load()
+	if now-last < int64(probeEvery) || !p.last.CompareAndSwap(last, now) {
+		return p.behind.Load()
 	}
-	if now-p.last.Load() >= int64(probeEvery) && p.started.CompareAndSwap(0, now) {
-		p.last.Store(now)
-		go func() {
-			p.lag.Store(time.Now().UnixNano() - now)
-			p.started.Store(0)
-		}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sample == nil {
+		p.sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
 	}
-	return p.lag.Load() > int64(maxLag)
+	metrics.Read(p.sample)
+	if p.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return false
+	}
+	h := p.sample[0].Value.Float64Histogram()
+	var slow, all uint64
+	for i, c := range h.Counts {
+		if i < len(p.prev) {
+			c -= p.prev[i]
+		}
+		all += c
+		if h.Buckets[i] >= maxLag.Seconds() {
+			slow += c
+		}
+	}
+	p.prev = append(p.prev[:0], h.Counts...)
+	b := all > 0 && slow*10 >= all
+	p.behind.Store(b)
+	return b
 }
 
 // waitNotBehind pauses a reading goroutine while the server is behind
 // (until stop says so).
 func (l *connLimits) waitNotBehind(stop func() bool) {
-	if !l.probe.behind() {
+	if !l.probe.isBehind() {
 		return
 	}
 	l.m.readPauses.Inc()
 	l.warn("behind", "SIP overloaded: reading paused while the server catches up (excess is dropped by the kernel)", "max_lag", maxLag.String())
-	for l.probe.behind() && !stop() {
+	for l.probe.isBehind() && !stop() {
 		time.Sleep(5 * time.Millisecond)
 	}
 }

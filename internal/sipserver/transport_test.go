@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -303,4 +304,51 @@ func TestB7_TransactionsBounded(t *testing.T) {
 	}
 	cancel()
 	<-served
+}
+
+// TestB7_LagProbe: with more runnable goroutines than the CPU gets through
+// (here 40 busy ones on one P), the probe says the server is behind, and
+// says it no longer once they are done.
+func TestB7_LagProbe(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var p lagProbe
+	// The first look takes the history so far as its baseline; wait for a
+	// calm window before loading.
+	for deadline := time.Now().Add(3 * time.Second); p.isBehind() && time.Now().Before(deadline); {
+		time.Sleep(probeEvery)
+	}
+	if p.isBehind() {
+		t.Fatal("behind before any load")
+	}
+	stop := make(chan struct{})
+	var sink atomic.Int64
+	for range 40 {
+		go func() {
+			for n := 0; ; n++ {
+				if n%1024 == 0 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+				sink.Add(1)
+			}
+		}()
+	}
+	behind := false
+	for deadline := time.Now().Add(3 * time.Second); !behind && time.Now().Before(deadline); {
+		behind = p.isBehind()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	if !behind {
+		t.Fatal("40 busy goroutines on one P: the probe never said behind")
+	}
+	for deadline := time.Now().Add(3 * time.Second); p.isBehind() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.isBehind() {
+		t.Fatal("still behind 3 s after the busy goroutines ended")
+	}
 }
