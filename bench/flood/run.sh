@@ -95,4 +95,4 @@ EOP
 wait "$flood_pid" || true
 curl -s "http://127.0.0.1:$HTTP_PORT/debug/pprof/heap?gc=1" > "$work/heap.pprof" # go tool pprof -top $work/heap.pprof
 echo "log lines: $(wc -l < "$work/server.log"), of which WARN/ERROR: $(grep -c 'level=WARN\|level=ERROR' "$work/server.log" || true)"
-curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^callbackd_sip_(tcp|accept|udp)' || true
+curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^callbackd_sip_(tcp|accept|udp|overload|read)' || true
