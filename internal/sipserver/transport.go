@@ -40,7 +40,7 @@ const (
 	acceptBackoffHi = time.Second            // longest wait between Accept attempts
 	eofGrace        = 20 * time.Millisecond  // a closing peer's last request still finds its connection
 	udpSourcesMax   = 8192                   // source addresses sipgo's UDP pool may hold
-	maxLag          = 100 * time.Millisecond // a server this far behind stops reading
+	maxLag          = 100 * time.Millisecond // reading stops while a tenth of goroutines wait this long to run
 	probeEvery      = 10 * time.Millisecond
 )
 
