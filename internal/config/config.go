@@ -52,6 +52,22 @@ type SIP struct {
 	// DigestAlgorithms are the digest algorithms offered, most preferred
 	// first (RFC 8760): one challenge header each. "SHA-256", "MD5".
 	DigestAlgorithms []string `toml:"digest_algorithms"`
+
+	// TCP and TLS connections (B7): a connection that completes no message
+	// (nor a keep-alive) for TCPIdleTimeout seconds is closed, and
+	// connections beyond TCPMaxConnections in all, or TCPMaxPerSource from
+	// one IP address, are closed as soon as accepted.
+	TCPIdleTimeout    int `toml:"tcp_idle_timeout"`
+	TCPMaxConnections int `toml:"tcp_max_connections"`
+	TCPMaxPerSource   int `toml:"tcp_max_per_source"`
+	// MaxTransactions bounds the SIP server transactions alive at once
+	// (each lives up to 32 s after its answer, RFC 3261 17.2): beyond it new
+	// requests get 503 at once, so that a flood cannot take all memory.
+	MaxTransactions int `toml:"max_transactions"`
+	// TLSCert and TLSKey are the PEM files of the certificate (chain) and
+	// private key of the tls: listeners; required when one is configured.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
 
 // HTTP configures the HTTP listener (API, metrics, console, admin page).

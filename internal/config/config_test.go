@@ -31,6 +31,11 @@ func TestDefault(t *testing.T) {
 		UserAgent:      "callbackd",
 		// B7: SHA-256 offered beside MD5 (RFC 8760); no trust in source addresses.
 		DigestAlgorithms: []string{"MD5"},
+
+		TCPIdleTimeout:    120,
+		TCPMaxConnections: 2048,
+		TCPMaxPerSource:   128,
+		MaxTransactions:   150000,
 	}
 	if !reflect.DeepEqual(c.SIP, want) {
 		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
@@ -183,10 +188,17 @@ var errorCases = []struct {
 	{"int overflow", "[sip]\nmin_expires = 99999999999999999999\n", "site.toml:2:15: decimal number is too large to fit in a 64-bit signed integer"},
 
 	// sip
-	{"listen empty", "[sip]\nlisten = []\n", `site.toml:2: sip.listen is empty: want at least one "udp:HOST:PORT" or "tcp:HOST:PORT"`},
+	{"listen empty", "[sip]\nlisten = []\n", `site.toml:2: sip.listen is empty: want at least one "udp:HOST:PORT", "tcp:HOST:PORT" or "tls:HOST:PORT"`},
 	{"listen bad ip", "[sip]\nlisten = [\"udp:999.1.1.1:5060\"]\n", `site.toml:2: sip.listen "udp:999.1.1.1:5060": bad address: host "999.1.1.1": want an IP address or localhost`},
 	{"listen host name", "[sip]\nlisten = [\"udp:example.com:5060\"]\n", `site.toml:2: sip.listen "udp:example.com:5060": bad address: host "example.com": want an IP address or localhost`},
-	{"listen transport", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\n", `site.toml:2: sip.listen "tls:127.0.0.1:5061": bad address: transport "tls": want udp or tcp`},
+	{"listen transport", "[sip]\nlisten = [\"sctp:127.0.0.1:5061\"]\n", `site.toml:2: sip.listen "sctp:127.0.0.1:5061": bad address: transport "sctp": want udp, tcp or tls`},
+	{"tls no cert", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\n", `site.toml:2: sip.listen has a tls: listener but sip.tls_cert is empty: want the certificate's PEM file`},
+	{"tls no key", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\ntls_cert = \"c.pem\"\n", `site.toml:2: sip.listen has a tls: listener but sip.tls_key is empty: want the private key's PEM file`},
+	{"tls missing files", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n", `site.toml:3: sip.tls_cert "/nonexistent/c.pem" / sip.tls_key "/nonexistent/k.pem": open /nonexistent/c.pem: no such file or directory`},
+	{"max transactions small", "[sip]\nmax_transactions = 99\n", `site.toml:2: sip.max_transactions 99: want 100-1048576`},
+	{"tcp idle zero", "[sip]\ntcp_idle_timeout = 0\n", `site.toml:2: sip.tcp_idle_timeout 0: want 1-3600 seconds`},
+	{"tcp max zero", "[sip]\ntcp_max_connections = 0\n", `site.toml:2: sip.tcp_max_connections 0: want 1-1048576`},
+	{"tcp per source above max", "[sip]\ntcp_max_connections = 10\ntcp_max_per_source = 11\n", `site.toml:3: sip.tcp_max_per_source 11: above tcp_max_connections 10`},
 	{"listen no transport", "[sip]\nlisten = [\"127.0.0.1\"]\n", `site.toml:2: sip.listen "127.0.0.1": bad address: want TRANSPORT:HOST:PORT`},
 	{"listen port 0", "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n", `site.toml:2: sip.listen "udp:127.0.0.1:0": bad address: port "0": want 1-65535`},
 	{"listen port big", "[sip]\nlisten = [\"udp:127.0.0.1:65536\"]\n", `site.toml:2: sip.listen "udp:127.0.0.1:65536": bad address: port "65536": want 1-65535`},
@@ -674,6 +686,11 @@ func TestRoundTrip(t *testing.T) {
 			// B7
 			TrustRegisteredSource: true,
 			DigestAlgorithms:      []string{"MD5"},
+
+			TCPIdleTimeout:    30,
+			TCPMaxConnections: 100,
+			TCPMaxPerSource:   10,
+			MaxTransactions:   100,
 		},
 		HTTP: HTTP{Listen: "[::1]:9090", Hosts: []string{"pbx.example.com", "[::1]:9090", "*"}, AllowedOrigins: []string{"https://pbx.example.com"},
 			DebugListen: "127.0.0.1:6060", MaxEventStreams: 50, MaxEventStreamsPerSource: 5},

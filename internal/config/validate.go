@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -288,12 +289,16 @@ func IsDN(s string) bool {
 
 func (v *validator) sip(s *SIP) {
 	if len(s.Listen) == 0 {
-		v.errorf("sip.listen", `sip.listen is empty: want at least one "udp:HOST:PORT" or "tcp:HOST:PORT"`)
+		v.errorf("sip.listen", `sip.listen is empty: want at least one "udp:HOST:PORT", "tcp:HOST:PORT" or "tls:HOST:PORT"`)
 	}
 	first := map[string]int{}
+	tlsAt := ""
 	for i, l := range s.Listen {
 		path := fmt.Sprintf("sip.listen[%d]", i)
-		if err := checkListen(l); err != nil {
+		if strings.HasPrefix(l, "tls:") && tlsAt == "" {
+			tlsAt = path
+		}
+		if err := checkSIPListen(l); err != nil {
 			v.errorf(path, "sip.listen %q: bad address: %v", l, err)
 			continue
 		}
@@ -330,6 +335,9 @@ func (v *validator) sip(s *SIP) {
 		v.errorf("sip.user_agent", "sip.user_agent %q: must not contain control characters", s.UserAgent)
 	}
 
+	v.tcp(s)
+	v.tls(s, tlsAt)
+
 	inRange := true
 	for _, e := range []struct {
 		key string
@@ -350,6 +358,49 @@ func (v *validator) sip(s *SIP) {
 	}
 }
 
+// Limits of the TCP keys of [sip].
+const (
+	maxTCPIdleTimeout = 3600    // seconds
+	maxTCPConnections = 1 << 20 // far above any open-files limit
+)
+
+// tcp checks the TCP connection limits of [sip].
+func (v *validator) tcp(s *SIP) {
+	if s.MaxTransactions < 100 || s.MaxTransactions > maxTCPConnections {
+		v.errorf("sip.max_transactions", "sip.max_transactions %d: want 100-%d", s.MaxTransactions, maxTCPConnections)
+	}
+	if s.TCPIdleTimeout < 1 || s.TCPIdleTimeout > maxTCPIdleTimeout {
+		v.errorf("sip.tcp_idle_timeout", "sip.tcp_idle_timeout %d: want 1-%d seconds", s.TCPIdleTimeout, maxTCPIdleTimeout)
+	}
+	if s.TCPMaxConnections < 1 || s.TCPMaxConnections > maxTCPConnections {
+		v.errorf("sip.tcp_max_connections", "sip.tcp_max_connections %d: want 1-%d", s.TCPMaxConnections, maxTCPConnections)
+	}
+	if s.TCPMaxPerSource < 1 || s.TCPMaxPerSource > maxTCPConnections {
+		v.errorf("sip.tcp_max_per_source", "sip.tcp_max_per_source %d: want 1-%d", s.TCPMaxPerSource, maxTCPConnections)
+	} else if s.TCPMaxConnections >= 1 && s.TCPMaxPerSource > s.TCPMaxConnections {
+		v.errorf("sip.tcp_max_per_source", "sip.tcp_max_per_source %d: above tcp_max_connections %d", s.TCPMaxPerSource, s.TCPMaxConnections)
+	}
+}
+
+// tls checks the certificate of the tls: listeners (at is the first of
+// them, "" for none): both files are required and must load as a pair, so
+// a server never starts with a TLS listener it cannot serve.
+func (v *validator) tls(s *SIP, at string) {
+	if at == "" {
+		return
+	}
+	switch {
+	case s.TLSCert == "":
+		v.errorf(at, "sip.listen has a tls: listener but sip.tls_cert is empty: want the certificate's PEM file")
+	case s.TLSKey == "":
+		v.errorf(at, "sip.listen has a tls: listener but sip.tls_key is empty: want the private key's PEM file")
+	default:
+		if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
+			v.errorf("sip.tls_cert", "sip.tls_cert %q / sip.tls_key %q: %v", s.TLSCert, s.TLSKey, err)
+		}
+	}
+}
+
 // media checks [media]. Its address goes into the SDP the server sends,
 // where phones take it as where to send their audio, so it must be one
 // address of this host: no host name (no DNS at startup, as for sip.listen),
@@ -365,7 +416,7 @@ func (v *validator) media(m *Media, sip *SIP) {
 		case a.Zone() != "":
 			v.errorf("media.address", "media.address %q: must not have a zone: it goes into SDP, where a zone means nothing to the phone", m.Address)
 		}
-	} else if len(sip.Listen) > 0 && checkListen(sip.Listen[0]) == nil {
+	} else if len(sip.Listen) > 0 && checkSIPListen(sip.Listen[0]) == nil {
 		// The default is the first listener's host, which is fine for a
 		// SIP socket but not for SDP when it is unspecified or zoned.
 		// Point at media.address if the file has it, else at the listener.
@@ -604,6 +655,20 @@ func (v *validator) lines(lines []Line) {
 			v.errorf(path+".notification", "%s: notification %q: want %s", who, l.Notification, strings.Join(notifications, " or "))
 		}
 	}
+}
+
+// checkSIPListen checks a sip.listen entry: as checkListen, or TLS.
+func checkSIPListen(s string) error {
+	if hostport, ok := strings.CutPrefix(s, "tls:"); ok {
+		return checkHostPort(hostport)
+	}
+	if err := checkListen(s); err != nil && strings.HasPrefix(err.Error(), "transport") {
+		transport, _, _ := strings.Cut(s, ":")
+		return fmt.Errorf("transport %q: want udp, tcp or tls", transport)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // checkListen checks a SIP listen address "TRANSPORT:HOST:PORT".

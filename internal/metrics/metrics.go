@@ -120,6 +120,9 @@ func New(src Sources) *Metrics {
 	return m
 }
 
+// Register adds metrics another part owns (the SIP transport's counters).
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

@@ -231,6 +231,26 @@ func (r *Registrar) Count() int {
 	return n
 }
 
+// RegisteredFrom reports whether any line has a live device registered
+// from source over transport (ignoring mobility logins). The SIP transport
+// asks it only when a TCP connection reaches its idle timeout: a phone's
+// connection stays open while it is registered, since calls to it go that
+// way. It scans every binding, which is why it is not asked per message.
+func (r *Registrar) RegisteredFrom(transport, source string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
+	for _, bs := range r.bindings {
+		for _, b := range bs {
+			if !strings.HasPrefix(b.CallID, mobilityCallID) && b.Source == source &&
+				strings.EqualFold(b.Transport, transport) && b.Expires.After(now) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // FromSource reports whether a request arriving from source over transport
 // comes from a device registered on line dn. The B2BUA trusts such requests
 // without a challenge only with [sip] trust_registered_source, and only

@@ -7,6 +7,7 @@ package sipserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -58,13 +60,19 @@ type Server struct {
 	listeners []listener
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
 	serving   chan struct{} // closed once SIP is served
+	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
+	txOpen    atomic.Int64  // server transactions alive (admit)
+	maxTx     int64         // sip.max_transactions
+
+	downMu sync.Mutex
+	down   []string // listeners that stopped while serving, with why
 }
 
 type listener struct {
-	transport string // UDP or TCP
+	transport string // UDP, TCP or TLS
 	addr      string // host:port as configured
-	udp       net.PacketConn
-	tcp       net.Listener
+	udp       *udpConn
+	tcp       net.Listener // TCP, or TLS over TCP, wrapped (transport.go)
 }
 
 // Listen parses a "transport:host:port" listen entry.
@@ -84,6 +92,13 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	if err := s.overlay(context.Background(), cfg); err != nil {
 		return nil, err
 	}
+	maxConns := tcpCap(cfg.SIP.TCPMaxConnections, fdLimit())
+	if maxConns < cfg.SIP.TCPMaxConnections {
+		log.Info("sip.tcp_max_connections lowered to stay below the open-files limit", "tcp_max_connections", maxConns, "configured", cfg.SIP.TCPMaxConnections, "open_files_limit", fdLimit())
+	}
+	s.limits = newConnLimits(time.Duration(cfg.SIP.TCPIdleTimeout)*time.Second, maxConns, min(cfg.SIP.TCPMaxPerSource, maxConns), log)
+	s.maxTx = int64(cfg.SIP.MaxTransactions)
+	var tlsConf *tls.Config
 	local := map[string]b2bua.Local{}
 	for _, entry := range cfg.SIP.Listen {
 		tp, addr, err := parseListen(entry)
@@ -94,9 +109,26 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		l := listener{transport: tp, addr: addr}
 		switch tp {
 		case "UDP":
-			l.udp, err = net.ListenPacket("udp", addr)
-		case "TCP":
-			l.tcp, err = net.Listen("tcp", addr)
+			var pc net.PacketConn
+			if pc, err = net.ListenPacket("udp", addr); err == nil {
+				l.udp = newUDPConn(pc)
+			}
+		case "TCP", "TLS":
+			var ln net.Listener
+			if ln, err = net.Listen("tcp", addr); err != nil {
+				break
+			}
+			l.tcp = newTCPListener(ln, tp, s.limits)
+			if tp == "TLS" {
+				if tlsConf == nil {
+					tlsConf, err = serverTLS(cfg.SIP)
+				}
+				if err != nil {
+					ln.Close()
+					break
+				}
+				l.tcp = tls.NewListener(l.tcp, tlsConf)
+			}
 		default:
 			err = fmt.Errorf("unsupported transport %q", tp)
 		}
@@ -113,19 +145,35 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 
 	// The library's transports and transactions log through its default
 	// logger: make that ours (same format and level).
-	sip.SetDefaultLogger(slog.New(sipgoLog{log.Handler()}).With("component", "sip"))
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(cfg.SIP.Domain))
+	sipLog := slog.New(newSipgoLog(log.Handler())).With("component", "sip")
+	sip.SetDefaultLogger(sipLog)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(cfg.SIP.Domain),
+		sipgo.WithUserAgentDNSResolver(noDNS))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
 	s.ua = ua
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(sipgoLog{log.Handler()})))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
 	s.srv = srv
+	tp := srv.TransportLayer()
+	for _, l := range s.listeners {
+		if l.udp != nil {
+			l.udp.pool = tp.Pool("udp")
+			l.udp.lim = s.limits
+		}
+	}
+	// Runs on the reading goroutine after each whole message: the TCP/TLS
+	// idle timeout counts from there.
+	tp.OnMessage(func(m sip.Message) {
+		if t := m.Transport(); t == "TCP" || t == "TLS" {
+			s.limits.completed(m.Source())
+		}
+	})
 	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log))
 	if err != nil {
 		s.closeListeners()
@@ -140,6 +188,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	a := auth.New(cfg.SIP.Realm, cfg.SIP.DigestAlgorithms...)
 	a.Guard = s.Guard // digest failures throttled (B7, docs/security.md)
 	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
+	s.limits.registered = s.Registrar.RegisteredFrom
 	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
 	s.B2BUA = b2bua.New(b2bua.Config{
 		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
@@ -170,6 +219,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	})
 	ph.m = s.Metrics
 	s.Guard.Observe(s.Metrics.AuthFailure, s.Metrics.AuthThrottled)
+	s.Metrics.Register(s.limits.collectors()...)
 	s.publish()
 	sipTrace.s.Store(s)
 	sip.SIPDebugTracer(&sipTrace)
@@ -227,6 +277,16 @@ func (s *Server) Addrs() []string {
 	return out
 }
 
+// serverTLS loads the certificate of the tls: listeners (config validation
+// loaded it once already; this is the copy served).
+func serverTLS(c config.SIP) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("sip.tls_cert/tls_key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
 func (s *Server) closeListeners() {
 	for _, l := range s.listeners {
 		if l.udp != nil {
@@ -262,24 +322,29 @@ func (s *Server) serve(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	// Every goroutine below ends with ctx or its listener: cancel and close
+	// first, then wait. (Waiting before cancelling hung the server for good
+	// once a listener had failed.)
+	defer func() {
+		cancel()
+		s.closeListeners()
+		s.ua.Close()
+		wg.Wait()
+	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Registrar.Run(ctx) }()
-	errc := make(chan error, len(s.listeners)+1)
 	for _, l := range s.listeners {
 		wg.Add(1)
 		go func(l listener) {
 			defer wg.Done()
-			var err error
-			if l.udp != nil {
-				err = s.srv.ServeUDP(l.udp)
-			} else {
-				err = s.srv.ServeTCP(l.tcp)
+			err := s.serveListener(l)
+			if ctx.Err() != nil { // closed by the deferred closeListeners
+				return
 			}
-			if err != nil && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
-				errc <- fmt.Errorf("sip %s %s: %w", l.transport, l.addr, err)
-			}
+			// Not stopped by us: SIP on this listener is gone. Say so
+			// (an alarm, and /healthz fails) and keep serving the others.
+			s.listenerDown(l, err)
 		}(l)
 	}
 	s.waitListening()
@@ -290,20 +355,68 @@ func (s *Server) serve(ctx context.Context) error {
 	ready := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Callback.Run(ctx, ready) }()
-	if err := <-ready; err != nil {
-		errc <- err
-	} else {
-		close(s.serving)
-	}
-	var err error
 	select {
+	case err := <-ready:
+		if err != nil {
+			return err
+		}
+		close(s.serving)
 	case <-ctx.Done():
-	case err = <-errc:
+		return nil
 	}
-	s.closeListeners()
-	s.ua.Close()
-	wg.Wait()
-	return err
+	<-ctx.Done()
+	return nil
+}
+
+// serveListener serves one listener until it is closed or fails. sipgo's
+// UDP loop also ends to forget the source addresses it holds (udpConn):
+// it is started again at once.
+func (s *Server) serveListener(l listener) error {
+	switch {
+	case l.udp != nil:
+		for {
+			s.srv.ServeUDP(l.udp) // returns when its read loop ends
+			if !l.udp.restart() {
+				break
+			}
+			s.limits.m.udpRecycles.Inc()
+		}
+		if l.udp.closed.Load() {
+			return net.ErrClosed
+		}
+		if l.udp.err != nil {
+			return l.udp.err
+		}
+		return errors.New("read loop ended")
+	case l.transport == "TLS":
+		return s.srv.ServeTLS(l.tcp)
+	default:
+		return s.srv.ServeTCP(l.tcp)
+	}
+}
+
+func (s *Server) listenerDown(l listener, err error) {
+	why := fmt.Sprintf("SIP %s listener %s stopped: %v", l.transport, l.addr, err)
+	s.downMu.Lock()
+	s.down = append(s.down, why)
+	s.downMu.Unlock()
+	s.Log.Error("SIP listener stopped: SIP is not served there", "transport", l.transport, "addr", l.addr, "error", fmt.Sprint(err))
+}
+
+// Healthy reports why SIP is not fully served, or nil: before the service
+// is up (starting) and once a listener has stopped. /healthz says it.
+func (s *Server) Healthy() error {
+	select {
+	case <-s.serving:
+	default:
+		return errors.New("SIP not served yet (starting)")
+	}
+	s.downMu.Lock()
+	defer s.downMu.Unlock()
+	if len(s.down) > 0 {
+		return errors.New(strings.Join(s.down, "; "))
+	}
+	return nil
 }
 
 // waitListening waits (at most a second) until sipgo has taken each UDP
@@ -417,11 +530,23 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
+		if tx != nil && !s.admit(req, tx) {
+			return
+		}
 		if req.SipVersion != "SIP/2.0" {
 			s.Log.Info("unsupported SIP version", "version", req.SipVersion, "source", req.Source())
 			if req.Method != sip.ACK {
 				respond(tx, req, 505, "Version Not Supported", s.Log) // 8.2.? / 21.5.7
 			}
+			return
+		}
+		if c := strayConnection(req, tx); c != nil {
+			// RFC 3261 18.2.2: a response over TCP/TLS goes on the
+			// request's connection. That one closed before sipgo took it
+			// for the transaction, so sipgo connected to the Via host
+			// instead: send nothing there.
+			s.Log.Debug("request's connection closed before its transaction began; not answered", "method", req.Method, "source", req.Source())
+			c.Close()
 			return
 		}
 		if why := malformed(req); why != "" {
@@ -433,6 +558,50 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		h(req, tx)
 	}
+}
+
+// admit counts the server transaction of req until it ends, or, when
+// too many are alive (a flood: each lives up to 32 s after its answer, RFC
+// 3261 17.2.1/17.2.2), answers 503 with Retry-After (21.5.4) and ends it
+// at once, keeping nothing. The last quarter of sip.max_transactions is
+// kept for requests with credentials or in a dialog, so that phones can
+// still call and hang up while anonymous requests flood in.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) bool {
+	limit := s.maxTx - s.maxTx/4
+	if to := req.To(); to != nil && to.Params.Has("tag") ||
+		req.GetHeader("Authorization") != nil || req.GetHeader("Proxy-Authorization") != nil {
+		limit = s.maxTx
+	}
+	if s.txOpen.Load() >= limit && req.Method != sip.ACK {
+		s.limits.m.overload.Inc()
+		s.limits.warn("overload", "SIP overloaded: new requests answered 503 at once", "max_transactions", s.maxTx,
+			"method", req.Method, "source", req.Source())
+		respond(tx, req, 503, "Service Unavailable", s.Log, sip.NewHeader("Retry-After", "5"))
+		tx.Terminate()
+		return false
+	}
+	s.txOpen.Add(1)
+	if !tx.OnTerminate(func(string, error) { s.txOpen.Add(-1) }) {
+		s.txOpen.Add(-1) // ended already
+	}
+	return true
+}
+
+// strayConnection returns the transaction's connection when the request
+// came over TCP/TLS and that is not the connection it came on.
+func strayConnection(req *sip.Request, tx sip.ServerTransaction) sip.Connection {
+	if !sip.IsReliable(strings.ToLower(req.Transport())) {
+		return nil
+	}
+	t, ok := tx.(interface{ Connection() sip.Connection })
+	if !ok || t.Connection() == nil {
+		return nil
+	}
+	c, ok := t.Connection().(interface{ RemoteAddr() net.Addr })
+	if !ok || c.RemoteAddr().String() == req.Source() {
+		return nil
+	}
+	return t.Connection()
 }
 
 func malformed(req *sip.Request) string {
