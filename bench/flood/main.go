@@ -40,7 +40,7 @@ func main() {
 	duration := flag.Duration("duration", 20*time.Second, "how long the attack lasts")
 	after := flag.Duration("after", 90*time.Second, "how long to keep sampling once the attack ends")
 	pid := flag.Int("pid", 0, "the server's process id (for RSS)")
-	httpAddr := flag.String("http", "", "the server's HTTP address (for the Go heap through /debug/vars)")
+	httpAddr := flag.String("http", "", "the server's debug HTTP address, http.debug_listen (for the Go heap through /debug/vars)")
 	flag.Parse()
 	if *duration > 5*time.Minute || *rate > 50000 || *conns > 50000 {
 		fmt.Fprintln(os.Stderr, "flood: bounded runs only (duration <= 5m, rate <= 50000, conns <= 50000)")

@@ -18,6 +18,7 @@ root=$(cd "$here/../.." && pwd)
 mode=${1:?invite or tcp}
 SIP_PORT=${SIP_PORT:-16060}
 HTTP_PORT=${HTTP_PORT:-16080}
+DEBUG_PORT=${DEBUG_PORT:-16081}
 UAS_PORT=${UAS_PORT:-16070}
 UAC_PORT=${UAC_PORT:-16090}
 AFTER=${AFTER:-90}
@@ -39,6 +40,7 @@ tcp_idle_timeout = ${TCP_IDLE:-120}
 max_transactions = ${MAX_TX:-150000}
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
+debug_listen = "127.0.0.1:$DEBUG_PORT"
 [store]
 path = "$work/data/callbackd.db"
 [log]
@@ -59,7 +61,6 @@ for _ in $(seq 100); do grep -q 'SIP listening" addr=tcp' "$work/server.log" 2>/
 
 printf 'SEQUENTIAL\n2001;p2001;[authentication username=2001 password=p2001]\n' > "$work/caller.csv"
 printf 'SEQUENTIAL\n3001;p3001;[authentication username=3001 password=p3001]\n' > "$work/callee.csv"
-printf 'SEQUENTIAL\n2001;3001;\n' > "$work/calls.csv"
 (cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$root/bench/load/register_load.xml" -inf caller.csv -p $UAC_PORT -m 1 -nostdin -timeout 10 >/dev/null)
 (cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$root/bench/load/register_load.xml" -inf callee.csv -p $UAS_PORT -m 1 -nostdin -timeout 10 >/dev/null)
 
@@ -72,7 +73,10 @@ legit=$(( (secs+10)*LEGIT_RATE ))
 (cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+40)) >/dev/null 2>&1) &
 pids+=("$!")
 sleep 0.5
-(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/bench/load/uac_load.xml" -inf calls.csv -p $UAC_PORT \
+# The legitimate caller is a phone of line 2001: each call answers the 407
+# with the line's digest, bound to the callee's URI (B7).
+(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uac.xml" -s 3001 -set caller 2001 \
+	-au 2001 -ap p2001 -auth_uri "3001@127.0.0.1:$SIP_PORT" -p $UAC_PORT \
 	-r "$LEGIT_RATE" -m "$legit" -d 500 -nostdin -timeout $((secs+40)) -trace_stat -stf uac_stats.csv -fd 1 >/dev/null 2>&1) &
 legit_pid=$!
 pids+=("$legit_pid")
@@ -80,7 +84,7 @@ sleep 5
 echo "== $mode flood (${args[*]}) for $secs s; legitimate calls: $legit at $LEGIT_RATE/s from 5 s before to 5 s after"
 uptime
 "$work/flood" "${args[@]}" -target 127.0.0.1:$SIP_PORT -duration "${secs}s" -after "${AFTER}s" \
-	-pid "$server" -http 127.0.0.1:$HTTP_PORT &
+	-pid "$server" -http 127.0.0.1:$DEBUG_PORT &
 flood_pid=$!
 pids+=("$flood_pid")
 wait "$legit_pid" || true
@@ -93,6 +97,6 @@ ok, failed = g('SuccessfulCall(C)'), g('FailedCall(C)')
 print(f"legitimate calls: {ok+failed} made, {ok} successful, {failed} failed")
 EOP
 wait "$flood_pid" || true
-curl -s "http://127.0.0.1:$HTTP_PORT/debug/pprof/heap?gc=1" > "$work/heap.pprof" # go tool pprof -top $work/heap.pprof
+curl -s "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap?gc=1" > "$work/heap.pprof" # go tool pprof -top $work/heap.pprof
 echo "log lines: $(wc -l < "$work/server.log"), of which WARN/ERROR: $(grep -c 'level=WARN\|level=ERROR' "$work/server.log" || true)"
 curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^callbackd_sip_(tcp|accept|udp|overload|read)' || true
