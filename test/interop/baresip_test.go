@@ -3,7 +3,6 @@ package interop
 import (
 	"bufio"
 	"bytes"
-	endian "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,9 +32,8 @@ func TestBaresipCall(t *testing.T) {
 	left := func() time.Duration { return time.Until(deadline) }
 
 	s := startServer(t, demoLines)
-	wav := bsSilenceWAV(t, 30*time.Second)
-	a := startBaresip(t, s, "1001", wav, bsRegistered, left())
-	b := startBaresip(t, s, "1002", wav, bsRegistered+bsAutoAnswer, left())
+	a := startBaresip(t, s, "1001", bsRegistered, left())
+	b := startBaresip(t, s, "1002", bsRegistered+bsAutoAnswer, left())
 	bsWaitRegistered(t, s, left, a, b)
 
 	bsCall(t, s, left, a, b, b) // callee hangs up
@@ -68,11 +66,10 @@ func TestBaresipCallChallenged(t *testing.T) {
 	left := func() time.Duration { return time.Until(deadline) }
 
 	s := startServer(t, demoLines)
-	wav := bsSilenceWAV(t, 30*time.Second)
-	desk := startBaresip(t, s, "1001", wav, bsRegistered, left())
-	b := startBaresip(t, s, "1002", wav, bsRegistered+bsAutoAnswer, left())
+	desk := startBaresip(t, s, "1001", bsRegistered, left())
+	b := startBaresip(t, s, "1002", bsRegistered+bsAutoAnswer, left())
 	bsWaitRegistered(t, s, left, desk, b)
-	a := startBaresip(t, s, "1001", wav, ";regint=0", left())
+	a := startBaresip(t, s, "1001", ";regint=0", left())
 
 	bsCall(t, s, left, a, b, a)
 	out := a.out.String()
@@ -197,34 +194,10 @@ func bsWaitLogs(t *testing.T, s *server, d time.Duration, substrs ...string) []s
 // produce.
 var bsFailLog = []string{"authentication failed", "level=ERROR"}
 
-// bsSilenceWAV writes d of 8 kHz mono S16LE silence, the format baresip's
-// aufile source needs for G.711. aufile ends the call at the end of the
-// file, so d must outlast the test.
-func bsSilenceWAV(t *testing.T, d time.Duration) string {
-	t.Helper()
-	const rate = 8000
-	data := int(d/time.Second) * rate * 2
-	var h bytes.Buffer
-	h.WriteString("RIFF")
-	endian.Write(&h, endian.LittleEndian, uint32(36+data))
-	h.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(rate * 2), uint16(2), uint16(16)} {
-		endian.Write(&h, endian.LittleEndian, v) // fmt: PCM, mono, 8 kHz, 16 bit
-	}
-	h.WriteString("data")
-	endian.Write(&h, endian.LittleEndian, uint32(data))
-	h.Write(make([]byte, data))
-	p := filepath.Join(t.TempDir(), "silence.wav")
-	if err := os.WriteFile(p, h.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // baresipPorts are the loopback ports of one baresip: SIP on UDP and TCP
 // at sip, SIP/TLS at sip+1 (baresip 1.0 always opens TLS on the next
-// port), ctrl_tcp at ctrl.
-type baresipPorts struct{ sip, ctrl int }
+// port), ctrl_tcp at ctrl, the cons module (keys, DTMF) at cons.
+type baresipPorts struct{ sip, ctrl, cons int }
 
 // reserveBaresipPorts finds free ports for one baresip (freePort keeps
 // port+1 out of its own walk). They are free when it returns, not
@@ -238,7 +211,7 @@ func reserveBaresipPorts(t *testing.T) baresipPorts {
 			continue
 		}
 		tls.Close()
-		return baresipPorts{sip: port, ctrl: freePort(t)}
+		return baresipPorts{sip: port, ctrl: freePort(t), cons: freePort(t)}
 	}
 	t.Fatal("no free port pair for baresip")
 	return baresipPorts{}
@@ -249,6 +222,7 @@ type baresip struct {
 	t      *testing.T
 	dn     string
 	port   int // SIP port
+	cons   int // port of the cons module (UDP and TCP)
 	cmd    *exec.Cmd
 	out    *bsOutput // stdout and stderr (with the SIP trace, -s)
 	exited chan struct{}
@@ -304,46 +278,19 @@ func (l *bsOutput) String() string {
 	return l.b.String()
 }
 
-// baresipConfig: no sound device exists, so audio comes from a WAV file
-// (aufile) and goes to an unconnected aubridge device; G.711 only; no
-// stdio UI (it needs a terminal on stdin): commands and events go through
-// ctrl_tcp, whose commands the menu module provides. RTP stays below the
-// ephemeral port range the SIP and ctrl_tcp ports come from. No account:
-// startBaresip adds it once ctrl_tcp is known to work.
-const baresipConfig = `poll_method		epoll
-sip_listen		127.0.0.1:%[1]d
-net_interface		127.0.0.1
-call_local_timeout	10
-call_max_calls		4
-audio_source		aufile,%[2]s
-audio_player		aubridge,play%[1]d
-audio_alert		aubridge,alert%[1]d
-audio_path		/usr/share/baresip
-rtp_stats		no
-rtp_ports		10000-20000
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aufile.so
-module			aubridge.so
-module_tmp		uuid.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		127.0.0.1:%[3]d
-`
-
-// startBaresip starts baresip as a device of line dn (password demo<dn>)
-// whose domain is the server (registrar, and where its calls go) over UDP,
-// with params added to its account (bsRegistered, bsAutoAnswer, ...). It
+// startBaresip starts baresip from the recipe of line dn
+// (contrib/phones/baresip/DN, docs/phones.md: the server is its registrar
+// and where its calls go, over UDP), with params added to or replacing
+// those of the recipe's account (bsRegistered, bsAutoAnswer, ...). It
 // connects to ctrl_tcp, then creates the account, which registers unless
 // params say regint=0.
-func startBaresip(t *testing.T, s *server, dn, wav, params string, d time.Duration) *baresip {
+func startBaresip(t *testing.T, s *server, dn, params string, d time.Duration) *baresip {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var bs *baresip
 	for attempt := 1; bs == nil; attempt++ {
 		var taken string
-		bs, taken = tryBaresip(t, dn, wav, time.Until(deadline))
+		bs, taken = tryBaresip(t, dn, time.Until(deadline))
 		if bs == nil {
 			if attempt == 5 {
 				t.Fatalf("baresip %s: ports taken %d times, last: %s", dn, attempt, taken)
@@ -351,21 +298,91 @@ func startBaresip(t *testing.T, s *server, dn, wav, params string, d time.Durati
 			t.Logf("baresip %s: a port was taken meanwhile (%s), again with others", dn, taken)
 		}
 	}
-	account := fmt.Sprintf("<sip:%[1]s@127.0.0.1:%[2]d;transport=udp>;auth_pass=demo%[1]s;mwi=no%[3]s", dn, s.SIPPort, params)
-	bs.command("uanew", account, time.Until(deadline))
+	bs.command("uanew", bsRecipeAccount(t, dn, s.SIPPort, params), time.Until(deadline))
 	return bs
 }
 
-// tryBaresip starts baresip without an account on fresh ports and connects
-// to its ctrl_tcp. If a port was taken by someone else since
-// reserveBaresipPorts, it ends that baresip and returns nil and the error.
-func tryBaresip(t *testing.T, dn, wav string, d time.Duration) (*baresip, string) {
+// bsRecipe is the folder of the baresip recipes, one per demo line.
+const bsRecipe = "../../contrib/phones/baresip"
+
+// bsRecipeConfig is the recipe's config of line dn as the tests run it:
+// its SIP and cons ports replaced by free ones; no stdio module (it needs
+// a terminal on stdin); ctrl_tcp added, through which the test sends
+// commands (the menu module's) and reads events; RTP kept below the range
+// the SIP and ctrl_tcp ports come from. Everything else (modules, sound,
+// codecs) is the recipe's own.
+func bsRecipeConfig(t *testing.T, dn string, p baresipPorts) string {
+	t.Helper()
+	file := filepath.Join(bsRecipe, dn, "config")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	cfg = recipeSub(t, file, cfg, `(?m)^sip_listen\s+127\.0\.0\.1:\d+$`, fmt.Sprintf("sip_listen\t\t127.0.0.1:%d", p.sip))
+	cfg = recipeSub(t, file, cfg, `(?m)^cons_listen\s+127\.0\.0\.1:\d+$`, fmt.Sprintf("cons_listen\t\t127.0.0.1:%d", p.cons))
+	cfg = recipeSub(t, file, cfg, `(?m)^module\s+stdio\.so\n`, "")
+	return cfg + fmt.Sprintf("module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:%d\nrtp_ports\t\t10000-20000\n", p.ctrl)
+}
+
+// bsRecipeAccount is the account line of the recipe of line dn with the
+// server at port and params (";key=value...") replacing the recipe's
+// values of the same keys or added.
+func bsRecipeAccount(t *testing.T, dn string, port int, params string) string {
+	t.Helper()
+	file := filepath.Join(bsRecipe, dn, "accounts")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var account string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			if account != "" {
+				t.Fatalf("%s: more than one account", file)
+			}
+			account = line
+		}
+	}
+	account = recipeSub(t, file, account, `@127\.0\.0\.1;`, fmt.Sprintf("@127.0.0.1:%d;", port))
+	for _, kv := range strings.Split(params, ";") {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		re := regexp.MustCompile(";" + regexp.QuoteMeta(k) + "=[^;]*")
+		if re.MatchString(account) {
+			account = re.ReplaceAllLiteralString(account, ";"+kv)
+		} else {
+			account += ";" + kv
+		}
+	}
+	return account
+}
+
+// recipeSub replaces the one match of pattern in text, the content of
+// file, with repl (literally), and fails the test unless there is exactly
+// one: a recipe that changed shape must change its test too.
+func recipeSub(t *testing.T, file, text, pattern, repl string) string {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	if n := len(re.FindAllStringIndex(text, -1)); n != 1 {
+		t.Fatalf("%s: %d matches of %s, want 1 (the tests template the recipe)", file, n, pattern)
+	}
+	return re.ReplaceAllLiteralString(text, repl)
+}
+
+// tryBaresip starts baresip from the recipe of line dn, without its
+// account, on fresh ports and connects to its ctrl_tcp. If a port was
+// taken by someone else since reserveBaresipPorts, it ends that baresip
+// and returns nil and the error.
+func tryBaresip(t *testing.T, dn string, d time.Duration) (*baresip, string) {
 	t.Helper()
 	prog := need(t, "baresip")
 	p := reserveBaresipPorts(t)
 	dir := t.TempDir()
 	files := map[string]string{
-		"config":   fmt.Sprintf(baresipConfig, p.sip, wav, p.ctrl),
+		"config":   bsRecipeConfig(t, dn, p),
 		"accounts": "",
 		"contacts": "",
 	}
@@ -374,7 +391,7 @@ func tryBaresip(t *testing.T, dn, wav string, d time.Duration) (*baresip, string
 			t.Fatal(err)
 		}
 	}
-	bs := &baresip{t: t, dn: dn, port: p.sip, exited: make(chan struct{}),
+	bs := &baresip{t: t, dn: dn, port: p.sip, cons: p.cons, exited: make(chan struct{}),
 		out:    &bsOutput{ready: make(chan struct{})},
 		events: make(chan bsMessage, 1024), responses: make(chan bsMessage, 16)}
 	bs.cmd = exec.Command(prog, "-f", dir, "-s")
@@ -399,10 +416,12 @@ func tryBaresip(t *testing.T, dn, wav string, d time.Duration) (*baresip, string
 	}
 	// A module that fails does not stop baresip: without this check we
 	// could talk to somebody else's ctrl_tcp.
-	if out := bs.out.String(); strings.Contains(out, "ctrl_tcp: failed") {
-		bs.cmd.Process.Kill()
-		<-bs.exited
-		return nil, bsFirstLine(out, "ctrl_tcp: failed")
+	for _, failed := range []string{"ctrl_tcp: failed", "cons: failed"} {
+		if out := bs.out.String(); strings.Contains(out, failed) {
+			bs.cmd.Process.Kill()
+			<-bs.exited
+			return nil, bsFirstLine(out, failed)
+		}
 	}
 	t.Cleanup(bs.stop)
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.ctrl), d)
