@@ -85,6 +85,102 @@ func TestBaresipCallChallenged(t *testing.T) {
 	}
 }
 
+// TestF28_BaresipRecipeOfferKey5 runs the three baresip recipes as
+// docs/phones.md has a new user run them, the README's walk-through: 1003
+// calls 1002, which answers, so 1002 is busy. 1001 calls 1002 and gets the
+// offer as early media (183). 1001 presses 5 through the recipe's cons
+// module, the one way to send DTMF to a call from outside baresip (ctrl_tcp
+// has no command for it): baresip sends it as RFC 4733 events, the server
+// activates Call Back, 1001's call ends 486 Busy Here, and the F4 screen
+// reaches baresip as a MESSAGE it accepts with 200 (the server's SIP trace).
+func TestF28_BaresipRecipeOfferKey5(t *testing.T) {
+	need(t, "baresip")
+	t.Parallel()
+	deadline := time.Now().Add(25 * time.Second)
+	left := func() time.Duration { return time.Until(deadline) }
+
+	s := startServer(t, demoLines)
+	if code, body := s.api(t, "PUT", "/api/v1/log", `{"sip_trace":true}`); code != 200 {
+		t.Fatalf("PUT /api/v1/log: %d %s", code, body)
+	}
+	a := startBaresip(t, s, "1001", "", left())
+	b := startBaresip(t, s, "1002", bsAutoAnswer, left())
+	c := startBaresip(t, s, "1003", "", left())
+	bsWaitRegistered(t, s, left, a, b, c)
+
+	c.command("dial", fmt.Sprintf("sip:1002@127.0.0.1:%d", s.SIPPort), left())
+	c.waitEvents(left(), "CALL_ESTABLISHED")
+	b.waitEvents(left(), "CALL_ESTABLISHED")
+	bsWaitLogs(t, s, left(), `msg="line state" dn=1002 from=ringing to=busy`)
+
+	a.command("dial", fmt.Sprintf("sip:1002@127.0.0.1:%d", s.SIPPort), left())
+	bsWaitLogs(t, s, left(), `msg="call back offered" caller=1001 callee=1002 outcome=busy`)
+	// The prompt's RTP arrives: baresip's audio stream runs, so the key
+	// goes out as telephone-events rather than into a stream not started.
+	a.waitEvents(left(), "CALL_RTPESTAB")
+	a.key("5", left())
+	bsWaitLogs(t, s, left(), `msg="call back asked by key" caller=1001 callee=1002 prompt=activated`)
+	if closed := a.waitEvents(left(), "CALL_CLOSED")[0]; !strings.Contains(closed.Param, "486") {
+		t.Fatalf("1001's call closed with %q, want 486 Busy Here", closed.Param)
+	}
+	waitScreenAccepted(t, s, left(), a.port, "CallBack is activated on 1002")
+	if out := a.out.String(); !strings.Contains(out, "audio: send DTMF digit: '5'") {
+		t.Fatalf("baresip 1001 did not send the key as DTMF\n%s", a.dump())
+	}
+}
+
+// waitScreenAccepted waits until the server's SIP trace (on: PUT
+// /api/v1/log) shows a MESSAGE containing text sent to the phone at
+// 127.0.0.1:port and that phone's 200 for it. A phone that cannot take
+// the MESSAGE (linphone without a storage database answers 503) fails.
+func waitScreenAccepted(t *testing.T, s *server, d time.Duration, port int, text string) {
+	t.Helper()
+	remote := fmt.Sprintf("remote=127.0.0.1:%d ", port)
+	answer := regexp.MustCompile(`message="SIP/2.0 (\d{3}) .*?CSeq: \d+ MESSAGE\\r\\n`)
+	callID := regexp.MustCompile(`Call-ID: (\S+?)\\r\\n`)
+	sent := "" // the Call-ID of the screen's MESSAGE
+	// see reports whether line is the phone's answer to the screen.
+	see := func(line string) bool {
+		if !strings.Contains(line, `msg="sip trace"`) || !strings.Contains(line, remote) {
+			return false
+		}
+		id := callID.FindStringSubmatch(line)
+		if id == nil {
+			return false
+		}
+		if sent == "" && strings.Contains(line, "direction=out") && strings.Contains(line, `message="MESSAGE sip:`) && strings.Contains(line, text) {
+			sent = id[1]
+		}
+		if m := answer.FindStringSubmatch(line); sent == id[1] && m != nil && strings.Contains(line, "direction=in") {
+			if m[1] != "200" {
+				t.Fatalf("the phone at port %d answered the screen %q with %s: %s", port, text, m[1], line)
+			}
+			return true
+		}
+		return false
+	}
+	// What was logged before (other waits consumed it), then what comes.
+	for _, line := range strings.Split(s.Log(), "\n") {
+		if see(line) {
+			return
+		}
+	}
+	timeout := time.After(d)
+	for {
+		select {
+		case line, ok := <-s.lines:
+			if !ok {
+				t.Fatalf("callbackd exited while waiting for the screen %q\n%s", text, s.Log())
+			}
+			if see(line) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no MESSAGE %q accepted by the phone at port %d within %v (MESSAGE Call-ID %q)\n%s", text, port, d, sent, s.Log())
+		}
+	}
+}
+
 // Account parameters of startBaresip.
 const (
 	bsRegistered = ";regint=60"
@@ -531,6 +627,21 @@ func (bs *baresip) command(name, params string, d time.Duration) bsMessage {
 		case <-timeout:
 			bs.t.Fatalf("baresip %s: no answer to command %s within %v\n%s", bs.dn, name, d, bs.dump())
 		}
+	}
+}
+
+// key sends keys to baresip's cons module as a user types them: in a
+// call, digits go to the call as DTMF.
+func (bs *baresip) key(keys string, d time.Duration) {
+	bs.t.Helper()
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", bs.cons))
+	if err != nil {
+		bs.t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(d))
+	if _, err := c.Write([]byte(keys)); err != nil {
+		bs.t.Fatalf("baresip %s: cons: %v", bs.dn, err)
 	}
 }
 
