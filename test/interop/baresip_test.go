@@ -181,6 +181,47 @@ func waitScreenAccepted(t *testing.T, s *server, d time.Duration, port int, text
 	}
 }
 
+// TestBaresipRecipesAgree: the recipes of 1002 and 1003 are the one of
+// 1001 with their line and ports: what the tests run through 1001 holds
+// for them (the tests run all three). Their ports let the three run on
+// one machine: SIP ports 2 apart (baresip takes the next one for TLS), no
+// port used twice.
+func TestBaresipRecipesAgree(t *testing.T) {
+	ports := regexp.MustCompile(`(?m)^(sip_listen|cons_listen)\s+127\.0\.0\.1:(\d+)$`)
+	read := func(dn, name string) string {
+		b, err := os.ReadFile(filepath.Join(bsRecipe, dn, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// generic is the file of dn with its line and ports taken out.
+	generic := func(dn, text string) string {
+		return ports.ReplaceAllString(strings.ReplaceAll(text, dn, "DN"), "$1 PORT")
+	}
+	used := map[int]string{}
+	use := func(port int, what string) {
+		if other, ok := used[port]; ok {
+			t.Errorf("port %d: %s and %s", port, what, other)
+		}
+		used[port] = what
+	}
+	for _, dn := range []string{"1001", "1002", "1003"} {
+		for _, name := range []string{"config", "accounts"} {
+			if got, want := generic(dn, read(dn, name)), generic("1001", read("1001", name)); got != want {
+				t.Errorf("%s/%s is not %s/%s with %s and its own ports:\n%s\nwant\n%s", dn, name, "1001", name, dn, got, want)
+			}
+		}
+		for _, m := range ports.FindAllStringSubmatch(read(dn, "config"), -1) {
+			port, _ := strconv.Atoi(m[2])
+			use(port, dn+" "+m[1])
+			if m[1] == "sip_listen" {
+				use(port+1, dn+" SIP/TLS (sip_listen+1)")
+			}
+		}
+	}
+}
+
 // Account parameters of startBaresip.
 const (
 	bsRegistered = ";regint=60"
