@@ -520,18 +520,11 @@ func (r *Registrar) ok(req *sip.Request, dn string) *sip.Response {
 // the same answers as a known one (401, then 403): a REGISTER does not tell
 // which lines exist.
 func (r *Registrar) authenticate(req *sip.Request, dn string) error {
-	var values []string
-	for _, h := range req.GetHeaders("Authorization") {
-		values = append(values, h.Value())
-	}
-	header := r.auth.Pick(values)
-	d := r.auth.Check(auth.Attempt{
-		Header: header, Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
-		Password: r.dir.Password, Home: func(user string) bool { return r.HomeOf(user, req.Source()) },
-	})
+	at := r.auth.AttemptOf(req, "Authorization", r.dir.Password, r.HomeOf)
+	d := r.auth.Check(at)
 	switch {
 	case d.Challenge:
-		if header != "" {
+		if at.Header != "" {
 			r.log.Debug("register: new challenge", "dn", dn, "source", req.Source(), "reason", d.Reason)
 		}
 		return refuse(401, "Unauthorized", r.auth.Headers("WWW-Authenticate", d.Stale)...)
