@@ -5,7 +5,10 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
+	"regexp"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +41,9 @@ type Metrics struct {
 	activations   prometheus.Counter
 	offers        prometheus.Counter
 	notifications prometheus.Counter
-	notified      atomic.Int64 // notifications, for the API's status
+	notified      atomic.Int64 // notifications, for the API's status and the history
+	callsTotal    atomic.Int64 // calls, all outcomes, for the history
+	failuresTotal atomic.Int64 // failures, all reasons, for the history
 	failures      *prometheus.CounterVec
 	connects      *prometheus.CounterVec
 	sip           *prometheus.CounterVec
@@ -47,12 +52,16 @@ type Metrics struct {
 	rtpForeign    prometheus.Counter
 	authFailures  *prometheus.CounterVec
 	authBlocked   *prometheus.CounterVec
+
+	src        Sources
+	history    *History
+	collectors []prometheus.Collector // everything registered, for Names
 }
 
 // New registers every metric, with the Go runtime and process collectors.
 func New(src Sources) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{reg: prometheus.NewRegistry(), src: src, history: NewHistory(HistorySize)}
+	m.Register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_calls_total", Help: "Calls between lines by how their setup ended (answered, busy, no-answer, unregistered, other).",
 	}, []string{"outcome"})
@@ -101,10 +110,10 @@ func New(src Sources) *Metrics {
 	m.authBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_auth_throttled_total", Help: "Requests refused unchecked because their source or account had too many failed authentications (B7), by kind.",
 	}, []string{"kind"})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.rtpForeign, m.authFailures, m.authBlocked)
+	m.Register(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.rtpForeign, m.authFailures, m.authBlocked)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
-			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+			m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
 		}
 	}
 	gauge("callbackd_registrations", "Registered devices.", src.Registrations)
@@ -112,16 +121,50 @@ func New(src Sources) *Metrics {
 	gauge("callbackd_callback_requests_open", "Open Call Back requests.", src.OpenRequests)
 	gauge("callbackd_callback_timers_pending", "Call Back timers armed.", src.TimersPending)
 	if src.LineStates != nil {
-		m.reg.MustRegister(byLabel{src.LineStates, lineStatesDesc})
+		m.Register(byLabel{src.LineStates, lineStatesDesc})
 	}
 	if src.RequestStates != nil {
-		m.reg.MustRegister(byLabel{src.RequestStates, requestStatesDesc})
+		m.Register(byLabel{src.RequestStates, requestStatesDesc})
 	}
 	return m
 }
 
 // Register adds metrics another part owns (the SIP transport's counters).
-func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+func (m *Metrics) Register(cs ...prometheus.Collector) {
+	m.reg.MustRegister(cs...)
+	m.collectors = append(m.collectors, cs...)
+}
+
+// descName reads a metric's name from its Desc, whose String() is
+// `Desc{fqName: "NAME", ...}` (client_golang offers no accessor).
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// Names lists the names of every metric registered, sorted: also those
+// of label vectors that have no series yet (a scrape does not show them).
+// The Grafana dashboard's test checks its queries against it.
+func (m *Metrics) Names() []string {
+	seen := map[string]bool{}
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range m.collectors {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	for d := range ch {
+		if sub := descName.FindStringSubmatch(d.String()); sub != nil {
+			seen[sub[1]] = true
+		}
+	}
+	// Collectors that describe nothing (the Go collector's runtime/metrics
+	// are described only in part): what they gather.
+	if fams, err := m.reg.Gather(); err == nil {
+		for _, f := range fams {
+			seen[f.GetName()] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
@@ -129,7 +172,16 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // CallResult counts the end of a call's setup.
-func (m *Metrics) CallResult(outcome string) { m.calls.WithLabelValues(outcome).Inc() }
+func (m *Metrics) CallResult(outcome string) {
+	m.calls.WithLabelValues(outcome).Inc()
+	m.callsTotal.Add(1)
+}
+
+// failure counts a Call Back failure by reason.
+func (m *Metrics) failure(reason string) {
+	m.failures.WithLabelValues(reason).Inc()
+	m.failuresTotal.Add(1)
+}
 
 // Action counts what the Call Back engine had done.
 func (m *Metrics) Action(a engine.Action) {
@@ -143,9 +195,9 @@ func (m *Metrics) Action(a engine.Action) {
 			m.notifications.Inc()
 			m.notified.Add(1)
 		case screen.CannotActivate:
-			m.failures.WithLabelValues("cannot-activate").Inc()
+			m.failure("cannot-activate")
 		case screen.KeyNotActive:
-			m.failures.WithLabelValues("key-not-active").Inc()
+			m.failure("key-not-active")
 		}
 	case engine.Alert:
 		m.alerts.Inc()
@@ -156,7 +208,7 @@ func (m *Metrics) Action(a engine.Action) {
 		switch a.Reason {
 		case engine.EndCompleted, engine.EndCancelled, engine.EndReplaced:
 		default:
-			m.failures.WithLabelValues(string(a.Reason)).Inc()
+			m.failure(string(a.Reason))
 		}
 	case engine.Persist:
 		m.stored.Inc()
