@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -111,16 +112,16 @@ func TestF37_Sampler(t *testing.T) {
 // nobody counted yet.
 func TestF37_Names(t *testing.T) {
 	m := New(Sources{OpenRequests: func() int { return 0 }})
-	names := map[string]bool{}
-	for _, n := range m.Names() {
-		names[n] = true
-	}
+	names := m.Names()
 	for _, want := range []string{"callbackd_calls_total", "callbackd_auth_throttled_total", "callbackd_callback_requests_open", "go_goroutines", "process_resident_memory_bytes"} {
-		if !names[want] {
+		if _, ok := names[want]; !ok {
 			t.Errorf("Names() lacks %s", want)
 		}
 	}
-	if names["callbackd_registrations"] {
+	if got := names["callbackd_auth_failures_total"]; !slices.Equal(got, []string{"kind", "reason"}) {
+		t.Errorf("callbackd_auth_failures_total has labels %v, want kind, reason", got)
+	}
+	if _, ok := names["callbackd_registrations"]; ok {
 		t.Error("Names() lists callbackd_registrations, whose source was not given")
 	}
 }

@@ -5,10 +5,10 @@
 package metrics
 
 import (
-	"maps"
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,15 +135,16 @@ func (m *Metrics) Register(cs ...prometheus.Collector) {
 	m.collectors = append(m.collectors, cs...)
 }
 
-// descName reads a metric's name from its Desc, whose String() is
-// `Desc{fqName: "NAME", ...}` (client_golang offers no accessor).
-var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+// descParts reads a metric's name and label names from its Desc, whose
+// String() is `Desc{fqName: "NAME", help: ..., variableLabels: {a,b}}`
+// (client_golang offers no accessor).
+var descParts = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", .*variableLabels: \{([^}]*)\}\}$`)
 
-// Names lists the names of every metric registered, sorted: also those
-// of label vectors that have no series yet (a scrape does not show them).
-// The Grafana dashboard's test checks its queries against it.
-func (m *Metrics) Names() []string {
-	seen := map[string]bool{}
+// Names maps the name of every metric registered to its label names:
+// also label vectors that have no series yet, which a scrape does not
+// show. The Grafana dashboard's test checks its queries against it.
+func (m *Metrics) Names() map[string][]string {
+	out := map[string][]string{}
 	ch := make(chan *prometheus.Desc, 64)
 	go func() {
 		for _, c := range m.collectors {
@@ -152,18 +153,34 @@ func (m *Metrics) Names() []string {
 		close(ch)
 	}()
 	for d := range ch {
-		if sub := descName.FindStringSubmatch(d.String()); sub != nil {
-			seen[sub[1]] = true
+		if sub := descParts.FindStringSubmatch(d.String()); sub != nil {
+			var labels []string
+			for _, l := range strings.Split(sub[2], ",") {
+				if l = strings.TrimSuffix(strings.TrimPrefix(l, "c("), ")"); l != "" {
+					labels = append(labels, l)
+				}
+			}
+			out[sub[1]] = labels
 		}
 	}
-	// Collectors that describe nothing (the Go collector's runtime/metrics
-	// are described only in part): what they gather.
+	// What the Go and process collectors gather beyond what they describe.
 	if fams, err := m.reg.Gather(); err == nil {
 		for _, f := range fams {
-			seen[f.GetName()] = true
+			if _, ok := out[f.GetName()]; ok {
+				continue
+			}
+			var labels []string
+			for _, mt := range f.GetMetric() {
+				for _, lp := range mt.GetLabel() {
+					if !slices.Contains(labels, lp.GetName()) {
+						labels = append(labels, lp.GetName())
+					}
+				}
+			}
+			out[f.GetName()] = labels
 		}
 	}
-	return slices.Sorted(maps.Keys(seen))
+	return out
 }
 
 // Handler serves /metrics.
