@@ -178,8 +178,9 @@
     refresh(loadCallbacks, loadStatus);
   }
 
-  // An alarm's attributes, which say what it is about: the line (dn),
-  // the reason, the source first, then the others by name.
+  // An alarm's attributes, which say what it is about: the line (dn or
+  // account), the reason, the source and the error first, then the others
+  // by name.
   const FIRST_ATTRS = ['dn', 'account', 'reason', 'source', 'error'];
   function attrList(attrs) {
     const keys = Object.keys(attrs || {});
