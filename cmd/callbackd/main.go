@@ -27,6 +27,7 @@ import (
 	"github.com/callbackd/callbackd/internal/api"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/events"
+	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
 	"github.com/callbackd/callbackd/internal/web"
@@ -124,6 +125,7 @@ func run() error {
 		debug.FreeOSMemory()
 	}()
 	go returnMemory(ctx)
+	go sampleHistory(ctx, srv)
 	if *configPath != "" {
 		go reloadOnHangup(ctx, *configPath, srv, level, log)
 	}
@@ -158,6 +160,14 @@ func returnMemory(ctx context.Context) {
 			debug.FreeOSMemory()
 		}
 	}
+}
+
+// sampleHistory keeps the last hour of the server's counters for the
+// admin page's charts (GET /api/v1/history).
+func sampleHistory(ctx context.Context, srv *sipserver.Server) {
+	t := time.NewTicker(metrics.HistoryInterval)
+	defer t.Stop()
+	srv.Metrics.RunSampler(ctx, time.Now(), t.C)
 }
 
 // newLogger makes the log handler: its level is level (switched live
