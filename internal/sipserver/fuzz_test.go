@@ -1251,7 +1251,7 @@ var tortureCases = map[string]tortureCase{
 	"dblreq":     {valid: true}, // only the REGISTER counts
 	"semiuri":    {valid: true, want: []int{200}},
 	"transports": {valid: true, want: []int{200}},
-	"mpart01":    {valid: true, want: []int{405}}, // MESSAGE outside a dialog
+	"mpart01":    {valid: true, want: []int{404}}, // MESSAGE outside a dialog, to no line nor the service
 	"unreason":   {valid: true},                   // a response
 	"noreason":   {valid: true},                   // a response
 

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +104,55 @@ func BenchmarkPutRegistrationParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A file that is not a database is refused at open with one line that
+// says so, not at the first write.
+func TestOpenRefusesNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSQLite(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a file that is not a database")
+	}
+	if !strings.Contains(err.Error(), "not a SQLite database") || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q, want the path and 'not a SQLite database'", err)
+	}
+}
+
+// The start write is kept: the meta table records the start.
+func TestOpenWritesStartTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v string
+	if err := s.db.QueryRow(`SELECT value FROM meta WHERE name = 'started'`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := time.Parse(time.RFC3339, v); err != nil {
+		t.Errorf("started = %q: %v", v, err)
+	}
+}
+
+// CheckWritable creates nothing: a missing folder is judged by the
+// nearest existing one and stays missing.
+func TestCheckWritableCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckWritable(filepath.Join(dir, "a", "b", "test.db")); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left %v behind", ents)
+	}
+	f := filepath.Join(dir, "file")
+	os.WriteFile(f, nil, 0o600)
+	if err := CheckWritable(filepath.Join(f, "test.db")); err == nil || !strings.Contains(err.Error(), f) {
+		t.Errorf("a file as the folder: %v", err)
+	}
 }
