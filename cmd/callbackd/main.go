@@ -42,10 +42,21 @@ func main() {
 func run() error {
 	configPath := flag.String("config", "", "TOML configuration file (default: the embedded defaults with demo lines 1001-1004)")
 	printDefaults := flag.Bool("print-default-config", false, "print the embedded default configuration and exit")
+	checkConfig := flag.Bool("check-config", false, "check the configuration (-config, or the embedded defaults) as startup would, its TLS files and that the store path is writable; print \"ok\" or the problems and exit 0 or 1, binding nothing")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with -; see -help)", flag.Arg(0))
+	}
 	if *printDefaults {
 		_, err := os.Stdout.Write(config.DefaultTOML())
 		return err
+	}
+	if *checkConfig {
+		if err := check(*configPath); err != nil {
+			return err
+		}
+		fmt.Println("ok")
+		return nil
 	}
 
 	cfg := config.Default()
@@ -133,6 +144,24 @@ func run() error {
 	hs.Shutdown(shutdown)
 	log.Info("callbackd stopped")
 	return err
+}
+
+// check is -check-config: the configuration's own validation (the same
+// rules and file:line messages as at startup, TLS files included), then
+// whether the store could be written. It opens no listener and creates
+// nothing: it can run beside a live server, e.g. before a restart.
+func check(path string) error {
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return err
+		}
+	}
+	if err := store.CheckWritable(cfg.Store.Path); err != nil {
+		return fmt.Errorf("%s: [store] path: %w", cfg.Source, err)
+	}
+	return nil
 }
 
 // returnMemory gives the memory of a burst back to the system. A flood
