@@ -43,6 +43,7 @@ func run() error {
 	configPath := flag.String("config", "", "TOML configuration file (default: the embedded defaults with demo lines 1001-1004)")
 	printDefaults := flag.Bool("print-default-config", false, "print the embedded default configuration and exit")
 	checkConfig := flag.Bool("check-config", false, "check the configuration (-config, or the embedded defaults) as startup would, its TLS files and that the store path is writable; print \"ok\" or the problems and exit 0 or 1, binding nothing")
+	backup := flag.String("backup", "", "copy the store (the -config's [store] path) into this new file, safely while the server runs, and exit")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags start with -; see -help)", flag.Arg(0))
@@ -50,6 +51,20 @@ func run() error {
 	if *printDefaults {
 		_, err := os.Stdout.Write(config.DefaultTOML())
 		return err
+	}
+	if *backup != "" {
+		cfg := config.Default()
+		if *configPath != "" {
+			var err error
+			if cfg, err = config.Load(*configPath); err != nil {
+				return err
+			}
+		}
+		if err := store.Backup(cfg.Store.Path, *backup); err != nil {
+			return err
+		}
+		fmt.Printf("backup of %s written to %s\n", cfg.Store.Path, *backup)
+		return nil
 	}
 	if *checkConfig {
 		if err := check(*configPath); err != nil {

@@ -470,3 +470,142 @@ func TestOps_SystemdUnit(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// -backup copies the store of a running server (WAL mode, its checkpoints
+// running): the copy holds the registration made just before, and the
+// server keeps writing. The sqlite3 CLI's ".backup", which
+// docs/deployment.md gives too, likewise where installed.
+func TestOps_BackupWhileRunning(t *testing.T) {
+	s := startServer(t, demoLines)
+	port := callPorts(t, 1)[0]
+	s.register(t, "1001", port)
+	dest := filepath.Join(t.TempDir(), "backup.db")
+	cmd := exec.Command(binary, "-backup", dest, "-config", s.Config)
+	cmd.Dir = s.Dir
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "written to "+dest) {
+		t.Fatalf("-backup: %v\n%s", err, out)
+	}
+	check := func(path string) {
+		t.Helper()
+		st, err := store.OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		regs, err := st.Registrations(context.Background())
+		if err != nil || len(regs) != 1 || regs[0].DN != "1001" || regs[0].Source != fmt.Sprintf("127.0.0.1:%d", port) {
+			t.Errorf("%s holds %+v (%v), want the registration of 1001", path, regs, err)
+		}
+	}
+	check(dest)
+	again := exec.Command(binary, "-backup", dest, "-config", s.Config)
+	again.Dir = s.Dir
+	if out, err := again.CombinedOutput(); err == nil || !strings.Contains(string(out), "exists") {
+		t.Errorf("-backup over an existing file: %v %s", err, out)
+	}
+	s.register(t, "1002", callPorts(t, 1)[0]) // the server still writes
+	s.waitLog("msg=registered dn=1002 ", 5*time.Second)
+
+	if sqlite3, err := exec.LookPath("sqlite3"); err == nil {
+		cli := filepath.Join(t.TempDir(), "cli.db")
+		c := exec.Command(sqlite3, "data/callbackd.db", ".backup '"+cli+"'")
+		c.Dir = s.Dir
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("sqlite3 .backup: %v\n%s", err, out)
+		}
+		st, err := store.OpenSQLite(cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs, _ := st.Registrations(context.Background())
+		st.Close()
+		if len(regs) != 2 {
+			t.Errorf("sqlite3 .backup holds %d registrations, want 2", len(regs))
+		}
+	}
+}
+
+// Every shell snippet in README.md and docs/ pastes: bash reads it, and a
+// command that goes on over lines says so with a backslash; no command is
+// an inline code span broken over two lines (the README's curl was). The
+// README's auto-recall curl is run against a server and does its work.
+func TestOps_DocShellSnippetsPasteable(t *testing.T) {
+	files, _ := filepath.Glob("../../docs/*.md")
+	files = append(files, "../../README.md")
+	command := regexp.MustCompile("^(curl|go|sipp|baresip|sqlite3|systemctl|nft|callbackd|install|fail2ban|journalctl|linphonec)\\b")
+	var autoRecall string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var block []string
+		lang, in := "", false
+		var span strings.Builder // inline code span open at a line's end
+		for i, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				if in && (lang == "sh" || lang == "bash" || lang == "shell") {
+					snippet := strings.Join(block, "\n")
+					checkSnippet(t, fmt.Sprintf("%s:%d", f, i+1-len(block)), snippet)
+					if strings.Contains(snippet, "auto-recall") && strings.HasSuffix(f, "README.md") {
+						autoRecall = snippet
+					}
+				}
+				in, block = !in, nil
+				lang = strings.TrimPrefix(strings.TrimSpace(line), "```")
+				continue
+			}
+			if in {
+				block = append(block, line)
+				continue
+			}
+			for _, c := range line {
+				switch {
+				case c == '`' && span.Len() == 0:
+					span.WriteRune(c)
+				case c == '`':
+					span.Reset()
+				case span.Len() > 0:
+					span.WriteRune(c)
+				}
+			}
+			if open := strings.TrimPrefix(span.String(), "`"); span.Len() > 0 {
+				if command.MatchString(strings.TrimSpace(open)) {
+					t.Errorf("%s:%d: the command `%s... goes on over a line break in an inline code span: use a ```sh block", f, i+1, open)
+				}
+				span.WriteRune(' ')
+			}
+		}
+	}
+	if autoRecall == "" {
+		t.Fatal("README.md has no sh block with the auto-recall curl")
+	}
+
+	s := startServer(t, demoLines)
+	script := strings.NewReplacer("TOKEN=...", "TOKEN="+apiToken, "http://127.0.0.1:8080", "http://"+s.HTTP).Replace(autoRecall)
+	out, err := exec.Command("bash", "-e", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's auto-recall snippet: %v\n%s", err, out)
+	}
+	got, err := exec.Command("curl", "-s", "http://"+s.HTTP+"/api/v1/lines/1001").Output()
+	if err != nil || !regexp.MustCompile(`"notification":\s*"auto-recall"`).Match(got) {
+		t.Errorf("after the snippet line 1001 is %s (%v)", got, err)
+	}
+}
+
+// checkSnippet: bash parses it, and a line that the next one continues
+// (the next starts with an option, indented) ends with a backslash.
+func checkSnippet(t *testing.T, where, snippet string) {
+	t.Helper()
+	if out, err := exec.Command("bash", "-n", "-c", snippet).CombinedOutput(); err != nil {
+		t.Errorf("%s: bash cannot read the snippet: %v\n%s\n%s", where, err, out, snippet)
+	}
+	lines := strings.Split(snippet, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		next := strings.TrimLeft(lines[i+1], " \t")
+		if next != lines[i+1] && strings.HasPrefix(next, "-") && !strings.HasSuffix(strings.TrimRight(lines[i], " "), "\\") {
+			t.Errorf("%s: line %q goes on in the next (%q) without a backslash", where, lines[i], lines[i+1])
+		}
+	}
+}
