@@ -594,10 +594,23 @@ func TestOps_DocShellSnippetsPasteable(t *testing.T) {
 	}
 }
 
-// checkSnippet: bash parses it, and a line that the next one continues
-// (the next starts with an option, indented) ends with a backslash.
+// checkSnippet: bash parses it, a line that the next one continues (the
+// next starts with an option, indented) ends with a backslash, and a
+// callbackd command uses flags the binary has.
 func checkSnippet(t *testing.T, where, snippet string) {
 	t.Helper()
+	help, _ := exec.Command(binary, "-help").CombinedOutput()
+	for _, line := range strings.Split(snippet, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || (f[0] != "callbackd" && !strings.HasSuffix(f[0], "/callbackd")) {
+			continue
+		}
+		for _, a := range f[1:] {
+			if strings.HasPrefix(a, "-") && !strings.Contains(string(help), "\n  "+a+"\n") && !strings.Contains(string(help), "\n  "+a+" ") {
+				t.Errorf("%s: %q uses %s, which callbackd -help does not list", where, line, a)
+			}
+		}
+	}
 	if out, err := exec.Command("bash", "-n", "-c", snippet).CombinedOutput(); err != nil {
 		t.Errorf("%s: bash cannot read the snippet: %v\n%s\n%s", where, err, out, snippet)
 	}
@@ -607,5 +620,34 @@ func checkSnippet(t *testing.T, where, snippet string) {
 		if next != lines[i+1] && strings.HasPrefix(next, "-") && !strings.HasSuffix(strings.TrimRight(lines[i], " "), "\\") {
 			t.Errorf("%s: line %q goes on in the next (%q) without a backslash", where, lines[i], lines[i+1])
 		}
+	}
+}
+
+// docs/deployment.md's nftables example opens the default ports, and nft
+// reads it (where installed: not in CI).
+func TestOps_DeploymentFirewallExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/deployment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```nft\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("no nft block in docs/deployment.md")
+	}
+	rules := string(m[1])
+	for _, want := range []string{"udp dport 5060 accept", "tcp dport { 5060, 5061 } accept", "udp dport 16384-32767 accept", "tcp dport 8080 accept"} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("the firewall example has no %q", want)
+		}
+	}
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		t.Log("nft not installed: rules not parsed")
+		return
+	}
+	path := filepath.Join(t.TempDir(), "callbackd.nft")
+	os.WriteFile(path, []byte(rules), 0o600)
+	if out, err := exec.Command(nft, "-c", "-f", path).CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("nft -c: %v\n%s", err, out)
 	}
 }
