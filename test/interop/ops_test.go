@@ -533,7 +533,7 @@ func TestOps_BackupWhileRunning(t *testing.T) {
 func TestOps_DocShellSnippetsPasteable(t *testing.T) {
 	files, _ := filepath.Glob("../../docs/*.md")
 	files = append(files, "../../README.md")
-	command := regexp.MustCompile("^(curl|go|sipp|baresip|sqlite3|systemctl|nft|callbackd|install|fail2ban|journalctl|linphonec)\\b")
+	command := regexp.MustCompile("^(curl|go|sipp|baresip|sqlite3|systemctl|nft|callbackd|install|fail2ban|journalctl|linphonec)(\\s|$)")
 	var autoRecall string
 	for _, f := range files {
 		data, err := os.ReadFile(f)
