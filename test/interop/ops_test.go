@@ -266,7 +266,7 @@ func TestB7_MessageToServiceIdentityAcceptedAndIgnored(t *testing.T) {
 
 // A new binding is logged at INFO with what an operator needs; a refresh
 // of the same Contact at DEBUG.
-func TestOps_RegistrationLoggedAtInfo(t *testing.T) {
+func TestF37_RegistrationLoggedAtInfo(t *testing.T) {
 	s := startServer(t, demoLines)
 	port := callPorts(t, 1)[0]
 	s.register(t, "1001", port)
@@ -286,7 +286,7 @@ func TestOps_RegistrationLoggedAtInfo(t *testing.T) {
 // contrib/fail2ban's filter matches the throttle's line as the server
 // writes it, in both log formats, with the attacker's address as the
 // host, and no other line the server wrote meanwhile.
-func TestOps_Fail2banFilterMatchesRealLines(t *testing.T) {
+func TestB7_Fail2banFilterMatchesRealLines(t *testing.T) {
 	conf, err := os.ReadFile("../../contrib/fail2ban/filter.d/callbackd.conf")
 	if err != nil {
 		t.Fatal(err)
