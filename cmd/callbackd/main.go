@@ -3,6 +3,10 @@
 //
 //	go run ./cmd/callbackd                 # embedded defaults, demo lines 1001-1004
 //	go run ./cmd/callbackd -config my.toml # your configuration
+//	callbackd -check-config -config my.toml  # check it (and the store, TLS files): ok or the problems
+//	callbackd -backup copy.db -config my.toml # copy the store while the server runs
+//
+// Running it for real (systemd, firewall, backups): docs/deployment.md.
 package main
 
 import (
