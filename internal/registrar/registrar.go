@@ -460,7 +460,8 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 		if err := r.store.PutRegistration(ctx, b); err != nil {
 			return nil, fmt.Errorf("store binding: %w", err)
 		}
-		if prev, ok := r.find(dn, uri); ok && prev.CallID != callID {
+		prev, existed := r.find(dn, uri)
+		if existed && prev.CallID != callID {
 			r.log.Info("device restarted (new Call-ID)", "dn", dn, "contact", uri)
 			r.reset(dn)
 		}
@@ -470,7 +471,13 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 			sort.Slice(bs, func(i, j int) bool { return bs[i].Contact < bs[j].Contact })
 			return bs
 		})
-		r.log.Debug("registered", "dn", dn, "contact", uri, "expires", exp, "source", b.Source)
+		// A new binding is news for the operator (INFO); a refresh, every
+		// few minutes per phone, is not (DEBUG).
+		level := slog.LevelInfo
+		if existed {
+			level = slog.LevelDebug
+		}
+		r.log.Log(ctx, level, "registered", "dn", dn, "contact", uri, "source", b.Source, "transport", b.Transport, "expires", exp, "refresh", existed)
 	}
 	return r.ok(req, dn), nil
 }
