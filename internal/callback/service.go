@@ -761,4 +761,5 @@ var reasons = map[screen.Kind]string{
 	screen.KeyNotActive:     "Key Not Active",
 	screen.Deactivated:      "CallBack Cancelled",
 	screen.Expired:          "CallBack Expired",
+	screen.Completed:        "CallBack Completed",
 }
