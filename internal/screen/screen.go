@@ -26,7 +26,7 @@ import (
 type Kind int
 
 const (
-	None             Kind = iota // close the screen (Exit pressed)
+	None             Kind = iota // close the screen (Exit pressed, device reset: F25)
 	Activated                    // F4 "CallBack is activated on <DN>"
 	Available                    // F12/F13 "<DN> has become available", Time, Dial
 	AvailableDND                 // F22 B cycled the hook while in DND-Reject: no Dial
