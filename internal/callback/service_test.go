@@ -422,8 +422,10 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 func TestF18_F19_F25_ScreenAfterTheRequestEnds(t *testing.T) {
 	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
 	p := f.svc.Params()
-	p.T3.Duration = 300 * time.Millisecond
-	p.Lifetime.Duration = 2 * time.Second
+	// Short, yet long enough for a loaded machine to read each screen
+	// before the next timer: T3 1 s, lifetime 3 s.
+	p.T3.Duration = time.Second
+	p.Lifetime.Duration = 3 * time.Second
 	f.svc.SetParams(p)
 
 	expect := func(what string, kind screen.Kind, prefix string) {
