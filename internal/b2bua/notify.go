@@ -57,7 +57,8 @@ func (b *B2BUA) SendText(dn, text string) int {
 			ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 			defer cancel()
 			res, err := b.client.Do(ctx, req, noBuild)
-			ok := err == nil && res.IsSuccess()
+			// sipgo may return neither (the client closing at shutdown).
+			ok := err == nil && res != nil && res.IsSuccess()
 			if !ok {
 				b.log.Debug("screen not delivered", "dn", dn, "contact", d.Contact, "error", err)
 			}
