@@ -3,6 +3,10 @@
 //
 //	go run ./cmd/callbackd                 # embedded defaults, demo lines 1001-1004
 //	go run ./cmd/callbackd -config my.toml # your configuration
+//	callbackd -check-config -config my.toml  # check it (and the store, TLS files): ok or the problems
+//	callbackd -backup copy.db -config my.toml # copy the store while the server runs
+//
+// Running it for real (systemd, firewall, backups): docs/deployment.md.
 package main
 
 import (
@@ -27,6 +31,7 @@ import (
 	"github.com/callbackd/callbackd/internal/api"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/events"
+	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
 	"github.com/callbackd/callbackd/internal/web"
@@ -42,10 +47,36 @@ func main() {
 func run() error {
 	configPath := flag.String("config", "", "TOML configuration file (default: the embedded defaults with demo lines 1001-1004)")
 	printDefaults := flag.Bool("print-default-config", false, "print the embedded default configuration and exit")
+	checkConfig := flag.Bool("check-config", false, "check the configuration (-config, or the embedded defaults) as startup would, its TLS files and that the store path is writable; print \"ok\" or the problems and exit 0 or 1, binding nothing")
+	backup := flag.String("backup", "", "copy the store (the -config's [store] path) into this new file, safely while the server runs, and exit")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with -; see -help)", flag.Arg(0))
+	}
 	if *printDefaults {
 		_, err := os.Stdout.Write(config.DefaultTOML())
 		return err
+	}
+	if *backup != "" {
+		cfg := config.Default()
+		if *configPath != "" {
+			var err error
+			if cfg, err = config.Load(*configPath); err != nil {
+				return err
+			}
+		}
+		if err := store.Backup(cfg.Store.Path, *backup); err != nil {
+			return err
+		}
+		fmt.Printf("backup of %s written to %s\n", cfg.Store.Path, *backup)
+		return nil
+	}
+	if *checkConfig {
+		if err := check(*configPath); err != nil {
+			return err
+		}
+		fmt.Println("ok")
+		return nil
 	}
 
 	cfg := config.Default()
@@ -124,6 +155,7 @@ func run() error {
 		debug.FreeOSMemory()
 	}()
 	go returnMemory(ctx)
+	go sampleHistory(ctx, srv)
 	if *configPath != "" {
 		go reloadOnHangup(ctx, *configPath, srv, level, log)
 	}
@@ -133,6 +165,24 @@ func run() error {
 	hs.Shutdown(shutdown)
 	log.Info("callbackd stopped")
 	return err
+}
+
+// check is -check-config: the configuration's own validation (the same
+// rules and file:line messages as at startup, TLS files included), then
+// whether the store could be written. It opens no listener and creates
+// nothing: it can run beside a live server, e.g. before a restart.
+func check(path string) error {
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return err
+		}
+	}
+	if err := store.CheckWritable(cfg.Store.Path); err != nil {
+		return fmt.Errorf("%s: [store] path: %w", cfg.Source, err)
+	}
+	return nil
 }
 
 // returnMemory gives the memory of a burst back to the system. A flood
@@ -158,6 +208,14 @@ func returnMemory(ctx context.Context) {
 			debug.FreeOSMemory()
 		}
 	}
+}
+
+// sampleHistory keeps the last hour of the server's counters for the
+// admin page's charts (GET /api/v1/history).
+func sampleHistory(ctx context.Context, srv *sipserver.Server) {
+	t := time.NewTicker(metrics.HistoryInterval)
+	defer t.Stop()
+	srv.Metrics.RunSampler(ctx, time.Now(), t.C)
 }
 
 // newLogger makes the log handler: its level is level (switched live

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/internal/events"
+	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/screen"
 	"github.com/callbackd/callbackd/internal/sipserver"
 )
@@ -88,6 +89,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	r("GET /api/v1/log", a.getLog)
 	r("PUT /api/v1/log", a.admin(a.putLog))
 	r("GET /api/v1/alarms", a.admin(a.alarms))
+	r("GET /api/v1/history", a.admin(a.history))
 	r("GET /api/v1/events", a.events)
 	r("GET /api/v1/ui/{locale}", a.ui)
 	r("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -236,6 +238,32 @@ func (a *API) alarms(w http.ResponseWriter, r *http.Request) {
 		list = append(list, a.d.Alarms.Recent()...)
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// history serves the last hour of the server's own counters, a sample
+// every metrics.HistoryInterval (the admin page's charts). With ?since=T
+// (RFC 3339) only the samples after T: a page that has the hour asks for
+// what is new.
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	var since time.Time
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			fail(w, http.StatusBadRequest, "wrong_type", "since: want an RFC 3339 time such as 2026-11-23T09:12:03Z", "since")
+			return
+		}
+		since = t
+	}
+	h := a.s.Metrics.History()
+	samples := h.Since(since)
+	for i := range samples {
+		samples[i].Time = samples[i].Time.UTC()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"interval": metrics.HistoryInterval.String(),
+		"size":     h.Size(),
+		"samples":  samples,
+	})
 }
 
 type logSwitches struct {

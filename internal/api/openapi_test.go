@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/metrics"
 )
 
 // loadOpenAPI parses openapi.json (the file the binary embeds).
@@ -327,6 +328,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"#/components/schemas/Line/example", tags(lineJSON{})},
 		{"#/components/schemas/LineCreate/properties", written},
 		{"#/components/schemas/LineUpdate/properties", written},
+		{"#/components/schemas/Sample/properties", tags(metrics.Sample{})},
+		{"#/components/schemas/Sample/required", tags(metrics.Sample{})},
 	} {
 		if got := names(c.ref); !slices.Equal(got, c.want) {
 			t.Errorf("%s = %v\nwant %v", c.ref, got, c.want)

@@ -326,6 +326,21 @@ type Attempt struct {
 	Home func(user string) bool
 }
 
+// AttemptOf is the Attempt of req, with the credentials of its headers
+// named header ("Authorization" answering a 401, "Proxy-Authorization" a
+// 407); of several, the one for our realm (Pick). home is Attempt.Home for
+// req's source.
+func (a *Authenticator) AttemptOf(req *sip.Request, header string, password func(user string) (string, bool), home func(user, source string) bool) Attempt {
+	var values []string
+	for _, h := range req.GetHeaders(header) {
+		values = append(values, h.Value())
+	}
+	return Attempt{
+		Header: a.Pick(values), Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
+		Password: password, Home: func(user string) bool { return home(user, req.Source()) },
+	}
+}
+
 // Decision is what to answer an Attempt.
 type Decision struct {
 	User      string // the authenticated user (on success), or the claimed one

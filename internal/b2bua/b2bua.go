@@ -310,18 +310,11 @@ func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (who, bool)
 			return b.device(from, req), true
 		}
 	}
-	var values []string
-	for _, h := range req.GetHeaders("Proxy-Authorization") {
-		values = append(values, h.Value())
-	}
-	header := b.auth.Pick(values)
-	d := b.auth.Check(auth.Attempt{
-		Header: header, Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
-		Password: b.dir.Password, Home: func(user string) bool { return b.reg.HomeOf(user, req.Source()) },
-	})
+	at := b.auth.AttemptOf(req, "Proxy-Authorization", b.dir.Password, b.reg.HomeOf)
+	d := b.auth.Check(at)
 	switch {
 	case d.Challenge:
-		if header != "" {
+		if at.Header != "" {
 			b.log.Debug("invite: new challenge", "from", from, "source", req.Source(), "reason", d.Reason)
 		}
 		b.respondOnce(tx, req, 407, "Proxy Authentication Required", b.auth.Headers("Proxy-Authenticate", d.Stale)...)

@@ -16,9 +16,9 @@ type Binding = registrar.Binding
 // "recall:callback"), so a phone can ring it distinctively.
 const RecallAlertInfo = "<urn:alert:service:recall:callback>"
 
-// serviceUser is the user part of the From of requests the server itself
+// ServiceUser is the user part of the From of requests the server itself
 // sends to phones (screens, alerts).
-const serviceUser = "callback"
+const ServiceUser = "callback"
 
 // outOfDialog builds a request from the server to one device of line dn.
 func (b *B2BUA) outOfDialog(method sip.RequestMethod, dn string, d Binding, fromName string) (*sip.Request, error) {
@@ -29,7 +29,7 @@ func (b *B2BUA) outOfDialog(method sip.RequestMethod, dn string, d Binding, from
 	l := &leg{
 		callID:    sip.GenerateTagN(24) + "@callbackd",
 		localTag:  sip.GenerateTagN(16),
-		local:     sip.Uri{Scheme: "sip", User: serviceUser, Host: b.cfg.Domain},
+		local:     sip.Uri{Scheme: "sip", User: ServiceUser, Host: b.cfg.Domain},
 		localName: fromName,
 		remote:    sip.Uri{Scheme: "sip", User: dn, Host: b.cfg.Domain},
 		target:    target, dest: d.Source, transport: d.Transport,
@@ -57,7 +57,8 @@ func (b *B2BUA) SendText(dn, text string) int {
 			ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 			defer cancel()
 			res, err := b.client.Do(ctx, req, noBuild)
-			ok := err == nil && res.IsSuccess()
+			// sipgo may return neither (the client closing at shutdown).
+			ok := err == nil && res != nil && res.IsSuccess()
 			if !ok {
 				b.log.Debug("screen not delivered", "dn", dn, "contact", d.Contact, "error", err)
 			}

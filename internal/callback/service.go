@@ -569,7 +569,8 @@ func (s *Service) IsFeature(dialed string) bool {
 
 // Feature handles a feature code dialed by line caller and says how to answer
 // the INVITE that carried it:
-//   - `*39` when B is available is Dial: the INVITE becomes the call to B;
+//   - `*39` when B is available (T3 runs) is Dial: the INVITE becomes the
+//     call to B;
 //   - anything else is answered 603 Decline with the outcome as reason
 //     phrase, after the request is stored; the screen follows as MESSAGE.
 func (s *Service) Feature(caller, dialed string) b2bua.Feature {
@@ -579,13 +580,10 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 	case dialed == p.CancelCode:
 		k.Key = engine.KeyCancel
 	default:
+		// What the code means (OK on the F6 question, Dial while T3 runs,
+		// activate, show the state) is the engine's: see README.md "Call
+		// Back on a SIP phone" and internal/engine/testdata/star39.txt.
 		k.Target = strings.TrimPrefix(dialed, p.ActivateCode)
-		if sc, ok := s.Screen(caller); ok && (sc.Kind == screen.Replace || sc.Kind == screen.ReplaceAvailable) &&
-			(k.Target == "" || k.Target == sc.DN) {
-			// F6 on a phone without softkeys: dialing the code again while
-			// the replace question is shown is OK.
-			k = engine.KeyPress{DN: caller, Key: engine.KeyOK, State: engine.OnHook, Code: true}
-		}
 	}
 	acts := s.press(k)
 	var shown *screen.Screen
@@ -664,9 +662,6 @@ func (s *Service) Press(dn, key string) (screen.Screen, error) {
 					s.log.Info("call back call not connected", "id", a.ID, "caller", a.From, "callee", a.To, "error", err)
 				}
 			}()
-			// The phone leaves the Call Back screen for the call, as a
-			// phone does when Dial goes off hook: Exit closes it.
-			s.Do(engine.KeyPress{DN: dn, Key: engine.KeyExit, State: engine.OnHook})
 		}
 	}
 	sc, _ := s.Screen(dn)
@@ -761,4 +756,5 @@ var reasons = map[screen.Kind]string{
 	screen.KeyNotActive:     "Key Not Active",
 	screen.Deactivated:      "CallBack Cancelled",
 	screen.Expired:          "CallBack Expired",
+	screen.Completed:        "CallBack Completed",
 }

@@ -400,8 +400,9 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 	if !ok || r.State != engine.Available || r.T3.Sub(r.Notice) != 7*time.Second {
 		t.Fatalf("request after B freed: %+v (T3 %v after the notice, want 7s)", r, r.T3.Sub(r.Notice))
 	}
-	if sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.None {
-		t.Fatalf("Dial pressed: screen %v (want it closed), %v", sc.Kind, err)
+	// Issue 18: the console says the request ended and where the call goes.
+	if sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.Completed || sc.DN != "1002" {
+		t.Fatalf("Dial pressed: screen %v %s (want Completed 1002), %v", sc.Kind, sc.DN, err)
 	}
 	select {
 	case c := <-f.phones.connects:
@@ -410,5 +411,68 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Dial on the console placed no call")
+	}
+}
+
+// TestF18_F19_F25_ScreenAfterTheRequestEnds (issue 18): through the service
+// and its real timers, after each way a request ends the line's screen (what
+// the console and GET /api/v1/lines/{dn}/screen show) and the MESSAGE sent
+// to the phone say so: `*39` as Dial, T3 expiry, lifetime expiry, a reset
+// of A. None leaves "Press Dial" or "CallBack is activated" behind.
+func TestF18_F19_F25_ScreenAfterTheRequestEnds(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
+	p := f.svc.Params()
+	// Short, yet long enough for a loaded machine to read each screen
+	// before the next timer: T3 1 s, lifetime 3 s.
+	p.T3.Duration = time.Second
+	p.Lifetime.Duration = 3 * time.Second
+	f.svc.SetParams(p)
+
+	expect := func(what string, kind screen.Kind, prefix string) {
+		t.Helper()
+		s := f.next(t)
+		if s.dn != "1001" || !strings.HasPrefix(s.text, prefix) {
+			t.Fatalf("%s: sent %q to %s, want %q...", what, s.text, s.dn, prefix)
+		}
+		if sc, ok := f.svc.Screen("1001"); !ok || sc.Kind != kind {
+			t.Fatalf("%s: the line's screen is %v (%v), want %v", what, sc.Kind, ok, kind)
+		}
+	}
+	activate := func(what string) {
+		t.Helper()
+		f.busyFail("1001", "1002", "1003")
+		if res := f.svc.Feature("1001", "*39"); res.Reason != "CallBack Activated" {
+			t.Fatalf("%s: *39 answered %+v", what, res)
+		}
+		expect(what, screen.Activated, "CallBack is activated on 1002\n")
+	}
+	free := func(what string) {
+		t.Helper()
+		f.lines.Ended("1002", "call-1003")
+		expect(what, screen.Available, "1002 has become available\n")
+	}
+
+	activate("completed by *39")
+	free("completed by *39")
+	if res := f.svc.Feature("1001", "*39"); res.Route != "1002" {
+		t.Fatalf("*39 with B available: %+v, want Dial to 1002", res)
+	}
+	expect("completed by *39", screen.Completed, "Calling 1002\nCallBack has ended\n")
+
+	activate("T3 expiry")
+	free("T3 expiry")
+	expect("T3 expiry", screen.AvailableEnded, "1002 has become available\nTime ")
+
+	activate("lifetime expiry") // B stays busy
+	expect("lifetime expiry", screen.Expired, "CallBack on 1002 has expired and was deleted\n")
+	f.lines.Ended("1002", "call-1003")
+
+	activate("reset of A")
+	f.svc.DeviceReset("1001")
+	if _, ok := f.svc.RequestOf("1001"); ok { // through the loop: the reset is done
+		t.Fatal("reset of A: the request is still open")
+	}
+	if sc, ok := f.svc.Screen("1001"); ok {
+		t.Fatalf("reset of A (F25: no screen): the line shows %v", sc.Kind)
 	}
 }

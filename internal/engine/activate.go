@@ -71,7 +71,6 @@ func (e *Engine) key(k KeyPress) {
 			return
 		}
 		e.end(r, EndCancelled)
-		e.show(k.DN, screen.Screen{Kind: screen.Deactivated, DN: r.B})
 	case KeyExit: // F6: Exit keeps the active request; F13: closes the screen
 		delete(e.pending, k.DN)
 		e.show(k.DN, screen.Screen{Kind: screen.None})
@@ -86,6 +85,11 @@ func (e *Engine) key(k KeyPress) {
 			e.end(old, EndReplaced)
 		}
 		e.activate(p.act)
+		if r := e.current(k.DN); r != nil && r.State == Activating {
+			// The question is answered; the new screen comes with the
+			// peer's accept (B3), the old one must not stay.
+			e.show(k.DN, screen.Screen{Kind: screen.None})
+		}
 	}
 }
 
@@ -111,7 +115,17 @@ func (e *Engine) callBack(k KeyPress) {
 		return
 	}
 	cur := e.current(a)
-	c, f := e.targetCall(k)
+	if k.Code { // `*39` on a phone without softkeys: the screen says what it does
+		if p, ok := e.pending[a]; ok && e.now.Sub(p.at) <= e.p.T1 && (k.Target == "" || k.Target == p.act.B) {
+			e.key(KeyPress{DN: a, Key: KeyOK, State: k.State, Code: true}) // F6 shown: OK
+			return
+		}
+		if cur != nil && cur.State == Available && k.Target == "" {
+			e.dialReq(cur, false, false) // T3 runs: Dial, whatever failed since (F12, F14)
+			return
+		}
+	}
+	c, f := e.targetCall(k, cur)
 	switch f {
 	case foundTooEarly:
 		e.keyNotActive(a)
@@ -173,12 +187,17 @@ func failed(o Outcome) bool {
 	return false
 }
 
-// targetCall finds the call the key acts on.
-func (e *Engine) targetCall(k KeyPress) (CallUpdate, found) {
+// targetCall finds the call the key acts on; cur is A's request.
+func (e *Engine) targetCall(k KeyPress, cur *Request) (CallUpdate, found) {
 	last, has := e.calls[k.DN]
 	// A failed call that no request was made from yet (one call, one call back).
 	usable := has && !last.used && failed(last.Outcome)
 	recent := usable && e.now.Sub(last.at) <= e.p.OfferWindow
+	if cur != nil && cur.State == Available && !last.at.After(cur.Notice) {
+		// On hook, the availability screen came after that call: the key
+		// shows it again (F13) rather than asking about the older call.
+		recent = false
+	}
 	if k.Target != "" { // `*39<DN>`
 		if usable && (last.To == k.Target || last.Reached == k.Target) && (recent || k.State != OnHook) {
 			return last.CallUpdate, foundCall

@@ -29,7 +29,12 @@
 //     send the line's current status. Sending status of every line is fine too.
 //   - ShowScreen, Alert, Reorder, Offer: the phone side (SIP MESSAGE, console,
 //     tones, announcement "press 5 for call back"). ShowScreen carries a typed
-//     screen.Screen; render it with Screen.Text(locale of the line).
+//     screen.Screen; render it with Screen.Text(locale of the line); Kind
+//     None closes the screen (nothing to send to a phone). Every Delete of a
+//     request of a local A is followed in the same step by A's ShowScreen
+//     saying how it ended (Completed, AvailableEnded, Expired, Deactivated,
+//     CannotActivate; None after a reset, F25), except a replaced one, whose
+//     successor's screen follows: no screen outlives its request.
 //   - PlaceCall: the call back call A -> To (hold A's call first if asked,
 //     override To's forwarding if asked, connect the answered recall leg if
 //     OnRecall; mark it as a recall: Alert-Info urn:alert:service:recall:callback).
@@ -60,7 +65,10 @@
 //	suspended   B became free while A was busy (F17); waiting for A
 //	available   A was notified (alert + screen, or recall ringing); T3 runs
 //
-// Ended requests are deleted (Delete carries the reason). B "becomes
+// Ended requests are deleted (Delete carries the reason). The CallBack key
+// dialed as a feature code (KeyPress.Code, `*39`) does what the screen
+// shown says: OK while the F6 question is shown, Dial while A's request is
+// available (T3 runs), else the CallBack key (testdata/star39.txt). B "becomes
 // available" (F11) when its line is registered, has no call off hook and is
 // not in DND-Reject, after having been otherwise since the request started
 // watching it: on hook after busy, the end of an off-hook/on-hook cycle from

@@ -243,7 +243,14 @@ func (e *Engine) flush() []Action {
 
 func (e *Engine) emit(a Action) { e.out = append(e.out, a) }
 
-func (e *Engine) show(dn string, s screen.Screen) { e.emit(ShowScreen{DN: dn, Screen: s}) }
+// show puts s on dn's screen. Any screen but the F6 question replaces that
+// question: OK (and `*39` as OK) answers it only while it is shown.
+func (e *Engine) show(dn string, s screen.Screen) {
+	if s.Kind != screen.Replace && s.Kind != screen.ReplaceAvailable {
+		delete(e.pending, dn)
+	}
+	e.emit(ShowScreen{DN: dn, Screen: s})
+}
 
 func (e *Engine) keyNotActive(dn string) { e.show(dn, screen.Screen{Kind: screen.KeyNotActive}) }
 
@@ -350,9 +357,38 @@ func (e *Engine) unindex(dn string, id int64) {
 	}
 }
 
-// end deletes r and tells whoever needs to know, except A's screen, which the
-// caller shows (it knows why).
+// end deletes r and tells whoever needs to know, A's screen included
+// (endScreen): no end of a request leaves a screen that says it is still
+// there (F18, F19, F25).
 func (e *Engine) end(r *Request, why Reason) {
+	sc, ok := endScreen(r, why)
+	e.endShowing(r, why, sc, ok)
+}
+
+// endScreen is what A's screen says once r ended for why; false: no screen
+// (another one follows).
+func endScreen(r *Request, why Reason) (screen.Screen, bool) {
+	switch why {
+	case EndCompleted: // the call is placed (dialReq says to whom)
+		return screen.Screen{Kind: screen.Completed, DN: r.B}, true
+	case EndCancelled, EndPeer:
+		return screen.Screen{Kind: screen.Deactivated, DN: r.B}, true
+	case EndT1, EndRejected: // F8, F19: never confirmed
+		return screen.Screen{Kind: screen.CannotActivate, DN: r.B}, true
+	case EndT3, EndNoAnswer: // F18: B was available, A did not dial (or answer the recall, F29)
+		return screen.Screen{Kind: screen.AvailableEnded, DN: cmp.Or(r.NoticeDN, r.B), At: r.Notice}, true
+	case EndExpired: // F19
+		return screen.Screen{Kind: screen.Expired, DN: r.B}, true
+	case EndReplaced: // the new request's screen follows
+		return screen.Screen{}, false
+	}
+	// EndReset, EndMobility, EndRemoved: F25, the phone starts again with
+	// no screen (no alert, no screen).
+	return screen.Screen{Kind: screen.None}, true
+}
+
+// endShowing is end with A's screen given (show false: none).
+func (e *Engine) endShowing(r *Request, why Reason, sc screen.Screen, show bool) {
 	wasAvailable := r.State == Available
 	delete(e.reqs, r.ID)
 	if r.local() {
@@ -383,6 +419,9 @@ func (e *Engine) end(r *Request, why Reason) {
 		if r.Forward != "" {
 			e.recheck = append(e.recheck, r.Forward)
 		}
+	}
+	if r.local() && show {
+		e.show(r.A, sc)
 	}
 }
 
@@ -462,7 +501,6 @@ func (e *Engine) fire(t TimerID) {
 			return
 		}
 		e.end(r, EndT1)
-		e.show(r.A, screen.Screen{Kind: screen.CannotActivate, DN: r.B})
 	case TimerT3, TimerWait: // F18, F29
 		if r.State != Available || t.Kind != t3Kind(r) {
 			return
@@ -471,15 +509,9 @@ func (e *Engine) fire(t TimerID) {
 			e.end(r, EndNoAnswer)
 			return
 		}
-		e.end(r, EndT3)
-		if r.local() { // F18: A's screen still says B was available
-			e.show(r.A, screen.Screen{Kind: screen.AvailableEnded, DN: r.NoticeDN, At: r.Notice})
-		}
+		e.end(r, EndT3) // F18: A's screen still says B was available
 	case TimerLifetime: // F19
 		e.end(r, EndExpired)
-		if r.local() {
-			e.show(r.A, screen.Screen{Kind: screen.Expired, DN: r.B})
-		}
 	}
 }
 
@@ -501,6 +533,8 @@ func (e *Engine) lineRemoved(dn string) {
 	delete(e.pending, dn)
 	if r := e.current(dn); r != nil {
 		e.end(r, EndRemoved)
+	} else {
+		e.show(dn, screen.Screen{Kind: screen.None}) // a removed line has no screen
 	}
 	e.sync(dn)
 }
@@ -532,12 +566,17 @@ func (e *Engine) deviceReset(dn string) {
 	}
 }
 
+// resetA: F25, A's device reset or unregistered: the request is cancelled
+// (unless A was already told, F26: the key shows it again) and the phone
+// starts with no screen, whatever it showed.
 func (e *Engine) resetA(dn string) {
 	delete(e.pending, dn) // reset before confirmation: activation cancelled
 	delete(e.calls, dn)
 	if r := e.current(dn); r != nil && r.State != Available {
 		e.end(r, EndReset) // no alert, no screen
+		return
 	}
+	e.show(dn, screen.Screen{Kind: screen.None})
 }
 
 // mobility: F23, a login or logout on A's device cancels A's call back.
@@ -546,7 +585,9 @@ func (e *Engine) mobility(dn string) {
 	delete(e.calls, dn)
 	if r := e.current(dn); r != nil {
 		e.end(r, EndMobility)
+		return
 	}
+	e.show(dn, screen.Screen{Kind: screen.None}) // another user's phone now
 }
 
 func (r *Request) seenOf(dn string) bool {

@@ -223,6 +223,7 @@ func randomRun(h *harness, rng *rand.Rand, steps int, log *strings.Builder) {
 	h.now = t0
 	h.lines, h.status = map[string]Line{}, map[string]LineStatus{}
 	h.timers, h.store, h.watched = map[TimerID]time.Time{}, map[int64]Request{}, map[string]bool{}
+	h.screens = map[string]screen.Screen{}
 	dns := []string{"1001", "1002", "1003", "1004", "1005"}
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
 	out := func(s string) {

@@ -158,7 +158,7 @@ func (e *Engine) dialReq(r *Request, holdFirst, onRecall bool) {
 	}
 	e.emit(PlaceCall{ID: r.ID, From: r.A, To: to, Peer: r.PeerB,
 		OverrideForwarding: true, HoldFirst: holdFirst, OnRecall: onRecall})
-	e.end(r, EndCompleted)
+	e.endShowing(r, EndCompleted, screen.Screen{Kind: screen.Completed, DN: to}, true)
 	// The callee is taken by this call: the others waiting on it wait for
 	// the end of it (F16: first to dial gets B).
 	for _, id := range e.onLine[to] {

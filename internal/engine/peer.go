@@ -34,8 +34,7 @@ func (e *Engine) atOrigin(m PeerMessage) {
 			e.accepted(r)
 		}
 	case MsgReject:
-		e.end(r, EndRejected)
-		e.show(r.A, screen.Screen{Kind: screen.CannotActivate, DN: r.B}) // F8
+		e.end(r, EndRejected) // F8
 	case MsgAvailable:
 		if r.State == Activating {
 			e.accepted(r)
@@ -50,7 +49,6 @@ func (e *Engine) atOrigin(m PeerMessage) {
 		e.notify(r, r.B)
 	case MsgEnd:
 		e.end(r, EndPeer)
-		e.show(r.A, screen.Screen{Kind: screen.Deactivated, DN: r.B})
 	}
 }
 

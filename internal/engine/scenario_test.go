@@ -36,6 +36,7 @@ import (
 //	tick DURATION                advance the clock, firing due timers in deadline order
 //	restart [down=DURATION]      new engine, same store: Restore (after being down that long)
 //	requests | watched
+//	screen DN                    the line's screen now (console, API), in en, and its softkeys
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		h := &harness{t: t}
@@ -59,7 +60,8 @@ type harness struct {
 	timers  map[TimerID]time.Time
 	store   map[int64]Request
 	watched map[string]bool
-	quiet   bool // restart: the new engine does not know the stored requests yet
+	screens map[string]screen.Screen // what each line shows now (the console, the API)
+	quiet   bool                     // restart: the new engine does not know the stored requests yet
 }
 
 func (h *harness) run(d *datadriven.TestData) string { return tidy(h.do(d)) }
@@ -82,6 +84,7 @@ func (h *harness) do(d *datadriven.TestData) string {
 		h.now = t0
 		h.lines, h.status = map[string]Line{}, map[string]LineStatus{}
 		h.timers, h.store, h.watched = map[TimerID]time.Time{}, map[int64]Request{}, map[string]bool{}
+		h.screens = map[string]screen.Screen{}
 		return fmt.Sprintf("%s, T1 %s, T3 %s, lifetime %s/%s (CCNR), wait %s",
 			h.p.Policy, h.p.T1, h.p.T3, h.p.Lifetime, h.p.LifetimeCCNR, h.p.WaitTime)
 	case "params":
@@ -149,6 +152,12 @@ func (h *harness) do(d *datadriven.TestData) string {
 		return b.String()
 	case "watched":
 		return strings.Join(h.e.Watched(), " ")
+	case "screen":
+		sc, ok := h.screens[arg(0)]
+		if !ok {
+			return arg(0) + ": no screen"
+		}
+		return fmt.Sprintf("%s: %s %q keys %v", arg(0), sc.Kind, strings.ReplaceAll(sc.Text("en"), "\n", " | "), sc.Kind.Keys())
 	}
 	h.t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 	return ""
@@ -303,6 +312,7 @@ func (h *harness) tick(d time.Duration) string {
 func (h *harness) restart() string {
 	h.e = New(h.p)
 	h.timers, h.watched = map[TimerID]time.Time{}, map[string]bool{}
+	h.screens = map[string]screen.Screen{} // the console's screens are not stored
 	var b strings.Builder
 	h.quiet = true
 	for _, dn := range slices.Sorted(maps.Keys(h.lines)) {
@@ -321,6 +331,7 @@ func (h *harness) restart() string {
 // promises, and renders them one per line.
 func (h *harness) apply(acts []Action) string {
 	var b strings.Builder
+	ended := map[string]bool{} // A of a request deleted in this step: A must be shown its end
 	for _, a := range acts {
 		switch a := a.(type) {
 		case StartTimer:
@@ -332,8 +343,12 @@ func (h *harness) apply(acts []Action) string {
 		case Persist:
 			h.store[a.Request.ID] = a.Request
 		case Delete:
-			if _, ok := h.store[a.ID]; !ok {
+			r, ok := h.store[a.ID]
+			if !ok {
 				h.t.Errorf("delete of #%d, which is not stored", a.ID)
+			}
+			if ok && r.PeerA == "" && a.Reason != EndReplaced && a.Reason != EndInvalid {
+				ended[r.A] = true
 			}
 			delete(h.store, a.ID)
 		case Watch:
@@ -347,6 +362,12 @@ func (h *harness) apply(acts []Action) string {
 			}
 			delete(h.watched, a.DN)
 		case ShowScreen:
+			delete(ended, a.DN)
+			if a.Screen.Kind == screen.None {
+				delete(h.screens, a.DN)
+			} else {
+				h.screens[a.DN] = a.Screen
+			}
 			// B3: a request is stored before the screen says it is active.
 			if k := a.Screen.Kind; k == screen.Activated || k == screen.Available {
 				if !slices.ContainsFunc(slices.Collect(maps.Values(h.store)), func(r Request) bool {
@@ -360,9 +381,37 @@ func (h *harness) apply(acts []Action) string {
 		b.WriteByte('\n')
 	}
 	if !h.quiet {
+		for a := range ended { // F19: A is told when its request is deleted
+			h.t.Errorf("request of %s deleted, and %s's screen not changed", a, a)
+		}
 		h.check()
+		h.checkScreens()
 	}
 	return b.String()
+}
+
+// checkScreens: issue 18, no screen outlives what it says. A screen that
+// says a request is there (Activated, Available, the F6 question) is on a
+// line that has that request; Dial is offered only while B is available.
+func (h *harness) checkScreens() {
+	h.t.Helper()
+	for dn, sc := range h.screens {
+		r, ok := h.e.RequestOf(dn)
+		switch sc.Kind {
+		case screen.Activated, screen.AvailableDND:
+			if !ok || r.B != sc.DN && r.Forward != sc.DN {
+				h.t.Errorf("%s shows %s on %s, but has no request on it (%v)", dn, sc.Kind, sc.DN, r.String())
+			}
+		case screen.Available:
+			if !ok || r.State != Available || r.NoticeDN != sc.DN {
+				h.t.Errorf("%s shows %s available with Dial, but its request is %v", dn, sc.DN, r.String())
+			}
+		case screen.Replace, screen.ReplaceAvailable:
+			if !ok || cmp.Or(r.NoticeDN, r.B) != sc.OldDN && r.B != sc.OldDN {
+				h.t.Errorf("%s shows the F6 question about %s, but its request is %v", dn, sc.OldDN, r.String())
+			}
+		}
+	}
 }
 
 // check: the store, the watches and the armed timers are exactly what the

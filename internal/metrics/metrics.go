@@ -6,6 +6,9 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +41,9 @@ type Metrics struct {
 	activations   prometheus.Counter
 	offers        prometheus.Counter
 	notifications prometheus.Counter
-	notified      atomic.Int64 // notifications, for the API's status
+	notified      atomic.Int64 // notifications, for the API's status and the history
+	callsTotal    atomic.Int64 // calls, all outcomes, for the history
+	failuresTotal atomic.Int64 // failures, all reasons, for the history
 	failures      *prometheus.CounterVec
 	connects      *prometheus.CounterVec
 	sip           *prometheus.CounterVec
@@ -47,12 +52,16 @@ type Metrics struct {
 	rtpForeign    prometheus.Counter
 	authFailures  *prometheus.CounterVec
 	authBlocked   *prometheus.CounterVec
+
+	src        Sources
+	history    *History
+	collectors []prometheus.Collector // everything registered, for Names
 }
 
 // New registers every metric, with the Go runtime and process collectors.
 func New(src Sources) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{reg: prometheus.NewRegistry(), src: src, history: NewHistory(HistorySize)}
+	m.Register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_calls_total", Help: "Calls between lines by how their setup ended (answered, busy, no-answer, unregistered, other).",
 	}, []string{"outcome"})
@@ -101,10 +110,10 @@ func New(src Sources) *Metrics {
 	m.authBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_auth_throttled_total", Help: "Requests refused unchecked because their source or account had too many failed authentications (B7), by kind.",
 	}, []string{"kind"})
-	m.reg.MustRegister(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.rtpForeign, m.authFailures, m.authBlocked)
+	m.Register(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.rtpForeign, m.authFailures, m.authBlocked)
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
-			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+			m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
 		}
 	}
 	gauge("callbackd_registrations", "Registered devices.", src.Registrations)
@@ -112,16 +121,67 @@ func New(src Sources) *Metrics {
 	gauge("callbackd_callback_requests_open", "Open Call Back requests.", src.OpenRequests)
 	gauge("callbackd_callback_timers_pending", "Call Back timers armed.", src.TimersPending)
 	if src.LineStates != nil {
-		m.reg.MustRegister(byLabel{src.LineStates, lineStatesDesc})
+		m.Register(byLabel{src.LineStates, lineStatesDesc})
 	}
 	if src.RequestStates != nil {
-		m.reg.MustRegister(byLabel{src.RequestStates, requestStatesDesc})
+		m.Register(byLabel{src.RequestStates, requestStatesDesc})
 	}
 	return m
 }
 
 // Register adds metrics another part owns (the SIP transport's counters).
-func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+func (m *Metrics) Register(cs ...prometheus.Collector) {
+	m.reg.MustRegister(cs...)
+	m.collectors = append(m.collectors, cs...)
+}
+
+// descParts reads a metric's name and label names from its Desc, whose
+// String() is `Desc{fqName: "NAME", help: ..., variableLabels: {a,b}}`
+// (client_golang offers no accessor).
+var descParts = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", .*variableLabels: \{([^}]*)\}\}$`)
+
+// Names maps the name of every metric registered to its label names:
+// also label vectors that have no series yet, which a scrape does not
+// show. The Grafana dashboard's test checks its queries against it.
+func (m *Metrics) Names() map[string][]string {
+	out := map[string][]string{}
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range m.collectors {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	for d := range ch {
+		if sub := descParts.FindStringSubmatch(d.String()); sub != nil {
+			var labels []string
+			for _, l := range strings.Split(sub[2], ",") {
+				if l = strings.TrimSuffix(strings.TrimPrefix(l, "c("), ")"); l != "" {
+					labels = append(labels, l)
+				}
+			}
+			out[sub[1]] = labels
+		}
+	}
+	// What the Go and process collectors gather beyond what they describe.
+	if fams, err := m.reg.Gather(); err == nil {
+		for _, f := range fams {
+			if _, ok := out[f.GetName()]; ok {
+				continue
+			}
+			var labels []string
+			for _, mt := range f.GetMetric() {
+				for _, lp := range mt.GetLabel() {
+					if !slices.Contains(labels, lp.GetName()) {
+						labels = append(labels, lp.GetName())
+					}
+				}
+			}
+			out[f.GetName()] = labels
+		}
+	}
+	return out
+}
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
@@ -129,7 +189,16 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // CallResult counts the end of a call's setup.
-func (m *Metrics) CallResult(outcome string) { m.calls.WithLabelValues(outcome).Inc() }
+func (m *Metrics) CallResult(outcome string) {
+	m.calls.WithLabelValues(outcome).Inc()
+	m.callsTotal.Add(1)
+}
+
+// failure counts a Call Back failure by reason.
+func (m *Metrics) failure(reason string) {
+	m.failures.WithLabelValues(reason).Inc()
+	m.failuresTotal.Add(1)
+}
 
 // Action counts what the Call Back engine had done.
 func (m *Metrics) Action(a engine.Action) {
@@ -143,9 +212,9 @@ func (m *Metrics) Action(a engine.Action) {
 			m.notifications.Inc()
 			m.notified.Add(1)
 		case screen.CannotActivate:
-			m.failures.WithLabelValues("cannot-activate").Inc()
+			m.failure("cannot-activate")
 		case screen.KeyNotActive:
-			m.failures.WithLabelValues("key-not-active").Inc()
+			m.failure("key-not-active")
 		}
 	case engine.Alert:
 		m.alerts.Inc()
@@ -156,7 +225,7 @@ func (m *Metrics) Action(a engine.Action) {
 		switch a.Reason {
 		case engine.EndCompleted, engine.EndCancelled, engine.EndReplaced:
 		default:
-			m.failures.WithLabelValues(string(a.Reason)).Inc()
+			m.failure(string(a.Reason))
 		}
 	case engine.Persist:
 		m.stored.Inc()

@@ -460,7 +460,8 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 		if err := r.store.PutRegistration(ctx, b); err != nil {
 			return nil, fmt.Errorf("store binding: %w", err)
 		}
-		if prev, ok := r.find(dn, uri); ok && prev.CallID != callID {
+		prev, existed := r.find(dn, uri)
+		if existed && prev.CallID != callID {
 			r.log.Info("device restarted (new Call-ID)", "dn", dn, "contact", uri)
 			r.reset(dn)
 		}
@@ -470,7 +471,13 @@ func (r *Registrar) register(req *sip.Request) (*sip.Response, error) {
 			sort.Slice(bs, func(i, j int) bool { return bs[i].Contact < bs[j].Contact })
 			return bs
 		})
-		r.log.Debug("registered", "dn", dn, "contact", uri, "expires", exp, "source", b.Source)
+		// A new binding is news for the operator (INFO); a refresh, every
+		// few minutes per phone, is not (DEBUG).
+		level := slog.LevelInfo
+		if existed {
+			level = slog.LevelDebug
+		}
+		r.log.Log(ctx, level, "registered", "dn", dn, "contact", uri, "source", b.Source, "transport", b.Transport, "expires", exp, "refresh", existed)
 	}
 	return r.ok(req, dn), nil
 }
@@ -520,18 +527,11 @@ func (r *Registrar) ok(req *sip.Request, dn string) *sip.Response {
 // the same answers as a known one (401, then 403): a REGISTER does not tell
 // which lines exist.
 func (r *Registrar) authenticate(req *sip.Request, dn string) error {
-	var values []string
-	for _, h := range req.GetHeaders("Authorization") {
-		values = append(values, h.Value())
-	}
-	header := r.auth.Pick(values)
-	d := r.auth.Check(auth.Attempt{
-		Header: header, Method: string(req.Method), URI: req.Recipient.String(), Source: req.Source(),
-		Password: r.dir.Password, Home: func(user string) bool { return r.HomeOf(user, req.Source()) },
-	})
+	at := r.auth.AttemptOf(req, "Authorization", r.dir.Password, r.HomeOf)
+	d := r.auth.Check(at)
 	switch {
 	case d.Challenge:
-		if header != "" {
+		if at.Header != "" {
 			r.log.Debug("register: new challenge", "dn", dn, "source", req.Source(), "reason", d.Reason)
 		}
 		return refuse(401, "Unauthorized", r.auth.Headers("WWW-Authenticate", d.Stale)...)

@@ -215,11 +215,18 @@ func TestLabel(t *testing.T) {
 		t.Errorf("unknown key: %q", got)
 	}
 	// The screens name the keys by their labels: a screen offering a key
-	// tells the user to press it by its label.
+	// tells the user to press it by its label. Except Exit on the two seed
+	// sentences kept byte for byte ("Key Not Active", "CallBack cannot be
+	// activated for xxxx."): the seeds print no "Press Exit" there, yet the
+	// screen needs a way out (issue 18), so the key is offered unnamed.
+	seedWorded := map[Kind]bool{KeyNotActive: true, CannotActivate: true}
 	for _, loc := range Locales() {
 		for k := None + 1; k < numKinds; k++ {
 			text := (Screen{Kind: k, DN: "1"}).Text(loc)
 			for _, key := range k.Keys() {
+				if seedWorded[k] && key == KeyExit {
+					continue
+				}
 				if !strings.Contains(text, Label(loc, key)) {
 					t.Errorf("%s %v offers %s but does not name %q: %q", loc, k, key, Label(loc, key), text)
 				}

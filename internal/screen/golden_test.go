@@ -26,6 +26,8 @@ var todayEN = map[Kind]string{
 	KeyNotActive:     "Key Not Active",
 	Deactivated:      "CallBack is deactivated on {dn}\nPress Exit to quit this screen",
 	Expired:          "CallBack on {dn} has expired and was deleted\nPress Exit to quit this screen",
+	// Added with issue 18 (not in the old Go table).
+	Completed: "Calling {dn}\nCallBack has ended\nPress Exit to quit this screen",
 }
 
 // todayText is how Screen.Text rendered todayEN.

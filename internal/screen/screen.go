@@ -26,7 +26,7 @@ import (
 type Kind int
 
 const (
-	None             Kind = iota // close the screen (Exit pressed)
+	None             Kind = iota // close the screen (Exit pressed, device reset: F25)
 	Activated                    // F4 "CallBack is activated on <DN>"
 	Available                    // F12/F13 "<DN> has become available", Time, Dial
 	AvailableDND                 // F22 B cycled the hook while in DND-Reject: no Dial
@@ -38,6 +38,7 @@ const (
 	KeyNotActive                 // F2 "Key Not Active"
 	Deactivated                  // Cancel pressed, or the far end ended the request
 	Expired                      // F19 lifetime over: the request was deleted
+	Completed                    // F14/F29 the call back call is placed: the request ended
 
 	numKinds // number of kinds; keep last
 )
@@ -46,7 +47,7 @@ var kindNames = [...]string{
 	None: "None", Activated: "Activated", Available: "Available", AvailableDND: "AvailableDND",
 	AvailableEnded: "AvailableEnded", Replace: "Replace", ReplaceAvailable: "ReplaceAvailable",
 	NotActive: "NotActive", CannotActivate: "CannotActivate", KeyNotActive: "KeyNotActive",
-	Deactivated: "Deactivated", Expired: "Expired",
+	Deactivated: "Deactivated", Expired: "Expired", Completed: "Completed",
 }
 
 func (k Kind) String() string {
@@ -75,9 +76,9 @@ func (k Kind) Keys() []string {
 		return []string{KeyDial, KeyCancel, KeyExit}
 	case Replace, ReplaceAvailable:
 		return []string{KeyOK, KeyExit}
-	case None, KeyNotActive, CannotActivate:
+	case None:
 		return nil
-	default:
+	default: // every screen has a way out (KeyNotActive, CannotActivate too)
 		return []string{KeyExit}
 	}
 }

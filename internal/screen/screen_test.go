@@ -127,3 +127,21 @@ func TestKeys(t *testing.T) {
 		t.Error("F18: after T3 the call back is gone, A dials by hand")
 	}
 }
+
+// TestF2_EveryScreenHasAWayOut (issue 18): every screen the console can show
+// offers Exit ("Key Not Active" had no key at all); None is no screen.
+func TestF2_EveryScreenHasAWayOut(t *testing.T) {
+	if k := None.Keys(); len(k) != 0 {
+		t.Errorf("None offers %v", k)
+	}
+	for k := None + 1; k < numKinds; k++ {
+		if !slices.Contains(k.Keys(), KeyExit) {
+			t.Errorf("%v offers %v: no Exit", k, k.Keys())
+		}
+		for _, loc := range Locales() {
+			if (Screen{Kind: k, DN: "1002"}).Text(loc) == "" {
+				t.Errorf("%v has no text in %s", k, loc)
+			}
+		}
+	}
+}

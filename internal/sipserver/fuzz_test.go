@@ -1139,6 +1139,9 @@ func ownSeeds() map[string]string {
 		"unknown-method":       msg("", "FOO sip:127.0.0.1 SIP/2.0", via("s29"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s29", "CSeq: 1 FOO"),
 		"subscribe":            msg("", "SUBSCRIBE sip:1001@127.0.0.1 SIP/2.0", via("s30"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:1001@127.0.0.1>", "Call-ID: s30", "CSeq: 1 SUBSCRIBE", "Event: presence"),
 		"message-in-dialog":    inDialog("MESSAGE", "1001", "1002", "s31", "s31", 1, ""),
+		"message-to-service":   msg("ok thanks", "MESSAGE sip:callback@127.0.0.1 SIP/2.0", via("s35"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:callback@127.0.0.1>", "Call-ID: s35", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
+		"message-to-line":      msg("hello", "MESSAGE sip:1002@127.0.0.1 SIP/2.0", via("s36"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s36", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
+		"message-to-nobody":    msg("hello", "MESSAGE sip:nobody@127.0.0.1 SIP/2.0", via("s37"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:nobody@127.0.0.1>", "Call-ID: s37", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
 		"cseq-mismatch":        msg("", "INFO sip:1001@127.0.0.1 SIP/2.0", via("s32"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:1001@127.0.0.1>", "Call-ID: s32", "CSeq: 1 BYE"),
 		"missing-via":          msg("", "OPTIONS sip:127.0.0.1 SIP/2.0", "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s33", "CSeq: 1 OPTIONS"),
 	}
@@ -1195,6 +1198,9 @@ func TestSeedsSane(t *testing.T) {
 		"unknown-method":          {501},
 		"subscribe":               {405},
 		"message-in-dialog":       {481},
+		"message-to-service":      {200}, // RFC 3428 7: accepted, ignored, no challenge (B7)
+		"message-to-line":         {405},
+		"message-to-nobody":       {404},
 		"cseq-mismatch":           {400},
 		"missing-via":             {400},
 	}
@@ -1251,7 +1257,7 @@ var tortureCases = map[string]tortureCase{
 	"dblreq":     {valid: true}, // only the REGISTER counts
 	"semiuri":    {valid: true, want: []int{200}},
 	"transports": {valid: true, want: []int{200}},
-	"mpart01":    {valid: true, want: []int{405}}, // MESSAGE outside a dialog
+	"mpart01":    {valid: true, want: []int{404}}, // MESSAGE outside a dialog, to no line nor the service
 	"unreason":   {valid: true},                   // a response
 	"noreason":   {valid: true},                   // a response
 

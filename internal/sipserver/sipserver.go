@@ -449,10 +449,17 @@ func (s *Server) WaitServing(ctx context.Context) {
 }
 
 // methods we know but do not serve out of a dialog (405 with Allow, RFC
-// 3261 8.2.1); any other unknown method gets 501 (21.5.2).
-var notAllowed = []sip.RequestMethod{sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.PRACK, sip.MESSAGE}
+// 3261 8.2.1); any other unknown method gets 501 (21.5.2). MESSAGE has its
+// own handler (message).
+var notAllowed = []sip.RequestMethod{sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.PRACK}
 
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY"
+// allowed is what the server accepts (OPTIONS, 501): MESSAGE only to the
+// service identity (message). A 405 for a line's URI lists lineAllowed,
+// what that address accepts (RFC 3261 21.4.6).
+const (
+	allowed     = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY, MESSAGE"
+	lineAllowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY"
+)
 
 func (s *Server) routes() {
 	h := map[sip.RequestMethod]sipgo.RequestHandler{
@@ -480,18 +487,53 @@ func (s *Server) routes() {
 	}
 	for _, m := range notAllowed {
 		h[m] = func(req *sip.Request, tx sip.ServerTransaction) {
-			if req.To().Params.Has("tag") && req.Method == sip.MESSAGE {
-				s.B2BUA.HandleInDialog(req, tx)
-				return
-			}
-			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", allowed))
+			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", lineAllowed))
 		}
 	}
+	h[sip.MESSAGE] = s.message
 	s.handlers = h
 	for m := range h {
 		s.srv.OnRequest(m, s.guard(h[m]))
 	}
 	s.srv.OnNoRoute(s.guard(s.unknownMethod))
+}
+
+// message answers a MESSAGE. In a dialog it belongs to the call. Out of
+// one, addressed to the identity the screens come from (sip:callback@...):
+// a phone's delivery report (RFC 5438 IMDN) or its user's reply to a
+// screen. It is accepted (200, RFC 3428 section 7) and ignored: it acts
+// for nothing, so it needs no credentials (B7), stores nothing and costs
+// one response in a transaction counted by admit; only its size is
+// logged, at debug. To a line: 405, the server relays no instant
+// messages between phones; to anything else: 404.
+func (s *Server) message(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To().Params.Has("tag") {
+		s.B2BUA.HandleInDialog(req, tx)
+		return
+	}
+	user := req.Recipient.User
+	switch _, isLine := s.Directory.Line(user); {
+	case user == b2bua.ServiceUser:
+		ct := ""
+		if h := req.ContentType(); h != nil {
+			ct = h.Value()
+		}
+		s.Log.Debug("MESSAGE to the service identity ignored", "from", req.From().Address.User, "source", req.Source(),
+			"content_type", truncate(ct, 64), "bytes", len(req.Body()))
+		respond(tx, req, 200, "OK", s.Log)
+	case isLine:
+		respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", lineAllowed))
+	default:
+		respond(tx, req, 404, "Not Found", s.Log)
+	}
+}
+
+// truncate bounds a string taken from a request before it is logged.
+func truncate(v string, n int) string {
+	if len(v) > n {
+		return v[:n]
+	}
+	return v
 }
 
 func (s *Server) unknownMethod(req *sip.Request, tx sip.ServerTransaction) {

@@ -127,14 +127,26 @@ CREATE TABLE IF NOT EXISTS settings (
 	name TEXT PRIMARY KEY,
 	data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+	name TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
 `
 
 // OpenSQLite opens (creating if needed) the database file at path.
+//
+// It refuses a store it could not write to, with one line that names the
+// path and the reason, instead of serving until the first REGISTER fails:
+// CheckWritable first (the system's words: "permission denied"), then a
+// real write, in a transaction, of the start time into the meta table.
 func OpenSQLite(path string) (*SQLite, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
+			return nil, cannot("create folder", dir, err)
 		}
+	}
+	if err := CheckWritable(path); err != nil {
+		return nil, err
 	}
 	// WAL lets readers run beside the writer. synchronous=NORMAL: a commit
 	// is in the OS before it returns, so it survives a crash or kill -9 of
@@ -154,12 +166,31 @@ func OpenSQLite(path string) (*SQLite, error) {
 	db.SetMaxOpenConns(4)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, sqliteReason(path, err)
+	}
+	if err := writeStarted(db); err != nil {
+		db.Close()
+		return nil, sqliteReason(path, err)
 	}
 	s := &SQLite{db: db, writes: make(chan write, 1024), done: make(chan struct{}), stop: make(chan struct{})}
 	go s.writer()
 	go s.checkpointer()
 	return s, nil
+}
+
+// writeStarted proves at start that the database takes writes: it
+// records the start time, in a transaction, as every write is made.
+func writeStarted(db *sql.DB) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (name, value) VALUES ('started', ?)`,
+		time.Now().UTC().Format(time.RFC3339)); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // checkpointer copies the WAL into the database file once a second (a

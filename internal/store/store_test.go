@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +105,100 @@ func BenchmarkPutRegistrationParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A file that is not a database is refused at open with one line that
+// says so, not at the first write.
+func TestOpenRefusesNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSQLite(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a file that is not a database")
+	}
+	if !strings.Contains(err.Error(), "not a SQLite database") || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q, want the path and 'not a SQLite database'", err)
+	}
+}
+
+// The start write is kept: the meta table records the start.
+func TestOpenWritesStartTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v string
+	if err := s.db.QueryRow(`SELECT value FROM meta WHERE name = 'started'`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := time.Parse(time.RFC3339, v); err != nil {
+		t.Errorf("started = %q: %v", v, err)
+	}
+}
+
+// CheckWritable creates nothing: a missing folder is judged by the
+// nearest existing one and stays missing.
+func TestCheckWritableCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckWritable(filepath.Join(dir, "a", "b", "test.db")); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left %v behind", ents)
+	}
+	f := filepath.Join(dir, "file")
+	os.WriteFile(f, nil, 0o600)
+	if err := CheckWritable(filepath.Join(f, "test.db")); err == nil || !strings.Contains(err.Error(), f) {
+		t.Errorf("a file as the folder: %v", err)
+	}
+}
+
+// Backup copies what is committed, the WAL's part included, while the
+// store stays open and writing; it refuses an existing destination and a
+// missing source.
+func TestBackupWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.db")
+	ctx := context.Background()
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 50; i++ {
+		r := Registration{DN: "1001", Contact: fmt.Sprintf("sip:1001@127.0.0.1:%d", 5000+i), Source: "127.0.0.1:5070", Transport: "UDP", CallID: "c", CSeq: 1, Expires: time.Now().Add(time.Hour)}
+		if err := s.PutRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := filepath.Join(dir, "copy.db")
+	if err := Backup(path, dest); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRegistration(ctx, Registration{DN: "1002", Contact: "sip:x", Expires: time.Now()}); err != nil {
+		t.Fatalf("the store after a backup: %v", err)
+	}
+	c, err := OpenSQLite(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	regs, err := c.Registrations(ctx)
+	if err != nil || len(regs) != 50 {
+		t.Errorf("backup holds %d registrations (%v), want 50", len(regs), err)
+	}
+	if err := Backup(path, dest); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("backup over an existing file: %v", err)
+	}
+	if err := Backup(filepath.Join(dir, "none.db"), filepath.Join(dir, "x.db")); err == nil {
+		t.Error("backup of a missing database succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none.db")); err == nil {
+		t.Error("backup created the missing database")
+	}
 }

@@ -329,6 +329,22 @@ func (f *fakeAPI) Handler() http.Handler {
 		}
 		fakeJSON(w, []map[string]any{{"time": time.Now().Add(-30 * time.Second).UTC().Format(time.RFC3339), "level": "warn", "message": "screen to 1004 not delivered"}})
 	})
+	mux.HandleFunc("GET /api/v1/history", func(w http.ResponseWriter, r *http.Request) {
+		if !f.authorized(r, "") {
+			fakeError(w, 401, "unauthorized", "authentication required", "")
+			return
+		}
+		now := time.Now().UTC()
+		var samples []map[string]any
+		for i := range 3 {
+			samples = append(samples, map[string]any{"time": now.Add(time.Duration(i-2) * 10 * time.Second).Format(time.RFC3339Nano),
+				"calls": i, "active_calls": 0, "open_requests": len(f.cb), "notifications": 0, "failures": 0, "registrations": 1})
+		}
+		if r.URL.Query().Get("since") != "" {
+			samples = nil
+		}
+		fakeJSON(w, map[string]any{"interval": "10s", "size": 360, "samples": samples})
+	})
 	return mux
 }
 

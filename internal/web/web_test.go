@@ -154,7 +154,7 @@ func TestB4_ElementIDs(t *testing.T) {
 	h := Handler()
 	for p, ids := range map[string][]string{
 		"/phone/1001": {"screen", "state", "softkeys", "status", "conn"},
-		"/admin":      {"lines", "registrations", "callbacks", "params", "status", "alarms", "token"},
+		"/admin":      {"lines", "registrations", "callbacks", "params", "status", "alarms", "token", "charts", "chart-calls", "chart-open", "chart-notifications", "chart-failures"},
 	} {
 		page := body(t, get(t, h, "GET", p))
 		for _, id := range ids {

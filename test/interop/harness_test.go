@@ -243,6 +243,8 @@ func (s *server) start() {
 		close(s.lines)
 	}()
 	s.waitLog(`msg="SIP listening" addr=tcp`, 10*time.Second)
+	// Serving (and /healthz "ok") once the stored requests are back.
+	s.waitLog(`msg="call back requests restored"`, 10*time.Second)
 }
 
 // waitLog waits for a log line containing substr.

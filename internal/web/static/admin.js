@@ -1,10 +1,13 @@
 // The admin page (B4, F32, F35-F37): lines and their devices,
 // registrations, open call backs with their timers, the service parameters
 // (a form that PUTs the changed ones), which instance is active, recent
-// alarms. Refreshed from the server-sent events and by polling. The admin
-// token (asked once, kept in sessionStorage for this tab) goes with every
-// request: writes need it, and so do the registrations, call backs, alarms
-// and the event stream (B7), which are not loaded without it.
+// alarms with their attributes, and charts of the last hour of the
+// server's counters (GET /api/v1/history). Refreshed from the server-sent
+// events and by polling. The admin token (asked once, kept in
+// sessionStorage for this tab) goes with every request: writes need it, and
+// so do the registrations, call backs, alarms, history and the event stream
+// (B7), which are not asked for without it. Tables say "loading" until
+// their first answer, and "none" only when loaded and empty.
 'use strict';
 (function () {
   const { request, stream, el, ApiError } = window.callbackd;
@@ -30,10 +33,15 @@
     tokenChanged();
   });
 
-  function message(text, kind) {
+  // message shows one line above the sections: the answer to an action
+  // (from 'action') or a load failure (from 'load'), which refresh clears
+  // once loading works again.
+  let shownFrom = '';
+  function message(text, kind, from) {
     const m = $('message');
     m.textContent = text || '';
     m.dataset.kind = text ? (kind || 'error') : '';
+    shownFrom = text ? (from || 'action') : '';
   }
 
   function errorText(e) {
@@ -43,10 +51,11 @@
     return e.message;
   }
 
-  // read loads an admin-only resource: without a token it is not asked for
-  // (a 401 would only repeat what the page says) and shows as empty.
-  async function read(path) {
-    if (!token()) return [];
+  // read loads a resource, with the token when there is one. An
+  // admin-only one (locked) is not asked for without a token (a 401 would
+  // only repeat what the page says): null, and its table says so.
+  async function read(path, locked) {
+    if (locked && !token()) return null;
     return request('GET', path, undefined, auth());
   }
 
@@ -79,17 +88,20 @@
   function tick() {
     for (const e of document.querySelectorAll('[data-countdown]')) e.textContent = left(e.dataset.countdown);
   }
+  // fill shows a table's rows (state loaded), or, rows null, that it
+  // needs the token (state locked).
   function fill(table, rows) {
-    const body = $(table).tBodies[0];
-    body.replaceChildren(...rows);
-    $(table).dataset.count = String(rows.length);
+    const t = $(table);
+    t.tBodies[0].replaceChildren(...(rows || []));
+    t.dataset.count = String(rows ? rows.length : 0);
+    t.dataset.state = rows ? 'loaded' : 'locked';
   }
   function list(v) { return Array.isArray(v) ? v : []; }
   function count(v) { return Array.isArray(v) ? v.length : (v === undefined || v === null ? '' : v); }
 
   // ---- sections
   async function loadStatus() {
-    const s = await request('GET', '/status');
+    const s = await read('/status');
     const rows = [
       ['Instance', s.instance], ['Active', s.active ? 'yes (this instance serves)' : 'no (standing by)'],
       ['Started', when(s.started)], ['Lines', s.lines], ['Registrations', s.registrations],
@@ -97,6 +109,7 @@
     ];
     const dl = $('status');
     dl.dataset.active = String(!!s.active);
+    dl.dataset.state = 'loaded';
     dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', null, k), el('dd', null, v === undefined ? '' : v)]));
   }
 
@@ -116,7 +129,7 @@
 
   const lineRows = new Map(); // dn -> {state, devices, calls} cells
   async function loadLines() {
-    const lines = list(await request('GET', '/lines'));
+    const lines = list(await read('/lines'));
     lineRows.clear();
     fill('lines', lines.map((l) => {
       const cells = { state: el('td', { class: 'state', 'data-state': l.state }, l.state), devices: el('td', null, count(l.devices)), calls: el('td', null, count(l.calls)) };
@@ -139,15 +152,15 @@
   }
 
   async function loadRegistrations() {
-    const regs = list(await read('/registrations'));
-    fill('registrations', regs.map((r) => el('tr', { 'data-dn': r.dn },
+    const regs = await read('/registrations', true);
+    fill('registrations', regs && list(regs).map((r) => el('tr', { 'data-dn': r.dn },
       el('td', null, r.dn), el('td', { class: 'mono' }, r.contact), el('td', null, r.transport),
       el('td', { class: 'mono' }, r.source), el('td', null, r.expires ? countdown(r.expires) : ''))));
   }
 
   async function loadCallbacks() {
-    const cbs = list(await read('/callbacks'));
-    fill('callbacks', cbs.map((c) => el('tr', { 'data-id': c.id, 'data-caller': c.caller, 'data-callee': c.callee, 'data-state': c.state },
+    const cbs = await read('/callbacks', true);
+    fill('callbacks', cbs && list(cbs).map((c) => el('tr', { 'data-id': c.id, 'data-caller': c.caller, 'data-callee': c.callee, 'data-state': c.state },
       el('td', null, c.id), el('td', null, c.caller), el('td', null, c.callee), el('td', null, c.kind),
       el('td', { class: 'state' }, c.state), el('td', null, when(c.created)),
       el('td', null, c.expires ? countdown(c.expires) : ''),
@@ -165,10 +178,21 @@
     refresh(loadCallbacks, loadStatus);
   }
 
+  // An alarm's attributes, which say what it is about: the line (dn or
+  // account), the reason, the source and the error first, then the others
+  // by name.
+  const FIRST_ATTRS = ['dn', 'account', 'reason', 'source', 'error'];
+  function attrList(attrs) {
+    const keys = Object.keys(attrs || {});
+    const rank = (k) => { const i = FIRST_ATTRS.indexOf(k); return i < 0 ? FIRST_ATTRS.length : i; };
+    keys.sort((x, y) => rank(x) - rank(y) || (x < y ? -1 : x > y ? 1 : 0));
+    return el('dl', { class: 'attrs' }, ...keys.map((k) => el('div', { 'data-attr': k }, el('dt', null, k), el('dd', null, attrs[k]))));
+  }
   async function loadAlarms() {
-    const alarms = list(await read('/alarms')).slice().reverse(); // newest first
-    fill('alarms', alarms.map((a) => el('tr', { 'data-level': a.level },
-      el('td', null, when(a.time)), el('td', { class: 'level' }, a.level), el('td', null, a.message))));
+    const alarms = await read('/alarms', true);
+    fill('alarms', alarms && list(alarms).slice().reverse().map((a) => el('tr', { 'data-level': a.level }, // newest first
+      el('td', { class: 'c-time' }, when(a.time)), el('td', { class: 'level' }, a.level), el('td', null, a.message),
+      el('td', null, attrList(a.attrs)))));
   }
 
   // ---- parameters
@@ -233,6 +257,8 @@
       const p = await write('PUT', '/params', change);
       renderParams(p, true);
       status.textContent = 'Saved: ' + Object.keys(change).join(', ') + '.';
+      // The error of an earlier attempt no longer holds.
+      if ($('message').dataset.kind === 'error') message('');
     } catch (e) {
       status.textContent = '';
       const bad = e instanceof ApiError ? [...e.details] : [];
@@ -256,19 +282,128 @@
     renderParams(params, true);
     form.querySelector('.form-status').textContent = '';
   });
-  async function loadParams() { renderParams(await request('GET', '/params')); }
+  async function loadParams() {
+    renderParams(await read('/params'));
+    form.querySelector('.fields').dataset.state = 'loaded';
+  }
+
+  // ---- charts: the last hour of the server's counters
+  // GET /history gives a sample every 10 s (360 kept); the page asks for
+  // the whole hour once, then only for what is new (?since=). Counters
+  // (calls, notifications, failures) are drawn as their increase per
+  // interval, gauges (open requests) as read. Plain SVG, no library.
+  const HOUR_MS = 3600 * 1000;
+  // The SVG namespace, from the charts' <svg> elements in the page (the
+  // HTML parser puts them there).
+  const SVG = document.querySelector('#charts svg').namespaceURI;
+  const W = 320, H = 110, PAD_L = 30, PAD_R = 6, PAD_T = 6, PAD_B = 18;
+  let samples = [];
+  let interval = '10s';
+  async function loadHistory() {
+    if (!token()) {
+      samples = [];
+      $('charts').dataset.state = 'locked';
+      drawCharts();
+      return;
+    }
+    const last = samples.length ? samples[samples.length - 1].time : '';
+    const h = await read('/history' + (last ? '?since=' + encodeURIComponent(last) : ''), true);
+    if (!h) return;
+    interval = h.interval || interval;
+    samples = samples.concat(list(h.samples));
+    const end = samples.length ? Date.parse(samples[samples.length - 1].time) : 0;
+    samples = samples.filter((x) => Date.parse(x.time) > end - HOUR_MS);
+    $('charts').dataset.state = 'loaded';
+    drawCharts();
+  }
+  function svg(tag, attrs, text) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  // series: [{t (ms), v}] for one chart.
+  function series(name, kind) {
+    const out = [];
+    for (let i = 0; i < samples.length; i++) {
+      const t = Date.parse(samples[i].time);
+      const v = Number(samples[i][name]) || 0;
+      if (kind === 'gauge') out.push({ t, v });
+      else if (i > 0) out.push({ t, v: Math.max(0, v - (Number(samples[i - 1][name]) || 0)) });
+    }
+    return out;
+  }
+  // niceMax rounds up to 1, 2 or 5 times a power of ten (at least 1).
+  function niceMax(v) {
+    if (v <= 1) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+  function hhmm(ms) { return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }); }
+  function drawChart(fig) {
+    const kind = fig.dataset.kind;
+    const pts = series(fig.dataset.series, kind);
+    const end = samples.length ? Date.parse(samples[samples.length - 1].time) : Date.now();
+    const start = end - HOUR_MS;
+    const max = niceMax(Math.max(0, ...pts.map((p) => p.v)));
+    const x = (t) => PAD_L + ((t - start) / HOUR_MS) * (W - PAD_L - PAD_R);
+    const y = (v) => PAD_T + (1 - v / max) * (H - PAD_T - PAD_B);
+    const title = fig.querySelector('figcaption').firstChild.textContent.trim();
+    const g = [svg('title', null, title + ', last hour')];
+    for (const v of [0, max / 2, max]) {
+      g.push(svg('line', { x1: PAD_L, x2: W - PAD_R, y1: y(v), y2: y(v), class: v ? 'grid' : 'axis' }));
+      g.push(svg('text', { x: PAD_L - 4, y: y(v) + 3, 'text-anchor': 'end', class: 'tick' }, String(Math.round(v * 10) / 10)));
+    }
+    g.push(svg('text', { x: PAD_L, y: H - 4, 'text-anchor': 'start', class: 'tick' }, hhmm(start)));
+    g.push(svg('text', { x: W - PAD_R, y: H - 4, 'text-anchor': 'end', class: 'tick' }, hhmm(end)));
+    if (pts.length) {
+      // A line through the points, the newest marked.
+      const d = pts.map((p, i) => (i ? 'L' : 'M') + x(p.t).toFixed(1) + ' ' + y(p.v).toFixed(1)).join(' ');
+      g.push(svg('path', { d, class: 'series' }));
+      const lastPt = pts[pts.length - 1];
+      g.push(svg('circle', { cx: x(lastPt.t), cy: y(lastPt.v), r: 2.5, class: 'series-end' }));
+    }
+    fig.dataset.points = String(pts.length);
+    fig.dataset.max = String(Math.max(0, ...pts.map((p) => p.v)));
+    fig.querySelector('.now').textContent = pts.length ? String(pts[pts.length - 1].v) : '';
+    const plot = fig.querySelector('svg');
+    plot.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    plot.replaceChildren(...g);
+  }
+  function drawCharts() {
+    for (const fig of document.querySelectorAll('#charts .chart')) drawChart(fig);
+    for (const u of document.querySelectorAll('#charts .unit')) u.textContent = 'per ' + interval.replace(/^(\d+)s$/, '$1 s');
+    const n = samples.length;
+    $('charts-hint').textContent = !token() ? '' : n < 2 ? '(collecting: a sample every ' + interval + ')' : '(' + n + ' samples, every ' + interval + ')';
+  }
 
   // ---- refresh
-  const loaders = [loadStatus, loadLines, loadRegistrations, loadCallbacks, loadParams, loadAlarms];
-  let lastError = '';
+  // The element each loader fills: "could not load" there while it has
+  // never loaded.
+  const targets = new Map([[loadStatus, () => $('status')], [loadLines, () => $('lines')],
+    [loadRegistrations, () => $('registrations')], [loadCallbacks, () => $('callbacks')],
+    [loadParams, () => form.querySelector('.fields')], [loadAlarms, () => $('alarms')],
+    [loadHistory, () => $('charts')]]);
+  const loaders = [...targets.keys()];
   async function refresh(...fns) {
     const results = await Promise.allSettled(fns.map((f) => f()));
-    const failed = results.find((r) => r.status === 'rejected');
-    const text = failed ? 'Could not load: ' + errorText(failed.reason) : '';
+    let failed = null;
+    results.forEach((r, i) => {
+      if (r.status !== 'rejected') return;
+      failed = failed || r.reason;
+      const target = targets.get(fns[i]);
+      const t = target && target();
+      if (t && t.dataset.state === 'loading') t.dataset.state = 'failed';
+    });
     // Show load errors, and clear them once loading works again, without
     // hiding the answer to an action the admin just took.
-    if (text !== lastError && (text || $('message').textContent === lastError)) message(text);
-    lastError = text;
+    if (failed) {
+      // (but not over the error of an action the admin just took)
+      if (!(shownFrom === 'action' && $('message').dataset.kind === 'error')) message('Could not load: ' + errorText(failed), 'error', 'load');
+    } else if (shownFrom === 'load') {
+      message('');
+    }
   }
   // later coalesces the reloads many events in a row ask for.
   const pending = new Set();
@@ -294,6 +429,7 @@
     events = stream('/events', {
       line: lineEvent,
       callback: () => { later(loadCallbacks); later(loadStatus); later(loadAlarms); },
+      alarm: () => later(loadAlarms),
       params: (p) => renderParams(p),
     }, (up) => {
       c.dataset.state = up ? 'open' : 'closed';
@@ -301,7 +437,14 @@
       if (up) later(loadLines);
     }, auth);
   }
+  // A new token: what the old one showed goes, and loads again.
   function tokenChanged() {
+    for (const id of ['registrations', 'callbacks', 'alarms']) {
+      $(id).tBodies[0].replaceChildren();
+      $(id).dataset.state = 'loading';
+    }
+    samples = [];
+    $('charts').dataset.state = 'loading';
     connect();
     refresh(...loaders);
   }
