@@ -159,7 +159,14 @@ func waitScreenAccepted(t *testing.T, s *server, d time.Duration, port int, text
 		}
 		return false
 	}
-	// What was logged before (other waits consumed it), then what comes.
+	waitTrace(t, s, d, fmt.Sprintf("the screen %q accepted by the phone at port %d", text, port), see)
+}
+
+// waitTrace waits until see reports true for a line the server logged,
+// before the call (other waits may have consumed it from s.lines) or
+// within d; what says what the wait is for in the failure.
+func waitTrace(t *testing.T, s *server, d time.Duration, what string, see func(line string) bool) {
+	t.Helper()
 	for _, line := range strings.Split(s.Log(), "\n") {
 		if see(line) {
 			return
@@ -170,13 +177,13 @@ func waitScreenAccepted(t *testing.T, s *server, d time.Duration, port int, text
 		select {
 		case line, ok := <-s.lines:
 			if !ok {
-				t.Fatalf("callbackd exited while waiting for the screen %q\n%s", text, s.Log())
+				t.Fatalf("callbackd exited while waiting for %s\n%s", what, s.Log())
 			}
 			if see(line) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("no MESSAGE %q accepted by the phone at port %d within %v (MESSAGE Call-ID %q)\n%s", text, port, d, sent, s.Log())
+			t.Fatalf("no %s within %v\n%s", what, d, s.Log())
 		}
 	}
 }

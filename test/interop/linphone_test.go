@@ -22,8 +22,9 @@ import (
 // (407), authenticated and connected, and it hangs up. 1003 then calls
 // 1002, which is busy when linphone calls again (486); linphone dials *39
 // (challenged too) and gets 603 CallBack Activated, and the F4 screen
-// arrives as a MESSAGE that linphone shows and accepts with 200: the
-// recipe's writable [storage] uri is what keeps it from answering 503.
+// arrives as a MESSAGE that linphone shows and accepts with 200 (the
+// recipe's writable [storage] uri is what lets it take screens); its
+// delivery report back to the server gets 200.
 func TestF4_LinphoneRecipe(t *testing.T) {
 	needLinphone(t)
 	need(t, "baresip")
@@ -72,6 +73,13 @@ func TestF4_LinphoneRecipe(t *testing.T) {
 	lpChallenged(t, s, lp.port, "INVITE sip:*39@")
 	lp.waitOut(left(), "Message received from sip:callback@127.0.0.1: CallBack is activated on 1002")
 	waitScreenAccepted(t, s, left(), lp.port, "CallBack is activated on 1002")
+	// linphone's delivery report of the screen (RFC 5438), a MESSAGE to
+	// the screen's sender, is answered 200 (and ignored), not 405.
+	remote := fmt.Sprintf("remote=127.0.0.1:%d ", lp.port)
+	waitTrace(t, s, left(), "200 to linphone's delivery report", func(line string) bool {
+		return strings.Contains(line, `msg="sip trace" direction=out`) && strings.Contains(line, remote) &&
+			strings.Contains(line, `message="SIP/2.0 200 `) && strings.Contains(line, ` MESSAGE\r\n`)
+	})
 
 	lp.quit(left())
 	bsWaitLogs(t, s, left(), `msg="line state" dn=1001 from=idle to=unregistered`)
