@@ -1,7 +1,7 @@
 // Package linestate aggregates the state of each line (a DN) over all its
-// devices and calls (FEATURES B5), and reports every change as an event. The
-// Call Back engine learns from these events when a line becomes available
-// (F11); the B2BUA asks it whether a line is at its busy trigger.
+// devices and calls (docs/features.md B5), and reports every change as an
+// event. The Call Back engine learns from these events when a line becomes
+// available (F11); the B2BUA asks it whether a line is at its busy trigger.
 package linestate
 
 import (

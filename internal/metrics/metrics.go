@@ -1,7 +1,7 @@
 // Package metrics exposes the server's state and counters in the
-// Prometheus text format at /metrics (FEATURES F37: registered lines, open
-// requests, notifications sent). Counters are fed by observers the other
-// parts call; gauges are read from them when scraped.
+// Prometheus text format at /metrics (docs/features.md F37: registered
+// lines, open requests, notifications sent). Counters are fed by observers
+// the other parts call; gauges are read from them when scraped.
 package metrics
 
 import (

@@ -1,4 +1,4 @@
-// Browser test of the admin page (issue 18; FEATURES B4, B7, F36, F37):
+// Browser test of the admin page (issue 18; docs/features.md B4, B7, F36, F37):
 // driven by test/interop/browser_admin_test.go, which starts the real
 // server, makes some calls and one failed login (an alarm), and waits
 // until the server's history has sampled the calls. This script is the

@@ -1,4 +1,4 @@
-// Browser test of the web phone console (issue 7 "Show", FEATURES B4, F4,
+// Browser test of the web phone console (issue 7 "Show", docs/features.md B4, F4,
 // F12, F14, F34): two consoles, A and B, in separate browser contexts, each
 // logged in with its line's SIP credentials (HTTP Basic, Playwright's
 // httpCredentials). Driven by test/interop/browser_test.go, which plays the

@@ -1,4 +1,4 @@
-// Browser walk of every way a call back request ends (issue 18, FEATURES
+// Browser walk of every way a call back request ends (issue 18, docs/features.md
 // F14, F18, F19, F25, F29, B4): the web phone console of one or more lines
 // in headless chromium, driven step by step by
 // test/interop/browser_ends_test.go, which plays the phones (SIPp), the

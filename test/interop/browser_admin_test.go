@@ -1,6 +1,6 @@
 package interop
 
-// The admin page's browser test (issue 18; FEATURES B4, B7, F37): the real
+// The admin page's browser test (issue 18; docs/features.md B4, B7, F37): the real
 // callbackd, SIPp making calls, and Debian's chromium driven by
 // test/browser/admin.mjs (playwright-core) as the admin at a 1280x800
 // window. Screenshots: test-output/browser-admin/ at the repository root.

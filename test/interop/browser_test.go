@@ -1,6 +1,6 @@
 package interop
 
-// The browser test of issue 7 ("Show"; FEATURES B4, F4, F12, F14, F34):
+// The browser test of issue 7 ("Show"; docs/features.md B4, F4, F12, F14, F34):
 // the real callbackd, SIPp playing the phones, and Debian's chromium driven
 // by test/browser/console.mjs (playwright-core) as the user at two web
 // phone consoles.
