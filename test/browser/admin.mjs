@@ -23,18 +23,8 @@
 // Environment: CALLBACKD_URL, ADMIN_TOKEN, ALARM_ACCOUNT and ALARM_REASON
 // (the attributes the failed login's alarm must show), MIN_CALLS (the
 // calls the charts must show), OUT_DIR, STEP_TIMEOUT (15000), CHROMIUM.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { env, launch, logger, screenshots } from './driver.mjs';
 
-function env(name, def) {
-  const v = process.env[name];
-  if (v === undefined || v === '') {
-    if (def === undefined) throw new Error(`environment variable ${name} is required`);
-    return def;
-  }
-  return v;
-}
 
 const base = env('CALLBACKD_URL').replace(/\/+$/, '');
 const adminToken = env('ADMIN_TOKEN');
@@ -44,15 +34,8 @@ const minCalls = Number(env('MIN_CALLS', '1'));
 const outDir = env('OUT_DIR', 'test-output/browser-admin');
 const stepTimeout = Number(env('STEP_TIMEOUT', '15000'));
 
-const log = (...a) => console.error('[admin.mjs]', ...a);
-mkdirSync(outDir, { recursive: true });
-let shot = 0;
-async function screenshot(page, name, fullPage = true) {
-  shot++;
-  const file = path.join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage });
-  log('screenshot', file);
-}
+const log = logger('admin.mjs');
+const screenshot = screenshots(outDir, log);
 
 // emptyText is what an empty table shows (its tbody's ::after).
 function emptyText(page, table) {
@@ -60,10 +43,7 @@ function emptyText(page, table) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  const browser = await launch();
   const summary = {};
   try {
     const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 }, locale: 'en-US' });

@@ -24,19 +24,8 @@
 // backs need it), EXPECT_ACTIVATED, EXPECT_AVAILABLE, OUT_DIR,
 // STEP_TIMEOUT (15000), GO_TIMEOUT (60000: how long to wait on stdin),
 // CHROMIUM (/usr/bin/chromium).
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import readline from 'node:readline';
+import { env, launch, logger, say, screenshots, stdinLines } from './driver.mjs';
 
-function env(name, def) {
-  const v = process.env[name];
-  if (v === undefined || v === '') {
-    if (def === undefined) throw new Error(`environment variable ${name} is required`);
-    return def;
-  }
-  return v;
-}
 
 const base = env('CALLBACKD_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const A = { dn: env('A_DN'), password: env('A_PASSWORD') };
@@ -48,32 +37,11 @@ const outDir = env('OUT_DIR', 'test-output/browser');
 const stepTimeout = Number(env('STEP_TIMEOUT', '15000'));
 const goTimeout = Number(env('GO_TIMEOUT', '60000'));
 
-const log = (...a) => console.error('[console.mjs]', ...a);
-const say = (line) => process.stdout.write(line + '\n');
+const log = logger('console.mjs');
 
-// The next line on stdin, or a failure after ms.
-const stdinLines = [];
-const stdinWaiters = [];
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
-  const w = stdinWaiters.shift();
-  if (w) w(l); else stdinLines.push(l);
-});
-function nextLine(ms) {
-  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no line on stdin within ${ms} ms`)), ms);
-    stdinWaiters.push((l) => { clearTimeout(timer); resolve(l); });
-  });
-}
+const nextLine = stdinLines();
 
-mkdirSync(outDir, { recursive: true });
-let shot = 0;
-async function screenshot(page, name) {
-  shot++;
-  const file = path.join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log('screenshot', file);
-}
+const screenshot = screenshots(outDir, log);
 
 const pageErrors = [];
 async function openConsole(browser, who) {
@@ -168,10 +136,7 @@ async function press(c, key) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  const browser = await launch();
   try {
     // 1. Both consoles, live; B is busy.
     const a = await openConsole(browser, A);

@@ -22,19 +22,8 @@
 // the reason on stderr. Environment: CALLBACKD_URL, ATTACKER_URLS (pages of
 // other origins, comma-separated), DN,
 // PASSWORD, OUT_DIR, STEP_TIMEOUT (15000), GO_TIMEOUT (60000), CHROMIUM.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import readline from 'node:readline';
+import { env, launch, logger, say, screenshots, stdinLines } from './driver.mjs';
 
-function env(name, def) {
-  const v = process.env[name];
-  if (v === undefined || v === '') {
-    if (def === undefined) throw new Error(`environment variable ${name} is required`);
-    return def;
-  }
-  return v;
-}
 
 const base = env('CALLBACKD_URL').replace(/\/+$/, '');
 const attackers = env('ATTACKER_URLS').split(',');
@@ -44,29 +33,11 @@ const outDir = env('OUT_DIR', 'test-output/browser-b7');
 const stepTimeout = Number(env('STEP_TIMEOUT', '15000'));
 const goTimeout = Number(env('GO_TIMEOUT', '60000'));
 
-const log = (...a) => console.error('[crosssite.mjs]', ...a);
-const say = (line) => process.stdout.write(line + '\n');
+const log = logger('crosssite.mjs');
 
-const stdinLines = [];
-const stdinWaiters = [];
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
-  const w = stdinWaiters.shift();
-  if (w) w(l); else stdinLines.push(l);
-});
-function nextLine(ms) {
-  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no line on stdin within ${ms} ms`)), ms);
-    stdinWaiters.push((l) => { clearTimeout(timer); resolve(l); });
-  });
-}
+const nextLine = stdinLines();
 
-mkdirSync(outDir, { recursive: true });
-let shot = 0;
-async function screenshot(page, name) {
-  shot++;
-  await page.screenshot({ path: path.join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
+const screenshot = screenshots(outDir, log);
 
 function watch(page, who) {
   page.setDefaultTimeout(stepTimeout);
@@ -88,10 +59,7 @@ async function consoleLive(page, who) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  const browser = await launch();
   try {
     // 1. Logged in the browser's own way: its HTTP authentication cache,
     // filled by opening an API URL with the credentials in it (no help from

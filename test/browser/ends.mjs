@@ -18,41 +18,18 @@
 //
 // Environment: CALLBACKD_URL, OUT_DIR (screenshots), STEP_TIMEOUT (15000),
 // GO_TIMEOUT (120000: how long to wait for the next command), CHROMIUM.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import readline from 'node:readline';
+import { env, launch, logger, say, screenshots, stdinLines } from './driver.mjs';
 
-const base = (process.env.CALLBACKD_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
-const outDir = process.env.OUT_DIR || 'test-output/browser-ends';
-const stepTimeout = Number(process.env.STEP_TIMEOUT || '15000');
-const goTimeout = Number(process.env.GO_TIMEOUT || '120000');
+const base = env('CALLBACKD_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const outDir = env('OUT_DIR', 'test-output/browser-ends');
+const stepTimeout = Number(env('STEP_TIMEOUT', '15000'));
+const goTimeout = Number(env('GO_TIMEOUT', '120000'));
 
-const log = (...a) => console.error('[ends.mjs]', ...a);
-const say = (line) => process.stdout.write(line + '\n');
+const log = logger('ends.mjs');
 
-const stdinLines = [];
-const stdinWaiters = [];
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
-  const w = stdinWaiters.shift();
-  if (w) w(l); else stdinLines.push(l);
-});
-function nextLine(ms) {
-  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no command on stdin within ${ms} ms`)), ms);
-    stdinWaiters.push((l) => { clearTimeout(timer); resolve(l); });
-  });
-}
+const nextLine = stdinLines();
 
-mkdirSync(outDir, { recursive: true });
-let shot = 0;
-async function screenshot(page, name) {
-  shot++;
-  const file = path.join(outDir, `${String(shot).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log('screenshot', file);
-}
+const screenshot = screenshots(outDir, log);
 
 const pageErrors = [];
 const consoles = new Map(); // dn -> { page, context, dn }
@@ -137,10 +114,7 @@ async function press(cmd) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  const browser = await launch();
   try {
     say('READY');
     for (;;) {
