@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,16 +46,7 @@ func adminHistory(t *testing.T, s *server) (samples []struct {
 // from GET /api/v1/history, and a wrong token never gets a Basic challenge.
 func TestBrowser_F37_AdminPage(t *testing.T) {
 	need(t, "sipp")
-	chromium := needBrowser(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	npmCI(t, root)
-	out := filepath.Join(root, "test-output", "browser-admin")
-	if err := os.RemoveAll(out); err != nil {
-		t.Fatal(err)
-	}
+	chromium, root, out := browserSetup(t, "browser-admin")
 
 	// Lines with every column filled: a route point with members and
 	// forwarding make the widest rows.

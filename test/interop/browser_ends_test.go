@@ -25,7 +25,6 @@ package interop
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -96,19 +95,7 @@ func (w *endsWalk) activate(caller, callee string) {
 
 func TestBrowser_F14_F18_F19_F25_F29_ScreenAfterEveryEnd(t *testing.T) {
 	need(t, "sipp")
-	chromium := needBrowser(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	npmCI(t, root)
-	out := filepath.Join(root, "test-output", "browser-ends")
-	if err := os.RemoveAll(out); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	chromium, root, out := browserSetup(t, "browser-ends")
 	t.Logf("screenshots: %s", out)
 
 	const a, b, l, c = "1001", "1002", "1004", "1003"

@@ -114,6 +114,27 @@ func npmCI(t *testing.T, root string) {
 	}
 }
 
+// browserSetup is what every browser test needs first: Chromium (its
+// path), the repository root with test/browser's dependencies installed,
+// and an empty folder test-output/name for the screenshots.
+func browserSetup(t *testing.T, name string) (chromium, root, out string) {
+	t.Helper()
+	chromium = needBrowser(t)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	npmCI(t, root)
+	out = filepath.Join(root, "test-output", name)
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return chromium, root, out
+}
+
 // hangUp tells a caller running web_uac_hangup_on_info.xml to hang up
 // now (poke), and returns once its scenario ended (BYE sent, 200 received).
 func (p *cbPhone) hangUp(t *testing.T, port int) {
@@ -272,19 +293,7 @@ func germanAvailableRE(t *testing.T, b string) string {
 // Alert-Info and answers, then B's phone rings with A's number and answers.
 func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 	need(t, "sipp")
-	chromium := needBrowser(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	npmCI(t, root)
-	out := filepath.Join(root, "test-output", "browser")
-	if err := os.RemoveAll(out); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	chromium, root, out := browserSetup(t, "browser")
 
 	const a, b, c = "1003", "1002", "1001"
 	activated := screen.Screen{Kind: screen.Activated, DN: b}.Text("de")

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -149,14 +148,7 @@ function submitted(form, frame) {
 // and the pages read nothing. Then CallBack pressed on the console itself
 // works.
 func TestB7_HTTPCrossSiteKeyPress(t *testing.T) {
-	chromium := needBrowser(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	npmCI(t, root)
-	out := filepath.Join(root, "test-output", "browser-b7")
-	os.RemoveAll(out)
+	chromium, root, out := browserSetup(t, "browser-b7")
 
 	s := startServer(t, noOffer+demoLines)
 	s.register(t, "1001", callPorts(t, 1)[0])
