@@ -246,6 +246,24 @@ func answer(t *testing.T, res sipMsg, name, alg, method, uri, user, password str
 // authed sends r, expects the challenge (401 or 407 by method), answers it
 // as user/password and returns the final response and the credentials
 // header it sent.
+// register1002 registers line 1002 from c with its own password (a new
+// registration when callID is "", else a refresh of that one at cseq) and
+// fails the test, naming what, unless it gets 200. It returns the request
+// and the credentials sent.
+func (c *sipConn) register1002(t *testing.T, callID string, cseq int, what string) (req, string) {
+	t.Helper()
+	r := c.newReq("REGISTER", "sip:"+c.serverHost(), "1002", "1002")
+	if callID != "" {
+		r.callID, r.cseq = callID, cseq
+	}
+	r.extra = []string{"Expires: 300"}
+	res, cred := c.authed(r, "1002", "demo1002")
+	if res.code() != 200 {
+		t.Fatalf("%s: %s", what, res.status())
+	}
+	return r, cred
+}
+
 func (c *sipConn) authed(r req, user, password string) (sipMsg, string) {
 	c.t.Helper()
 	name, hname, want := "Proxy-Authenticate", "Proxy-Authorization", 407
@@ -339,12 +357,7 @@ func TestB7_DigestReplayRegister(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, noOffer+demoLines)
 	phone := dialSIP(t, s, "127.0.0.1", 0)
-	r := phone.newReq("REGISTER", "sip:"+phone.serverHost(), "1002", "1002")
-	r.extra = []string{"Expires: 300"}
-	res, cred := phone.authed(r, "1002", "demo1002")
-	if res.code() != 200 {
-		t.Fatalf("the phone's REGISTER: %s", res.status())
-	}
+	r, cred := phone.register1002(t, "", 1, "the phone's REGISTER")
 
 	attacker := dialSIP(t, s, "127.0.0.1", 0)
 	for _, ruri := range []string{"sip:" + phone.serverHost(), "sip:127.0.0.1"} {
@@ -365,11 +378,7 @@ func TestB7_DigestReplayRegister(t *testing.T) {
 		t.Fatalf("1002's registrations after the replay: %q, want only the phone's <sip:%s>", contacts, phone.local)
 	}
 	// The phone refreshes (a new challenge, its own credentials): 200.
-	r2 := phone.newReq("REGISTER", "sip:"+phone.serverHost(), "1002", "1002")
-	r2.callID, r2.cseq, r2.extra = r.callID, 5, []string{"Expires: 300"}
-	if res, _ := phone.authed(r2, "1002", "demo1002"); res.code() != 200 {
-		t.Fatalf("the phone's refresh: %s", res.status())
-	}
+	phone.register1002(t, r.callID, 5, "the phone's refresh")
 }
 
 // TestB7_DigestReplayInvite: the Proxy-Authorization of 1001's call to
@@ -568,11 +577,7 @@ func TestB7_BruteForceRegister(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, noOffer+demoLines)
 	phone := dialSIP(t, s, "127.0.0.1", 0)
-	reg := phone.newReq("REGISTER", "sip:"+phone.serverHost(), "1002", "1002")
-	reg.extra = []string{"Expires: 300"}
-	if res, _ := phone.authed(reg, "1002", "demo1002"); res.code() != 200 {
-		t.Fatalf("the phone's REGISTER: %s", res.status())
-	}
+	reg, _ := phone.register1002(t, "", 1, "the phone's REGISTER")
 	mark := s.cbMark()
 	attacker := dialSIP(t, s, "127.0.0.2", 0)
 	try := func(pw string) sipMsg {
@@ -611,11 +616,7 @@ func TestB7_BruteForceRegister(t *testing.T) {
 		t.Errorf("no callbackd_auth_throttled_total for sip")
 	}
 	// The phone refreshes from its registered source: 200.
-	r2 := phone.newReq("REGISTER", "sip:"+phone.serverHost(), "1002", "1002")
-	r2.callID, r2.cseq, r2.extra = reg.callID, 5, []string{"Expires: 300"}
-	if res, _ := phone.authed(r2, "1002", "demo1002"); res.code() != 200 {
-		t.Fatalf("the phone's refresh while its account is attacked: %s", res.status())
-	}
+	phone.register1002(t, reg.callID, 5, "the phone's refresh while its account is attacked")
 }
 
 // TestB7_BruteForcePIN: guessing user 501's Extension Mobility PIN
