@@ -19,6 +19,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
 func main() {
@@ -42,7 +43,7 @@ func main() {
 		log.Fatal(err)
 	}
 
-	st, err := store.OpenSQLite(*db)
+	st, err := sqlite.Open(*db)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 	"github.com/callbackd/callbackd/internal/web"
 )
 
@@ -91,7 +92,7 @@ func run() error {
 	log := slog.New(alarms)
 	raiseFileLimit(log)
 
-	st, err := store.OpenSQLite(cfg.Store.Path)
+	st, err := sqlite.Open(cfg.Store.Path)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/sipserver"
-	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
 // exported starts a real server (SIP on a loopback port nobody calls) and
@@ -28,7 +28,7 @@ func exported(t *testing.T) map[string][]string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.SIP.Listen = []string{"udp:127.0.0.1:0", "tcp:127.0.0.1:0"}
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "callbackd.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "callbackd.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
 
@@ -32,7 +33,7 @@ type fixture struct {
 	t   testing.TB
 	url string
 	srv *sipserver.Server
-	st  *store.SQLite
+	st  *sqlite.SQLite
 }
 
 func start(t testing.TB) *fixture {
@@ -43,7 +44,7 @@ func start(t testing.TB) *fixture {
 		{DN: "1001", Password: "pw1001", Locale: "en", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen, Kind: config.KindPhone},
 		{DN: "1002", Password: "pw1002", Locale: "de", BusyTrigger: 1, MaxDevices: 2, Notification: config.NotifyScreen, Kind: config.KindPhone},
 	}
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "api.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "api.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

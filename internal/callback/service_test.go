@@ -20,6 +20,7 @@ import (
 	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/screen"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
 // phones records what would go to the phones.
@@ -58,7 +59,7 @@ func (p *phones) Recall(id int64, caller, callee string, ring time.Duration) err
 type fixture struct {
 	svc    *Service
 	lines  *linestate.Tracker
-	st     *store.SQLite
+	st     *sqlite.SQLite
 	phones *phones
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -69,7 +70,7 @@ type fixture struct {
 // registered and idle.
 func start(tb testing.TB, path string, dns ...string) *fixture {
 	tb.Helper()
-	st, err := store.OpenSQLite(path)
+	st, err := sqlite.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestF7_F8_FeatureAnswers(t *testing.T) {
 
 // seed stores n open CCNR requests of callers 200001.. on B lines 3001..3010.
 func seed(tb testing.TB, path string, n int) []string {
-	st, err := store.OpenSQLite(path)
+	st, err := sqlite.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

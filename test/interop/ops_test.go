@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
 // nobody is the unprivileged user the store tests run the server as when
@@ -144,7 +144,7 @@ func TestOps_ReadOnlyStoreRefusesToStart(t *testing.T) {
 	dir, bin := opsDir(t)
 	data := filepath.Join(dir, "data")
 	db := filepath.Join(data, "callbackd.db")
-	st, err := store.OpenSQLite(db) // a real database, as a previous run left it
+	st, err := sqlite.Open(db) // a real database, as a previous run left it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestOps_BackupWhileRunning(t *testing.T) {
 	}
 	check := func(path string) {
 		t.Helper()
-		st, err := store.OpenSQLite(path)
+		st, err := sqlite.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,7 +514,7 @@ func TestOps_BackupWhileRunning(t *testing.T) {
 		if out, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("sqlite3 .backup: %v\n%s", err, out)
 		}
-		st, err := store.OpenSQLite(cli)
+		st, err := sqlite.Open(cli)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,13 @@
-// Package store keeps what must survive a restart: registrations now, and the
-// Call Back requests of the engine. One interface, SQLite embedded by default.
+// Package sqlite is the embedded store backend ([store] driver "sqlite",
+// the default): store.Store in one SQLite database file (pure Go, no cgo),
+// its schema, its writer, the online backup (-backup) and the writable
+// check (-check-config).
 //
 // Writes go through one writer goroutine that groups whatever is waiting into
 // one transaction (group commit): each caller still waits until its own write
 // is durable, which is what "persisted before it is confirmed" needs, while
 // many concurrent REGISTERs cost one fsync instead of one each.
-package store
+package sqlite
 
 import (
 	"context"
@@ -18,70 +20,25 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+
+	"github.com/callbackd/callbackd/internal/store"
 )
 
-// Registration is one binding of a device (a Contact) to a line (RFC 3261 10.3).
-type Registration struct {
-	DN        string    // the line
-	Contact   string    // the Contact URI the device registered
-	Source    string    // ip:port the REGISTER came from (where we send requests)
-	Transport string    // UDP or TCP
-	CallID    string    // Call-ID of the REGISTER, for CSeq ordering (10.3 step 7)
-	CSeq      uint32    //
-	UserAgent string    //
-	Expires   time.Time // absolute expiry
+// Backend is SQLite at a path ([store] path).
+type Backend struct{ Path string }
+
+// Open opens the database; Backup and CheckWritable act on its file.
+func (b Backend) Open() (store.Store, error) {
+	s, err := Open(b.Path)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
 }
+func (b Backend) Backup(dest string) error { return Backup(b.Path, dest) }
+func (b Backend) CheckWritable() error     { return CheckWritable(b.Path) }
 
-// Request is a stored Call Back request: the engine's own record, kept as JSON
-// so the store does not need to know its fields.
-type Request struct {
-	ID   int64
-	Data []byte
-}
-
-// Call is an answered call between lines, kept so that a restart can
-// still relay its BYE and count it on its lines: the B2BUA's own record,
-// as JSON.
-type Call struct {
-	ID   string // the caller's Call-ID
-	Data []byte
-}
-
-// Line is a line created, changed or deleted through the API: the
-// directory's own record, as JSON; Deleted marks a removed line.
-type Line struct {
-	DN      string
-	Data    []byte
-	Deleted bool
-}
-
-// Store is what the rest of the server needs from persistence.
-type Store interface {
-	PutRegistration(ctx context.Context, r Registration) error
-	DeleteRegistration(ctx context.Context, dn, contact string) error
-	Registrations(ctx context.Context) ([]Registration, error)
-
-	PutRequest(ctx context.Context, r Request) error
-	DeleteRequest(ctx context.Context, id int64) error
-	Requests(ctx context.Context) ([]Request, error)
-
-	PutCall(ctx context.Context, c Call) error
-	DeleteCall(ctx context.Context, id string) error
-	Calls(ctx context.Context) ([]Call, error)
-
-	// Lines changed through the API: they overlay the configuration file's
-	// lines at start (a stored line wins over the file's line of the same
-	// DN; Deleted hides it).
-	PutLine(ctx context.Context, l Line) error
-	Lines(ctx context.Context) ([]Line, error)
-
-	// Settings changed through the API (service parameters), by name, as JSON.
-	PutSetting(ctx context.Context, name string, data []byte) error
-	DeleteSetting(ctx context.Context, name string) error
-	Settings(ctx context.Context) (map[string][]byte, error)
-
-	Close() error
-}
+var _ store.Store = (*SQLite)(nil)
 
 // SQLite is the embedded store.
 type SQLite struct {
@@ -133,13 +90,13 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 `
 
-// OpenSQLite opens (creating if needed) the database file at path.
+// Open opens (creating if needed) the database file at path.
 //
 // It refuses a store it could not write to, with one line that names the
 // path and the reason, instead of serving until the first REGISTER fails:
 // CheckWritable first (the system's words: "permission denied"), then a
 // real write, in a transaction, of the start time into the meta table.
-func OpenSQLite(path string) (*SQLite, error) {
+func Open(path string) (*SQLite, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, cannot("create folder", dir, err)
@@ -264,7 +221,7 @@ func (s *SQLite) exec(ctx context.Context, query string, args ...any) error {
 }
 
 // PutRegistration inserts or replaces a binding.
-func (s *SQLite) PutRegistration(ctx context.Context, r Registration) error {
+func (s *SQLite) PutRegistration(ctx context.Context, r store.Registration) error {
 	return s.exec(ctx, `INSERT OR REPLACE INTO registrations
 		(dn, contact, source, transport, call_id, cseq, user_agent, expires)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -278,16 +235,16 @@ func (s *SQLite) DeleteRegistration(ctx context.Context, dn, contact string) err
 
 // Registrations returns every stored binding, expired ones included: the
 // registrar decides what has expired.
-func (s *SQLite) Registrations(ctx context.Context) ([]Registration, error) {
+func (s *SQLite) Registrations(ctx context.Context) ([]store.Registration, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT dn, contact, source, transport, call_id, cseq, user_agent, expires
 		FROM registrations ORDER BY dn, contact`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Registration
+	var out []store.Registration
 	for rows.Next() {
-		var r Registration
+		var r store.Registration
 		var cseq, exp int64
 		if err := rows.Scan(&r.DN, &r.Contact, &r.Source, &r.Transport, &r.CallID, &cseq, &r.UserAgent, &exp); err != nil {
 			return nil, err
@@ -300,7 +257,7 @@ func (s *SQLite) Registrations(ctx context.Context) ([]Registration, error) {
 }
 
 // PutRequest inserts or replaces a Call Back request.
-func (s *SQLite) PutRequest(ctx context.Context, r Request) error {
+func (s *SQLite) PutRequest(ctx context.Context, r store.Request) error {
 	if r.ID <= 0 {
 		return errors.New("store: request without id")
 	}
@@ -313,15 +270,15 @@ func (s *SQLite) DeleteRequest(ctx context.Context, id int64) error {
 }
 
 // Requests returns every stored Call Back request in id order.
-func (s *SQLite) Requests(ctx context.Context) ([]Request, error) {
+func (s *SQLite) Requests(ctx context.Context) ([]store.Request, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, data FROM requests ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Request
+	var out []store.Request
 	for rows.Next() {
-		var r Request
+		var r store.Request
 		if err := rows.Scan(&r.ID, &r.Data); err != nil {
 			return nil, err
 		}
@@ -331,7 +288,7 @@ func (s *SQLite) Requests(ctx context.Context) ([]Request, error) {
 }
 
 // PutCall stores an answered call.
-func (s *SQLite) PutCall(ctx context.Context, c Call) error {
+func (s *SQLite) PutCall(ctx context.Context, c store.Call) error {
 	return s.exec(ctx, `INSERT OR REPLACE INTO calls (id, data) VALUES (?, ?)`, c.ID, c.Data)
 }
 
@@ -341,15 +298,15 @@ func (s *SQLite) DeleteCall(ctx context.Context, id string) error {
 }
 
 // Calls returns every stored call.
-func (s *SQLite) Calls(ctx context.Context) ([]Call, error) {
+func (s *SQLite) Calls(ctx context.Context) ([]store.Call, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, data FROM calls ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Call
+	var out []store.Call
 	for rows.Next() {
-		var c Call
+		var c store.Call
 		if err := rows.Scan(&c.ID, &c.Data); err != nil {
 			return nil, err
 		}
@@ -359,7 +316,7 @@ func (s *SQLite) Calls(ctx context.Context) ([]Call, error) {
 }
 
 // PutLine stores an API change of a line (or its deletion).
-func (s *SQLite) PutLine(ctx context.Context, l Line) error {
+func (s *SQLite) PutLine(ctx context.Context, l store.Line) error {
 	if l.DN == "" {
 		return errors.New("store: line without dn")
 	}
@@ -370,15 +327,15 @@ func (s *SQLite) PutLine(ctx context.Context, l Line) error {
 }
 
 // Lines returns every stored line change in DN order.
-func (s *SQLite) Lines(ctx context.Context) ([]Line, error) {
+func (s *SQLite) Lines(ctx context.Context) ([]store.Line, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT dn, data, deleted FROM lines ORDER BY dn`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Line
+	var out []store.Line
 	for rows.Next() {
-		var l Line
+		var l store.Line
 		if err := rows.Scan(&l.DN, &l.Data, &l.Deleted); err != nil {
 			return nil, err
 		}

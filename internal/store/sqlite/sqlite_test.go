@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"bytes"
@@ -10,81 +10,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/storetest"
 )
 
-func TestRegistrationsSurviveReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db", "test.db")
-	ctx := context.Background()
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
-	r := Registration{DN: "1001", Contact: "sip:1001@127.0.0.1:5070", Source: "127.0.0.1:5070", Transport: "UDP", CallID: "c1", CSeq: 7, UserAgent: "ua", Expires: exp}
-	if err := s.PutRegistration(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	r2 := r
-	r2.Contact = "sip:1001@127.0.0.1:5071"
-	if err := s.PutRegistration(ctx, r2); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteRegistration(ctx, "1001", r2.Contact); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got, err := s.Registrations(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0] != r {
-		t.Fatalf("after reopen got %+v, want [%+v]", got, r)
-	}
-}
-
-func TestRequestsGroupCommit(t *testing.T) {
-	s, err := OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	for i := 1; i <= 500; i++ {
-		wg.Add(1)
-		go func(id int64) {
-			defer wg.Done()
-			if err := s.PutRequest(ctx, Request{ID: id, Data: []byte(`{"x":1}`)}); err != nil {
-				t.Error(err)
-			}
-		}(int64(i))
-	}
-	wg.Wait()
-	if err := s.DeleteRequest(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Requests(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 499 || got[0].ID != 1 || got[2].ID != 4 {
-		t.Fatalf("got %d requests, first ids %v", len(got), got[:3])
-	}
-	if err := s.PutRequest(ctx, Request{}); err == nil {
-		t.Fatal("request without id accepted")
-	}
+// The backend-neutral suite, through store.Store.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		return Backend{Path: filepath.Join(t.TempDir(), "db", "test.db")}.Open
+	})
 }
 
 func BenchmarkPutRegistrationParallel(b *testing.B) {
-	s, err := OpenSQLite(filepath.Join(b.TempDir(), "b.db"))
+	s, err := Open(filepath.Join(b.TempDir(), "b.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +38,7 @@ func BenchmarkPutRegistrationParallel(b *testing.B) {
 			n++
 			i := n
 			mu.Unlock()
-			r := Registration{DN: "1001", Contact: "sip:x@127.0.0.1:" + time.Duration(i).String(), Expires: time.Now()}
+			r := store.Registration{DN: "1001", Contact: "sip:x@127.0.0.1:" + time.Duration(i).String(), Expires: time.Now()}
 			if err := s.PutRegistration(ctx, r); err != nil {
 				b.Fatal(err)
 			}
@@ -114,7 +53,7 @@ func TestOpenRefusesNotADatabase(t *testing.T) {
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenSQLite(path)
+	s, err := Open(path)
 	if err == nil {
 		s.Close()
 		t.Fatal("opened a file that is not a database")
@@ -127,7 +66,7 @@ func TestOpenRefusesNotADatabase(t *testing.T) {
 // The start write is kept: the meta table records the start.
 func TestOpenWritesStartTime(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "test.db")
-	s, err := OpenSQLite(path)
+	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,13 +104,13 @@ func TestBackupWhileOpen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "live.db")
 	ctx := context.Background()
-	s, err := OpenSQLite(path)
+	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	for i := 0; i < 50; i++ {
-		r := Registration{DN: "1001", Contact: fmt.Sprintf("sip:1001@127.0.0.1:%d", 5000+i), Source: "127.0.0.1:5070", Transport: "UDP", CallID: "c", CSeq: 1, Expires: time.Now().Add(time.Hour)}
+		r := store.Registration{DN: "1001", Contact: fmt.Sprintf("sip:1001@127.0.0.1:%d", 5000+i), Source: "127.0.0.1:5070", Transport: "UDP", CallID: "c", CSeq: 1, Expires: time.Now().Add(time.Hour)}
 		if err := s.PutRegistration(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -180,10 +119,10 @@ func TestBackupWhileOpen(t *testing.T) {
 	if err := Backup(path, dest); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutRegistration(ctx, Registration{DN: "1002", Contact: "sip:x", Expires: time.Now()}); err != nil {
+	if err := s.PutRegistration(ctx, store.Registration{DN: "1002", Contact: "sip:x", Expires: time.Now()}); err != nil {
 		t.Fatalf("the store after a backup: %v", err)
 	}
-	c, err := OpenSQLite(dest)
+	c, err := Open(dest)
 	if err != nil {
 		t.Fatal(err)
 	}
