@@ -29,12 +29,9 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/internal/api"
+	"github.com/callbackd/callbackd/internal/app"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/events"
-	"github.com/callbackd/callbackd/internal/metrics"
-	"github.com/callbackd/callbackd/internal/sipserver"
-	"github.com/callbackd/callbackd/internal/store"
-	"github.com/callbackd/callbackd/internal/store/sqlite"
 	"github.com/callbackd/callbackd/internal/web"
 )
 
@@ -66,7 +63,11 @@ func run() error {
 				return err
 			}
 		}
-		if err := store.Backup(cfg.Store.Path, *backup); err != nil {
+		be, err := app.StoreBackend(cfg.Store)
+		if err != nil {
+			return err
+		}
+		if err := be.Backup(*backup); err != nil {
 			return err
 		}
 		fmt.Printf("backup of %s written to %s\n", cfg.Store.Path, *backup)
@@ -92,13 +93,17 @@ func run() error {
 	log := slog.New(alarms)
 	raiseFileLimit(log)
 
-	st, err := sqlite.Open(cfg.Store.Path)
+	be, err := app.StoreBackend(cfg.Store)
+	if err != nil {
+		return err
+	}
+	st, err := be.Open()
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	srv, err := sipserver.New(cfg, st, log)
+	srv, err := app.New(cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +113,7 @@ func run() error {
 		token = randomToken()
 		log.Info("API admin token", "token", token, "hint", "set http.token to keep one across restarts")
 	}
-	rest := api.New(api.Deps{Server: srv, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: time.Now(),
+	rest := api.New(api.Deps{Server: srv, Log: log, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: time.Now(),
 		MaxStreams: cfg.HTTP.MaxEventStreams, MaxStreamsPerSource: cfg.HTTP.MaxEventStreamsPerSource})
 	if *configPath == "" {
 		printDemo(cfg)
@@ -156,11 +161,11 @@ func run() error {
 		debug.FreeOSMemory()
 	}()
 	go returnMemory(ctx)
-	go sampleHistory(ctx, srv)
+	go srv.RunSampler(ctx)
 	if *configPath != "" {
 		go reloadOnHangup(ctx, *configPath, srv, level, log)
 	}
-	err = srv.Serve(ctx)
+	err = srv.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	hs.Shutdown(shutdown)
@@ -180,7 +185,11 @@ func check(path string) error {
 			return err
 		}
 	}
-	if err := store.CheckWritable(cfg.Store.Path); err != nil {
+	be, err := app.StoreBackend(cfg.Store)
+	if err != nil {
+		return err
+	}
+	if err := be.CheckWritable(); err != nil {
 		return fmt.Errorf("%s: [store] path: %w", cfg.Source, err)
 	}
 	return nil
@@ -209,14 +218,6 @@ func returnMemory(ctx context.Context) {
 			debug.FreeOSMemory()
 		}
 	}
-}
-
-// sampleHistory keeps the last hour of the server's counters for the
-// admin page's charts (GET /api/v1/history).
-func sampleHistory(ctx context.Context, srv *sipserver.Server) {
-	t := time.NewTicker(metrics.HistoryInterval)
-	defer t.Stop()
-	srv.Metrics.RunSampler(ctx, time.Now(), t.C)
 }
 
 // newLogger makes the log handler: its level is level (switched live
@@ -271,7 +272,7 @@ func printDemo(cfg *config.Config) {
 	fmt.Printf("  SIP server: %v, digest realm %q\n", cfg.SIP.Listen, cfg.SIP.Realm)
 }
 
-func httpHandler(srv *sipserver.Server, rest *api.API) http.Handler {
+func httpHandler(srv *app.App, rest *api.API) http.Handler {
 	mux := http.NewServeMux()
 	rest.Register(mux)
 	mux.Handle("/", web.Handler()) // the phone console and the admin page
@@ -315,7 +316,7 @@ func debugHandler() http.Handler {
 // service parameters. A file with errors changes nothing; the errors are
 // logged. Other changes (listeners, lines, store) need a restart; lines
 // change live through the API.
-func reloadOnHangup(ctx context.Context, path string, srv *sipserver.Server, level *slog.LevelVar, log *slog.Logger) {
+func reloadOnHangup(ctx context.Context, path string, srv *app.App, level *slog.LevelVar, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

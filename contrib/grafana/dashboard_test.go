@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/app"
 	"github.com/callbackd/callbackd/internal/config"
-	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
@@ -33,13 +33,13 @@ func exported(t *testing.T) map[string][]string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := sipserver.New(cfg, st, slog.New(slog.DiscardHandler))
+	srv, err := app.New(cfg, st, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { srv.Serve(ctx); close(done) }()
+	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	wait, stop := context.WithTimeout(ctx, 10*time.Second)
 	defer stop()

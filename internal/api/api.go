@@ -10,12 +10,13 @@
 // line's credentials. Wrong credentials are throttled (B7) by the Guard the
 // SIP side shares; Protect guards the listener against cross-site use.
 //
-// The API only turns HTTP into the calls the rest of the server offers
-// (sipserver, callback): what a key press does is decided by the engine,
-// exactly as for the feature codes.
+// The API only turns HTTP into the calls the rest of the server offers,
+// which it declares in Server (internal/app implements it): what a key
+// press does is decided by the engine, exactly as for the feature codes.
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
@@ -29,15 +30,57 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/events"
+	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/screen"
-	"github.com/callbackd/callbackd/internal/sipserver"
+	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/throttle"
 )
+
+// Server is what the API asks of the running server, and all it asks.
+type Server interface {
+	// Lines: the directory, their state, and changes while running
+	// (PutLine and RemoveLine report directory.ErrLineExists and
+	// directory.ErrNoLine).
+	AllLines() []config.Line
+	Line(dn string) (config.Line, bool)
+	Password(dn string) (string, bool)
+	LineState(dn string) (linestate.Snapshot, bool)
+	Profile(name string) (config.Profile, bool)
+	External(number string) bool // called through a trunk
+	PutLine(ctx context.Context, l config.Line, create bool) error
+	RemoveLine(ctx context.Context, dn string) error
+	Registrations() []store.Registration
+
+	// Call Back: screens, keys, requests and the service parameters.
+	Screen(dn string) (screen.Screen, bool)
+	Press(dn, key string) (screen.Screen, error)
+	Activate(caller, callee string) screen.Screen
+	Requests() []engine.Request
+	Params() config.Callback
+	SetParams(ctx context.Context, cb config.Callback) error
+	ResetParams(ctx context.Context) error
+
+	// Status, history, the SIP trace, live events, and the Guard that
+	// throttles failed authentications (B7), shared with SIP.
+	RequestCounts() (open, timers int)
+	RegistrationCount() int
+	Notifications() int64
+	ActiveCalls() int
+	History() *metrics.History
+	SIPTrace() bool
+	SetSIPTrace(on bool)
+	Watch(filter func(events.Event) bool) *events.Watcher
+	AuthGuard() *throttle.Guard
+}
 
 // Deps is what the API works on.
 type Deps struct {
-	Server   *sipserver.Server
+	Server   Server
+	Log      *slog.Logger
 	Token    string         // admin token (config http.token, or made at start)
 	Level    *slog.LevelVar // the log level, switched live (F36)
 	Alarms   *events.Alarms // recent warnings and errors (F37); may be nil
@@ -52,12 +95,15 @@ type Deps struct {
 // API serves /api/v1.
 type API struct {
 	d       Deps
-	s       *sipserver.Server
+	s       Server
 	streams *streamCap
 }
 
 // New builds the API.
 func New(d Deps) *API {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	if d.Instance == "" {
 		host, _ := os.Hostname()
 		d.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -212,7 +258,7 @@ func decodeField(raw json.RawMessage, field string, into any, want string) error
 // Status, alarms, log, UI texts, OpenAPI
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
-	open, timers := a.s.Callback.Counts()
+	open, timers := a.s.RequestCounts()
 	version := "devel"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		version = bi.Main.Version
@@ -223,12 +269,12 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		"active":        true,
 		"started":       a.d.Started.UTC().Format(time.RFC3339),
 		"version":       version,
-		"lines":         len(a.s.Directory.Lines()),
-		"registrations": a.s.Registrar.Count(),
+		"lines":         len(a.s.AllLines()),
+		"registrations": a.s.RegistrationCount(),
 		"open_requests": open,
 		"timers":        timers,
-		"notifications": a.s.Metrics.Notifications(),
-		"active_calls":  a.s.B2BUA.Calls(),
+		"notifications": a.s.Notifications(),
+		"active_calls":  a.s.ActiveCalls(),
 	})
 }
 
@@ -254,7 +300,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	h := a.s.Metrics.History()
+	h := a.s.History()
 	samples := h.Since(since)
 	for i := range samples {
 		samples[i].Time = samples[i].Time.UTC()
@@ -328,7 +374,7 @@ func (a *API) putLog(w http.ResponseWriter, r *http.Request) {
 		a.d.Level.Set(l)
 	}
 	a.s.SetSIPTrace(cur.SIPTrace)
-	a.s.Log.Info("log switches changed", "level", cur.Level, "sip_trace", cur.SIPTrace)
+	a.d.Log.Info("log switches changed", "level", cur.Level, "sip_trace", cur.SIPTrace)
 	writeJSON(w, http.StatusOK, cur)
 }
 
@@ -382,7 +428,7 @@ func (a *API) authenticate(r *http.Request) (who, error) {
 			account = account[:64] // bounds the Guard's keys and the log line
 		}
 	}
-	g := a.s.Guard
+	g := a.s.AuthGuard()
 	if d := g.Blocked(throttleKind, r.RemoteAddr, account); d > 0 {
 		secs := int((d + time.Second - 1) / time.Second)
 		e := newError(http.StatusTooManyRequests, "too_many_attempts",
@@ -402,7 +448,7 @@ func (a *API) authenticate(r *http.Request) (who, error) {
 			reason = "wrong token"
 		}
 	default:
-		if pw, ok := a.s.Directory.Password(account); !ok {
+		if pw, ok := a.s.Password(account); !ok {
 			reason = "unknown user"
 		} else if equal(secret, pw) {
 			u = who{dn: account}

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/app"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/events"
-	"github.com/callbackd/callbackd/internal/sipserver"
-	"github.com/callbackd/callbackd/internal/store"
 	"github.com/callbackd/callbackd/internal/store/sqlite"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
@@ -32,7 +31,7 @@ const token = "test-token"
 type fixture struct {
 	t   testing.TB
 	url string
-	srv *sipserver.Server
+	srv *app.App
 	st  *sqlite.SQLite
 }
 
@@ -50,7 +49,7 @@ func start(t testing.TB) *fixture {
 	}
 	level := new(slog.LevelVar)
 	alarms := events.NewAlarms(slog.DiscardHandler, 10, nil)
-	srv, err := sipserver.New(cfg, st, slog.New(alarms))
+	srv, err := app.New(cfg, st, slog.New(alarms))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +58,12 @@ func start(t testing.TB) *fixture {
 	srv.Guard = throttle.NewGuard(throttle.Config{Free: 1 << 20}, slog.New(alarms))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { srv.Serve(ctx); close(done) }()
+	go func() { srv.Run(ctx); close(done) }()
 	waitCtx, waitCancel := context.WithTimeout(ctx, 10*time.Second)
 	srv.WaitServing(waitCtx)
 	waitCancel()
 	mux := http.NewServeMux()
-	New(Deps{Server: srv, Token: token, Level: level, Alarms: alarms, OpenAPI: OpenAPI(), Started: time.Now()}).Register(mux)
+	New(Deps{Server: srv, Log: slog.New(alarms), Token: token, Level: level, Alarms: alarms, OpenAPI: OpenAPI(), Started: time.Now()}).Register(mux)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		hs.Close()

@@ -10,7 +10,6 @@ import (
 	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/screen"
-	"github.com/callbackd/callbackd/internal/sipserver"
 )
 
 // heartbeat keeps idle event streams open through proxies and lets a
@@ -71,7 +70,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.streams.release(r.RemoteAddr)
-	watch := a.s.Hub.Watch(func(e events.Event) bool {
+	watch := a.s.Watch(func(e events.Event) bool {
 		if dn == "" {
 			return true
 		}
@@ -97,8 +96,8 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "retry: 1000\n\n")
 	if line != nil {
-		l, _ := a.s.Directory.Line(dn)
-		sc, _ := a.s.Callback.Screen(dn)
+		l, _ := a.s.Line(dn)
+		sc, _ := a.s.Screen(dn)
 		send("screen", a.screenOf(l, sc))
 		send("line", line)
 	} else {
@@ -130,14 +129,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 func (a *API) sendEvent(send func(string, any) bool, e events.Event) bool {
 	switch d := e.Data.(type) {
 	case screen.Screen:
-		l, ok := a.s.Directory.Line(e.DN)
+		l, ok := a.s.Line(e.DN)
 		if !ok {
 			return true
 		}
 		return send("screen", a.screenOf(l, d))
 	case linestate.Snapshot:
 		return send("line", lineEvent{DN: d.DN, State: string(d.State), Devices: d.Devices, Calls: d.Calls})
-	case sipserver.RequestEvent:
+	case events.RequestEvent:
 		out := map[string]any{"op": d.Op}
 		if d.Op == "end" {
 			out["id"], out["reason"] = d.ID, d.Reason

@@ -16,10 +16,10 @@ import (
 
 	"github.com/callbackd/callbackd/internal/callback"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/screen"
-	"github.com/callbackd/callbackd/internal/sipserver"
 )
 
 // ---------------------------------------------------------------------------
@@ -51,7 +51,7 @@ func (a *API) line(l config.Line) lineJSON {
 		ForwardAll: l.ForwardAll, ForwardBusy: l.ForwardBusy, ForwardNoAnswer: l.ForwardNoAnswer, DND: l.DND,
 		Profile: cmp.Or(l.Profile, config.DefaultProfile),
 		State:   string(linestate.Unregistered)}
-	if st, ok := a.s.Lines.Get(l.DN); ok {
+	if st, ok := a.s.LineState(l.DN); ok {
 		j.State, j.Devices, j.Calls = string(st.State), st.Devices, st.Calls
 	}
 	return j
@@ -59,14 +59,14 @@ func (a *API) line(l config.Line) lineJSON {
 
 func (a *API) listLines(w http.ResponseWriter, r *http.Request) {
 	out := []lineJSON{}
-	for _, l := range a.s.Directory.Lines() {
+	for _, l := range a.s.AllLines() {
 		out = append(out, a.line(l))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) lookupLine(dn string) (config.Line, error) {
-	l, ok := a.s.Directory.Line(dn)
+	l, ok := a.s.Line(dn)
 	if !ok {
 		return l, newError(http.StatusNotFound, "not_found", "no line "+strconv.Quote(dn), "dn")
 	}
@@ -190,10 +190,10 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 // number called through a trunk (kind "external": a forwarding target,
 // never a route point's member).
 func (a *API) target(dn string) (config.Line, bool) {
-	if l, ok := a.s.Directory.Line(dn); ok {
+	if l, ok := a.s.Line(dn); ok {
 		return l, true
 	}
-	if _, ok := a.s.Config.Trunks.For(dn); ok {
+	if a.s.External(dn) {
 		return config.Line{DN: dn, Kind: "external"}, true
 	}
 	return config.Line{}, false
@@ -201,7 +201,7 @@ func (a *API) target(dn string) (config.Line, bool) {
 
 func (a *API) createLine(w http.ResponseWriter, r *http.Request) {
 	l, err := readLine(r, config.Line{Locale: config.DefaultLocale, BusyTrigger: config.DefaultBusyTrigger, MaxDevices: config.DefaultMaxDevices,
-		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.target, a.s.Config.Profile)
+		Notification: config.DefaultNotification, Kind: config.KindPhone}, a.target, a.s.Profile)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -221,7 +221,7 @@ func (a *API) updateLine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	l, err := readLine(r, old, a.target, a.s.Config.Profile)
+	l, err := readLine(r, old, a.target, a.s.Profile)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -248,9 +248,9 @@ func (a *API) deleteLine(w http.ResponseWriter, r *http.Request) {
 
 func storeError(err error, dn string) error {
 	switch {
-	case errors.Is(err, sipserver.ErrLineExists):
+	case errors.Is(err, directory.ErrLineExists):
 		return newError(http.StatusConflict, "conflict", "line "+strconv.Quote(dn)+" exists", "dn")
-	case errors.Is(err, sipserver.ErrNoLine):
+	case errors.Is(err, directory.ErrNoLine):
 		return newError(http.StatusNotFound, "not_found", "no line "+strconv.Quote(dn), "dn")
 	case errors.Is(err, context.Canceled):
 		return newError(http.StatusServiceUnavailable, "unavailable", "the request was cancelled", "")
@@ -280,7 +280,7 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []registrationJSON{}
-	for _, b := range a.s.Registrar.All() {
+	for _, b := range a.s.Registrations() {
 		if !u.admin && b.DN != u.dn {
 			continue
 		}
@@ -323,7 +323,7 @@ func (a *API) getScreen(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	sc, _ := a.s.Callback.Screen(l.DN)
+	sc, _ := a.s.Screen(l.DN)
 	writeJSON(w, http.StatusOK, a.screenOf(l, sc))
 }
 
@@ -359,7 +359,7 @@ func (a *API) pressKey(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "missing_field", "key is required: CallBack, Dial, Cancel, Exit or OK", "key")
 		return
 	}
-	sc, err := a.s.Callback.Press(l.DN, key)
+	sc, err := a.s.Press(l.DN, key)
 	if errors.Is(err, callback.ErrUnknownKey) {
 		fail(w, http.StatusUnprocessableEntity, "invalid_value", fmt.Sprintf("key %q: want CallBack, Dial, Cancel, Exit or OK", key), "key")
 		return
@@ -423,7 +423,7 @@ func (a *API) listCallbacks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []requestJSON{}
-	for _, req := range a.s.Callback.Requests() {
+	for _, req := range a.s.Requests() {
 		if !u.mayRead(req) {
 			continue
 		}
@@ -438,7 +438,7 @@ func (a *API) findRequest(r *http.Request) (engine.Request, error) {
 	if err != nil || id <= 0 {
 		return engine.Request{}, newError(http.StatusBadRequest, "invalid_id", "a request id is a positive integer", "id")
 	}
-	for _, req := range a.s.Callback.Requests() {
+	for _, req := range a.s.Requests() {
 		if req.ID == id {
 			return req, nil
 		}
@@ -508,7 +508,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "forbidden", "these credentials are line "+u.dn+"'s, not line "+caller+"'s", "")
 		return
 	}
-	sc := a.s.Callback.Activate(caller, callee)
+	sc := a.s.Activate(caller, callee)
 	status := http.StatusOK
 	if sc.Kind == screen.Activated {
 		status = http.StatusCreated
@@ -541,8 +541,8 @@ func (a *API) keyOnRequest(w http.ResponseWriter, r *http.Request, key string) {
 		fail(w, http.StatusConflict, "not_available", fmt.Sprintf("%s is not available yet: Dial applies once the caller is notified", req.B), "")
 		return
 	}
-	l, _ := a.s.Directory.Line(req.A)
-	sc, _ := a.s.Callback.Press(req.A, key)
+	l, _ := a.s.Line(req.A)
+	sc, _ := a.s.Press(req.A, key)
 	writeJSON(w, http.StatusOK, a.screenOf(l, sc))
 }
 
@@ -550,7 +550,7 @@ func (a *API) keyOnRequest(w http.ResponseWriter, r *http.Request, key string) {
 // Service parameters
 
 func (a *API) getParams(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.s.Callback.Params())
+	writeJSON(w, http.StatusOK, a.s.Params())
 }
 
 // putParams changes some parameters (a partial object), checked with the
@@ -561,7 +561,7 @@ func (a *API) putParams(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	cb := a.s.Callback.Params()
+	cb := a.s.Params()
 	fields := jsonFields(&cb)
 	for _, k := range sortedKeys(obj) {
 		f, ok := fields[k]
@@ -589,7 +589,7 @@ func (a *API) putParams(w http.ResponseWriter, r *http.Request) {
 		writeError(w, storeError(err, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, a.s.Callback.Params())
+	writeJSON(w, http.StatusOK, a.s.Params())
 }
 
 func (a *API) resetParams(w http.ResponseWriter, r *http.Request) {
@@ -597,7 +597,7 @@ func (a *API) resetParams(w http.ResponseWriter, r *http.Request) {
 		writeError(w, storeError(err, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, a.s.Callback.Params())
+	writeJSON(w, http.StatusOK, a.s.Params())
 }
 
 // jsonFields maps the JSON names of a struct's fields to pointers to them.

@@ -1,4 +1,4 @@
-package sipserver
+package app
 
 import (
 	"context"
@@ -49,15 +49,15 @@ func isLineFeature(dialed string) bool {
 }
 
 // lineFeature carries out a code dialed by line caller from device from.
-func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Feature {
+func (a *App) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Feature {
 	refuse := func(reason string) b2bua.Feature { return b2bua.Feature{Code: 603, Reason: reason} }
 	switch {
 	case dialed == config.CodeLogout:
-		return refuse(s.logout(from))
+		return refuse(a.logout(from))
 	case strings.HasPrefix(dialed, config.CodeLogin):
-		return s.login(strings.TrimPrefix(dialed, config.CodeLogin), from)
+		return a.login(strings.TrimPrefix(dialed, config.CodeLogin), from)
 	}
-	l, ok := s.Directory.Line(caller)
+	l, ok := a.Directory.Line(caller)
 	if !ok {
 		return refuse("Not A Line")
 	}
@@ -77,43 +77,37 @@ func (s *Server) lineFeature(caller, dialed string, from b2bua.Origin) b2bua.Fea
 		case strings.HasPrefix(dialed, c.set):
 			target := strings.TrimPrefix(dialed, c.set)
 			if target == "" {
-				if s.Config.Calls.VoicemailPilot == "" {
+				if a.Config.Calls.VoicemailPilot == "" {
 					return refuse("No Voicemail")
 				}
 				target = config.ForwardVoicemail
-			} else if _, known := s.Directory.Line(target); target == caller || !known && !s.external(target) {
+			} else if _, known := a.Directory.Line(target); target == caller || !known && !a.External(target) {
 				return refuse("Forward Target Invalid")
-			} else if !known && !s.mayDialOut(caller, target) {
+			} else if !known && !a.mayDialOut(caller, target) {
 				// F32: forwarding out is dialing out, by the line's profile.
-				s.Log.Info("line feature refused: dial-out not allowed by the line's profile", "dn", caller, "code", dialed)
+				a.Log.Info("line feature refused: dial-out not allowed by the line's profile", "dn", caller, "code", dialed)
 				return refuse("Forward " + c.name + " Not Allowed")
 			}
 			*c.field(&l) = target
 			done = "Forward " + c.name + " To " + target
 		}
 	}
-	if err := s.PutLine(context.Background(), l, false); err != nil {
-		s.Log.Error("line feature not stored", "dn", caller, "code", dialed, "error", err)
+	if err := a.PutLine(context.Background(), l, false); err != nil {
+		a.Log.Error("line feature not stored", "dn", caller, "code", dialed, "error", err)
 		return b2bua.Feature{Code: 500, Reason: "Server Internal Error"}
 	}
-	s.Log.Info("line feature", "dn", caller, "code", dialed, "now", done)
+	a.Log.Info("line feature", "dn", caller, "code", dialed, "now", done)
 	return refuse(done)
-}
-
-// external reports whether number is called through a trunk.
-func (s *Server) external(number string) bool {
-	_, ok := s.Config.Trunks.For(number)
-	return ok
 }
 
 // mayDialOut reports whether line dn may call or forward to the external
 // number: its profile's dial_out (F32).
-func (s *Server) mayDialOut(dn, number string) bool {
-	l, ok := s.Directory.Line(dn)
+func (a *App) mayDialOut(dn, number string) bool {
+	l, ok := a.Directory.Line(dn)
 	if !ok {
 		return false
 	}
-	p, ok := s.Config.Profile(l.Profile)
+	p, ok := a.Config.Profile(l.Profile)
 	return ok && p.MayDialOut(number)
 }
 
@@ -125,38 +119,38 @@ func (s *Server) mayDialOut(dn, number string) bool {
 // The PIN is short, so guessing it is throttled (kind "pin") per source
 // and per user ID: while blocked, 403 whatever the PIN; a wrong PIN or an
 // unknown ID both answer "Login Refused" and count.
-func (s *Server) login(idPin string, from b2bua.Origin) b2bua.Feature {
+func (a *App) login(idPin string, from b2bua.Origin) b2bua.Feature {
 	refused := b2bua.Feature{Code: 603, Reason: "Login Refused"}
 	id, pin, _ := strings.Cut(idPin, "*")
 	account := "user:" + id // not a line's key: user IDs and DNs may look alike
-	if s.Guard.Blocked("pin", from.Source, account) > 0 {
+	if a.Guard.Blocked("pin", from.Source, account) > 0 {
 		return b2bua.Feature{Code: 403, Reason: "Forbidden"}
 	}
 	var user *config.User
-	for i := range s.Config.Users {
+	for i := range a.Config.Users {
 		// Every user's PIN is compared: the work does not tell which IDs exist.
-		if u := &s.Config.Users[i]; u.ID == id && subtle.ConstantTimeCompare([]byte(u.PIN), []byte(pin)) == 1 {
+		if u := &a.Config.Users[i]; u.ID == id && subtle.ConstantTimeCompare([]byte(u.PIN), []byte(pin)) == 1 {
 			user = u
 		}
 	}
 	if user == nil {
-		s.Guard.Failed("pin", from.Source, account, "wrong PIN")
-		s.Log.Debug("extension mobility login refused", "user", id, "source", from.Source)
+		a.Guard.Failed("pin", from.Source, account, "wrong PIN")
+		a.Log.Debug("extension mobility login refused", "user", id, "source", from.Source)
 		return refused
 	}
-	device, ok := s.Registrar.DeviceOf(from.Device, from.Transport, from.Source, from.Contact)
+	device, ok := a.Registrar.DeviceOf(from.Device, from.Transport, from.Source, from.Contact)
 	if !ok {
-		s.Log.Warn("extension mobility login refused: not from a registered phone", "user", id, "device", from.Device, "source", from.Source)
+		a.Log.Warn("extension mobility login refused: not from a registered phone", "user", id, "device", from.Device, "source", from.Source)
 		return refused
 	}
-	s.Guard.Succeeded(from.Source, account)
-	if s.logout(from) == "Logged Out" {
-		s.Log.Info("extension mobility: the phone's previous user logged out", "source", from.Source)
+	a.Guard.Succeeded(from.Source, account)
+	if a.logout(from) == "Logged Out" {
+		a.Log.Info("extension mobility: the phone's previous user logged out", "source", from.Source)
 	}
-	s.Callback.Mobility(user.Line, true)
-	s.Callback.Mobility(device.DN, true)
-	if err := s.Registrar.Login(context.Background(), user.Line, user.ID, device); err != nil {
-		s.Log.Error("extension mobility login not stored", "user", id, "error", err)
+	a.Callback.Mobility(user.Line, true)
+	a.Callback.Mobility(device.DN, true)
+	if err := a.Registrar.Login(context.Background(), user.Line, user.ID, device); err != nil {
+		a.Log.Error("extension mobility login not stored", "user", id, "error", err)
 		return b2bua.Feature{Code: 603, Reason: "Login Failed"}
 	}
 	return b2bua.Feature{Code: 603, Reason: "Logged In " + user.ID}
@@ -164,50 +158,20 @@ func (s *Server) login(idPin string, from b2bua.Origin) b2bua.Feature {
 
 // logout ends the login on the phone at from (authenticated as its own
 // line, from.Device), if any.
-func (s *Server) logout(from b2bua.Origin) string {
-	device, ok := s.Registrar.DeviceOf(from.Device, from.Transport, from.Source, from.Contact)
+func (a *App) logout(from b2bua.Origin) string {
+	device, ok := a.Registrar.DeviceOf(from.Device, from.Transport, from.Source, from.Contact)
 	if !ok {
 		return "Not Logged In"
 	}
-	dn, ok := s.Registrar.LoginOn(from.Device, from.Transport, from.Source, from.Contact)
+	dn, ok := a.Registrar.LoginOn(from.Device, from.Transport, from.Source, from.Contact)
 	if !ok {
 		return "Not Logged In"
 	}
-	s.Callback.Mobility(dn, false)
-	s.Callback.Mobility(device.DN, false)
-	if err := s.Registrar.Logout(context.Background(), dn, device); err != nil {
-		s.Log.Error("extension mobility logout not stored", "dn", dn, "error", err)
+	a.Callback.Mobility(dn, false)
+	a.Callback.Mobility(device.DN, false)
+	if err := a.Registrar.Logout(context.Background(), dn, device); err != nil {
+		a.Log.Error("extension mobility logout not stored", "dn", dn, "error", err)
 		return "Logout Failed"
 	}
 	return "Logged Out"
-}
-
-// impersonates reports whether r is a call from outside (through a trunk)
-// whose caller number is one of our lines' DNs: Call Back must not take it
-// for that line (B7: trunk callers are outsiders whatever their From), so
-// it is not told about it.
-func (s *Server) impersonates(r b2bua.Result) bool {
-	if r.CallerTrunk == "" {
-		return false
-	}
-	if _, ok := s.Directory.Line(r.Caller); !ok {
-		return false
-	}
-	s.Log.Info("call from a trunk with an internal number as caller: no call back", "trunk", r.CallerTrunk, "caller", r.Caller)
-	return true
-}
-
-// warnDialOut says at start when trunks are configured but no line may
-// call out through them (F32: dial_out is "none" unless a profile says
-// otherwise), which after an upgrade looks like a broken trunk.
-func (s *Server) warnDialOut() {
-	if len(s.Config.Trunks) == 0 {
-		return
-	}
-	for _, l := range s.Config.Lines {
-		if p, ok := s.Config.Profile(l.Profile); ok && len(p.DialOut) > 0 {
-			return
-		}
-	}
-	s.Log.Warn("trunks are configured but no line's profile allows dialing out (profile dial_out, docs/config.md): lines cannot call or forward to external numbers")
 }

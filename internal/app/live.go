@@ -1,23 +1,16 @@
-package sipserver
+package app
 
 import (
-	"time"
-
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync/atomic"
-
-	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/linestate"
-	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/store"
 )
 
@@ -29,15 +22,9 @@ import (
 // paramsSetting is the settings-table name of the service parameters.
 const paramsSetting = "callback"
 
-// ErrLineExists and ErrNoLine are the conflicts PutLine and RemoveLine report.
-var (
-	ErrLineExists = errors.New("line exists")
-	ErrNoLine     = errors.New("no such line")
-)
-
 // overlay applies the stored API changes to cfg (lines, parameters).
-func (s *Server) overlay(ctx context.Context, cfg *config.Config) error {
-	stored, err := s.Store.Lines(ctx)
+func (a *App) overlay(ctx context.Context, cfg *config.Config) error {
+	stored, err := a.Store.Lines(ctx)
 	if err != nil {
 		return fmt.Errorf("load stored lines: %w", err)
 	}
@@ -51,13 +38,13 @@ func (s *Server) overlay(ctx context.Context, cfg *config.Config) error {
 		if sl.Deleted {
 			if i >= 0 {
 				cfg.Lines = append(cfg.Lines[:i], cfg.Lines[i+1:]...)
-				s.Log.Info("line removed through the API stays removed", "dn", sl.DN)
+				a.Log.Info("line removed through the API stays removed", "dn", sl.DN)
 			}
 			continue
 		}
 		var l config.Line
 		if err := json.Unmarshal(sl.Data, &l); err != nil || l.DN != sl.DN || len(config.CheckLine(l)) > 0 {
-			s.Log.Error("stored line unreadable, ignored", "dn", sl.DN, "error", err)
+			a.Log.Error("stored line unreadable, ignored", "dn", sl.DN, "error", err)
 			continue
 		}
 		if i >= 0 {
@@ -65,19 +52,19 @@ func (s *Server) overlay(ctx context.Context, cfg *config.Config) error {
 		} else {
 			cfg.Lines = append(cfg.Lines, l)
 		}
-		s.Log.Info("line from the API", "dn", l.DN)
+		a.Log.Info("line from the API", "dn", l.DN)
 	}
-	settings, err := s.Store.Settings(ctx)
+	settings, err := a.Store.Settings(ctx)
 	if err != nil {
 		return fmt.Errorf("load stored settings: %w", err)
 	}
 	if data, ok := settings[paramsSetting]; ok {
 		cb := cfg.Callback
 		if err := json.Unmarshal(data, &cb); err != nil || len(config.CheckCallback(cb)) > 0 {
-			s.Log.Error("stored service parameters unreadable, using the configuration's", "error", err)
+			a.Log.Error("stored service parameters unreadable, using the configuration's", "error", err)
 		} else {
 			if cb != cfg.Callback {
-				s.Log.Info("service parameters changed through the API are in force (DELETE /api/v1/params to return to the configuration's)")
+				a.Log.Info("service parameters changed through the API are in force (DELETE /api/v1/params to return to the configuration's)")
 			}
 			cfg.Callback = cb
 		}
@@ -87,75 +74,75 @@ func (s *Server) overlay(ctx context.Context, cfg *config.Config) error {
 
 // PutLine adds (create) or replaces (!create) a line while running. The
 // caller has checked it (config.CheckLine).
-func (s *Server) PutLine(ctx context.Context, l config.Line, create bool) error {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	_, exists := s.Directory.Line(l.DN)
+func (a *App) PutLine(ctx context.Context, l config.Line, create bool) error {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	_, exists := a.Directory.Line(l.DN)
 	switch {
 	case create && exists:
-		return ErrLineExists
+		return directory.ErrLineExists
 	case !create && !exists:
-		return ErrNoLine
+		return directory.ErrNoLine
 	}
 	data, err := json.Marshal(l)
 	if err != nil {
 		return err
 	}
-	if err := s.Store.PutLine(ctx, store.Line{DN: l.DN, Data: data}); err != nil {
+	if err := a.Store.PutLine(ctx, store.Line{DN: l.DN, Data: data}); err != nil {
 		return err
 	}
-	s.Directory.Put(l)
-	s.Lines.SetLine(l.DN, l.BusyTrigger)
-	s.Callback.LineChanged(l)
-	s.Log.Info("line saved", "dn", l.DN, "new", create)
+	a.Directory.Put(l)
+	a.Lines.SetLine(l.DN, l.BusyTrigger)
+	a.Callback.LineChanged(l)
+	a.Log.Info("line saved", "dn", l.DN, "new", create)
 	return nil
 }
 
 // RemoveLine removes a line while running: its devices are unregistered,
 // and the engine ends the call backs it takes part in (F24).
-func (s *Server) RemoveLine(ctx context.Context, dn string) error {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	if _, ok := s.Directory.Line(dn); !ok {
-		return ErrNoLine
+func (a *App) RemoveLine(ctx context.Context, dn string) error {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	if _, ok := a.Directory.Line(dn); !ok {
+		return directory.ErrNoLine
 	}
-	if err := s.Store.PutLine(ctx, store.Line{DN: dn, Deleted: true}); err != nil {
+	if err := a.Store.PutLine(ctx, store.Line{DN: dn, Deleted: true}); err != nil {
 		return err
 	}
-	s.Directory.Remove(dn)
-	if err := s.Registrar.DropLine(ctx, dn); err != nil {
-		s.Log.Error("registrations of a removed line not dropped", "dn", dn, "error", err)
+	a.Directory.Remove(dn)
+	if err := a.Registrar.DropLine(ctx, dn); err != nil {
+		a.Log.Error("registrations of a removed line not dropped", "dn", dn, "error", err)
 	}
-	s.Callback.LineRemoved(dn)
-	s.Lines.RemoveLine(dn)
-	s.Log.Info("line removed", "dn", dn)
+	a.Callback.LineRemoved(dn)
+	a.Lines.RemoveLine(dn)
+	a.Log.Info("line removed", "dn", dn)
 	return nil
 }
 
 // SetParams puts service parameters in force and stores them. The caller
 // has checked them (config.CheckCallback).
-func (s *Server) SetParams(ctx context.Context, cb config.Callback) error {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
+func (a *App) SetParams(ctx context.Context, cb config.Callback) error {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
 	data, err := json.Marshal(cb)
 	if err != nil {
 		return err
 	}
-	if err := s.Store.PutSetting(ctx, paramsSetting, data); err != nil {
+	if err := a.Store.PutSetting(ctx, paramsSetting, data); err != nil {
 		return err
 	}
-	s.apply(cb)
+	a.apply(cb)
 	return nil
 }
 
 // ResetParams returns to the configuration file's parameters.
-func (s *Server) ResetParams(ctx context.Context) error {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	if err := s.Store.DeleteSetting(ctx, paramsSetting); err != nil {
+func (a *App) ResetParams(ctx context.Context) error {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	if err := a.Store.DeleteSetting(ctx, paramsSetting); err != nil {
 		return err
 	}
-	s.apply(s.fileParams)
+	a.apply(a.fileParams)
 	return nil
 }
 
@@ -163,140 +150,44 @@ func (s *Server) ResetParams(ctx context.Context) error {
 // again (SIGHUP, F36). They are put in force unless parameters changed
 // through the API are (those win until DELETE /api/v1/params); it reports
 // whether they were.
-func (s *Server) ReloadParams(ctx context.Context, cb config.Callback) (bool, error) {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	s.fileParams = cb
-	settings, err := s.Store.Settings(ctx)
+func (a *App) ReloadParams(ctx context.Context, cb config.Callback) (bool, error) {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	a.fileParams = cb
+	settings, err := a.Store.Settings(ctx)
 	if err != nil {
 		return false, err
 	}
 	if _, ok := settings[paramsSetting]; ok {
 		return false, nil
 	}
-	s.apply(cb)
+	a.apply(cb)
 	return true, nil
 }
 
-func (s *Server) apply(cb config.Callback) {
-	s.Callback.SetParams(cb)
-	s.Log.Info("service parameters changed", "params", fmt.Sprintf("%+v", cb))
-	s.Hub.Publish(events.Event{Type: "params", Data: cb})
+func (a *App) apply(cb config.Callback) {
+	a.Callback.SetParams(cb)
+	a.Log.Info("service parameters changed", "params", fmt.Sprintf("%+v", cb))
+	a.Hub.Publish(events.Event{Type: "params", Data: cb})
 }
 
 // publish turns what the parts report into live events (the API's SSE).
-func (s *Server) publish() {
-	s.Lines.Subscribe(func(c linestate.Change) {
-		s.Hub.Publish(events.Event{Type: "line", DN: c.New.DN, Data: c.New})
+func (a *App) publish() {
+	a.Lines.Subscribe(func(c linestate.Change) {
+		a.Hub.Publish(events.Event{Type: "line", DN: c.New.DN, Data: c.New})
 	})
-	s.Registrar.OnChange(func(dn string, _ []b2bua.Binding) {
-		s.Hub.Publish(events.Event{Type: "registration", DN: dn})
+	a.Registrar.OnChange(func(dn string, _ []b2bua.Binding) {
+		a.Hub.Publish(events.Event{Type: "registration", DN: dn})
 	})
-	s.Callback.Observe = func(a engine.Action) {
-		s.Metrics.Action(a)
-		switch a := a.(type) {
+	a.Callback.Observe = func(act engine.Action) {
+		a.Metrics.Action(act)
+		switch act := act.(type) {
 		case engine.ShowScreen:
-			s.Hub.Publish(events.Event{Type: "screen", DN: a.DN, Data: a.Screen})
+			a.Hub.Publish(events.Event{Type: "screen", DN: act.DN, Data: act.Screen})
 		case engine.Persist:
-			s.Hub.Publish(events.Event{Type: "callback", DN: a.Request.A, Data: RequestEvent{Op: "update", Request: a.Request}})
+			a.Hub.Publish(events.Event{Type: "callback", DN: act.Request.A, Data: events.RequestEvent{Op: "update", Request: act.Request}})
 		case engine.Delete:
-			s.Hub.Publish(events.Event{Type: "callback", Data: RequestEvent{Op: "end", ID: a.ID, Reason: string(a.Reason)}})
+			a.Hub.Publish(events.Event{Type: "callback", Data: events.RequestEvent{Op: "end", ID: act.ID, Reason: string(act.Reason)}})
 		}
 	}
 }
-
-// RequestEvent is the data of a "callback" event.
-type RequestEvent struct {
-	Op      string         `json:"op"` // update (stored), end
-	ID      int64          `json:"id,omitempty"`
-	Reason  string         `json:"reason,omitempty"`
-	Request engine.Request `json:"request,omitzero"`
-}
-
-// phones is the B2BUA as the Call Back service sees it, with the calls the
-// server places itself counted.
-type phones struct {
-	*b2bua.B2BUA
-	m *metrics.Metrics
-}
-
-func (p phones) Connect(caller, callee string) error {
-	err := p.B2BUA.Connect(caller, callee)
-	if err != nil {
-		p.m.Recall("failed")
-	} else {
-		p.m.Recall("connected")
-	}
-	return err
-}
-
-func (p phones) Recall(id int64, caller, callee string, ring time.Duration) error {
-	err := p.B2BUA.Recall(id, caller, callee, ring)
-	if err != nil {
-		p.m.Recall("failed")
-	} else {
-		p.m.Recall("connected")
-	}
-	return err
-}
-
-// tracer sees every SIP message the transports read or write (sipgo's
-// debug hook): it counts them, and logs them while the SIP trace is on
-// (F36, F37; switched through the API).
-type tracer struct {
-	on atomic.Bool
-	s  atomic.Pointer[Server]
-}
-
-// The hook is global in sipgo; the last server made owns it.
-var sipTrace tracer
-
-func (t *tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	t.see("in", transport, laddr, raddr, msg)
-}
-
-func (t *tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
-	t.see("out", transport, laddr, raddr, msg)
-}
-
-func (t *tracer) see(dir, transport, laddr, raddr string, msg []byte) {
-	s := t.s.Load()
-	if s == nil {
-		return
-	}
-	if kind := messageKind(msg); kind != "" {
-		s.Metrics.SIPMessage(dir, kind)
-	}
-	if t.on.Load() {
-		s.Log.Info("sip trace", "direction", dir, "transport", transport, "local", laddr, "remote", raddr, "message", string(msg))
-	}
-}
-
-// messageKind is a request's method or a response's status code, from the
-// start line; "" for what is neither (keep-alives, garbage).
-func messageKind(msg []byte) string {
-	i := bytes.IndexByte(msg[:min(len(msg), 64)], ' ')
-	if i <= 0 {
-		return ""
-	}
-	line := msg[:i]
-	if string(line) == "SIP/2.0" {
-		rest := msg[len(line)+1:]
-		if len(rest) >= 3 && rest[0] >= '1' && rest[0] <= '6' && rest[1] >= '0' && rest[1] <= '9' && rest[2] >= '0' && rest[2] <= '9' {
-			return string(rest[:3])
-		}
-		return ""
-	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS, sip.MESSAGE, sip.INFO, sip.UPDATE, sip.NOTIFY, sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.PRACK} {
-		if string(line) == string(m) {
-			return string(m)
-		}
-	}
-	return "other"
-}
-
-// SetSIPTrace switches the logging of every SIP message on or off.
-func (s *Server) SetSIPTrace(on bool) { sipTrace.on.Store(on) }
-
-// SIPTrace reports whether SIP messages are logged.
-func (s *Server) SIPTrace() bool { return sipTrace.on.Load() }

@@ -4,8 +4,9 @@ package sipserver_test
 // sipgo's parser, then Server.Handle (guard -> registrar / B2BUA / default
 // responses), exactly as the transport would hand a request over.
 //
-// The harness runs a real Server (listeners on 127.0.0.1:0, served, so the
-// B2BUA can reach devices) and two fake UDP phones:
+// The harness runs a real server as internal/app builds it (listeners on
+// 127.0.0.1:0, served, so the B2BUA can reach devices) and two fake UDP
+// phones:
 //
 //   - "phone" is the device every demo line (1001-1004) is registered on.
 //     Requests sent "from" it come from a registered device and are trusted
@@ -79,9 +80,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"github.com/callbackd/callbackd/internal/app"
 	"github.com/callbackd/callbackd/internal/config"
-	"github.com/callbackd/callbackd/internal/sipserver"
-	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
 const (
@@ -445,7 +446,7 @@ func (p *phone) reply(to net.Addr, req *sip.Request, code int, reason string, sd
 // Test environment
 
 type env struct {
-	srv      *sipserver.Server
+	srv      *app.App
 	cfg      *config.Config
 	logs     *logState
 	phone    *phone // the device of every demo line
@@ -471,19 +472,19 @@ func newEnv(tb testing.TB) *env {
 	// input here must be handled within 2 s; the SDP it parses is fuzzed in
 	// internal/media (FuzzNegotiate).
 	cfg.Callback.Announce = false
-	st, err := store.OpenSQLite(filepath.Join(tb.TempDir(), "callbackd.db"))
+	st, err := sqlite.Open(filepath.Join(tb.TempDir(), "callbackd.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
 	logs := &logState{listening: make(chan struct{})}
-	srv, err := sipserver.New(cfg, st, slog.New(logHandler{logs}))
+	srv, err := app.New(cfg, st, slog.New(logHandler{logs}))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
+	go func() { served <- srv.Run(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
@@ -516,10 +517,10 @@ func newEnv(tb testing.TB) *env {
 // its connection pool; until then a request the server sends (a fork of an
 // INVITE) fails with "bind: address already in use", as sipgo tries to open
 // a second socket on the listening port.
-func waitServing(tb testing.TB, srv *sipserver.Server) {
+func waitServing(tb testing.TB, srv *app.App) {
 	tb.Helper()
 	var addr string
-	for _, a := range srv.Addrs() {
+	for _, a := range srv.SIP.Addrs() {
 		if rest, ok := strings.CutPrefix(a, "udp:"); ok {
 			addr = rest
 		}
@@ -712,7 +713,7 @@ func (e *env) handle(tb testing.TB, req *sip.Request, cancel *sip.Request) resul
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.srv.Handle(req, tx)
+		e.srv.SIP.Handle(req, tx)
 	}()
 	timer := time.NewTimer(handleTimeout)
 	defer timer.Stop()

@@ -1,8 +1,10 @@
-// Package sipserver assembles the SIP side of callbackd: listeners on UDP and
-// TCP (sipgo transport and transaction layers), the registrar, the B2BUA,
-// line state and the store, and routes each request to the part that owns
-// it. It also gives every malformed or unsupported request the response RFC
-// 3261 asks for, and never lets a bad message take the process down.
+// Package sipserver is callbackd's SIP front: the listeners on UDP, TCP
+// and TLS (transport.go: caps, idle timeouts, the UDP loop), sipgo's
+// transport and transaction layers, and the routing of each request to
+// the handler that owns it (Handlers, given by internal/app: registrar,
+// B2BUA). It gives every malformed or unsupported request the response
+// RFC 3261 asks for, and never lets a bad message take the process down.
+// It builds none of the parts it routes to.
 package sipserver
 
 import (
@@ -12,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,51 +22,55 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
-	"github.com/callbackd/callbackd/internal/callback"
 	"github.com/callbackd/callbackd/internal/config"
-	"github.com/callbackd/callbackd/internal/directory"
-	"github.com/callbackd/callbackd/internal/events"
-	"github.com/callbackd/callbackd/internal/linestate"
-	"github.com/callbackd/callbackd/internal/media"
-	"github.com/callbackd/callbackd/internal/metrics"
-	"github.com/callbackd/callbackd/internal/registrar"
-	"github.com/callbackd/callbackd/internal/store"
-	"github.com/callbackd/callbackd/internal/throttle"
 )
 
-// Server is the running SIP service.
+// Server is the SIP service: listeners, sipgo's layers and the routes.
 type Server struct {
-	Config    *config.Config
-	Log       *slog.Logger
-	Store     store.Store
-	Directory *directory.Directory
-	Lines     *linestate.Tracker
-	Registrar *registrar.Registrar
-	B2BUA     *b2bua.B2BUA
-	Callback  *callback.Service
-	Metrics   *metrics.Metrics
-	Hub       *events.Hub // live events (the API's server-sent events)
-	// Guard throttles failed authentications (B7), shared by SIP digest,
-	// HTTP Basic and the mobility PIN.
-	Guard *throttle.Guard
-
-	liveMu     sync.Mutex      // serialises changes while running (live.go)
-	fileParams config.Callback // the configuration file's parameters
+	Log *slog.Logger
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
+	client    *sipgo.Client
 	listeners []listener
+	local     map[string]b2bua.Local // first listener of each transport
+	h         Handlers
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
-	serving   chan struct{} // closed once SIP is served
-	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
-	txOpen    atomic.Int64  // server transactions alive (admit)
-	maxTx     int64         // sip.max_transactions
+	limits    *connLimits  // TCP/TLS caps and idle timeout (transport.go)
+	txOpen    atomic.Int64 // server transactions alive (admit)
+	maxTx     int64        // sip.max_transactions
+	counted   func(dir, kind string)
+
+	wg      sync.WaitGroup // the listeners' goroutines (Start)
+	closing atomic.Bool
+	close   sync.Once
 
 	downMu sync.Mutex
 	down   []string // listeners that stopped while serving, with why
+}
+
+// Handlers are the parts that answer what the server routes to them
+// (built by internal/app). Each takes the request and its server
+// transaction as sipgo hands them over.
+type Handlers struct {
+	Register sipgo.RequestHandler // REGISTER: the registrar
+	Invite   sipgo.RequestHandler // INVITE: the B2BUA (new calls and re-INVITEs)
+	Ack      sipgo.RequestHandler // ACK: the B2BUA
+	// InDialog takes BYE, INFO, UPDATE, NOTIFY, OPTIONS and MESSAGE with a
+	// To tag (RFC 3261 12.2.2): the B2BUA's dialogs.
+	InDialog sipgo.RequestHandler
+	// IsLine reports whether user is a line's DN (a MESSAGE to a line is
+	// refused with 405, to anything else 404).
+	IsLine func(user string) bool
+	// RegisteredFrom reports whether a phone is registered from the
+	// source (transport.go: its idle TCP/TLS connection stays).
+	RegisteredFrom func(transport, source string) bool
+	// Counted is told of every SIP message read or written: "in" or
+	// "out", and its method or status code (the metrics).
+	Counted func(dir, kind string)
 }
 
 type listener struct {
@@ -84,23 +89,18 @@ func parseListen(s string) (transport, addr string, err error) {
 	return strings.ToUpper(tp), addr, nil
 }
 
-// New binds the listeners and builds every part over the store st.
-// Nothing is served until Serve.
-func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
-	s := &Server{Config: cfg, Log: log, Store: st, serving: make(chan struct{}), Hub: events.NewHub(), fileParams: cfg.Callback,
-		Guard: throttle.NewGuard(throttle.Default, log)}
-	if err := s.overlay(context.Background(), cfg); err != nil {
-		return nil, err
+// New binds the listeners of c and builds sipgo's user agent, server and
+// client. Nothing is routed until Route, nor served until Start.
+func New(c config.SIP, log *slog.Logger) (*Server, error) {
+	s := &Server{Log: log, local: map[string]b2bua.Local{}}
+	maxConns := tcpCap(c.TCPMaxConnections, fdLimit())
+	if maxConns < c.TCPMaxConnections {
+		log.Info("sip.tcp_max_connections lowered to stay below the open-files limit", "tcp_max_connections", maxConns, "configured", c.TCPMaxConnections, "open_files_limit", fdLimit())
 	}
-	maxConns := tcpCap(cfg.SIP.TCPMaxConnections, fdLimit())
-	if maxConns < cfg.SIP.TCPMaxConnections {
-		log.Info("sip.tcp_max_connections lowered to stay below the open-files limit", "tcp_max_connections", maxConns, "configured", cfg.SIP.TCPMaxConnections, "open_files_limit", fdLimit())
-	}
-	s.limits = newConnLimits(time.Duration(cfg.SIP.TCPIdleTimeout)*time.Second, maxConns, min(cfg.SIP.TCPMaxPerSource, maxConns), log)
-	s.maxTx = int64(cfg.SIP.MaxTransactions)
+	s.limits = newConnLimits(time.Duration(c.TCPIdleTimeout)*time.Second, maxConns, min(c.TCPMaxPerSource, maxConns), log)
+	s.maxTx = int64(c.MaxTransactions)
 	var tlsConf *tls.Config
-	local := map[string]b2bua.Local{}
-	for _, entry := range cfg.SIP.Listen {
+	for _, entry := range c.Listen {
 		tp, addr, err := parseListen(entry)
 		if err != nil {
 			s.closeListeners()
@@ -121,7 +121,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 			l.tcp = newTCPListener(ln, tp, s.limits)
 			if tp == "TLS" {
 				if tlsConf == nil {
-					tlsConf, err = serverTLS(cfg.SIP)
+					tlsConf, err = serverTLS(c)
 				}
 				if err != nil {
 					ln.Close()
@@ -137,9 +137,9 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 			return nil, fmt.Errorf("sip listen %s: %w", entry, err)
 		}
 		s.listeners = append(s.listeners, l)
-		if _, ok := local[tp]; !ok {
+		if _, ok := s.local[tp]; !ok {
 			host, port := l.localAddr()
-			local[tp] = b2bua.Local{Host: host, Port: port}
+			s.local[tp] = b2bua.Local{Host: host, Port: port}
 		}
 	}
 
@@ -147,7 +147,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	// logger: make that ours (same format and level).
 	sipLog := slog.New(newSipgoLog(log.Handler())).With("component", "sip")
 	sip.SetDefaultLogger(sipLog)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(cfg.SIP.Domain),
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(c.UserAgent), sipgo.WithUserAgentHostname(c.Domain),
 		sipgo.WithUserAgentDNSResolver(noDNS))
 	if err != nil {
 		s.closeListeners()
@@ -174,85 +174,35 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 			s.limits.completed(m.Source())
 		}
 	})
-	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log))
-	if err != nil {
+	if s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(log)); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
+	return s, nil
+}
 
-	s.Directory = directory.New(cfg.Lines)
-	s.Lines = linestate.New(log)
-	for _, l := range cfg.Lines {
-		s.Lines.SetLine(l.DN, l.BusyTrigger)
-	}
-	a := auth.New(cfg.SIP.Realm, cfg.SIP.DigestAlgorithms...)
-	a.Guard = s.Guard // digest failures throttled (B7, docs/security.md)
-	s.Registrar = registrar.New(cfg.SIP, s.Directory, a, st, s.Lines, log)
-	s.limits.registered = s.Registrar.RegisteredFrom
-	mediaIP, _ := netip.ParseAddr(cfg.Media.Addr(cfg.SIP))
-	s.B2BUA = b2bua.New(b2bua.Config{
-		Domain: cfg.SIP.Domain, NoAnswerTimeout: cfg.Calls.NoAnswerTimeout.Duration, UserAgent: cfg.SIP.UserAgent,
-		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax, RTPLatch: cfg.Media.RTPLatch,
-		VoicemailPilot: cfg.Calls.VoicemailPilot, Trunks: cfg.Trunks,
-		TrustRegisteredSource: cfg.SIP.TrustRegisteredSource,
-		DialOut:               func(dn, number string) bool { return s.mayDialOut(dn, number) },
-	}, client, s.Directory, s.Registrar, s.Lines, a, local, log)
-	s.B2BUA.Store = st
-	ph := phones{B2BUA: s.B2BUA}
-	s.Callback = callback.New(cfg.Callback, st, s.Directory, s.Lines, &ph, log)
-	s.Callback.VoicemailPilot = cfg.Calls.VoicemailPilot
-	s.Callback.Profile = cfg.Profile
-	s.Registrar.OnReset = s.Callback.DeviceReset
-	s.Metrics = metrics.New(metrics.Sources{
-		Registrations: s.Registrar.Count,
-		ActiveCalls:   s.B2BUA.Calls,
-		LineStates: func() map[string]int {
-			n := map[string]int{}
-			for _, l := range s.Lines.All() {
-				n[string(l.State)]++
-			}
-			return n
-		},
-		OpenRequests:  func() int { open, _ := s.Callback.Counts(); return open },
-		TimersPending: func() int { _, timers := s.Callback.Counts(); return timers },
-		RequestStates: s.Callback.RequestStates,
-	})
-	ph.m = s.Metrics
-	s.Guard.Observe(s.Metrics.AuthFailure, s.Metrics.AuthThrottled)
-	s.Metrics.Register(s.limits.collectors()...)
-	s.publish()
+// Client is the SIP client the server's own requests go out through (the
+// B2BUA's), sharing the listeners' transports.
+func (s *Server) Client() *sipgo.Client { return s.client }
+
+// Local is the bound address of the first listener of each transport
+// ("UDP", "TCP", "TLS"): what the server's own messages say it is.
+func (s *Server) Local() map[string]b2bua.Local { return s.local }
+
+// Collectors are the transport's metrics (connections, UDP loop restarts,
+// overload, event-loop lag).
+func (s *Server) Collectors() []prometheus.Collector { return s.limits.collectors() }
+
+// Route takes the handlers and routes requests to them; the SIP trace
+// hook is set here, once, before serving.
+func (s *Server) Route(h Handlers) {
+	s.h = h
+	s.limits.registered = h.RegisteredFrom
+	s.counted = h.Counted
 	sipTrace.s.Store(s)
 	sip.SIPDebugTracer(&sipTrace)
 	sip.SIPDebug = true // read by the transports; set once, before serving
-	s.B2BUA.OnResult = func(r b2bua.Result) {
-		s.Metrics.CallResult(string(r.Outcome))
-		if s.impersonates(r) {
-			return
-		}
-		s.Callback.CallResult(r)
-	}
-	s.B2BUA.IsFeature = func(dialed string) bool { return s.Callback.IsFeature(dialed) || isLineFeature(dialed) }
-	s.B2BUA.OnFeature = func(caller, dialed string, from b2bua.Origin) b2bua.Feature {
-		if s.Callback.IsFeature(dialed) {
-			return s.Callback.Feature(caller, dialed)
-		}
-		return s.lineFeature(caller, dialed, from)
-	}
-	s.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
-		s.Metrics.CallResult(string(r.Outcome))
-		if s.impersonates(r) {
-			return false, false
-		}
-		return s.Callback.Offered(r)
-	}
-	s.B2BUA.OfferKey = s.Callback.OfferKey
-	s.B2BUA.RecallAnswered = s.Callback.RecallAnswered
-	s.B2BUA.AlertSound = s.Callback.AlertSound
-	s.B2BUA.OnMediaStats = func(st media.StreamStats) { s.Metrics.RTPStream(st.Packets, st.Late) }
-	s.B2BUA.OnForeignRTP = s.Metrics.RTPForeign
 	s.routes()
-	s.warnDialOut()
-	return s, nil
 }
 
 func (l listener) localAddr() (string, int) {
@@ -298,48 +248,17 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// Serve restores registrations, serves SIP, then restores the Call Back
-// requests, and serves until ctx ends. The requests come back once SIP is
-// served because restoring them may already notify callers (their B became
-// free while the server was down); a feature code dialed meanwhile waits.
-//
-// Stopped at any moment, its start included, it returns nil: an error then
-// is a restore seeing ctx end ("load requests: context canceled"), not a
-// fault.
-func (s *Server) Serve(ctx context.Context) error {
-	err := s.serve(ctx)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-func (s *Server) serve(ctx context.Context) error {
-	if err := s.Registrar.Load(ctx); err != nil {
-		return err
-	}
-	if _, err := s.B2BUA.Restore(ctx); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	// Every goroutine below ends with ctx or its listener: cancel and close
-	// first, then wait. (Waiting before cancelling hung the server for good
-	// once a listener had failed.)
-	defer func() {
-		cancel()
-		s.closeListeners()
-		s.ua.Close()
-		wg.Wait()
-	}()
-	wg.Add(1)
-	go func() { defer wg.Done(); s.Registrar.Run(ctx) }()
+// Start serves every listener until ctx ends or Close, and returns once
+// sipgo serves them all, having logged "SIP listening" for each address.
+// A listener that stops on its own is logged and reported by Healthy; the
+// others keep serving.
+func (s *Server) Start(ctx context.Context) {
 	for _, l := range s.listeners {
-		wg.Add(1)
+		s.wg.Add(1)
 		go func(l listener) {
-			defer wg.Done()
+			defer s.wg.Done()
 			err := s.serveListener(l)
-			if ctx.Err() != nil { // closed by the deferred closeListeners
+			if ctx.Err() != nil || s.closing.Load() { // closed by Close
 				return
 			}
 			// Not stopped by us: SIP on this listener is gone. Say so
@@ -351,21 +270,20 @@ func (s *Server) serve(ctx context.Context) error {
 	for _, a := range s.Addrs() {
 		s.Log.Info("SIP listening", "addr", a)
 	}
-	s.B2BUA.Audit()
-	ready := make(chan error, 1)
-	wg.Add(1)
-	go func() { defer wg.Done(); s.Callback.Run(ctx, ready) }()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return err
-		}
-		close(s.serving)
-	case <-ctx.Done():
-		return nil
-	}
-	<-ctx.Done()
-	return nil
+}
+
+// Close closes the listeners and the user agent, and waits until the
+// listeners' goroutines have ended. Cancel Start's ctx first: every
+// goroutine ends with it or its listener (waiting before cancelling hung
+// the server for good once a listener had failed). A second Close does
+// nothing.
+func (s *Server) Close() {
+	s.close.Do(func() {
+		s.closing.Store(true)
+		s.closeListeners()
+		s.ua.Close()
+		s.wg.Wait()
+	})
 }
 
 // serveListener serves one listener until it is closed or fails. sipgo's
@@ -403,14 +321,8 @@ func (s *Server) listenerDown(l listener, err error) {
 	s.Log.Error("SIP listener stopped: SIP is not served there", "transport", l.transport, "addr", l.addr, "error", fmt.Sprint(err))
 }
 
-// Healthy reports why SIP is not fully served, or nil: before the service
-// is up (starting) and once a listener has stopped. /healthz says it.
+// Healthy reports the listeners that stopped while serving, or nil.
 func (s *Server) Healthy() error {
-	select {
-	case <-s.serving:
-	default:
-		return errors.New("SIP not served yet (starting)")
-	}
 	s.downMu.Lock()
 	defer s.downMu.Unlock()
 	if len(s.down) > 0 {
@@ -439,18 +351,12 @@ func (s *Server) waitListening() {
 	}
 }
 
-// WaitServing returns once SIP is served and the stored Call Back requests
-// are restored, or ctx ends.
-func (s *Server) WaitServing(ctx context.Context) {
-	select {
-	case <-s.serving:
-	case <-ctx.Done():
-	}
-}
-
-// methods we know but do not serve out of a dialog (405 with Allow, RFC
-// 3261 8.2.1); any other unknown method gets 501 (21.5.2). MESSAGE has its
-// own handler (message).
+// notAllowed are the methods we know but do not serve out of a dialog:
+// 405 with Allow (RFC 3261 8.2.1); any other unknown method gets 501
+// (8.2.1, 21.5.2). MESSAGE has its own handler (message). A method served
+// later (SUBSCRIBE and PUBLISH for the dialog event package, RFC 4235,
+// and call completion between servers, RFC 6910) leaves this list and
+// gets its handler in Handlers and routes.
 var notAllowed = []sip.RequestMethod{sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.PRACK}
 
 // allowed is what the server accepts (OPTIONS, 501): MESSAGE only to the
@@ -461,15 +367,18 @@ const (
 	lineAllowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY"
 )
 
+// routes maps each method to its handler: the one place a method is
+// plugged in.
 func (s *Server) routes() {
 	h := map[sip.RequestMethod]sipgo.RequestHandler{
-		sip.REGISTER: s.Registrar.HandleRegister,
-		sip.INVITE:   s.B2BUA.HandleInvite,
-		sip.ACK:      s.B2BUA.HandleAck,
+		sip.REGISTER: s.h.Register,
+		sip.INVITE:   s.h.Invite,
+		sip.ACK:      s.h.Ack,
 		sip.CANCEL: func(req *sip.Request, tx sip.ServerTransaction) {
 			// A CANCEL that matched an INVITE transaction never gets here.
 			respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log) // 9.2
 		},
+		sip.MESSAGE: s.message,
 	}
 	inDialog := func(req *sip.Request, tx sip.ServerTransaction) {
 		if !req.To().Params.Has("tag") {
@@ -480,7 +389,7 @@ func (s *Server) routes() {
 			respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log)
 			return
 		}
-		s.B2BUA.HandleInDialog(req, tx)
+		s.h.InDialog(req, tx)
 	}
 	for _, m := range []sip.RequestMethod{sip.BYE, sip.INFO, sip.UPDATE, sip.NOTIFY, sip.OPTIONS} {
 		h[m] = inDialog
@@ -490,7 +399,6 @@ func (s *Server) routes() {
 			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", lineAllowed))
 		}
 	}
-	h[sip.MESSAGE] = s.message
 	s.handlers = h
 	for m := range h {
 		s.srv.OnRequest(m, s.guard(h[m]))
@@ -508,11 +416,11 @@ func (s *Server) routes() {
 // messages between phones; to anything else: 404.
 func (s *Server) message(req *sip.Request, tx sip.ServerTransaction) {
 	if req.To().Params.Has("tag") {
-		s.B2BUA.HandleInDialog(req, tx)
+		s.h.InDialog(req, tx)
 		return
 	}
 	user := req.Recipient.User
-	switch _, isLine := s.Directory.Line(user); {
+	switch isLine := s.h.IsLine(user); {
 	case user == b2bua.ServiceUser:
 		ct := ""
 		if h := req.ContentType(); h != nil {
@@ -560,7 +468,7 @@ func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 
 // guard checks what every handler relies on (RFC 3261 8.1.1: To, From,
 // CSeq, Call-ID, Max-Forwards, Via; the CSeq method matching the request,
-// 8.2.? / 16.3) and turns a panic into a 500 so one bad message cannot stop
+// 8.1.1.5; a malformed request gets 400, 21.4.1) and turns a panic into a 500 so one bad message cannot stop
 // the server.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
@@ -578,7 +486,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		if req.SipVersion != "SIP/2.0" {
 			s.Log.Info("unsupported SIP version", "version", req.SipVersion, "source", req.Source())
 			if req.Method != sip.ACK {
-				respond(tx, req, 505, "Version Not Supported", s.Log) // 8.2.? / 21.5.7
+				respond(tx, req, 505, "Version Not Supported", s.Log) // 7.1 / 21.5.7
 			}
 			return
 		}

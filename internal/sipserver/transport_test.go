@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -14,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/callbackd/callbackd/internal/config"
-	"github.com/callbackd/callbackd/internal/store"
 )
 
 func newTestServer(t *testing.T, listen ...string) *Server {
@@ -28,16 +28,29 @@ func newTestServerWith(t *testing.T, change func(*config.Config), listen ...stri
 	cfg := config.Default()
 	cfg.SIP.Listen = listen
 	change(cfg)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "callbackd.db"))
+	srv, err := New(cfg.SIP, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := New(cfg, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+	notHere := func(req *sip.Request, tx sip.ServerTransaction) {
+		respond(tx, req, 404, "Not Found", srv.Log)
 	}
+	srv.Route(Handlers{Register: notHere, Invite: notHere, Ack: func(*sip.Request, sip.ServerTransaction) {}, InDialog: notHere,
+		IsLine: func(string) bool { return false }})
 	return srv
+}
+
+// serve serves srv as internal/app does: Start (it returns once
+// listening), then, once ctx ends, Close. served reports the end.
+func serve(ctx context.Context, srv *Server) (served <-chan error) {
+	srv.Start(ctx)
+	done := make(chan error, 1)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		done <- nil
+	}()
+	return done
 }
 
 // TestB7_ListenerDownHealthAndShutdown: a listener that stops while
@@ -48,11 +61,7 @@ func newTestServerWith(t *testing.T, change func(*config.Config), listen ...stri
 func TestB7_ListenerDownHealthAndShutdown(t *testing.T) {
 	srv := newTestServer(t, "udp:127.0.0.1:0", "tcp:127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	waitCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	srv.WaitServing(waitCtx)
+	served := serve(ctx, srv)
 	if err := srv.Healthy(); err != nil {
 		t.Fatalf("Healthy while serving: %v", err)
 	}
@@ -214,11 +223,7 @@ func TestB7_UDPSourcesBounded(t *testing.T) {
 	u.max, u.keep = 40, 10
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	waitCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	srv.WaitServing(waitCtx)
+	served := serve(ctx, srv)
 	addr := u.LocalAddr().String()
 	pool := srv.srv.TransportLayer().Pool("udp")
 	maxSize := 0
@@ -262,11 +267,7 @@ func TestB7_TransactionsBounded(t *testing.T) {
 	srv := newTestServerWith(t, func(c *config.Config) { c.SIP.MaxTransactions = 8 }, "udp:127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	waitCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	srv.WaitServing(waitCtx)
+	served := serve(ctx, srv)
 	dst, _ := net.ResolveUDPAddr("udp", srv.Addrs()[0][len("udp:"):])
 	var codes []string
 	for i := range 9 {

@@ -22,7 +22,7 @@ import (
 	// The binary under test is built by TestMain, which go test's cache
 	// does not see: importing the server's packages makes a change to them
 	// invalidate cached results of this package.
-	_ "github.com/callbackd/callbackd/internal/sipserver"
+	_ "github.com/callbackd/callbackd/internal/app"
 )
 
 var binary string // path of the callbackd binary built by TestMain

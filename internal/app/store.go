@@ -1,0 +1,21 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/sqlite"
+)
+
+// StoreBackend is the store [store] driver names, at the place the
+// configuration gives: what the server opens, -backup copies and
+// -check-config checks. A new backend (PostgreSQL) is one case here.
+func StoreBackend(c config.Store) (store.Backend, error) {
+	switch c.Driver {
+	case "sqlite":
+		return sqlite.Backend{Path: c.Path}, nil
+	}
+	// The configuration's validation refuses these first, naming the key.
+	return nil, fmt.Errorf(`store.driver %q is not supported (only "sqlite")`, c.Driver)
+}
