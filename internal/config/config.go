@@ -317,7 +317,7 @@ const (
 const ForwardVoicemail = "voicemail"
 
 // The feature codes a line's phone sets its forwarding and DND-Reject with
-// (internal/sipserver/features.go; docs/config.md): a Set code followed by
+// (internal/app/features.go; docs/config.md): a Set code followed by
 // a DN, or by nothing for voicemail, sets; an Off code and the DND codes
 // are dialled alone.
 const (

@@ -512,7 +512,7 @@ func newEnv(tb testing.TB) *env {
 	return e
 }
 
-// waitServing waits until the UDP listener answers an OPTIONS. Serve logs
+// waitServing waits until the UDP listener answers an OPTIONS. Start logs
 // "SIP listening" before sipgo's ServeUDP goroutine has put the listener in
 // its connection pool; until then a request the server sends (a fork of an
 // INVITE) fails with "bind: address already in use", as sipgo tries to open

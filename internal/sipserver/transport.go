@@ -414,7 +414,7 @@ var errForget = errors.New("forget UDP sources")
 // every source address it reads from in its connection pool and in its
 // read loop, until the loop ends: spoofed sources are free, so this grows
 // without bound. When more than udpSourcesMax are held, ReadFrom ends the
-// loop (errForget, which makes sipgo drop them); Serve starts it again and
+// loop (errForget, which makes sipgo drop them); serveListener starts it again and
 // the datagram read is handed out first.
 //
 // The loop's end drops every source from the pool, the socket's own address
