@@ -37,12 +37,11 @@ type Server struct {
 	client    *sipgo.Client
 	listeners []listener
 	local     map[string]b2bua.Local // first listener of each transport
-	h         Handlers
+	h         Handlers               // from Route
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
 	limits    *connLimits  // TCP/TLS caps and idle timeout (transport.go)
 	txOpen    atomic.Int64 // server transactions alive (admit)
 	maxTx     int64        // sip.max_transactions
-	counted   func(dir, kind string)
 
 	wg      sync.WaitGroup // the listeners' goroutines (Start)
 	closing atomic.Bool
@@ -54,7 +53,9 @@ type Server struct {
 
 // Handlers are the parts that answer what the server routes to them
 // (built by internal/app). Each takes the request and its server
-// transaction as sipgo hands them over.
+// transaction as sipgo hands them over. A method served later (SUBSCRIBE
+// and PUBLISH: RFC 4235, RFC 6910) gets a field here and its line in
+// routes.
 type Handlers struct {
 	Register sipgo.RequestHandler // REGISTER: the registrar
 	Invite   sipgo.RequestHandler // INVITE: the B2BUA (new calls and re-INVITEs)
@@ -198,7 +199,6 @@ func (s *Server) Collectors() []prometheus.Collector { return s.limits.collector
 func (s *Server) Route(h Handlers) {
 	s.h = h
 	s.limits.registered = h.RegisteredFrom
-	s.counted = h.Counted
 	sipTrace.s.Store(s)
 	sip.SIPDebugTracer(&sipTrace)
 	sip.SIPDebug = true // read by the transports; set once, before serving

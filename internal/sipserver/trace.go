@@ -31,8 +31,8 @@ func (t *tracer) see(dir, transport, laddr, raddr string, msg []byte) {
 	if s == nil {
 		return
 	}
-	if kind := messageKind(msg); kind != "" && s.counted != nil {
-		s.counted(dir, kind)
+	if kind := messageKind(msg); kind != "" && s.h.Counted != nil {
+		s.h.Counted(dir, kind)
 	}
 	if t.on.Load() {
 		s.Log.Info("sip trace", "direction", dir, "transport", transport, "local", laddr, "remote", raddr, "message", string(msg))
