@@ -9,6 +9,8 @@
 #   bench/load/run.sh offers RATE [SECONDS]  # calls to logged-out lines: the offer's announcement (183 + RTP, ~11 s each)
 #
 # Prints SIPp's counters (successful / failed calls) and the server's RSS.
+# BIN=path runs that callbackd binary instead of building one from this tree
+# (bench/load/compare.sh uses it to load two revisions the same way).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,8 +23,7 @@ if [ "${1:-}" = notify ]; then
 	exec go run ./bench/notify -n "$n" -k "$k" -rate "${RATE:-200}" -hold "${HOLD:-800ms}" "${@:4}"
 fi
 work=$(mktemp -d /tmp/callbackd-load.XXXXXX)
-cleanup() { # SIPp in -bg mode detaches: find it by its port
-	pkill -f "sipp 127.0.0.1:$SIP_PORT .* -p $UAS_PORT" 2>/dev/null || true
+cleanup() { # every process started here is a job of this shell: stop them by pid
 	kill $(jobs -p) 2>/dev/null || true
 	wait 2>/dev/null || true
 }
@@ -34,7 +35,11 @@ UAC_PORT=${UAC_PORT:-15080}
 LINES=${LINES:-10} # caller lines 2001.. and callee lines 3001.., each busy_trigger 100
 cleanup
 
-(cd "$root" && go build -o "$work/callbackd" ./cmd/callbackd)
+if [ -n "${BIN:-}" ]; then
+	cp "$BIN" "$work/callbackd"
+else
+	(cd "$root" && go build -o "$work/callbackd" ./cmd/callbackd)
+fi
 
 config() { # $1 = extra lines generator
 	cat > "$work/callbackd.toml" <<EOC
@@ -106,7 +111,7 @@ calls)
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callees.csv -p $UAS_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
 	total=$((rate*secs))
-	(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+60)) -bg >/dev/null) || true
+	(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+60)) >/dev/null 2>&1) &
 	sleep 0.5
 	echo "== $total calls at $rate/s, 500 ms each"
 	cpu0=$(awk '{print $14+$15}' /proc/$server/stat)
@@ -125,6 +130,7 @@ calls)
 		curl -s "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
 	fi
 	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
+	echo "server CPU since start (utime+stime) $(awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/t}' /proc/$server/stat) s"
 	;;
 offers)
 	# Each call hears the whole offer (the prompt twice, about 11 s), so
