@@ -211,18 +211,3 @@ func (b *B2BUA) trunkNamed(name string) *config.Trunk {
 	}
 	return &config.Trunk{Name: name} // removed since: no hairpin
 }
-
-// externalNumber: F9 and what a trunk may send as caller: digits, and a
-// leading + of an E.164 number.
-func externalNumber(s string) bool {
-	s = strings.TrimPrefix(s, "+")
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
