@@ -675,30 +675,32 @@ func (v *validator) lines(lines []Line) {
 	}
 }
 
-// checkSIPListen checks a sip.listen entry: as checkListen, or TLS.
+// checkSIPListen checks a sip.listen entry: "TRANSPORT:HOST:PORT", with
+// transport udp, tcp or tls.
 func checkSIPListen(s string) error {
-	if hostport, ok := strings.CutPrefix(s, "tls:"); ok {
-		return checkHostPort(hostport)
-	}
-	if err := checkListen(s); err != nil && strings.HasPrefix(err.Error(), "transport") {
-		transport, _, _ := strings.Cut(s, ":")
-		return fmt.Errorf("transport %q: want udp, tcp or tls", transport)
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return checkAddress(s, "udp", "tcp", "tls")
 }
 
-// checkListen checks a SIP listen address "TRANSPORT:HOST:PORT".
+// checkListen checks a trunk's address "TRANSPORT:HOST:PORT", with
+// transport udp or tcp.
 func checkListen(s string) error {
-	transport, hostport, ok := strings.Cut(s, ":")
-	if !ok {
-		return fmt.Errorf("want TRANSPORT:HOST:PORT")
+	return checkAddress(s, "udp", "tcp")
+}
+
+// checkAddress checks "TRANSPORT:HOST:PORT" with one of transports (two
+// or three of them).
+func checkAddress(s string, transports ...string) error {
+	a, err := ParseAddress(s)
+	switch {
+	case errors.Is(err, errNoTransport):
+		return err
+	case !slices.Contains(transports, a.Transport):
+		last := len(transports) - 1
+		return fmt.Errorf("transport %q: want %s or %s", a.Transport, strings.Join(transports[:last], ", "), transports[last])
+	case err != nil:
+		return err
 	}
-	if transport != "udp" && transport != "tcp" {
-		return fmt.Errorf("transport %q: want udp or tcp", transport)
-	}
-	return checkHostPort(hostport)
+	return checkHost(a.Host, a.Port)
 }
 
 // checkHostPort checks "HOST:PORT" where HOST is an IP literal or localhost,
@@ -708,6 +710,11 @@ func checkHostPort(s string) error {
 	if err != nil {
 		return fmt.Errorf("want HOST:PORT")
 	}
+	return checkHost(host, port)
+}
+
+// checkHost checks the host and port of checkHostPort.
+func checkHost(host, port string) error {
 	if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
 		return fmt.Errorf("host %q: want an IP address or localhost", host)
 	}

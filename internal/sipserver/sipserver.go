@@ -75,15 +75,6 @@ type listener struct {
 	tcp       net.Listener // TCP, or TLS over TCP, wrapped (transport.go)
 }
 
-// Listen parses a "transport:host:port" listen entry.
-func parseListen(s string) (transport, addr string, err error) {
-	tp, addr, ok := strings.Cut(s, ":")
-	if !ok {
-		return "", "", fmt.Errorf("bad listen address %q", s)
-	}
-	return strings.ToUpper(tp), addr, nil
-}
-
 // New binds the listeners and builds every part over the store st.
 // Nothing is served until Serve.
 func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) {
@@ -101,11 +92,12 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 	var tlsConf *tls.Config
 	local := map[string]b2bua.Local{}
 	for _, entry := range cfg.SIP.Listen {
-		tp, addr, err := parseListen(entry)
+		a, err := config.ParseAddress(entry)
 		if err != nil {
 			s.closeListeners()
-			return nil, err
+			return nil, fmt.Errorf("bad listen address %q: %w", entry, err)
 		}
+		tp, addr := a.Via(), a.HostPort()
 		l := listener{transport: tp, addr: addr}
 		switch tp {
 		case "UDP":
