@@ -139,20 +139,25 @@ func (v *validator) config(c *Config) {
 func (v *validator) profiles(c *Config) {
 	names := map[string]bool{}
 	for i, p := range c.Profiles {
-		path := fmt.Sprintf("profile[%d].name", i)
-		switch {
-		case p.Name == "" || hasControl(p.Name):
-			v.errorf(path, "profile #%d: name is required", i+1)
-		case names[p.Name]:
-			v.errorf(path, "duplicate profile name %q", p.Name)
-		}
-		names[p.Name] = true
+		v.tableName(fmt.Sprintf("profile[%d].name", i), "profile", i, p.Name, names)
 	}
 	for i, l := range c.Lines {
 		if _, ok := c.Profile(l.Profile); !ok {
 			v.errorf(fmt.Sprintf("line[%d].profile", i), "line %q: profile %q is not a [[profile]]", l.DN, l.Profile)
 		}
 	}
+}
+
+// tableName checks the name of the i-th table of a kind (profile, trunk): given,
+// printable, and not taken by an earlier one (seen).
+func (v *validator) tableName(path, kind string, i int, name string, seen map[string]bool) {
+	switch {
+	case name == "" || hasControl(name):
+		v.errorf(path, "%s #%d: name is required", kind, i+1)
+	case seen[name]:
+		v.errorf(path, "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
 }
 
 // dialOut reads a profile's dial_out: "none" (or absent), "all", or an
@@ -193,13 +198,7 @@ func (v *validator) trunks(c *Config) {
 	names := map[string]bool{}
 	for i, t := range c.Trunks {
 		path := fmt.Sprintf("trunk[%d]", i)
-		switch {
-		case t.Name == "" || hasControl(t.Name):
-			v.errorf(path+".name", "trunk #%d: name is required", i+1)
-		case names[t.Name]:
-			v.errorf(path+".name", "duplicate trunk name %q", t.Name)
-		}
-		names[t.Name] = true
+		v.tableName(path+".name", "trunk", i, t.Name, names)
 		if err := checkListen(t.Address); err != nil {
 			v.errorf(path+".address", "trunk %q: address %q: %v", t.Name, t.Address, err)
 		}

@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Message is one SIP message of a trace.
+// Message is one SIP message of a trace (or off the wire: ParseMessage).
 type Message struct {
 	At       time.Time // when SIPp sent or received it
 	Received bool
@@ -92,6 +92,12 @@ func parse(buf []byte) (msgs []Message, consumed int) {
 		msgs = append(msgs, m)
 	}
 	return msgs, len(buf)
+}
+
+// ParseMessage reads one SIP message as it came off the wire.
+func ParseMessage(raw []byte) Message {
+	m, _ := entry(raw)
+	return m
 }
 
 // entry parses the message of one entry; complete is false while its head
