@@ -93,6 +93,20 @@ print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(tota
 EOP
 }
 
+accounts() { # SIPp injection rows of lines $1+1 .. $1+$2: user;password;auth
+	echo SEQUENTIAL
+	for i in $(seq "$2"); do echo "$(($1+i));p$(($1+i));[authentication username=$(($1+i)) password=p$(($1+i))]"; done
+}
+
+loadcalls() { # the load's calls: from outside, 9<caller line>, to the callee lines
+	echo SEQUENTIAL
+	for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done
+}
+
+register() { # $1 = injection file in $work, $2 = SIPp's port: each of LINES lines registers once
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf "$1" -p "$2" -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+}
+
 case "${1:-}" in
 calls)
 	rate=${2:?rate}; secs=${3:-60}
@@ -105,11 +119,11 @@ calls)
 	}
 	config gen
 	start
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((3000+i));p$((3000+i));[authentication username=$((3000+i)) password=p$((3000+i))]"; done; } > "$work/callees.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
-	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
-	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callees.csv -p $UAS_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	accounts 2000 $LINES > "$work/callers.csv"
+	accounts 3000 $LINES > "$work/callees.csv"
+	loadcalls > "$work/calls.csv"
+	register callers.csv $UAC_PORT
+	register callees.csv $UAS_PORT
 	total=$((rate*secs))
 	(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+60)) >/dev/null 2>&1) &
 	sleep 0.5
@@ -146,9 +160,9 @@ offers)
 	}
 	config gen
 	start
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
-	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	accounts 2000 $LINES > "$work/callers.csv"
+	loadcalls > "$work/calls.csv"
+	register callers.csv $UAC_PORT
 	total=$((rate*secs))
 	echo "== $total calls at $rate/s to logged-out lines, each hearing the offer"
 	cpu0=$(awk '{print $14+$15}' /proc/$server/stat)
@@ -172,7 +186,7 @@ register)
 	config gen
 	start
 	echo "RSS with $count lines configured, none registered: $(rss)"
-	{ echo SEQUENTIAL; for i in $(seq $count); do echo "$((100000+i));p$((100000+i));[authentication username=$((100000+i)) password=p$((100000+i))]"; done; } > "$work/users.csv"
+	accounts 100000 $count > "$work/users.csv"
 	start_ns=$(date +%s%N)
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf users.csv -p $UAC_PORT \
 		-r "$rate" -m "$count" -l 2000 -nostdin -timeout 300 -trace_stat -stf reg_stats.csv -fd 1 >/dev/null 2>&1) || true

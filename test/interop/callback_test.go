@@ -21,8 +21,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -559,12 +557,7 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
 
 	// F37: the operator sees the same story at /metrics.
-	resp, err := http.Get("http://" + s.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, s)
 	for _, want := range []string{
 		`callbackd_callback_screens_total{screen="Activated"} 1`,
 		`callbackd_callback_screens_total{screen="Available"} 1`,
@@ -576,7 +569,7 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 		`callbackd_callback_activations_total 1`,
 		`callbackd_callback_notifications_total 1`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
@@ -588,10 +581,10 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 		`direction="in",kind="REGISTER"`: 10, `direction="out",kind="401"`: 5,
 		`direction="out",kind="603"`: 1, `direction="out",kind="MESSAGE"`: 6,
 	} {
-		m := regexp.MustCompile(`callbackd_sip_messages_total\{` + regexp.QuoteMeta(kind) + `\} (\d+)`).FindSubmatch(body)
+		m := regexp.MustCompile(`callbackd_sip_messages_total\{` + regexp.QuoteMeta(kind) + `\} (\d+)`).FindStringSubmatch(body)
 		if n := 0; m == nil {
 			t.Errorf("/metrics lacks SIP messages %s", kind)
-		} else if n, _ = strconv.Atoi(string(m[1])); n < least {
+		} else if n, _ = strconv.Atoi(m[1]); n < least {
 			t.Errorf("/metrics: SIP messages %s = %d, want at least %d", kind, n, least)
 		}
 	}
