@@ -348,6 +348,7 @@ path = %q
 level = "info"
 [callback]
 alert_ring = "0s"
+announce = false # A's call to busy B gets the 486 uac_busy.xml expects, not the offer's 183 (F28)
 `, o.sipPort, o.httpPort, db)
 	// The load caller is a trunk (B7: every line INVITE is challenged,
 	// and SIPp cannot bind digest to a Request-URI that changes per
