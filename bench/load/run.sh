@@ -93,6 +93,13 @@ print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(tota
 EOP
 }
 
+lines() { # [[line]] tables of DNs $1+1 .. $1+$2, password p<DN>, busy_trigger $3 if given
+	for i in $(seq "$2"); do
+		printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $(($1+i)) $(($1+i))
+		[ -z "${3:-}" ] || printf 'busy_trigger = %d\n' "$3"
+	done
+}
+
 accounts() { # SIPp injection rows of lines $1+1 .. $1+$2: user;password;auth
 	echo SEQUENTIAL
 	for i in $(seq "$2"); do echo "$(($1+i));p$(($1+i));[authentication username=$(($1+i)) password=p$(($1+i))]"; done
@@ -110,13 +117,7 @@ register() { # $1 = injection file in $work, $2 = SIPp's port: each of LINES lin
 case "${1:-}" in
 calls)
 	rate=${2:?rate}; secs=${3:-60}
-	gen() {
-		loadtrunk
-		for i in $(seq $LINES); do
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((3000+i)) $((3000+i))
-		done
-	}
+	gen() { loadtrunk; lines 2000 $LINES 100; lines 3000 $LINES 100; }
 	config gen
 	start
 	accounts 2000 $LINES > "$work/callers.csv"
@@ -153,10 +154,8 @@ offers)
 	gen() {
 		loadtrunk
 		printf '[callback]\nexternal = true\n' # the offer to outside callers (F30)
-		for i in $(seq $LINES); do
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((3000+i)) $((3000+i))
-		done
+		lines 2000 $LINES 100
+		lines 3000 $LINES
 	}
 	config gen
 	start
@@ -182,7 +181,7 @@ offers)
 	;;
 register)
 	count=${2:?count}; rate=${3:-1000}
-	gen() { for i in $(seq $count); do printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((100000+i)) $((100000+i)); done; }
+	gen() { lines 100000 $count; }
 	config gen
 	start
 	echo "RSS with $count lines configured, none registered: $(rss)"
