@@ -9,6 +9,8 @@
 #   bench/load/run.sh offers RATE [SECONDS]  # calls to logged-out lines: the offer's announcement (183 + RTP, ~11 s each)
 #
 # Prints SIPp's counters (successful / failed calls) and the server's RSS.
+# BIN=path runs that callbackd binary instead of building one from this tree
+# (bench/load/compare.sh uses it to load two revisions the same way).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,8 +23,7 @@ if [ "${1:-}" = notify ]; then
 	exec go run ./bench/notify -n "$n" -k "$k" -rate "${RATE:-200}" -hold "${HOLD:-800ms}" "${@:4}"
 fi
 work=$(mktemp -d /tmp/callbackd-load.XXXXXX)
-cleanup() { # SIPp in -bg mode detaches: find it by its port
-	pkill -f "sipp 127.0.0.1:$SIP_PORT .* -p $UAS_PORT" 2>/dev/null || true
+cleanup() { # every process started here is a job of this shell: stop them by pid
 	kill $(jobs -p) 2>/dev/null || true
 	wait 2>/dev/null || true
 }
@@ -34,7 +35,11 @@ UAC_PORT=${UAC_PORT:-15080}
 LINES=${LINES:-10} # caller lines 2001.. and callee lines 3001.., each busy_trigger 100
 cleanup
 
-(cd "$root" && go build -o "$work/callbackd" ./cmd/callbackd)
+if [ -n "${BIN:-}" ]; then
+	cp "$BIN" "$work/callbackd"
+else
+	(cd "$root" && go build -o "$work/callbackd" ./cmd/callbackd)
+fi
 
 config() { # $1 = extra lines generator
 	cat > "$work/callbackd.toml" <<EOC
@@ -88,25 +93,40 @@ print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(tota
 EOP
 }
 
+lines() { # [[line]] tables of DNs $1+1 .. $1+$2, password p<DN>, busy_trigger $3 if given
+	for i in $(seq "$2"); do
+		printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $(($1+i)) $(($1+i))
+		[ -z "${3:-}" ] || printf 'busy_trigger = %d\n' "$3"
+	done
+}
+
+accounts() { # SIPp injection rows of lines $1+1 .. $1+$2: user;password;auth
+	echo SEQUENTIAL
+	for i in $(seq "$2"); do echo "$(($1+i));p$(($1+i));[authentication username=$(($1+i)) password=p$(($1+i))]"; done
+}
+
+loadcalls() { # the load's calls: from outside, 9<caller line>, to the callee lines
+	echo SEQUENTIAL
+	for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done
+}
+
+register() { # $1 = injection file in $work, $2 = SIPp's port: each of LINES lines registers once
+	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf "$1" -p "$2" -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+}
+
 case "${1:-}" in
 calls)
 	rate=${2:?rate}; secs=${3:-60}
-	gen() {
-		loadtrunk
-		for i in $(seq $LINES); do
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((3000+i)) $((3000+i))
-		done
-	}
+	gen() { loadtrunk; lines 2000 $LINES 100; lines 3000 $LINES 100; }
 	config gen
 	start
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((3000+i));p$((3000+i));[authentication username=$((3000+i)) password=p$((3000+i))]"; done; } > "$work/callees.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
-	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
-	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callees.csv -p $UAS_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	accounts 2000 $LINES > "$work/callers.csv"
+	accounts 3000 $LINES > "$work/callees.csv"
+	loadcalls > "$work/calls.csv"
+	register callers.csv $UAC_PORT
+	register callees.csv $UAS_PORT
 	total=$((rate*secs))
-	(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+60)) -bg >/dev/null) || true
+	(cd "$work" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout $((secs+60)) >/dev/null 2>&1) &
 	sleep 0.5
 	echo "== $total calls at $rate/s, 500 ms each"
 	cpu0=$(awk '{print $14+$15}' /proc/$server/stat)
@@ -125,6 +145,7 @@ calls)
 		curl -s "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
 	fi
 	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
+	echo "server CPU since start (utime+stime) $(awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/t}' /proc/$server/stat) s"
 	;;
 offers)
 	# Each call hears the whole offer (the prompt twice, about 11 s), so
@@ -133,16 +154,14 @@ offers)
 	gen() {
 		loadtrunk
 		printf '[callback]\nexternal = true\n' # the offer to outside callers (F30)
-		for i in $(seq $LINES); do
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\nbusy_trigger = 100\n' $((2000+i)) $((2000+i))
-			printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((3000+i)) $((3000+i))
-		done
+		lines 2000 $LINES 100
+		lines 3000 $LINES
 	}
 	config gen
 	start
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "$((2000+i));p$((2000+i));[authentication username=$((2000+i)) password=p$((2000+i))]"; done; } > "$work/callers.csv"
-	{ echo SEQUENTIAL; for i in $(seq $LINES); do echo "9$((2000+i));$((3000+i));"; done; } > "$work/calls.csv"
-	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf callers.csv -p $UAC_PORT -m $LINES -r 100 -nostdin -timeout 20 >/dev/null)
+	accounts 2000 $LINES > "$work/callers.csv"
+	loadcalls > "$work/calls.csv"
+	register callers.csv $UAC_PORT
 	total=$((rate*secs))
 	echo "== $total calls at $rate/s to logged-out lines, each hearing the offer"
 	cpu0=$(awk '{print $14+$15}' /proc/$server/stat)
@@ -162,11 +181,11 @@ offers)
 	;;
 register)
 	count=${2:?count}; rate=${3:-1000}
-	gen() { for i in $(seq $count); do printf '[[line]]\ndn = "%d"\npassword = "p%d"\n' $((100000+i)) $((100000+i)); done; }
+	gen() { lines 100000 $count; }
 	config gen
 	start
 	echo "RSS with $count lines configured, none registered: $(rss)"
-	{ echo SEQUENTIAL; for i in $(seq $count); do echo "$((100000+i));p$((100000+i));[authentication username=$((100000+i)) password=p$((100000+i))]"; done; } > "$work/users.csv"
+	accounts 100000 $count > "$work/users.csv"
 	start_ns=$(date +%s%N)
 	(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/register_load.xml" -inf users.csv -p $UAC_PORT \
 		-r "$rate" -m "$count" -l 2000 -nostdin -timeout 300 -trace_stat -stf reg_stats.csv -fd 1 >/dev/null 2>&1) || true

@@ -45,7 +45,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -60,6 +59,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 type options struct {
@@ -123,7 +124,7 @@ type bench struct {
 
 	pa1, pa2, pb, pc, pLoadUAC, pLoadUAS int
 
-	display, bPhone *trace
+	display, bPhone *sipptrace.File
 	dispCursor      int
 	wire            *wireCap // nil: no cross-check
 }
@@ -227,13 +228,13 @@ func (b *bench) run(ctx context.Context) int {
 	if err != nil {
 		return b.fail(err)
 	}
-	b.display = &trace{path: display.msgFile}
+	b.display = &sipptrace.File{Path: display.msgFile}
 	bp, err := b.startSipp(ctx, "B", filepath.Join(b.scen, "uas_hangs_up.xml"), b.pb, true,
 		"-m", strconv.Itoa(2*o.k+10), "-d", strconv.Itoa(int(o.hold/time.Millisecond)), "-timeout", strconv.Itoa(runFor))
 	if err != nil {
 		return b.fail(err)
 	}
-	b.bPhone = &trace{path: bp.msgFile}
+	b.bPhone = &sipptrace.File{Path: bp.msgFile}
 
 	if o.wire {
 		if w, err := startCapture(o.sipPort, b.pb, b.pa2); err != nil {
@@ -347,6 +348,7 @@ path = %q
 level = "info"
 [callback]
 alert_ring = "0s"
+announce = false # A's call to busy B gets the 486 uac_busy.xml expects, not the offer's 183 (F28)
 `, o.sipPort, o.httpPort, db)
 	// The load caller is a trunk (B7: every line INVITE is challenged,
 	// and SIPp cannot bind digest to a Request-URI that changes per
@@ -462,10 +464,10 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 	}
 	var bCall *bCallInfo
 	err = pollUntil(ctx, st, 2*time.Millisecond, func() (bool, error) {
-		if err := b.bPhone.update(); err != nil {
+		if err := b.bPhone.Update(); err != nil {
 			return false, err
 		}
-		for _, ci := range b.bPhone.calls() {
+		for _, ci := range bCallsOf(b.bPhone) {
 			if !seenCalls[ci.callID] && ci.fromC && !ci.ack.IsZero() {
 				bCall = &ci
 				return true, nil
@@ -482,7 +484,7 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 
 	// A calls B: 486. A dials *39: 603 CallBack Activated. (Unless B
 	// hung up already: A's call would be answered.)
-	if b.bPhone.update(); !b.byeOf(bCall.callID).IsZero() {
+	if b.bPhone.Update(); !b.byeOf(bCall.callID).IsZero() {
 		return invalid("B hung up before A called: -hold %v is too short", b.o.hold)
 	}
 	if err := b.sippOnce(ctx, tag+"-A-busy", filepath.Join(b.scen, "uac_busy.xml"), b.pa1, st,
@@ -500,7 +502,7 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 
 	// B hangs up; A's display is told.
 	err = pollUntil(ctx, b.o.hold+st, 2*time.Millisecond, func() (bool, error) {
-		if err := b.bPhone.update(); err != nil {
+		if err := b.bPhone.Update(); err != nil {
 			return false, err
 		}
 		c.bye = b.byeOf(bCall.callID)
@@ -509,14 +511,14 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 	if err != nil {
 		return invalid("B sent no BYE: %v", err)
 	}
-	var avail *sipMsg
+	var avail *sipptrace.Message
 	err = pollUntil(ctx, st, 2*time.Millisecond, func() (bool, error) {
-		if err := b.display.update(); err != nil {
+		if err := b.display.Update(); err != nil {
 			return false, err
 		}
-		for i := dispFrom; i < len(b.display.msgs); i++ {
-			m := b.display.msgs[i]
-			if m.Received && m.isRequest("MESSAGE") && availableRE.MatchString(m.Body) {
+		for i := dispFrom; i < len(b.display.Messages); i++ {
+			m := b.display.Messages[i]
+			if m.Received && m.IsRequest("MESSAGE") && availableRE.MatchString(m.Body()) {
 				avail = &m
 				b.dispCursor = i + 1
 				return true, nil
@@ -554,10 +556,10 @@ func (b *bench) settle(ctx context.Context, tag string, seen map[string]bool) {
 	st := b.o.stepTimeout
 	// B's call with C must be over (BYE sent, or never answered).
 	err := pollUntil(ctx, b.o.hold+st, 5*time.Millisecond, func() (bool, error) {
-		if err := b.bPhone.update(); err != nil {
+		if err := b.bPhone.Update(); err != nil {
 			return false, err
 		}
-		for _, ci := range b.bPhone.calls() {
+		for _, ci := range bCallsOf(b.bPhone) {
 			if !seen[ci.callID] && !ci.ack.IsZero() && ci.bye.IsZero() {
 				return false, nil
 			}
@@ -579,11 +581,11 @@ func (b *bench) settle(ctx context.Context, tag string, seen map[string]bool) {
 		fmt.Printf("  %s: A dials #39: got %q, want 603 CallBack Cancelled\n", tag, status)
 	default:
 		err = pollUntil(ctx, st, 5*time.Millisecond, func() (bool, error) {
-			if err := b.display.update(); err != nil {
+			if err := b.display.Update(); err != nil {
 				return false, err
 			}
-			for i := from; i < len(b.display.msgs); i++ {
-				if m := b.display.msgs[i]; m.Received && m.isRequest("MESSAGE") && strings.HasPrefix(m.Body, deactivatedText) {
+			for i := from; i < len(b.display.Messages); i++ {
+				if m := b.display.Messages[i]; m.Received && m.IsRequest("MESSAGE") && strings.HasPrefix(m.Body(), deactivatedText) {
 					b.dispCursor = i + 1
 					return true, nil
 				}
@@ -594,9 +596,9 @@ func (b *bench) settle(ctx context.Context, tag string, seen map[string]bool) {
 			fmt.Printf("  %s: no deactivation screen after #39: %v\n", tag, err)
 		}
 	}
-	b.display.update()
-	if len(b.display.msgs) > b.dispCursor {
-		b.dispCursor = len(b.display.msgs)
+	b.display.Update()
+	if len(b.display.Messages) > b.dispCursor {
+		b.dispCursor = len(b.display.Messages)
 	}
 }
 
@@ -611,23 +613,23 @@ func (b *bench) feature(ctx context.Context, name, code string) (string, time.Ti
 	if !p.wait(b.o.stepTimeout + 5*time.Second) {
 		return "", time.Time{}, fmt.Errorf("%s did not end", name)
 	}
-	tr := &trace{path: p.msgFile}
-	if err := tr.update(); err != nil {
+	tr := &sipptrace.File{Path: p.msgFile}
+	if err := tr.Update(); err != nil {
 		return "", time.Time{}, err
 	}
 	var callID string
-	for _, m := range tr.msgs {
-		if !m.Received && m.isRequest("INVITE") {
+	for _, m := range tr.Messages {
+		if !m.Received && m.IsRequest("INVITE") {
 			callID = m.Header("Call-ID")
 			break
 		}
 	}
-	for _, m := range tr.msgs {
+	for _, m := range tr.Messages {
 		// Not a provisional response, nor the 407 every line INVITE gets
 		// first (B7): the answer to the INVITE with credentials.
-		if m.Received && m.Header("Call-ID") == callID && strings.HasPrefix(m.Start, "SIP/2.0 ") && !strings.HasPrefix(m.Start, "SIP/2.0 1") &&
-			!strings.HasPrefix(m.Start, "SIP/2.0 407") {
-			return strings.TrimPrefix(m.Start, "SIP/2.0 "), m.At, nil
+		if m.Received && m.Header("Call-ID") == callID && strings.HasPrefix(m.StartLine(), "SIP/2.0 ") && !strings.HasPrefix(m.StartLine(), "SIP/2.0 1") &&
+			!strings.HasPrefix(m.StartLine(), "SIP/2.0 407") {
+			return strings.TrimPrefix(m.StartLine(), "SIP/2.0 "), m.At, nil
 		}
 	}
 	return "", time.Time{}, fmt.Errorf("no final response: %s", p.describe())
@@ -640,22 +642,23 @@ type bCallInfo struct {
 	ack, bye time.Time
 }
 
-func (t *trace) calls() []bCallInfo {
+// bCalls lists the calls of B's phone trace t.
+func bCallsOf(t *sipptrace.File) []bCallInfo {
 	var out []bCallInfo
 	idx := map[string]int{}
-	for _, m := range t.msgs {
+	for _, m := range t.Messages {
 		id := m.Header("Call-ID")
 		switch {
-		case m.Received && m.isRequest("INVITE"):
+		case m.Received && m.IsRequest("INVITE"):
 			if _, ok := idx[id]; !ok {
 				idx[id] = len(out)
 				out = append(out, bCallInfo{callID: id, fromC: strings.Contains(m.Header("From"), "sip:1003@")})
 			}
-		case m.Received && m.isRequest("ACK"):
+		case m.Received && m.IsRequest("ACK"):
 			if i, ok := idx[id]; ok && out[i].ack.IsZero() {
 				out[i].ack = m.At
 			}
-		case !m.Received && m.isRequest("BYE"):
+		case !m.Received && m.IsRequest("BYE"):
 			if i, ok := idx[id]; ok && out[i].bye.IsZero() {
 				out[i].bye = m.At
 			}
@@ -666,7 +669,7 @@ func (t *trace) calls() []bCallInfo {
 
 // byeOf is when B's phone sent the BYE of call id (zero: not yet).
 func (b *bench) byeOf(id string) time.Time {
-	for _, ci := range b.bPhone.calls() {
+	for _, ci := range bCallsOf(b.bPhone) {
 		if ci.callID == id {
 			return ci.bye
 		}
@@ -675,9 +678,9 @@ func (b *bench) byeOf(id string) time.Time {
 }
 
 func (b *bench) bCalls() map[string]bool {
-	b.bPhone.update()
+	b.bPhone.Update()
 	seen := map[string]bool{}
-	for _, ci := range b.bPhone.calls() {
+	for _, ci := range bCallsOf(b.bPhone) {
 		seen[ci.callID] = true
 	}
 	return seen
@@ -685,9 +688,9 @@ func (b *bench) bCalls() map[string]bool {
 
 func (b *bench) screensSince(from int) []string {
 	var out []string
-	for i := from; i < len(b.display.msgs); i++ {
-		if m := b.display.msgs[i]; m.Received && m.isRequest("MESSAGE") {
-			first, _, _ := strings.Cut(m.Body, "\n")
+	for i := from; i < len(b.display.Messages); i++ {
+		if m := b.display.Messages[i]; m.Received && m.IsRequest("MESSAGE") {
+			first, _, _ := strings.Cut(m.Body(), "\n")
 			out = append(out, clock(m.At)+" "+first)
 		}
 	}
@@ -1166,115 +1169,4 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-// ---------------------------------------------------------------------------
-// SIPp message traces
-
-// sipMsg is one SIP message of a SIPp message trace (-trace_msg).
-type sipMsg struct {
-	At       time.Time // when SIPp sent or received it
-	Received bool
-	Start    string // start line
-	Text     string // head, line ends \n
-	Body     string // Content-Length bytes, line ends \n
-}
-
-func (m sipMsg) isRequest(method string) bool { return strings.HasPrefix(m.Start, method+" ") }
-
-// Header returns the first value of header name (case-insensitive).
-func (m sipMsg) Header(name string) string {
-	for _, line := range strings.Split(m.Text, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// traceSep starts each entry: "----- 2026-01-02 15:04:05.123456\nUDP
-// message sent (N bytes):\n\n" or "... message received [N] bytes :\n\n".
-var traceSep = regexp.MustCompile(`(?m)^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received) (?:\[\d+\] bytes :|\(\d+ bytes\):)\n\n`)
-
-// trace reads a SIPp message trace as it grows: only the new bytes are
-// read and complete entries parsed.
-type trace struct {
-	path string
-	off  int64
-	buf  []byte
-	msgs []sipMsg
-}
-
-func (t *trace) update() error {
-	f, err := os.Open(t.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // SIPp has not written it yet
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
-		return err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64<<20))
-	if err != nil {
-		return err
-	}
-	t.off += int64(len(data))
-	t.buf = append(t.buf, data...)
-	idx := traceSep.FindAllSubmatchIndex(t.buf, -1)
-	consumed := 0
-	for i, ix := range idx {
-		end := len(t.buf)
-		last := i+1 == len(idx)
-		if !last {
-			end = idx[i+1][0]
-		}
-		raw := t.buf[ix[1]:end]
-		m, complete := parseEntry(raw)
-		if last && !complete {
-			consumed = ix[0]
-			break
-		}
-		at, _ := time.ParseInLocation("2006-01-02 15:04:05.999999", string(t.buf[ix[2]:ix[3]]), time.Local)
-		m.At, m.Received = at, string(t.buf[ix[6]:ix[7]]) == "received"
-		t.msgs = append(t.msgs, m)
-		consumed = end
-	}
-	t.buf = append([]byte(nil), t.buf[consumed:]...)
-	return nil
-}
-
-// parseEntry parses the SIP message of one trace entry; complete is false
-// while its head or body is not all in the file yet.
-func parseEntry(raw []byte) (sipMsg, bool) {
-	sep := []byte("\r\n\r\n")
-	i := bytes.Index(raw, sep)
-	if i < 0 {
-		sep = []byte("\n\n")
-		if i = bytes.Index(raw, sep); i < 0 {
-			return sipMsg{}, false
-		}
-	}
-	head := strings.ReplaceAll(string(raw[:i]), "\r\n", "\n")
-	body := raw[i+len(sep):]
-	m := sipMsg{Text: head}
-	m.Start, _, _ = strings.Cut(head, "\n")
-	m.Start = strings.TrimSpace(m.Start)
-	if cl := m.Header("Content-Length"); cl != "" {
-		n, err := strconv.Atoi(cl)
-		if err != nil || n < 0 {
-			n = 0
-		}
-		if len(body) < n {
-			return m, false
-		}
-		body = body[:n]
-	} else {
-		body = nil
-	}
-	m.Body = strings.ReplaceAll(string(body), "\r\n", "\n")
-	return m, true
 }

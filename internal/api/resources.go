@@ -125,7 +125,9 @@ func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.
 		l.Members = nil // [] is none, as in a file
 	}
 	errs := config.CheckLine(l)
-	errs = append(errs, lineReferences(l, lookup)...)
+	// lookup answers for numbers of a trunk too (kind "external").
+	kind := func(dn string) (string, bool) { l, ok := lookup(dn); return cmp.Or(l.Kind, config.KindPhone), ok }
+	errs = append(errs, config.LineReferences(l, kind, func(string) bool { return false })...)
 	if _, ok := profile(l.Profile); !ok {
 		errs = append(errs, &config.Error{Key: "profile", Msg: fmt.Sprintf("line %q: profile %q is not a [[profile]]", l.DN, l.Profile)})
 	}
@@ -133,37 +135,6 @@ func readLine(r *http.Request, base config.Line, lookup func(dn string) (config.
 		return base, invalid(errs, "")
 	}
 	return l, nil
-}
-
-// lineReferences checks what l names in the directory as a configuration
-// file's lines are checked across the file: a route point's members are
-// phone lines, forwarding targets are lines ("voicemail" stands for
-// calls.voicemail_pilot, which is the file's business). Members and targets
-// that CheckLine refuses (not a DN, the line itself) are left to it. Each
-// Error's Key is the field.
-func lineReferences(l config.Line, lookup func(dn string) (config.Line, bool)) []*config.Error {
-	var errs []*config.Error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, &config.Error{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
-	if l.Kind == config.KindRoutePoint {
-		for _, m := range l.Members {
-			if m == l.DN || !config.IsDN(m) {
-				continue
-			}
-			if ml, ok := lookup(m); !ok {
-				add("members", "line %q: member %q is not a line", l.DN, m)
-			} else if k := cmp.Or(ml.Kind, config.KindPhone); k != config.KindPhone {
-				add("members", "line %q: member %q is a %s, want a phone line", l.DN, m, k)
-			}
-		}
-	}
-	for _, f := range l.Forwards() {
-		if _, ok := lookup(f.Target); config.IsDN(f.Target) && f.Target != l.DN && !ok {
-			add(f.Key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.Key, f.Target)
-		}
-	}
-	return errs
 }
 
 // invalid turns the configuration's rule violations into a 422.

@@ -158,9 +158,10 @@ func (a *Authenticator) checkNonce(n string) (ok bool, issued time.Time, stale b
 	return true, issued, age > NonceLifetime || age < -time.Minute
 }
 
-// Username returns the user named by an Authorization header without
-// checking it, so the caller can look the password up.
-func Username(header string) (string, error) {
+// username returns the user named by an Authorization header without
+// checking it, so that Check can look up whether the account is throttled
+// before the digest is verified.
+func username(header string) (string, error) {
 	if header == "" {
 		return "", ErrNoCredentials
 	}
@@ -359,7 +360,7 @@ func (a *Authenticator) Check(at Attempt) Decision {
 	if at.Header == "" {
 		return Decision{Challenge: true, Reason: "no credentials"}
 	}
-	user, err := Username(at.Header)
+	user, err := username(at.Header)
 	if err != nil {
 		return Decision{Challenge: true, Reason: err.Error()}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/dialplan"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/media"
@@ -298,7 +299,7 @@ type who struct {
 func (b *B2BUA) identify(req *sip.Request, tx sip.ServerTransaction) (who, bool) {
 	from := req.From().Address.User
 	if t, ok := b.trunkAt(req.Transport(), req.Source()); ok {
-		if !externalNumber(from) {
+		if !dialplan.IsExternal(from) {
 			b.log.Info("invite from a trunk without a usable caller number", "trunk", t.Name, "from", from)
 			b.respondOnce(tx, req, 403, "Forbidden (caller number)")
 			return who{}, false

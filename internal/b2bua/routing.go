@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"net"
 	"strings"
 
 	"github.com/callbackd/callbackd/internal/config"
@@ -169,9 +170,9 @@ func (b *B2BUA) noAnswerDivert(c *call) func() ([]registrar.Binding, bool) {
 // trunkDevice is the "device" a call through trunk t rings: the trunk's
 // address, with the number as user part.
 func trunkDevice(t config.Trunk, number string) registrar.Binding {
-	tp, hostport, _ := strings.Cut(t.Address, ":")
-	hostport = strings.Replace(hostport, "localhost:", "127.0.0.1:", 1)
-	return registrar.Binding{DN: number, Contact: "sip:" + number + "@" + hostport, Source: hostport, Transport: strings.ToUpper(tp)}
+	a, _ := config.ParseAddress(t.Address) // checked on load
+	hostport := net.JoinHostPort(a.IP(), a.Port)
+	return registrar.Binding{DN: number, Contact: "sip:" + number + "@" + hostport, Source: hostport, Transport: a.Via()}
 }
 
 // trunkAt returns the trunk a request comes from: its transport and
@@ -210,19 +211,4 @@ func (b *B2BUA) trunkNamed(name string) *config.Trunk {
 		}
 	}
 	return &config.Trunk{Name: name} // removed since: no hairpin
-}
-
-// externalNumber: F9 and what a trunk may send as caller: digits, and a
-// leading + of an E.164 number.
-func externalNumber(s string) bool {
-	s = strings.TrimPrefix(s, "+")
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }

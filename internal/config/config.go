@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -134,15 +133,11 @@ func (m Media) Addr(sip SIP) string {
 	if len(sip.Listen) == 0 {
 		return ""
 	}
-	_, hostport, _ := strings.Cut(sip.Listen[0], ":")
-	host, _, err := net.SplitHostPort(hostport)
-	switch {
-	case err != nil:
+	a, err := ParseAddress(sip.Listen[0])
+	if err != nil {
 		return ""
-	case host == "localhost":
-		return "127.0.0.1"
 	}
-	return host
+	return a.IP()
 }
 
 // Callback holds the Call Back service parameters. The API reads and writes

@@ -15,13 +15,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/dialplan"
 	"github.com/callbackd/callbackd/internal/media"
 )
 
 // Limits checked on load.
 const (
 	maxExpiresLimit = 86400 // one day; keeps expiry arithmetic far from overflow
-	maxDNDigits     = 15    // E.164
 	maxPerLine      = 100
 	minFeatureCode  = 2 // characters of a callback feature code
 	maxFeatureCode  = 8
@@ -139,20 +139,25 @@ func (v *validator) config(c *Config) {
 func (v *validator) profiles(c *Config) {
 	names := map[string]bool{}
 	for i, p := range c.Profiles {
-		path := fmt.Sprintf("profile[%d].name", i)
-		switch {
-		case p.Name == "" || hasControl(p.Name):
-			v.errorf(path, "profile #%d: name is required", i+1)
-		case names[p.Name]:
-			v.errorf(path, "duplicate profile name %q", p.Name)
-		}
-		names[p.Name] = true
+		v.tableName(fmt.Sprintf("profile[%d].name", i), "profile", i, p.Name, names)
 	}
 	for i, l := range c.Lines {
 		if _, ok := c.Profile(l.Profile); !ok {
 			v.errorf(fmt.Sprintf("line[%d].profile", i), "line %q: profile %q is not a [[profile]]", l.DN, l.Profile)
 		}
 	}
+}
+
+// tableName checks the name of the i-th table of a kind (profile, trunk): given,
+// printable, and not taken by an earlier one (seen).
+func (v *validator) tableName(path, kind string, i int, name string, seen map[string]bool) {
+	switch {
+	case name == "" || hasControl(name):
+		v.errorf(path, "%s #%d: name is required", kind, i+1)
+	case seen[name]:
+		v.errorf(path, "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
 }
 
 // dialOut reads a profile's dial_out: "none" (or absent), "all", or an
@@ -177,7 +182,7 @@ func (v *validator) dialOut(path, profile string, x any) []string {
 		out := []string{}
 		for _, e := range d {
 			p, ok := e.(string)
-			if !ok || !digitsOnly(p, false) || len(p) > maxDNDigits {
+			if !ok || !dialplan.Digits(p) || len(p) > dialplan.MaxDNDigits {
 				return bad()
 			}
 			out = append(out, p)
@@ -193,19 +198,13 @@ func (v *validator) trunks(c *Config) {
 	names := map[string]bool{}
 	for i, t := range c.Trunks {
 		path := fmt.Sprintf("trunk[%d]", i)
-		switch {
-		case t.Name == "" || hasControl(t.Name):
-			v.errorf(path+".name", "trunk #%d: name is required", i+1)
-		case names[t.Name]:
-			v.errorf(path+".name", "duplicate trunk name %q", t.Name)
-		}
-		names[t.Name] = true
+		v.tableName(path+".name", "trunk", i, t.Name, names)
 		if err := checkListen(t.Address); err != nil {
 			v.errorf(path+".address", "trunk %q: address %q: %v", t.Name, t.Address, err)
 		}
 		for _, p := range t.Prefixes {
-			if !digitsOnly(p, false) || len(p) > maxDNDigits {
-				v.errorf(path+".prefixes", "trunk %q: prefix %q: want 1-%d digits", t.Name, p, maxDNDigits)
+			if !dialplan.Digits(p) || len(p) > dialplan.MaxDNDigits {
+				v.errorf(path+".prefixes", "trunk %q: prefix %q: want 1-%d digits", t.Name, p, dialplan.MaxDNDigits)
 			}
 		}
 	}
@@ -222,13 +221,13 @@ func (v *validator) users(c *Config) {
 	for i, u := range c.Users {
 		path := fmt.Sprintf("user[%d]", i)
 		switch {
-		case !digitsOnly(u.ID, false) || len(u.ID) > maxDNDigits:
-			v.errorf(path+".id", "user %q: id must be 1-%d digits", u.ID, maxDNDigits)
+		case !dialplan.Digits(u.ID) || len(u.ID) > dialplan.MaxDNDigits:
+			v.errorf(path+".id", "user %q: id must be 1-%d digits", u.ID, dialplan.MaxDNDigits)
 		case ids[u.ID]:
 			v.errorf(path+".id", "duplicate user id %q", u.ID)
 		}
 		ids[u.ID] = true
-		if !digitsOnly(u.PIN, false) || len(u.PIN) < 4 || len(u.PIN) > 8 {
+		if !dialplan.Digits(u.PIN) || len(u.PIN) < 4 || len(u.PIN) > 8 {
 			v.errorf(path+".pin", "user %q: pin must be 4-8 digits", u.ID)
 		}
 		if k, ok := kind[u.Line]; !ok || k != KindPhone {
@@ -252,39 +251,57 @@ func (v *validator) references(c *Config) {
 	if p := c.Calls.VoicemailPilot; p != "" && kind[p] != KindVoicemail {
 		v.errorf("calls.voicemail_pilot", "calls.voicemail_pilot %q: want the DN of a line of kind %q", p, KindVoicemail)
 	}
-	// What lines reported already (members of a line that is no route
-	// point, bad DNs, the line itself) is not reported again.
+	lineKind := func(dn string) (string, bool) { k, ok := kind[dn]; return k, ok }
+	external := func(number string) bool { _, ok := c.Trunks.For(number); return ok }
 	for i, l := range c.Lines {
-		path := fmt.Sprintf("line[%d]", i)
-		if l.Kind == KindRoutePoint {
-			for _, m := range l.Members {
-				if m == l.DN || !IsDN(m) {
-					continue
-				}
-				if k, ok := kind[m]; !ok {
-					v.errorf(path+".members", "line %q: member %q is not a line", l.DN, m)
-				} else if k != KindPhone {
-					v.errorf(path+".members", "line %q: member %q is a %s, want a phone line", l.DN, m, k)
-				}
-			}
-		}
+		path := fmt.Sprintf("line[%d].", i)
+		v.lineReferences(path, l, lineKind, external)
 		for _, f := range l.Forwards() {
-			_, external := c.Trunks.For(f.Target)
-			if _, ok := kind[f.Target]; IsDN(f.Target) && f.Target != l.DN && !ok && !external {
-				v.errorf(path+"."+f.Key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.Key, f.Target)
-			}
-			if _, ok := kind[f.Target]; IsDN(f.Target) && !ok && external {
+			if _, ok := kind[f.Target]; dialplan.IsDN(f.Target) && !ok && external(f.Target) {
 				if p, found := c.Profile(l.Profile); found && !p.MayDialOut(f.Target) {
-					v.errorf(path+"."+f.Key, "line %q: %s %q is an external number its profile %q may not dial out to (profile dial_out)", l.DN, f.Key, f.Target, p.Name)
+					v.errorf(path+f.Key, "line %q: %s %q is an external number its profile %q may not dial out to (profile dial_out)", l.DN, f.Key, f.Target, p.Name)
 				}
 			}
 		}
 	}
 }
 
-// IsDN reports whether s has the form of a DN: 1-15 digits 0-9 (F9).
-func IsDN(s string) bool {
-	return s != "" && len(s) <= maxDNDigits && digitsOnly(s, false)
+// LineReferences checks what a line created or changed while running (the
+// API) names in the directory, with the rules Load applies across a file's
+// lines: a route point's members are phone lines, forwarding targets are
+// lines or numbers of a trunk ("voicemail" stands for
+// calls.voicemail_pilot, which is the file's business). kind gives the kind
+// of the line dn (false: no such line); external reports whether a number
+// is called through a trunk. Each Error's Key names the field.
+func LineReferences(l Line, kind func(dn string) (string, bool), external func(number string) bool) []*Error {
+	var errs errorList
+	v := validator{pos: positions{}, errs: &errs}
+	v.lineReferences("", l, kind, external)
+	return errs
+}
+
+// lineReferences reports under path (the line's key and a dot) what l
+// names that is missing or of the wrong kind. What lines reports already
+// (members and targets that are no DN, or the line itself) is not reported
+// again.
+func (v *validator) lineReferences(path string, l Line, kind func(dn string) (string, bool), external func(number string) bool) {
+	if l.Kind == KindRoutePoint {
+		for _, m := range l.Members {
+			if m == l.DN || !dialplan.IsDN(m) {
+				continue
+			}
+			if k, ok := kind(m); !ok {
+				v.errorf(path+"members", "line %q: member %q is not a line", l.DN, m)
+			} else if k != KindPhone {
+				v.errorf(path+"members", "line %q: member %q is a %s, want a phone line", l.DN, m, k)
+			}
+		}
+	}
+	for _, f := range l.Forwards() {
+		if _, ok := kind(f.Target); dialplan.IsDN(f.Target) && f.Target != l.DN && !ok && !external(f.Target) {
+			v.errorf(path+f.Key, "line %q: %s %q is not a line nor a number of a trunk", l.DN, f.Key, f.Target)
+		}
+	}
 }
 
 func (v *validator) sip(s *SIP) {
@@ -599,10 +616,10 @@ func (v *validator) lines(lines []Line) {
 		switch {
 		case l.DN == "":
 			v.errorf(path+".dn", "%s: dn is required", who)
-		case !digitsOnly(l.DN, false):
+		case !dialplan.Digits(l.DN):
 			v.errorf(path+".dn", "%s: dn must be digits only (F9)", who)
-		case len(l.DN) > maxDNDigits:
-			v.errorf(path+".dn", "%s: dn must be 1-%d digits", who, maxDNDigits)
+		case len(l.DN) > dialplan.MaxDNDigits:
+			v.errorf(path+".dn", "%s: dn must be 1-%d digits", who, dialplan.MaxDNDigits)
 		default:
 			if j, dup := first[l.DN]; dup {
 				v.errorf(path+".dn", "duplicate dn %q (first at line %d)", l.DN, v.pos.line(fmt.Sprintf("line[%d].dn", j)))
@@ -610,7 +627,7 @@ func (v *validator) lines(lines []Line) {
 				first[l.DN] = i
 			}
 		}
-		if !digitsOnly(l.Name, true) {
+		if !dialplan.DigitsAndSpaces(l.Name) {
 			v.errorf(path+".name", "%s: name %q must be digits and spaces only (F9)", who, l.Name)
 		}
 		if l.Password == "" && l.Kind != KindRoutePoint { // a route point has no devices
@@ -626,7 +643,7 @@ func (v *validator) lines(lines []Line) {
 				v.errorf(path+".members", "%s: a route-point needs members (the lines it hands calls to)", who)
 			}
 			for _, m := range l.Members {
-				if m == l.DN || !IsDN(m) {
+				if m == l.DN || !dialplan.IsDN(m) {
 					v.errorf(path+".members", "%s: member %q: want the DN of another line", who, m)
 				}
 			}
@@ -638,7 +655,7 @@ func (v *validator) lines(lines []Line) {
 			case f.Target == "" || f.Target == ForwardVoicemail:
 			case f.Target == l.DN:
 				v.errorf(path+"."+f.Key, "%s: %s: a line cannot forward to itself", who, f.Key)
-			case !IsDN(f.Target):
+			case !dialplan.IsDN(f.Target):
 				v.errorf(path+"."+f.Key, "%s: %s %q: want a DN or %q", who, f.Key, f.Target, ForwardVoicemail)
 			}
 		}
@@ -657,30 +674,32 @@ func (v *validator) lines(lines []Line) {
 	}
 }
 
-// checkSIPListen checks a sip.listen entry: as checkListen, or TLS.
+// checkSIPListen checks a sip.listen entry: "TRANSPORT:HOST:PORT", with
+// transport udp, tcp or tls.
 func checkSIPListen(s string) error {
-	if hostport, ok := strings.CutPrefix(s, "tls:"); ok {
-		return checkHostPort(hostport)
-	}
-	if err := checkListen(s); err != nil && strings.HasPrefix(err.Error(), "transport") {
-		transport, _, _ := strings.Cut(s, ":")
-		return fmt.Errorf("transport %q: want udp, tcp or tls", transport)
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return checkAddress(s, "udp", "tcp", "tls")
 }
 
-// checkListen checks a SIP listen address "TRANSPORT:HOST:PORT".
+// checkListen checks a trunk's address "TRANSPORT:HOST:PORT", with
+// transport udp or tcp.
 func checkListen(s string) error {
-	transport, hostport, ok := strings.Cut(s, ":")
-	if !ok {
-		return fmt.Errorf("want TRANSPORT:HOST:PORT")
+	return checkAddress(s, "udp", "tcp")
+}
+
+// checkAddress checks "TRANSPORT:HOST:PORT" with one of transports (two
+// or three of them).
+func checkAddress(s string, transports ...string) error {
+	a, err := ParseAddress(s)
+	switch {
+	case errors.Is(err, errNoTransport):
+		return err
+	case !slices.Contains(transports, a.Transport):
+		last := len(transports) - 1
+		return fmt.Errorf("transport %q: want %s or %s", a.Transport, strings.Join(transports[:last], ", "), transports[last])
+	case err != nil:
+		return err
 	}
-	if transport != "udp" && transport != "tcp" {
-		return fmt.Errorf("transport %q: want udp or tcp", transport)
-	}
-	return checkHostPort(hostport)
+	return checkHost(a.Host, a.Port)
 }
 
 // checkHostPort checks "HOST:PORT" where HOST is an IP literal or localhost,
@@ -690,10 +709,15 @@ func checkHostPort(s string) error {
 	if err != nil {
 		return fmt.Errorf("want HOST:PORT")
 	}
+	return checkHost(host, port)
+}
+
+// checkHost checks the host and port of checkHostPort.
+func checkHost(host, port string) error {
 	if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
 		return fmt.Errorf("host %q: want an IP address or localhost", host)
 	}
-	if n, err := strconv.Atoi(port); err != nil || !digitsOnly(port, false) || n < 1 || n > 65535 {
+	if !validPort(port) {
 		return fmt.Errorf("port %q: want 1-65535", port)
 	}
 	return nil
@@ -721,15 +745,11 @@ func validDomain(s string) bool {
 	return true
 }
 
-// digitsOnly reports whether s holds only 0-9 (and spaces if allowed): F9
-// keeps '#', '*' and letters out of names and numbers.
-func digitsOnly(s string, spaces bool) bool {
-	for _, r := range s {
-		if !('0' <= r && r <= '9' || spaces && r == ' ') {
-			return false
-		}
-	}
-	return true
+// validPort reports whether s is a port number 1-65535 in decimal digits
+// (no sign).
+func validPort(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && n >= 1
 }
 
 func validLocale(s string) bool {
@@ -767,7 +787,7 @@ func (v *validator) http(h *HTTP) {
 		}
 		if !validDomain(name) || strings.ContainsAny(host, "/@") {
 			v.errorf("http.hosts", "http.hosts %q: want HOST or HOST:PORT (a name or an IP address, IPv6 in brackets), or \"*\"", host)
-		} else if n, err := strconv.Atoi(port); port != "" && (err != nil || !digitsOnly(port, false) || n < 1 || n > 65535) {
+		} else if port != "" && !validPort(port) {
 			v.errorf("http.hosts", "http.hosts %q: port %q: want 1-65535", host, port)
 		}
 	}

@@ -1,6 +1,7 @@
-// Package directory is the live set of lines (DNs) the server knows: loaded
-// from the configuration, looked up on every REGISTER and INVITE. It is a map
-// behind a lock so later issues can change lines while running.
+// Package directory is the live set of lines (DNs) the server knows: the
+// configuration's lines with the API's stored changes over them, looked up
+// on every REGISTER and INVITE, and changed while running by the API's
+// line PUT and DELETE (Put, Remove). A map behind a read-write lock.
 package directory
 
 import (

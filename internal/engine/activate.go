@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/dialplan"
 	"github.com/callbackd/callbackd/internal/screen"
 )
 
@@ -268,7 +269,7 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 		aName = la.Name
 	}
 	// F9: digits and spaces only in numbers; no '#' or '*' in names.
-	if !validNumber(a) || !validNumber(b) || !e.validName(aName) || !e.validName(c.ToName) {
+	if !dialplan.IsNumber(a) || !dialplan.IsNumber(b) || !e.validName(aName) || !e.validName(c.ToName) {
 		return act, cannot(b)
 	}
 	lb := e.configured(b)
@@ -292,7 +293,7 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 		return act, cannot(b)
 	case RoutePoint: // F27: the call back is on the line it handed the call to
 		lr := e.localPhone(reached)
-		if lr == nil || !validNumber(reached) {
+		if lr == nil || !dialplan.IsNumber(reached) {
 			return act, cannot(b)
 		}
 		b, lb, reached = reached, lr, ""
@@ -308,7 +309,7 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 			// F10: voicemail busy or failed: the call now belongs to the pilot
 			return act, cannot(reached)
 		}
-		if e.localPhone(reached) != nil && validNumber(reached) {
+		if e.localPhone(reached) != nil && dialplan.IsNumber(reached) {
 			act.Forward = reached // F20
 		}
 	}
@@ -319,28 +320,11 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 	return act, nil
 }
 
-// validNumber: F9, digits 0-9 and spaces (and a leading '+' of an E.164
-// number from a trunk); '#' and '*' make a call back impossible.
-func validNumber(s string) bool {
-	s = strings.TrimPrefix(s, "+")
-	digits := 0
-	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == ' ':
-		default:
-			return false
-		}
-	}
-	return digits > 0
-}
-
 // validName: F9 for names: no '#' or '*'; with StrictNames, digits and
 // spaces only.
 func (e *Engine) validName(s string) bool {
 	if e.p.StrictNames {
-		return strings.Trim(s, "0123456789 ") == ""
+		return dialplan.DigitsAndSpaces(s)
 	}
 	return !strings.ContainsAny(s, "#*")
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/dialplan"
 	"github.com/callbackd/callbackd/internal/screen"
 )
 
@@ -100,8 +101,8 @@ func TestF9_NumbersAndNames(t *testing.T) {
 		"1002": true, "10 02": true, "+4930123": true, "": false, " ": false, "+": false,
 		"10#2": false, "*39": false, "10a2": false, "bob": false, "1+2": false,
 	} {
-		if got := validNumber(s); got != want {
-			t.Errorf("validNumber(%q) = %v", s, got)
+		if got := dialplan.IsNumber(s); got != want {
+			t.Errorf("dialplan.IsNumber(%q) = %v", s, got)
 		}
 	}
 	e := New(DefaultParams())

@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"github.com/callbackd/callbackd/internal/dialplan"
 	"github.com/callbackd/callbackd/internal/screen"
 )
 
@@ -69,7 +70,7 @@ func (e *Engine) peerRequest(m PeerMessage) {
 		return
 	}
 	lb := e.localPhone(m.B)
-	ok := e.p.Enabled && lb != nil && lb.ForwardAll == "" && validNumber(m.B) && validNumber(m.A) &&
+	ok := e.p.Enabled && lb != nil && lb.ForwardAll == "" && dialplan.IsNumber(m.B) && dialplan.IsNumber(m.A) &&
 		e.validName(lb.Name) && (m.Kind == CCBS || m.Kind == CCNL || (m.Kind == CCNR && e.p.CCNREnabled))
 	if !ok {
 		e.toPeer(m.Peer, MsgReject, m.Ref, nil)

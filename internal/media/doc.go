@@ -23,9 +23,6 @@
 //     the packets of one key press (section 2.5.1), a DTMFDecoder that
 //     reports each press once (section 2.5.2), and SIP INFO bodies
 //     (application/dtmf-relay, application/dtmf).
-//   - goertzel.go: the Goertzel filter.
-//   - inband.go: InbandDetector, DTMF in decoded audio (ITU-T Q.23/Q.24),
-//     for peers that send keys in-band instead of RFC 4733.
 //   - wav.go: RIFF/WAVE reading and writing, 8 kHz mono 16-bit PCM only.
 //   - prompts.go: the embedded announcements prompts/<locale>/<name>.wav
 //     (en, de, zh, ko; English fallback), made by scripts/gen-prompts.sh.

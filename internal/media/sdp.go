@@ -197,26 +197,11 @@ func Negotiate(offer []byte, local Endpoint) ([]byte, Session, error) {
 // 7.1.1), ptime 20 and our direction (RFC 3264 section 5).
 func Offer(local Endpoint) []byte {
 	sd := baseDescription(local)
-	md := &sdp.MediaDescription{MediaName: sdp.MediaName{
-		Media:  "audio",
-		Port:   sdp.RangedPort{Value: int(local.Addr.Port())},
-		Protos: []string{"RTP", "AVP"},
-	}}
-	for _, c := range local.codecs() {
-		pt := strconv.Itoa(int(c.PT))
-		md.MediaName.Formats = append(md.MediaName.Formats, pt)
-		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" "+c.String()))
-	}
+	var dtmf uint8
 	if !local.NoDTMF {
-		pt := strconv.Itoa(int(local.dtmfPT()))
-		md.MediaName.Formats = append(md.MediaName.Formats, pt)
-		md.Attributes = append(md.Attributes,
-			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
-			sdp.NewAttribute("fmtp", pt+" 0-15"))
+		dtmf = local.dtmfPT()
 	}
-	md.Attributes = append(md.Attributes,
-		sdp.NewAttribute("ptime", strconv.Itoa(FrameDuration)),
-		sdp.NewPropertyAttribute(local.Direction.String()))
+	md := audioMedia(local.Addr.Port(), local.codecs(), dtmf, local.Direction)
 	sd.MediaDescriptions = append(sd.MediaDescriptions, md)
 	out, err := sd.Marshal()
 	if err != nil {
@@ -305,24 +290,33 @@ func connection(a netip.Addr) (network, addrType, addr string) {
 }
 
 func answerMedia(local Endpoint, s Session) *sdp.MediaDescription {
-	pt := strconv.Itoa(int(s.Codec.PT))
+	return audioMedia(local.Addr.Port(), []Codec{s.Codec}, s.DTMFPT, s.Direction)
+}
+
+// audioMedia is an m=audio line of ours at port: the codecs in order, then
+// telephone-event dtmf with events 0-15 (none when 0), ptime 20 and the
+// direction.
+func audioMedia(port uint16, codecs []Codec, dtmf uint8, dir Direction) *sdp.MediaDescription {
 	md := &sdp.MediaDescription{MediaName: sdp.MediaName{
-		Media:   "audio",
-		Port:    sdp.RangedPort{Value: int(local.Addr.Port())},
-		Protos:  []string{"RTP", "AVP"},
-		Formats: []string{pt},
+		Media:  "audio",
+		Port:   sdp.RangedPort{Value: int(port)},
+		Protos: []string{"RTP", "AVP"},
 	}}
-	md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" "+s.Codec.String()))
-	if s.DTMFPT != 0 {
-		dpt := strconv.Itoa(int(s.DTMFPT))
-		md.MediaName.Formats = append(md.MediaName.Formats, dpt)
+	for _, c := range codecs {
+		pt := strconv.Itoa(int(c.PT))
+		md.MediaName.Formats = append(md.MediaName.Formats, pt)
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", pt+" "+c.String()))
+	}
+	if dtmf != 0 {
+		pt := strconv.Itoa(int(dtmf))
+		md.MediaName.Formats = append(md.MediaName.Formats, pt)
 		md.Attributes = append(md.Attributes,
-			sdp.NewAttribute("rtpmap", dpt+" telephone-event/8000"),
-			sdp.NewAttribute("fmtp", dpt+" 0-15"))
+			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
+			sdp.NewAttribute("fmtp", pt+" 0-15"))
 	}
 	md.Attributes = append(md.Attributes,
 		sdp.NewAttribute("ptime", strconv.Itoa(FrameDuration)),
-		sdp.NewPropertyAttribute(s.Direction.String()))
+		sdp.NewPropertyAttribute(dir.String()))
 	return md
 }
 

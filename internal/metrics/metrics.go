@@ -62,55 +62,48 @@ type Metrics struct {
 func New(src Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), src: src, history: NewHistory(HistorySize)}
 	m.Register(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_calls_total", Help: "Calls between lines by how their setup ended (answered, busy, no-answer, unregistered, other).",
-	}, []string{"outcome"})
-	m.screens = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_callback_screens_total", Help: "Call Back screens shown, by screen (Activated, Available, NotActive, ...).",
-	}, []string{"screen"})
-	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_callback_ended_total", Help: "Call Back requests ended, by reason (completed, cancelled, expired, t3, reset, ...).",
-	}, []string{"reason"})
-	m.alerts = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_callback_alerts_total", Help: "Call Back audio alerts (recall rings) sent to callers.",
-	})
-	m.stored = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_callback_writes_total", Help: "Call Back request records written to the store.",
-	})
-	m.activations = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_callback_activations_total", Help: "Call Back requests activated (the F4 screen shown).",
-	})
-	m.offers = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_callback_offers_total", Help: "Failed calls on which a call back was offered (F28: the announcement, or the CallBack key).",
-	})
-	m.notifications = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_callback_notifications_total", Help: "Callers told that the line they wait for is available (F12, F22).",
-	})
-	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_callback_failures_total", Help: "Call Back failures by reason: activations refused (cannot-activate, key-not-active) and requests that ended without a call (t1, t3, expired, no-answer, reset, removed, ...).",
-	}, []string{"reason"})
-	m.connects = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_callback_recalls_total", Help: "Call back calls the server placed itself (Dial on the console or API, and the automatic recall: ring the caller, then the callee), by result (connected, failed).",
-	}, []string{"result"})
-	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_sip_messages_total", Help: "SIP messages by direction (in, out) and kind (the request method, or the response status code).",
-	}, []string{"direction", "kind"})
-	m.rtpSent = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_rtp_packets_sent_total", Help: "RTP packets the server's own streams sent (announcements, tones, prompts), counted when a stream ends.",
-	})
-	m.rtpLate = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_rtp_packets_late_total", Help: "Of those, packets sent more than 5 ms after their slot on the 20 ms schedule: the server is short of CPU for its media.",
-	})
-	m.rtpForeign = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "callbackd_rtp_foreign_packets_total", Help: "RTP packets dropped because they came from another source than the phone's (its SDP address, or its first source with media.rtp_latch): key presses or audio from a third party.",
-	})
-	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_auth_failures_total", Help: "Failed authentications (B7) by kind (sip, http, pin) and reason.",
-	}, []string{"kind", "reason"})
-	m.authBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callbackd_auth_throttled_total", Help: "Requests refused unchecked because their source or account had too many failed authentications (B7), by kind.",
-	}, []string{"kind"})
-	m.Register(m.calls, m.screens, m.ended, m.alerts, m.stored, m.activations, m.offers, m.notifications, m.failures, m.connects, m.sip, m.rtpSent, m.rtpLate, m.rtpForeign, m.authFailures, m.authBlocked)
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		m.Register(c)
+		return c
+	}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+		m.Register(c)
+		return c
+	}
+	m.calls = counterVec("callbackd_calls_total",
+		"Calls between lines by how their setup ended (answered, busy, no-answer, unregistered, other).", "outcome")
+	m.screens = counterVec("callbackd_callback_screens_total",
+		"Call Back screens shown, by screen (Activated, Available, NotActive, ...).", "screen")
+	m.ended = counterVec("callbackd_callback_ended_total",
+		"Call Back requests ended, by reason (completed, cancelled, expired, t3, reset, ...).", "reason")
+	m.alerts = counter("callbackd_callback_alerts_total",
+		"Call Back audio alerts (recall rings) sent to callers.")
+	m.stored = counter("callbackd_callback_writes_total",
+		"Call Back request records written to the store.")
+	m.activations = counter("callbackd_callback_activations_total",
+		"Call Back requests activated (the F4 screen shown).")
+	m.offers = counter("callbackd_callback_offers_total",
+		"Failed calls on which a call back was offered (F28: the announcement, or the CallBack key).")
+	m.notifications = counter("callbackd_callback_notifications_total",
+		"Callers told that the line they wait for is available (F12, F22).")
+	m.failures = counterVec("callbackd_callback_failures_total",
+		"Call Back failures by reason: activations refused (cannot-activate, key-not-active) and requests that ended without a call (t1, t3, expired, no-answer, reset, removed, ...).", "reason")
+	m.connects = counterVec("callbackd_callback_recalls_total",
+		"Call back calls the server placed itself (Dial on the console or API, and the automatic recall: ring the caller, then the callee), by result (connected, failed).", "result")
+	m.sip = counterVec("callbackd_sip_messages_total",
+		"SIP messages by direction (in, out) and kind (the request method, or the response status code).", "direction", "kind")
+	m.rtpSent = counter("callbackd_rtp_packets_sent_total",
+		"RTP packets the server's own streams sent (announcements, tones, prompts), counted when a stream ends.")
+	m.rtpLate = counter("callbackd_rtp_packets_late_total",
+		"Of those, packets sent more than 5 ms after their slot on the 20 ms schedule: the server is short of CPU for its media.")
+	m.rtpForeign = counter("callbackd_rtp_foreign_packets_total",
+		"RTP packets dropped because they came from another source than the phone's (its SDP address, or its first source with media.rtp_latch): key presses or audio from a third party.")
+	m.authFailures = counterVec("callbackd_auth_failures_total",
+		"Failed authentications (B7) by kind (sip, http, pin) and reason.", "kind", "reason")
+	m.authBlocked = counterVec("callbackd_auth_throttled_total",
+		"Requests refused unchecked because their source or account had too many failed authentications (B7), by kind.", "kind")
 	gauge := func(name, help string, f func() int) {
 		if f != nil {
 			m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))

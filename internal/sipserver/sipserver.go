@@ -81,15 +81,6 @@ type listener struct {
 	tcp       net.Listener // TCP, or TLS over TCP, wrapped (transport.go)
 }
 
-// Listen parses a "transport:host:port" listen entry.
-func parseListen(s string) (transport, addr string, err error) {
-	tp, addr, ok := strings.Cut(s, ":")
-	if !ok {
-		return "", "", fmt.Errorf("bad listen address %q", s)
-	}
-	return strings.ToUpper(tp), addr, nil
-}
-
 // New binds the listeners of c and builds sipgo's user agent, server and
 // client. Nothing is routed until Route, nor served until Start.
 func New(c config.SIP, log *slog.Logger) (*Server, error) {
@@ -102,11 +93,12 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	s.maxTx = int64(c.MaxTransactions)
 	var tlsConf *tls.Config
 	for _, entry := range c.Listen {
-		tp, addr, err := parseListen(entry)
+		a, err := config.ParseAddress(entry)
 		if err != nil {
 			s.closeListeners()
-			return nil, err
+			return nil, fmt.Errorf("bad listen address %q: %w", entry, err)
 		}
+		tp, addr := a.Via(), a.HostPort()
 		l := listener{transport: tp, addr: addr}
 		switch tp {
 		case "UDP":

@@ -59,26 +59,20 @@ type Limiter struct {
 
 // New returns a Limiter with cfg (zero fields take Default's).
 func New(cfg Config) *Limiter {
-	d := Default
-	if cfg.Free > 0 {
-		d.Free = cfg.Free
-	}
-	if cfg.Window > 0 {
-		d.Window = cfg.Window
-	}
-	if cfg.Base > 0 {
-		d.Base = cfg.Base
-	}
-	if cfg.Lockout > 0 {
-		d.Lockout = cfg.Lockout
-	}
-	if cfg.LogEvery > 0 {
-		d.LogEvery = cfg.LogEvery
-	}
-	if cfg.MaxKeys > 0 {
-		d.MaxKeys = cfg.MaxKeys
+	d := Config{
+		Free: positive(cfg.Free, Default.Free), Window: positive(cfg.Window, Default.Window),
+		Base: positive(cfg.Base, Default.Base), Lockout: positive(cfg.Lockout, Default.Lockout),
+		LogEvery: positive(cfg.LogEvery, Default.LogEvery), MaxKeys: positive(cfg.MaxKeys, Default.MaxKeys),
 	}
 	return &Limiter{cfg: d, m: make(map[string]*entry)}
+}
+
+// positive returns v if it is above zero, else def.
+func positive[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Blocked reports how long the most blocked of keys is still refused at

@@ -17,9 +17,10 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/callbackd/callbackd/internal/dialplan"
 )
 
 //go:embed pages static
@@ -46,9 +47,6 @@ var contentTypes = map[string]string{
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-// dnRE is a directory number (F9: digits only; config allows 1-15).
-var dnRE = regexp.MustCompile(`^[0-9]{1,15}$`)
-
 // Handler serves GET (and HEAD) /phone/{dn}, /admin and /static/...;
 // anything else is 404 (405 for other methods on those paths). Mount it at
 // "/" beside the API, or at exactly those patterns.
@@ -57,7 +55,7 @@ func Handler() http.Handler {
 	static := load("static")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /phone/{dn}", func(w http.ResponseWriter, r *http.Request) {
-		if !dnRE.MatchString(r.PathValue("dn")) {
+		if !dialplan.IsDN(r.PathValue("dn")) {
 			http.NotFound(w, r)
 			return
 		}

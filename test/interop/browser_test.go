@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/internal/screen"
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 const (
@@ -166,14 +167,14 @@ func (p *cbPhone) poke(t *testing.T, port int) {
 
 // sentResponse returns the first response with status code the phone sent
 // to the request with callID and method.
-func (p *cbPhone) sentResponse(callID, method string, code int) (cbMsg, bool) {
+func (p *cbPhone) sentResponse(callID, method string, code int) (sipptrace.Message, bool) {
 	for _, m := range p.messages() {
 		if !m.Received && strings.HasPrefix(m.Text, fmt.Sprintf("SIP/2.0 %d ", code)) &&
 			m.Header("Call-ID") == callID && strings.HasSuffix(m.Header("CSeq"), " "+method) {
 			return m, true
 		}
 	}
-	return cbMsg{}, false
+	return sipptrace.Message{}, false
 }
 
 // browserScript is console.mjs (or another script) running: its stdout
@@ -383,7 +384,7 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 	}
 
 	// A's phone rang first, with the recall Alert-Info, and answered.
-	var invA []cbMsg
+	var invA []sipptrace.Message
 	for _, m := range phoneA.received("INVITE") {
 		if m.Header("To") != "" && !strings.Contains(m.Header("To"), ";tag=") { // not a re-INVITE
 			invA = append(invA, m)
@@ -408,7 +409,7 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 		t.Errorf("B's INVITE offers %q, want A's offer %q", invB[0].Body(), okA.Body())
 	}
 	okB, ok := recallB.sentResponse(invB[0].Header("Call-ID"), "INVITE", 200)
-	var ackA []cbMsg
+	var ackA []sipptrace.Message
 	for _, m := range phoneA.received("ACK") {
 		if m.Header("Call-ID") == invA[0].Header("Call-ID") {
 			ackA = append(ackA, m)
@@ -449,7 +450,7 @@ func TestBrowser_B4_F4_F12_F14_Console(t *testing.T) {
 	t.Logf("screenshots: %s", out)
 }
 
-func firstBody(ms []cbMsg) string {
+func firstBody(ms []sipptrace.Message) string {
 	if len(ms) == 0 {
 		return ""
 	}

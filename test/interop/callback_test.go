@@ -21,8 +21,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +30,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 const (
@@ -202,57 +202,11 @@ func (p *cbPhone) file(name string) string {
 
 func (p *cbPhone) trace() string { return p.file("messages.log") }
 
-// cbMsg is one SIP message of a SIPp message trace.
-type cbMsg struct {
-	At       time.Time // when SIPp sent or received it
-	Received bool
-	Text     string // line ends \n
-}
-
-func (m cbMsg) StartLine() string {
-	line, _, _ := strings.Cut(m.Text, "\n")
-	return strings.TrimSpace(line)
-}
-
-// Header returns the first value of header name (case-insensitive).
-func (m cbMsg) Header(name string) string {
-	head, _, _ := strings.Cut(m.Text, "\n\n")
-	for _, line := range strings.Split(head, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// Body is the message body exactly as sent (Content-Length bytes).
-func (m cbMsg) Body() string {
-	_, body, _ := strings.Cut(m.Text, "\n\n")
-	if n, err := strconv.Atoi(m.Header("Content-Length")); err == nil && n <= len(body) {
-		body = body[:n]
-	}
-	return body
-}
-
-func (m cbMsg) isRequest(method string) bool { return strings.HasPrefix(m.Text, method+" ") }
-
-var cbTraceSep = regexp.MustCompile(`(?m)^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP|TCP) message (sent|received) (?:\[\d+\] bytes :|\(\d+ bytes\):)\n\n`)
-
 // messages splits the message trace; retransmitted requests are left out.
-func (p *cbPhone) messages() []cbMsg {
-	trace := p.trace()
-	var out []cbMsg
+func (p *cbPhone) messages() []sipptrace.Message {
+	var out []sipptrace.Message
 	seen := map[string]bool{}
-	idx := cbTraceSep.FindAllStringSubmatchIndex(trace, -1)
-	for i, ix := range idx {
-		end := len(trace)
-		if i+1 < len(idx) {
-			end = idx[i+1][0]
-		}
-		at, _ := time.ParseInLocation("2006-01-02 15:04:05.999999", trace[ix[2]:ix[3]], time.Local)
-		m := cbMsg{At: at, Received: trace[ix[6]:ix[7]] == "received",
-			Text: strings.TrimLeft(strings.ReplaceAll(trace[ix[1]:end], "\r\n", "\n"), "\n")}
+	for _, m := range sipptrace.Parse(p.trace()) {
 		if !strings.HasPrefix(m.Text, "SIP/2.0 ") {
 			key := fmt.Sprint(m.Received, m.Header("Call-ID"), m.Header("CSeq"))
 			if seen[key] {
@@ -266,10 +220,10 @@ func (p *cbPhone) messages() []cbMsg {
 }
 
 // received returns the received requests of method (retransmissions left out).
-func (p *cbPhone) received(method string) []cbMsg {
-	var out []cbMsg
+func (p *cbPhone) received(method string) []sipptrace.Message {
+	var out []sipptrace.Message
 	for _, m := range p.messages() {
-		if m.Received && m.isRequest(method) {
+		if m.Received && m.IsRequest(method) {
 			out = append(out, m)
 		}
 	}
@@ -277,20 +231,20 @@ func (p *cbPhone) received(method string) []cbMsg {
 }
 
 // sent returns the first request of method the phone sent.
-func (p *cbPhone) sent(t *testing.T, method string) cbMsg {
+func (p *cbPhone) sent(t *testing.T, method string) sipptrace.Message {
 	t.Helper()
 	for _, m := range p.messages() {
-		if !m.Received && m.isRequest(method) {
+		if !m.Received && m.IsRequest(method) {
 			return m
 		}
 	}
 	t.Fatalf("%s sent no %s\n%s", p.name, method, p.trace())
-	return cbMsg{}
+	return sipptrace.Message{}
 }
 
 // final returns the status line ("603 CallBack Activated") of the first
 // final response the phone received.
-func (p *cbPhone) final(t *testing.T) (string, cbMsg) {
+func (p *cbPhone) final(t *testing.T) (string, sipptrace.Message) {
 	t.Helper()
 	callID := p.sent(t, "INVITE").Header("Call-ID")
 	for _, m := range p.messages() {
@@ -304,7 +258,7 @@ func (p *cbPhone) final(t *testing.T) (string, cbMsg) {
 		}
 	}
 	t.Fatalf("%s received no final response\n%s", p.name, p.trace())
-	return "", cbMsg{}
+	return "", sipptrace.Message{}
 }
 
 // screens returns the texts of the MESSAGEs the phone received, in order.
@@ -317,7 +271,7 @@ func (p *cbPhone) screens() []string {
 }
 
 // waitScreen waits for the n-th MESSAGE (from 1) to arrive and returns it.
-func (p *cbPhone) waitScreen(t *testing.T, n int) cbMsg {
+func (p *cbPhone) waitScreen(t *testing.T, n int) sipptrace.Message {
 	t.Helper()
 	m, ok := p.tryScreen(t, n)
 	if !ok {
@@ -327,7 +281,7 @@ func (p *cbPhone) waitScreen(t *testing.T, n int) cbMsg {
 }
 
 // tryScreen is waitScreen that reports a missing screen instead of failing.
-func (p *cbPhone) tryScreen(t *testing.T, n int) (cbMsg, bool) {
+func (p *cbPhone) tryScreen(t *testing.T, n int) (sipptrace.Message, bool) {
 	t.Helper()
 	deadline := time.Now().Add(cbWait)
 	for {
@@ -339,14 +293,14 @@ func (p *cbPhone) tryScreen(t *testing.T, n int) (cbMsg, bool) {
 			return m, true
 		}
 		if time.Now().After(deadline) {
-			return cbMsg{}, false
+			return sipptrace.Message{}, false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // expectScreen waits for the n-th screen and checks its text.
-func (p *cbPhone) expectScreen(t *testing.T, n int, want string) cbMsg {
+func (p *cbPhone) expectScreen(t *testing.T, n int, want string) sipptrace.Message {
 	t.Helper()
 	m := p.waitScreen(t, n)
 	if got := m.Body(); got != want {
@@ -357,7 +311,7 @@ func (p *cbPhone) expectScreen(t *testing.T, n int, want string) cbMsg {
 
 // expectAvailable waits for the n-th screen and checks it is the F12
 // availability screen for b, with the time it arrived.
-func (p *cbPhone) expectAvailable(t *testing.T, n int, b string) cbMsg {
+func (p *cbPhone) expectAvailable(t *testing.T, n int, b string) sipptrace.Message {
 	t.Helper()
 	m := p.waitScreen(t, n)
 	sub := availableRE(b).FindStringSubmatch(m.Body())
@@ -454,7 +408,7 @@ func (s *server) cbBusy(t *testing.T, mark int, dn string) {
 
 // cbCode dials a feature code from port as line caller and returns the
 // final response's status line ("603 CallBack Activated").
-func (s *server) cbCode(t *testing.T, caller string, port int, code string) (string, cbMsg) {
+func (s *server) cbCode(t *testing.T, caller string, port int, code string) (string, sipptrace.Message) {
 	t.Helper()
 	p := s.cbRun(t, caller+" dials "+code, "cb_uac_code.xml", port, "-s", code, "-set", "caller", caller)
 	return p.final(t)
@@ -538,7 +492,7 @@ func (s *server) cbBusyBUntil(t *testing.T, pb int, d string, pd int) (b, caller
 // beforeBye fails the test unless msg came before B's BYE: the steps that
 // had to happen while B was busy did (or the machine is too slow for
 // cbHold).
-func beforeBye(t *testing.T, what string, m cbMsg, bye cbMsg) {
+func beforeBye(t *testing.T, what string, m sipptrace.Message, bye sipptrace.Message) {
 	t.Helper()
 	if !m.At.Before(bye.At) {
 		t.Fatalf("%s at %s came after B hung up at %s: the test needs it within %s ms of B answering", what,
@@ -576,7 +530,7 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 	got, res := s.cbCode(t, "1001", pa1, "*39")
 	expectStatus(t, "A dials *39 after a busy call", got, "603 CallBack Activated")
 	s.cbWaitLog(t, mark, `action="persist #1 1001->1002 CCBS active seen=1002"`)
-	var activated []cbMsg
+	var activated []sipptrace.Message
 	for _, d := range displays {
 		activated = append(activated, d.expectScreen(t, 1, activatedScreen("1002")))
 	}
@@ -603,12 +557,7 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
 
 	// F37: the operator sees the same story at /metrics.
-	resp, err := http.Get("http://" + s.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, s)
 	for _, want := range []string{
 		`callbackd_callback_screens_total{screen="Activated"} 1`,
 		`callbackd_callback_screens_total{screen="Available"} 1`,
@@ -620,7 +569,7 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 		`callbackd_callback_activations_total 1`,
 		`callbackd_callback_notifications_total 1`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
@@ -632,10 +581,10 @@ func TestF4_F11_F12_CCBSBusyThenDial(t *testing.T) {
 		`direction="in",kind="REGISTER"`: 10, `direction="out",kind="401"`: 5,
 		`direction="out",kind="603"`: 1, `direction="out",kind="MESSAGE"`: 6,
 	} {
-		m := regexp.MustCompile(`callbackd_sip_messages_total\{` + regexp.QuoteMeta(kind) + `\} (\d+)`).FindSubmatch(body)
+		m := regexp.MustCompile(`callbackd_sip_messages_total\{` + regexp.QuoteMeta(kind) + `\} (\d+)`).FindStringSubmatch(body)
 		if n := 0; m == nil {
 			t.Errorf("/metrics lacks SIP messages %s", kind)
-		} else if n, _ = strconv.Atoi(string(m[1])); n < least {
+		} else if n, _ = strconv.Atoi(m[1]); n < least {
 			t.Errorf("/metrics: SIP messages %s = %d, want at least %d", kind, n, least)
 		}
 	}
@@ -780,7 +729,7 @@ type f16 struct {
 	pb, pd             int
 	b, d               *cbPhone
 	dispA, dispC       *cbPhone
-	actA, actC         cbMsg // the 603s
+	actA, actC         sipptrace.Message // the 603s
 }
 
 func f16TwoCallers(t *testing.T, policy string, screensA, screensC int) *f16 {
@@ -814,7 +763,7 @@ func f16TwoCallers(t *testing.T, policy string, screensA, screensC int) *f16 {
 }
 
 // freed waits for B to hang up on D and checks both activations came first.
-func (f *f16) freed(t *testing.T) cbMsg {
+func (f *f16) freed(t *testing.T) sipptrace.Message {
 	t.Helper()
 	f.b.pass(t)
 	f.d.pass(t)

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 // callTimeout bounds one SIPp run of a call scenario.
@@ -160,73 +162,13 @@ func lastChars(s string, n int) string {
 	return s
 }
 
-// sippMessage is one SIP message of a SIPp trace.
-type sippMessage struct {
-	Received bool
-	Text     string
-}
-
-// StartLine is the request or status line.
-func (m sippMessage) StartLine() string {
-	line, _, _ := strings.Cut(m.Text, "\n")
-	return strings.TrimSpace(line)
-}
-
-// Header returns the first value of a header (long name, case-insensitive).
-func (m sippMessage) Header(name string) string {
-	for _, line := range strings.Split(m.Text, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
-		if strings.TrimSpace(line) == "" {
-			break
-		}
-	}
-	return ""
-}
-
-// Headers returns every value of a header.
-func (m sippMessage) Headers(name string) []string {
-	var out []string
-	for _, line := range strings.Split(m.Text, "\n") {
-		if strings.TrimSpace(line) == "" {
-			break
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			out = append(out, strings.TrimSpace(v))
-		}
-	}
-	return out
-}
-
-var traceSep = regexp.MustCompile(`(?m)^-{20,} .*\n(UDP|TCP) message (sent|received).*\n\n`)
-
-// sippMessages splits a SIPp message trace.
-func sippMessages(trace string) []sippMessage {
-	var out []sippMessage
-	idx := traceSep.FindAllStringSubmatchIndex(trace, -1)
-	for i, m := range idx {
-		end := len(trace)
-		if i+1 < len(idx) {
-			end = idx[i+1][0]
-		}
-		out = append(out, sippMessage{
-			Received: trace[m[4]:m[5]] == "received",
-			Text:     strings.ReplaceAll(trace[m[1]:end], "\r\n", "\n"),
-		})
-	}
-	return out
-}
-
 // responses lists the responses a SIPp run received, in order, as
 // "CODE Reason (CSeq-method)", leaving out 100 Trying (hop by hop, and
 // sent only when an answer takes longer than 200 ms) and retransmissions.
 func (r sippRun) responses() []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, m := range sippMessages(r.Trace) {
+	for _, m := range sipptrace.Parse(r.Trace) {
 		if !m.Received || !strings.HasPrefix(m.Text, "SIP/2.0 ") {
 			continue
 		}
@@ -255,7 +197,7 @@ func (r sippRun) responses() []string {
 func (r sippRun) requests() []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, m := range sippMessages(r.Trace) {
+	for _, m := range sipptrace.Parse(r.Trace) {
 		if !m.Received || strings.HasPrefix(m.Text, "SIP/2.0 ") {
 			continue
 		}
@@ -272,9 +214,9 @@ func (r sippRun) requests() []string {
 
 // received returns the received messages whose start line begins with
 // prefix ("SIP/2.0 200", "INVITE").
-func (r sippRun) received(prefix string) []sippMessage {
-	var out []sippMessage
-	for _, m := range sippMessages(r.Trace) {
+func (r sippRun) received(prefix string) []sipptrace.Message {
+	var out []sipptrace.Message
+	for _, m := range sipptrace.Parse(r.Trace) {
 		if m.Received && strings.HasPrefix(m.Text, prefix) {
 			out = append(out, m)
 		}
@@ -751,7 +693,7 @@ func TestCallTCP(t *testing.T) {
 					t.Errorf("%s did not get its messages over %s only", x.who, x.tp)
 				}
 				if x.tp == "tcp" {
-					for _, m := range sippMessages(x.r.Trace) {
+					for _, m := range sipptrace.Parse(x.r.Trace) {
 						if m.Received && m.Header("Content-Length") == "" && m.Header("l") == "" {
 							t.Errorf("%s got a message over TCP without Content-Length (RFC 3261 18.3):\n%s", x.who, m.Text)
 						}

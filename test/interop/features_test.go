@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 // featureConfig: no announcement (these are Cisco flows, A dials *39),
@@ -357,7 +359,7 @@ func TestF14_DialPutsTheOtherCallOnHold(t *testing.T) {
 	if len(holds) != 2 || !strings.Contains(holds[1].Body(), "a=sendonly") {
 		t.Fatalf("C got %d INVITEs, want its call and then the hold (a=sendonly)", len(holds))
 	}
-	var recall cbMsg
+	var recall sipptrace.Message
 	for _, m := range phoneA.received("INVITE") {
 		if m.Header("Alert-Info") == alertURN {
 			recall = m

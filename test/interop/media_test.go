@@ -25,6 +25,7 @@ import (
 	"github.com/zaf/g711"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 // rtpPeer is the media side of a test phone: it records the PCMU payloads
@@ -310,7 +311,7 @@ func TestF28_F29_AnnouncementDTMFAutoRecall(t *testing.T) {
 
 	// B answers; both talk.
 	deadline := time.Now().Add(cbWait)
-	var bInv []cbMsg
+	var bInv []sipptrace.Message
 	for bInv = b2.received("INVITE"); len(bInv) == 0 || len(b2.received("ACK")) == 0; bInv = b2.received("INVITE") {
 		if time.Now().After(deadline) {
 			t.Fatal("B's second phone was not called and connected")
@@ -354,7 +355,7 @@ func TestF28_F29_AnnouncementDTMFAutoRecall(t *testing.T) {
 }
 
 // received183 is the 183 the phone received.
-func (p *cbPhone) received183(t *testing.T) cbMsg {
+func (p *cbPhone) received183(t *testing.T) sipptrace.Message {
 	t.Helper()
 	for _, m := range p.messages() {
 		if m.Received && strings.HasPrefix(m.Text, "SIP/2.0 183 ") {
@@ -362,10 +363,10 @@ func (p *cbPhone) received183(t *testing.T) cbMsg {
 		}
 	}
 	t.Fatalf("%s received no 183", p.name)
-	return cbMsg{}
+	return sipptrace.Message{}
 }
 
-func firstHeader(ms []cbMsg, name string) string {
+func firstHeader(ms []sipptrace.Message, name string) string {
 	if len(ms) == 0 {
 		return ""
 	}
@@ -490,7 +491,7 @@ func (p *rtpPeer) peerSSRC(mark int) uint32 {
 }
 
 // hasResponse reports whether ms has a response code to method.
-func hasResponse(ms []cbMsg, method string, code int) bool {
+func hasResponse(ms []sipptrace.Message, method string, code int) bool {
 	for _, m := range ms {
 		if strings.HasPrefix(m.Text, fmt.Sprintf("SIP/2.0 %d ", code)) && strings.HasSuffix(m.Header("CSeq"), " "+method) {
 			return true
@@ -614,8 +615,8 @@ func TestB3_F29_RecallRingsAgainAfterKill9(t *testing.T) {
 	s.cbActivateCCBS(t, "1001", pa2)
 	b.pass(t)
 	c.pass(t)
-	recalls := func() []cbMsg {
-		var out []cbMsg
+	recalls := func() []sipptrace.Message {
+		var out []sipptrace.Message
 		for _, m := range phone.received("INVITE") {
 			if m.Header("Alert-Info") == alertURN {
 				out = append(out, m)

@@ -24,46 +24,22 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/callbackd/callbackd/test/sipptrace"
 )
 
 // sipMsg is one SIP message as received.
-type sipMsg struct {
-	start   string
-	headers []string // "Name: value", in order
-	raw     string
-}
-
-func (m sipMsg) header(name string) string {
-	if v := m.all(name); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (m sipMsg) all(name string) []string {
-	var out []string
-	for _, h := range m.headers {
-		k, v, ok := strings.Cut(h, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			out = append(out, strings.TrimSpace(v))
-		}
-	}
-	return out
-}
+type sipMsg struct{ sipptrace.Message }
 
 // status is "407 Proxy Authentication Required" for a response.
-func (m sipMsg) status() string { return strings.TrimPrefix(m.start, "SIP/2.0 ") }
+func (m sipMsg) status() string { return strings.TrimPrefix(m.StartLine(), "SIP/2.0 ") }
 
 func (m sipMsg) code() int {
 	n, _ := strconv.Atoi(strings.Fields(m.status() + " 0")[0])
 	return n
 }
 
-func parseSIP(b []byte) sipMsg {
-	head, _, _ := strings.Cut(string(b), "\r\n\r\n")
-	lines := strings.Split(head, "\r\n")
-	return sipMsg{start: lines[0], headers: lines[1:], raw: string(b)}
-}
+func parseSIP(b []byte) sipMsg { return sipMsg{sipptrace.ParseMessage(b)} }
 
 // sipConn is a UDP socket speaking SIP to the server, as an attacker (or
 // a phone) would, without a SIP stack.
@@ -142,14 +118,12 @@ func (c *sipConn) recv(d time.Duration) (sipMsg, bool) {
 			}
 			head.WriteString(line)
 		}
-		m := parseSIP([]byte(head.String()))
-		n, _ := strconv.Atoi(m.header("Content-Length"))
+		n, _ := strconv.Atoi(parseSIP([]byte(head.String())).Header("Content-Length"))
 		body := make([]byte, n)
 		if _, err := io.ReadFull(c.tcp, body); err != nil {
 			return sipMsg{}, false
 		}
-		m.raw += string(body)
-		return m, true
+		return parseSIP([]byte(head.String() + string(body))), true
 	}
 	buf := make([]byte, 65535)
 	n, err := c.c.Read(buf)
@@ -169,8 +143,8 @@ func (c *sipConn) final(callID string, cseq int) sipMsg {
 		if !ok {
 			break
 		}
-		if !strings.HasPrefix(m.start, "SIP/2.0 ") || m.code() < 200 || m.header("Call-ID") != callID ||
-			!strings.HasPrefix(m.header("CSeq"), strconv.Itoa(cseq)+" ") {
+		if !strings.HasPrefix(m.StartLine(), "SIP/2.0 ") || m.code() < 200 || m.Header("Call-ID") != callID ||
+			!strings.HasPrefix(m.Header("CSeq"), strconv.Itoa(cseq)+" ") {
 			continue
 		}
 		return m
@@ -217,7 +191,7 @@ func (c *sipConn) text(r req) string {
 // ack acknowledges a non-2xx final response to INVITE r (RFC 3261 17.1.1.3).
 func (c *sipConn) ack(r req, res sipMsg) {
 	c.send(fmt.Sprintf("ACK %s SIP/2.0\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-		r.ruri, res.header("Via"), r.from, res.header("To"), r.callID, r.cseq))
+		r.ruri, res.Header("Via"), r.from, res.Header("To"), r.callID, r.cseq))
 }
 
 // answer computes credentials for the challenge in res (header name:
@@ -225,7 +199,7 @@ func (c *sipConn) ack(r req, res sipMsg) {
 // any when ""), for request method and uri.
 func answer(t *testing.T, res sipMsg, name, alg, method, uri, user, password string, nc int) string {
 	t.Helper()
-	for _, h := range res.all(name) {
+	for _, h := range res.Headers(name) {
 		ch, err := digest.ParseChallenge(h)
 		if err != nil {
 			t.Fatalf("challenge %q: %v", h, err)
@@ -239,7 +213,7 @@ func answer(t *testing.T, res sipMsg, name, alg, method, uri, user, password str
 		}
 		return cred.String()
 	}
-	t.Fatalf("no %s %s challenge in %q", name, alg, res.start)
+	t.Fatalf("no %s %s challenge in %q", name, alg, res.StartLine())
 	return ""
 }
 
@@ -435,12 +409,12 @@ func TestB7_DigestReplayInvite(t *testing.T) {
 	out.extra = []string{"Proxy-Authorization: " + answer(t, ch, "Proxy-Authenticate", "", "INVITE", out.ruri, "1001", "demo1001", 1)}
 	phone.send(phone.text(out))
 	inv, ok := trunk.recv(10 * time.Second)
-	if !ok || !strings.HasPrefix(inv.start, "INVITE sip:0302222@") {
-		t.Fatalf("the trunk's first request: %q, want 1001's call to 0302222", inv.start)
+	if !ok || !strings.HasPrefix(inv.StartLine(), "INVITE sip:0302222@") {
+		t.Fatalf("the trunk's first request: %q, want 1001's call to 0302222", inv.StartLine())
 	}
 	// The trunk refuses it busy; the caller gets the 486.
 	trunk.send(fmt.Sprintf("SIP/2.0 486 Busy Here\r\nVia: %s\r\nFrom: %s\r\nTo: %s;tag=trunk1\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
-		strings.Join(inv.all("Via"), ", "), inv.header("From"), inv.header("To"), inv.header("Call-ID"), inv.header("CSeq")))
+		strings.Join(inv.Headers("Via"), ", "), inv.Header("From"), inv.Header("To"), inv.Header("Call-ID"), inv.Header("CSeq")))
 	if got := phone.final(out.callID, out.cseq); got.code() != 486 {
 		t.Fatalf("1001's call out: %s, want the trunk's 486", got.status())
 	}
@@ -560,7 +534,7 @@ func TestB7_TrunkImpersonation(t *testing.T) {
 			if !ok {
 				t.Fatal("with hairpin = true the call did not go out through the trunk")
 			}
-			if strings.HasPrefix(m.start, "INVITE sip:00441111111@") {
+			if strings.HasPrefix(m.StartLine(), "INVITE sip:00441111111@") {
 				break
 			}
 		}
@@ -682,7 +656,7 @@ func TestB7_SHA256Digest(t *testing.T) {
 		r.extra = []string{"Expires: 300"}
 		c.send(c.text(r))
 		ch := c.final(r.callID, r.cseq)
-		hs := ch.all("WWW-Authenticate")
+		hs := ch.Headers("WWW-Authenticate")
 		if len(hs) != 2 || !strings.Contains(hs[0], "algorithm=SHA-256") || !strings.Contains(hs[1], "algorithm=MD5") {
 			t.Fatalf("challenge headers %q, want SHA-256 then MD5", hs)
 		}
@@ -745,7 +719,7 @@ dial_out = ["0"]
 	r.cseq, r.branch = 2, ""
 	r.extra = []string{"Proxy-Authorization: " + answer(t, ch, "Proxy-Authenticate", "", "INVITE", r.ruri, "1001", "demo1001", 1)}
 	c.send(c.text(r))
-	if inv, ok := trunk.recv(10 * time.Second); !ok || !strings.HasPrefix(inv.start, "INVITE sip:0302222@") {
-		t.Fatalf("1001's call to 1002, forwarded by 1002 to 0302222: the trunk got %q", inv.start)
+	if inv, ok := trunk.recv(10 * time.Second); !ok || !strings.HasPrefix(inv.StartLine(), "INVITE sip:0302222@") {
+		t.Fatalf("1001's call to 1002, forwarded by 1002 to 0302222: the trunk got %q", inv.StartLine())
 	}
 }

@@ -143,13 +143,7 @@ func (s *server) tpHealthz(t *testing.T) (int, string) {
 // metric returns the value of a metric line (name with labels) of /metrics.
 func (s *server) tpMetric(t *testing.T, name string) float64 {
 	t.Helper()
-	res, err := http.Get("http://" + s.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(metricsText(t, s), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f

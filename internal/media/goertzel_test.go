@@ -4,7 +4,7 @@ import "math"
 
 // goertzel returns the power of samples at freq (Hz, 8 kHz sampling), the
 // squared magnitude of the single DFT term computed by the Goertzel
-// recurrence. It serves the in-band DTMF detector and the tone tests.
+// recurrence. The tone tests measure with it.
 func goertzel(samples []int16, freq float64) float64 {
 	coeff := 2 * math.Cos(2*math.Pi*freq/SampleRate)
 	var s1, s2 float64
