@@ -149,6 +149,10 @@ type KeyPress struct {
 	// Code: pressed as a feature code (`*39` dialed), not a softkey. When B
 	// is available, `*39` is Dial (GUIDE: phones without softkeys).
 	Code bool
+	// Request names the request a Dial is for (the API's
+	// /callbacks/{id}/dial): when it is not DN's available request,
+	// nothing happens and A's screen stays (Pressed NotAvailable).
+	Request int64
 }
 
 // RecallAnswered: A answered the automatic recall of request ID (F29).

@@ -22,14 +22,14 @@ import (
 //
 // Commands (see each file for use):
 //
-//	new [policy=fifo] [t1= t3= window= lifetime= lifetime-ccnr= wait=] [ccnr=off] [external] [disabled] [strict-names]
+//	new [policy=fifo] [t1= t3= window= lifetime= lifetime-ccnr= wait=] [ccnr=off] [external] [disabled] [strict-names] [announce] [busy-tone]
 //	params ...                   same keys, changed live (SetParams)
 //	lines DN...                  add phone lines, registered and idle
 //	line DN [name=] [kind=] [peer=] [cc] [dnd[=off]] [cfa= cfb= cfna=] [recall[=off]]
 //	status DN idle|in-call|busy|unregistered   (in-call: off hook below the busy trigger)
 //	remove DN | reset DN | login DN | logout DN
 //	call A B OUTCOME [reached=] [peer=] [cc] [from-name=] [to-name=]
-//	key DN callback|dial|cancel|exit|ok [state=] [dn=] [code]
+//	key DN callback|dial|cancel|exit|ok [state=] [dn=] [code] [request=]
 //	recall-answered DN id=
 //	peer PEER TYPE ref= [a= b= kind=]
 //	peer-call PEER ref= b=
@@ -120,7 +120,15 @@ func (h *harness) do(d *datadriven.TestData) string {
 		if s, ok := named["state"]; ok {
 			k.State = parse[CallState](h.t, s, stateNames[:])
 		}
-		return h.step(k)
+		if v, ok := named["request"]; ok {
+			k.Request = h.int(v)
+		}
+		acts := h.e.Step(h.now, k)
+		// One answer per key press, for the line that pressed, last.
+		if p, ok := acts[len(acts)-1].(Pressed); !ok || p.DN != k.DN || p.Key != k.Key {
+			h.t.Errorf("%s: key press not answered last: %v", d.Pos, acts)
+		}
+		return h.apply(acts)
 	case "recall-answered":
 		return h.step(RecallAnswered{ID: h.int(named["id"]), DN: arg(0)})
 	case "peer":
@@ -228,6 +236,12 @@ func (h *harness) params(p Params, pos []string, named map[string]string) Params
 	if v, ok := named["strict-names"]; ok {
 		p.StrictNames = v != "off"
 	}
+	if v, ok := named["announce"]; ok {
+		p.Announce = v != "off"
+	}
+	if v, ok := named["busy-tone"]; ok {
+		p.BusyTone = v != "off"
+	}
 	return p
 }
 
@@ -331,9 +345,16 @@ func (h *harness) restart() string {
 // promises, and renders them one per line.
 func (h *harness) apply(acts []Action) string {
 	var b strings.Builder
-	ended := map[string]bool{} // A of a request deleted in this step: A must be shown its end
-	for _, a := range acts {
+	ended := map[string]bool{}     // A of a request deleted in this step: A must be shown its end
+	alerted := map[string]string{} // A -> the line its alert is about
+	for i, a := range acts {
 		switch a := a.(type) {
+		case Pressed:
+			if i != len(acts)-1 {
+				h.t.Errorf("%v is not the step's last action", a)
+			}
+		case Alert:
+			alerted[a.DN] = a.About
 		case StartTimer:
 			h.timers[a.Timer] = a.At
 			fmt.Fprintf(&b, "timer %s at %s\n", a.Timer, a.At.Format("15:04:05"))
@@ -367,6 +388,10 @@ func (h *harness) apply(acts []Action) string {
 				delete(h.screens, a.DN)
 			} else {
 				h.screens[a.DN] = a.Screen
+			}
+			// F20: the alert is about the line the screen says is available.
+			if about, ok := alerted[a.DN]; ok && a.Screen.Kind == screen.Available && about != a.Screen.DN {
+				h.t.Errorf("alert to %s about %s, screen about %s", a.DN, about, a.Screen.DN)
 			}
 			// B3: a request is stored before the screen says it is active.
 			if k := a.Screen.Kind; k == screen.Activated || k == screen.Available {
