@@ -178,8 +178,8 @@ func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
 	f.lines.Offer("1002", "c")
 	f.lines.Answered("1002", "c")
 	res := b2bua.Result{Caller: "9001", Callee: "1002", Code: 486, Outcome: b2bua.FailBusy, At: time.Now()}
-	if offer, busyTone := f.svc.Offered(res); !offer || busyTone {
-		t.Fatalf("Offered on a busy failure: offer %v busy tone %v, want the announcement", offer, busyTone)
+	if o := f.svc.Offered(res); o != (b2bua.Offer{Prompt: media.PromptBusyOffer}) {
+		t.Fatalf("Offered on a busy failure: %+v, want the busy announcement", o)
 	}
 	if p := f.svc.OfferKey("9001"); p != media.PromptActivated {
 		t.Fatalf("5 during the offer: prompt %q, want %q", p, media.PromptActivated)
@@ -187,8 +187,8 @@ func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
 	if s := f.next(t); !strings.HasPrefix(s.text, "CallBack is activated on 1002\n") {
 		t.Fatalf("screen after 5: %q", s.text)
 	}
-	if offer, _ := f.svc.Offered(b2bua.Result{Caller: "1003", Callee: "9999", Code: 480, Outcome: b2bua.FailUnregistered}); offer {
-		t.Fatal("a call to an unknown line was offered")
+	if o := f.svc.Offered(b2bua.Result{Caller: "1003", Callee: "9999", Code: 480, Outcome: b2bua.FailUnregistered}); o != (b2bua.Offer{}) {
+		t.Fatalf("a call to an unknown line was offered: %+v", o)
 	}
 
 	f.lines.Ended("1002", "c") // B frees: recall, not the alert
@@ -217,8 +217,8 @@ func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
 	f.lines.Originate("1003", "d")
 	f.lines.Offer("1002", "d")
 	f.lines.Answered("1002", "d")
-	if offer, busyTone := f.svc.Offered(res); !offer || !busyTone {
-		t.Fatalf("with busy_tone: offer %v busy tone %v, want both", offer, busyTone)
+	if o := f.svc.Offered(res); o != (b2bua.Offer{BusyTone: true}) {
+		t.Fatalf("with busy_tone: %+v, want the busy tone", o)
 	}
 }
 
@@ -381,7 +381,7 @@ func TestF19_TimersForgottenOnceFired(t *testing.T) {
 // in force for the next request (F31, F36).
 func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
-	if _, err := f.svc.Press("1001", "Redial"); err != ErrUnknownKey {
+	if _, _, err := f.svc.Press("1001", "Redial"); err != ErrUnknownKey {
 		t.Fatalf("unknown key: %v", err)
 	}
 	p := f.svc.Params()
@@ -389,7 +389,7 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 	f.svc.SetParams(p)
 
 	f.busyFail("1001", "1002", "1003")
-	sc, err := f.svc.Press("1001", "CallBack")
+	_, sc, err := f.svc.Press("1001", "CallBack")
 	if err != nil || sc.Kind != screen.Activated || sc.DN != "1002" {
 		t.Fatalf("CallBack pressed: %+v, %v", sc, err)
 	}
@@ -401,7 +401,7 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 		t.Fatalf("request after B freed: %+v (T3 %v after the notice, want 7s)", r, r.T3.Sub(r.Notice))
 	}
 	// Issue 18: the console says the request ended and where the call goes.
-	if sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.Completed || sc.DN != "1002" {
+	if _, sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.Completed || sc.DN != "1002" {
 		t.Fatalf("Dial pressed: screen %v %s (want Completed 1002), %v", sc.Kind, sc.DN, err)
 	}
 	select {

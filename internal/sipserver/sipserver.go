@@ -238,10 +238,10 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*Server, error) 
 		}
 		return s.lineFeature(caller, dialed, from)
 	}
-	s.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
+	s.B2BUA.OfferCallBack = func(r b2bua.Result) b2bua.Offer {
 		s.Metrics.CallResult(string(r.Outcome))
 		if s.impersonates(r) {
-			return false, false
+			return b2bua.Offer{}
 		}
 		return s.Callback.Offered(r)
 	}
