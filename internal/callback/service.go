@@ -1,9 +1,19 @@
 // Package callback runs the Call Back engine (internal/engine) inside the
 // server: it turns what happens on the wire (failed calls, line state,
-// feature codes, timers) into engine events, feeds them to the engine from a
-// single goroutine, and carries out the engine's actions: store the request
-// before anything confirms it, arm timers, send the screens as SIP MESSAGE,
-// ring the audio alert, route the Dial call.
+// feature codes, console keys, timers) into engine events, feeds them to
+// the engine from a single goroutine, and carries out the engine's actions
+// in one place (execute): store the request before anything confirms it,
+// arm timers, send the screens as SIP MESSAGE, ring the audio alert, place
+// the call back call. Each event carries its origin (the feature code's
+// INVITE, the console or API, the answered recall), which decides how a
+// PlaceCall is placed; a Watch's line status is stepped after the action
+// list, never from inside it.
+//
+// The side an event came from is answered from the engine's typed
+// decisions: Feature (603 and its reason phrase, or the INVITE routed) and
+// OfferKey's prompt from engine.Pressed, Offered from engine.Offer's form,
+// Press and Activate return the Pressed with the screen (the API's 201
+// and 409), RecallAnswered the route execute gave the answered leg.
 //
 // Flow: wire -> events -> engine (pure) -> actions -> adapters (store, SIP).
 package callback
@@ -592,7 +602,10 @@ var offers = map[engine.OfferForm]b2bua.Offer{
 // call back (B found available at once included) or found it monitoring
 // already, else not possible.
 func (s *Service) OfferKey(caller string) string {
-	p := s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.RingOut}, nil)
+	return offerPrompt(s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.RingOut}, nil))
+}
+
+func offerPrompt(p engine.Pressed) string {
 	if p.Confirmed() || p.Result == engine.Activated && p.State == engine.Available {
 		return media.PromptActivated
 	}

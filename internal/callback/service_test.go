@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type phones struct {
 	texts    chan sent
 	connects chan [2]string
 	recalls  chan recall
+
+	mu  sync.Mutex
+	log []string // alerts and holds, in order: "alert A about B", "hold A"
 }
 
 type recall struct {
@@ -44,12 +48,26 @@ func (p *phones) SendText(dn, text string) int {
 	p.texts <- sent{dn, text, time.Now()}
 	return 1
 }
-func (p *phones) Alert(dn, about string, ring time.Duration) {}
+func (p *phones) Alert(dn, about string, ring time.Duration) {
+	p.record("alert " + dn + " about " + about)
+}
 func (p *phones) Connect(caller, callee string) error {
 	p.connects <- [2]string{caller, callee}
 	return nil
 }
-func (p *phones) Hold(dn string) int { return 0 }
+func (p *phones) Hold(dn string) int { p.record("hold " + dn); return 0 }
+
+func (p *phones) record(s string) {
+	p.mu.Lock()
+	p.log = append(p.log, s)
+	p.mu.Unlock()
+}
+
+func (p *phones) recorded() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.log)
+}
 func (p *phones) Recall(id int64, caller, callee string, ring time.Duration) error {
 	p.recalls <- recall{id, caller, callee, ring}
 	return nil
