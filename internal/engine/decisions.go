@@ -57,12 +57,7 @@ const (
 var keyResultNames = [...]string{"key not active", "not active", "cannot activate", "activated", "shown",
 	"ask replace", "dialed", "b removed", "cancelled", "closed", "not available"}
 
-func (r KeyResult) String() string {
-	if r >= 0 && int(r) < len(keyResultNames) {
-		return keyResultNames[r]
-	}
-	return fmt.Sprintf("KeyResult(%d)", int(r))
-}
+func (r KeyResult) String() string { return nameOf(r, keyResultNames[:], "KeyResult") }
 
 // Refusal says why a call back cannot be activated on a call.
 type Refusal int
@@ -81,12 +76,7 @@ const (
 var refusalNames = [...]string{"", "bad characters", "unknown dn", "no call completion", "voicemail",
 	"forwards all", "no line reached", "own line"}
 
-func (r Refusal) String() string {
-	if r >= 0 && int(r) < len(refusalNames) {
-		return refusalNames[r]
-	}
-	return fmt.Sprintf("Refusal(%d)", int(r))
-}
+func (r Refusal) String() string { return nameOf(r, refusalNames[:], "Refusal") }
 
 // OfferForm is how a call back is offered on A's failed call (F28).
 type OfferForm int
@@ -108,12 +98,7 @@ const (
 
 var offerFormNames = [...]string{"softkey", "announce busy", "announce logged out", "busy tone"}
 
-func (f OfferForm) String() string {
-	if f >= 0 && int(f) < len(offerFormNames) {
-		return offerFormNames[f]
-	}
-	return fmt.Sprintf("OfferForm(%d)", int(f))
-}
+func (f OfferForm) String() string { return nameOf(f, offerFormNames[:], "OfferForm") }
 
 // offerForm: the form of an offer of kind k under the parameters.
 func (p Params) offerForm(k Kind) OfferForm {
@@ -139,4 +124,12 @@ func (p Pressed) String() string {
 		s += ", request " + string(p.State)
 	}
 	return s
+}
+
+// nameOf is v's name in names, or Type(v) for a value out of range.
+func nameOf[T ~int](v T, names []string, typ string) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, int(v))
 }
