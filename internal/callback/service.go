@@ -302,7 +302,9 @@ func (s *Service) drain() {
 func (s *Service) execute(acts []engine.Action, from *origin) {
 	var writes []engine.Action
 	for _, a := range acts {
-		s.log.Debug("callback action", "action", a.String())
+		if _, answer := a.(engine.Pressed); !answer { // logged by press, once answered
+			s.log.Debug("callback action", "action", a.String())
+		}
 		if s.Observe != nil {
 			s.Observe(a)
 		}
@@ -721,12 +723,17 @@ func (s *Service) press(k engine.KeyPress, from *origin) engine.Pressed {
 		fresh = append(fresh, r.B, r.Forward)
 	}
 	acts := s.ask(k, from, fresh...)
+	p := engine.Pressed{DN: k.DN, Key: k.Key}
 	if n := len(acts); n > 0 {
-		if p, ok := acts[n-1].(engine.Pressed); ok { // one per press, last
-			return p
+		if last, ok := acts[n-1].(engine.Pressed); ok { // one per press, last
+			p = last
 		}
 	}
-	return engine.Pressed{DN: k.DN, Key: k.Key}
+	// Logged here rather than in the loop: a log write between the
+	// screen's MESSAGE going out and the answer (the feature code's 603)
+	// would let the MESSAGE overtake it.
+	s.log.Debug("callback key answered", "pressed", p.String())
+	return p
 }
 
 // Keys of the phone console and the API, by softkey name.
