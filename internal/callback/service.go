@@ -604,6 +604,7 @@ var offers = map[engine.OfferForm]b2bua.Offer{
 // call back (B found available at once included) or found it monitoring
 // already, else not possible.
 func (s *Service) OfferKey(caller string) string {
+	// No origin: 5 during the offer activates, never dials (not `*39`).
 	return offerPrompt(s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.RingOut}, nil))
 }
 
