@@ -127,12 +127,19 @@ func (f *fixture) stop() {
 
 func (f *fixture) next(tb testing.TB) sent {
 	tb.Helper()
+	return within(tb, f.phones.texts, "screen sent")
+}
+
+// within is the next value of ch; tb fails when none comes within 5 s.
+func within[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
 	select {
-	case s := <-f.phones.texts:
-		return s
+	case v := <-ch:
+		return v
 	case <-time.After(5 * time.Second):
-		tb.Fatal("no screen sent within 5 s")
-		return sent{}
+		tb.Fatalf("no %s within 5 s", what)
+		var zero T
+		return zero
 	}
 }
 
@@ -430,13 +437,7 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 // connected is the next call the service placed through the console.
 func (f *fixture) connected(tb testing.TB) [2]string {
 	tb.Helper()
-	select {
-	case c := <-f.phones.connects:
-		return c
-	case <-time.After(5 * time.Second):
-		tb.Fatal("no call placed within 5 s")
-		return [2]string{}
-	}
+	return within(tb, f.phones.connects, "call placed")
 }
 
 // TestF18_F19_F25_ScreenAfterTheRequestEnds (issue 18): through the service

@@ -186,6 +186,13 @@ func args(d *datadriven.TestData) (pos []string, named map[string]string) {
 
 func has(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 
+// flag sets f from the named argument k: on, unless its value is "off".
+func flag(named map[string]string, k string, f *bool) {
+	if v, ok := named[k]; ok {
+		*f = v != "off"
+	}
+}
+
 func parse[T ~int](t *testing.T, s string, names []string) T {
 	i := slices.Index(names, s)
 	if i < 0 {
@@ -221,27 +228,15 @@ func (h *harness) params(p Params, pos []string, named map[string]string) Params
 	if v, ok := named["policy"]; ok {
 		p.Policy = map[string]Policy{"fifo": FIFO, "notify-all": NotifyAll}[v]
 	}
-	if v, ok := named["ccnr"]; ok {
-		p.CCNREnabled = v != "off"
-	}
-	if v, ok := named["external"]; ok {
-		p.External = v != "off"
-	}
-	if v, ok := named["enabled"]; ok {
-		p.Enabled = v != "off"
-	}
+	flag(named, "ccnr", &p.CCNREnabled)
+	flag(named, "external", &p.External)
+	flag(named, "enabled", &p.Enabled)
 	if has(named, "disabled") {
 		p.Enabled = false
 	}
-	if v, ok := named["strict-names"]; ok {
-		p.StrictNames = v != "off"
-	}
-	if v, ok := named["announce"]; ok {
-		p.Announce = v != "off"
-	}
-	if v, ok := named["busy-tone"]; ok {
-		p.BusyTone = v != "off"
-	}
+	flag(named, "strict-names", &p.StrictNames)
+	flag(named, "announce", &p.Announce)
+	flag(named, "busy-tone", &p.BusyTone)
 	return p
 }
 
@@ -255,20 +250,15 @@ func (h *harness) line(dn string, named map[string]string) Line {
 			*f = v
 		}
 	}
-	flag := func(k string, f *bool) {
-		if v, ok := named[k]; ok {
-			*f = v != "off"
-		}
-	}
 	set("name", &l.Name)
 	set("peer", &l.Peer)
 	set("cfa", &l.ForwardAll)
 	set("cfb", &l.ForwardBusy)
 	set("cfna", &l.ForwardNoAnswer)
-	flag("cc", &l.PeerCC)
-	flag("dnd", &l.DND)
-	flag("recall", &l.AutoRecall)
-	flag("nokey", &l.NoCallBack)
+	flag(named, "cc", &l.PeerCC)
+	flag(named, "dnd", &l.DND)
+	flag(named, "recall", &l.AutoRecall)
+	flag(named, "nokey", &l.NoCallBack)
 	if v, ok := named["kind"]; ok {
 		l.Kind = map[string]LineKind{"phone": Phone, "routepoint": RoutePoint, "voicemail": Voicemail}[v]
 	}
