@@ -57,8 +57,9 @@ type Server interface {
 
 	// Call Back: screens, keys, requests and the service parameters.
 	Screen(dn string) (screen.Screen, bool)
-	Press(dn, key string) (screen.Screen, error)
-	Activate(caller, callee string) screen.Screen
+	Press(dn, key string) (engine.Pressed, screen.Screen, error)
+	PressOn(id int64, dn, key string) (engine.Pressed, screen.Screen, error)
+	Activate(caller, callee string) (engine.Pressed, screen.Screen)
 	Requests() []engine.Request
 	Params() config.Callback
 	SetParams(ctx context.Context, cb config.Callback) error

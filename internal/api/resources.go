@@ -330,7 +330,7 @@ func (a *API) pressKey(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "missing_field", "key is required: CallBack, Dial, Cancel, Exit or OK", "key")
 		return
 	}
-	sc, err := a.s.Press(l.DN, key)
+	_, sc, err := a.s.Press(l.DN, key)
 	if errors.Is(err, callback.ErrUnknownKey) {
 		fail(w, http.StatusUnprocessableEntity, "invalid_value", fmt.Sprintf("key %q: want CallBack, Dial, Cancel, Exit or OK", key), "key")
 		return
@@ -479,9 +479,9 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "forbidden", "these credentials are line "+u.dn+"'s, not line "+caller+"'s", "")
 		return
 	}
-	sc := a.s.Activate(caller, callee)
+	pressed, sc := a.s.Activate(caller, callee)
 	status := http.StatusOK
-	if sc.Kind == screen.Activated {
+	if pressed.Confirmed() {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, a.screenOf(l, sc))
@@ -508,12 +508,12 @@ func (a *API) keyOnRequest(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, err)
 		return
 	}
-	if key == screen.KeyDial && req.State != engine.Available {
+	pressed, sc, _ := a.s.PressOn(req.ID, req.A, key)
+	if pressed.Result == engine.NotAvailable {
 		fail(w, http.StatusConflict, "not_available", fmt.Sprintf("%s is not available yet: Dial applies once the caller is notified", req.B), "")
 		return
 	}
 	l, _ := a.s.Line(req.A)
-	sc, _ := a.s.Press(req.A, key)
 	writeJSON(w, http.StatusOK, a.screenOf(l, sc))
 }
 

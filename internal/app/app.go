@@ -128,10 +128,10 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		}
 		return a.lineFeature(caller, dialed, from)
 	}
-	a.B2BUA.OfferCallBack = func(r b2bua.Result) (bool, bool) {
+	a.B2BUA.OfferCallBack = func(r b2bua.Result) b2bua.Offer {
 		a.Metrics.CallResult(string(r.Outcome))
 		if a.impersonates(r) {
-			return false, false
+			return b2bua.Offer{}
 		}
 		return a.Callback.Offered(r)
 	}
@@ -314,8 +314,13 @@ func (a *App) RegistrationCount() int              { return a.Registrar.Count() 
 func (a *App) ActiveCalls() int                    { return a.B2BUA.Calls() }
 
 func (a *App) Screen(dn string) (screen.Screen, bool)      { return a.Callback.Screen(dn) }
-func (a *App) Press(dn, key string) (screen.Screen, error) { return a.Callback.Press(dn, key) }
-func (a *App) Activate(caller, callee string) screen.Screen {
+func (a *App) Press(dn, key string) (engine.Pressed, screen.Screen, error) {
+	return a.Callback.Press(dn, key)
+}
+func (a *App) PressOn(id int64, dn, key string) (engine.Pressed, screen.Screen, error) {
+	return a.Callback.PressOn(id, dn, key)
+}
+func (a *App) Activate(caller, callee string) (engine.Pressed, screen.Screen) {
 	return a.Callback.Activate(caller, callee)
 }
 func (a *App) Requests() []engine.Request        { return a.Callback.Requests() }

@@ -55,8 +55,8 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		}
 		b.end(c)
 	}
-	offer, busyTone := b.OfferCallBack(c.result(code, why, started))
-	if !offer {
+	offer := b.OfferCallBack(c.result(code, why, started))
+	if offer == (Offer{}) {
 		final()
 		return
 	}
@@ -98,8 +98,8 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		return
 	}
 	ep.start()
-	b.log.Info("call back offered", "caller", c.caller, "callee", c.callee, "outcome", why, "busy_tone", busyTone)
-	if !b.offerKeys(c, ep, why, busyTone, canceled, tx.Done()) {
+	b.log.Info("call back offered", "caller", c.caller, "callee", c.callee, "outcome", why, "busy_tone", offer.BusyTone)
+	if !b.offerKeys(c, ep, offer, canceled, tx.Done()) {
 		b.end(c) // CANCEL: the transaction answered 487 (RFC 3261 9.2)
 		return
 	}
@@ -109,17 +109,13 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 // offerKeys plays the offer to c's caller on ep and waits for 5, the end of
 // the offer, or the caller leaving (either of gone). It reports whether the
 // caller is still there.
-func (b *B2BUA) offerKeys(c *call, ep *endpoint, why Outcome, busyTone bool, gone1, gone2 <-chan struct{}) bool {
+func (b *B2BUA) offerKeys(c *call, ep *endpoint, offer Offer, gone1, gone2 <-chan struct{}) bool {
 	locale := b.locale(c.caller)
 	var src media.Source
-	if busyTone {
+	if offer.BusyTone {
 		src = tone(locale, media.ToneBusy, offerTone)
 	} else {
-		name := media.PromptBusyOffer
-		if why == FailUnregistered {
-			name = media.PromptLoggedOutOffer
-		}
-		src = b.prompt(locale, name, 2)
+		src = b.prompt(locale, offer.Prompt, 2)
 	}
 	done := ep.play(src)
 	limit := time.NewTimer(maxOffer)

@@ -61,6 +61,15 @@ type Feature struct {
 	Reason string
 }
 
+// Offer is how a caller whose call failed is offered a call back on the
+// spot (F28), as Call Back decided: the announcement Prompt (a media
+// prompt name), or the busy tone instead (CC_BUSY_TONE). The zero Offer:
+// none, the call fails at once.
+type Offer struct {
+	Prompt   string
+	BusyTone bool
+}
+
 // Origin is where a request came from: the device, for feature codes that
 // act on it (Extension Mobility).
 type Origin struct {
@@ -123,10 +132,10 @@ type B2BUA struct {
 
 	// OfferCallBack, when set, is asked about a call that failed busy or
 	// with no device registered (F28): it reports the failure to Call Back
-	// (OnResult is not called for it) and says whether a call back is
-	// offered and whether as busy tone (CC_BUSY_TONE) instead of the
-	// announcement. It may block until the engine has decided.
-	OfferCallBack func(r Result) (offer, busyTone bool)
+	// (OnResult is not called for it) and says how a call back is offered
+	// on the spot (the zero Offer: not). It may block until the engine has
+	// decided.
+	OfferCallBack func(r Result) Offer
 	// OfferKey is told that the caller pressed 5 during the offer; it
 	// returns the prompt that answers (media.PromptActivated, ...).
 	OfferKey func(caller string) string

@@ -162,14 +162,14 @@ func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) e
 	// decides, as after any failed call).
 	b.log.Info("recall: callee not available", "caller", c.caller, "callee", to, "code", code)
 	res := Result{Caller: c.caller, Callee: to, Code: code, Outcome: why, At: time.Now()}
-	offer, busyTone := false, false
+	var offer Offer
 	if b.OfferCallBack != nil && why != FailOther {
-		offer, busyTone = b.OfferCallBack(res)
+		offer = b.OfferCallBack(res)
 	} else {
 		b.result(res)
 	}
-	if offer {
-		b.offerKeys(c, srv.ep, why, busyTone, srv.bye, nil)
+	if offer != (Offer{}) {
+		b.offerKeys(c, srv.ep, offer, srv.bye, nil)
 	} else {
 		b.hear(srv, tone(locale, media.ToneBusy, 5*time.Second))
 	}

@@ -1,9 +1,19 @@
 // Package callback runs the Call Back engine (internal/engine) inside the
 // server: it turns what happens on the wire (failed calls, line state,
-// feature codes, timers) into engine events, feeds them to the engine from a
-// single goroutine, and carries out the engine's actions: store the request
-// before anything confirms it, arm timers, send the screens as SIP MESSAGE,
-// ring the audio alert, route the Dial call.
+// feature codes, console keys, timers) into engine events, feeds them to
+// the engine from a single goroutine, and carries out the engine's actions
+// in one place (execute): store the request before anything confirms it,
+// arm timers, send the screens as SIP MESSAGE, ring the audio alert, place
+// the call back call. Each event carries its origin (the feature code's
+// INVITE, the console or API, the answered recall), which decides how a
+// PlaceCall is placed; a Watch's line status is stepped after the action
+// list, never from inside it.
+//
+// The side an event came from is answered from the engine's typed
+// decisions: Feature (603 and its reason phrase, or the INVITE routed) and
+// OfferKey's prompt from engine.Pressed, Offered from engine.Offer's form,
+// Press and Activate return the Pressed with the screen (the API's 201
+// and 409), RecallAnswered the route execute gave the answered leg.
 //
 // Flow: wire -> events -> engine (pure) -> actions -> adapters (store, SIP).
 package callback
@@ -70,6 +80,7 @@ type Service struct {
 	// loop-owned
 	eng    *engine.Engine
 	timers map[engine.TimerID]*time.Timer
+	next   []engine.Event // asked for by the actions carried out (drain)
 
 	mu      sync.RWMutex
 	watched map[string]bool          // read by the line-state subscriber
@@ -85,9 +96,29 @@ type Service struct {
 
 type input struct {
 	ev    engine.Event
+	from  *origin              // where ev came from; nil: nowhere a call can be placed
 	fresh []string             // lines whose current status the engine gets first
 	reply chan []engine.Action // nil: fire and forget
 	read  func()               // instead of ev: read engine state in the loop
+}
+
+// via is where line A is when an event about it is stepped; it decides how
+// a call back call (PlaceCall) is placed, in execute and nowhere else.
+type via int
+
+const (
+	viaInvite  via = iota + 1 // A dialed the feature code: the INVITE that carried it goes to To
+	viaConsole                // the web console or the API: no phone dialed; ring A, then To (RFC 3725)
+	viaRecall                 // A answered the automatic recall (F29): that leg is connected to To
+)
+
+// origin is where an event came from: via what, for which line. execute
+// writes into route where A's leg goes (viaInvite, viaRecall), read once
+// the step is answered.
+type origin struct {
+	via   via
+	dn    string
+	route string
 }
 
 // Params maps the configuration to engine parameters.
@@ -105,6 +136,8 @@ func Params(c config.Callback) engine.Params {
 	p.LifetimeCCNR = c.LifetimeCCNR.Duration
 	p.External = c.External
 	p.WaitTime = c.WaitTime.Duration
+	p.Announce = c.Announce
+	p.BusyTone = c.BusyTone
 	return p
 }
 
@@ -148,7 +181,7 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 			s.status = nil
 			s.mu.Unlock()
 			for _, st := range pending {
-				s.step(st)
+				s.step(st, nil)
 			}
 		case in := <-s.in:
 			if in.read != nil {
@@ -157,10 +190,10 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 			}
 			for _, dn := range in.fresh {
 				if st, ok := s.lines.Get(dn); ok {
-					s.step(status(st))
+					s.step(status(st), nil)
 				}
 			}
-			acts := s.step(in.ev)
+			acts := s.step(in.ev, in.from)
 			if in.reply != nil {
 				in.reply <- acts
 			}
@@ -192,7 +225,8 @@ func (s *Service) restore(ctx context.Context) error {
 		}
 		reqs = append(reqs, req)
 	}
-	s.execute(s.eng.Restore(now, reqs))
+	s.execute(s.eng.Restore(now, reqs), nil)
+	s.drain()
 	s.log.Info("call back requests restored", "requests", len(s.eng.Requests()))
 	return nil
 }
@@ -227,25 +261,50 @@ func (s *Service) Submit(ev engine.Event) { s.in <- input{ev: ev} }
 // follows the lines it watches (F38), and a decision about A or B (is B
 // still busy when A presses the key?) must not rest on an old status.
 func (s *Service) Do(ev engine.Event, fresh ...string) []engine.Action {
+	return s.ask(ev, nil, fresh...)
+}
+
+// ask is Do for an event from an origin (a call can be placed there).
+func (s *Service) ask(ev engine.Event, from *origin, fresh ...string) []engine.Action {
 	reply := make(chan []engine.Action, 1)
-	s.in <- input{ev: ev, fresh: fresh, reply: reply}
+	s.in <- input{ev: ev, from: from, fresh: fresh, reply: reply}
 	return <-reply
 }
 
-func (s *Service) step(ev engine.Event) []engine.Action {
+// step steps ev and carries out its actions, then the events they asked
+// for (drain). It returns ev's actions.
+func (s *Service) step(ev engine.Event, from *origin) []engine.Action {
 	acts := s.eng.Step(s.now(), ev)
-	s.execute(acts)
+	s.execute(acts, from)
+	s.drain()
 	return acts
 }
 
-// execute carries out actions in order. Store writes are waited for before
-// the next other action, so a screen that confirms a request is only sent
-// once the request is stored; consecutive writes (a restore, a burst of
-// expiries) go to the store together, to share its group commits.
-func (s *Service) execute(acts []engine.Action) {
+// drain steps the events the last actions asked for, in order: a watched
+// line's current status (Watch). They are stepped after the whole action
+// list, never from inside it, so the order Step promised (the request
+// stored before the screen confirming it, A's screen after the Delete)
+// holds for each list.
+func (s *Service) drain() {
+	for len(s.next) > 0 {
+		ev := s.next[0]
+		s.next = s.next[1:]
+		s.execute(s.eng.Step(s.now(), ev), nil)
+	}
+}
+
+// execute carries out actions in order; it is the only place that does.
+// Store writes are waited for before the next other action, so a screen
+// that confirms a request is only sent once the request is stored;
+// consecutive writes (a restore, a burst of expiries) go to the store
+// together, to share its group commits. from is where the event came
+// from: where a call back call is placed.
+func (s *Service) execute(acts []engine.Action, from *origin) {
 	var writes []engine.Action
 	for _, a := range acts {
-		s.log.Debug("callback action", "action", a.String())
+		if _, answer := a.(engine.Pressed); !answer { // logged by press, once answered
+			s.log.Debug("callback action", "action", a.String())
+		}
 		if s.Observe != nil {
 			s.Observe(a)
 		}
@@ -256,7 +315,7 @@ func (s *Service) execute(acts []engine.Action) {
 		}
 		s.write(writes)
 		writes = writes[:0]
-		s.do(a)
+		s.do(a, from)
 	}
 	s.write(writes)
 }
@@ -295,7 +354,7 @@ func (s *Service) write(writes []engine.Action) {
 }
 
 // do carries out one action other than a store write.
-func (s *Service) do(a engine.Action) {
+func (s *Service) do(a engine.Action, from *origin) {
 	switch a := a.(type) {
 	case engine.StartTimer:
 		if t, ok := s.timers[a.Timer]; ok {
@@ -308,7 +367,7 @@ func (s *Service) do(a engine.Action) {
 				if s.timers[id] == t {
 					delete(s.timers, id) // fired: forget it (a re-armed timer stays)
 				}
-				s.step(engine.TimerFired{Timer: id})
+				s.step(engine.TimerFired{Timer: id}, nil)
 			}}
 		})
 		s.timers[id] = t
@@ -321,8 +380,8 @@ func (s *Service) do(a engine.Action) {
 		s.mu.Lock()
 		s.watched[a.DN] = true
 		s.mu.Unlock()
-		if st, ok := s.lines.Get(a.DN); ok {
-			s.execute(s.eng.Step(s.now(), status(st)))
+		if st, ok := s.lines.Get(a.DN); ok { // stepped once this list is done
+			s.next = append(s.next, status(st))
 		}
 	case engine.Unwatch:
 		s.mu.Lock()
@@ -331,31 +390,50 @@ func (s *Service) do(a engine.Action) {
 	case engine.ShowScreen:
 		s.show(a)
 	case engine.Alert:
-		// The alert names the line that became available: B, or the
-		// target of B's forwarding (F20).
-		about := ""
-		if r, ok := s.eng.RequestOf(a.DN); ok {
-			about = r.B
-			if r.NoticeDN != "" {
-				about = r.NoticeDN
-			}
-		}
-		s.phones.Alert(a.DN, about, s.Params().AlertRing.Duration)
+		s.phones.Alert(a.DN, a.About, s.Params().AlertRing.Duration)
 	case engine.Recall:
 		go func() {
 			if err := s.phones.Recall(a.ID, a.A, a.B, a.Ring); err != nil {
 				s.log.Info("automatic recall not connected", "id", a.ID, "caller", a.A, "callee", a.B, "error", err)
 			}
 		}()
-	case engine.PlaceCall, engine.Reorder, engine.Offer:
-		// Answered where the event came from: the feature-code INVITE
-		// (Feature), the announcement (Offered, OfferKey) or the
-		// recall (RecallAnswered).
+	case engine.PlaceCall:
+		s.place(a, from)
+	case engine.Reorder, engine.Offer, engine.Pressed:
+		// Answers to the side the event came from, which waits for the
+		// step: the feature code's INVITE (Feature: 503 for Reorder, 603
+		// with the Pressed's reason), the failed call (Offered: the
+		// Offer's form), the answered recall (RecallAnswered: no route
+		// after Reorder), the console and the API (Press, Activate).
 	default:
 		// ToPeer, Admit: call completion between servers (RFC 6910) is
 		// not served by this build; the engine only emits them for
 		// lines behind a peer, which the configuration cannot declare.
 		s.log.Warn("call back action not supported here", "action", a.String())
+	}
+}
+
+// place carries out a PlaceCall (F14, F21, F29): how depends on where A
+// is, which the event's origin says.
+func (s *Service) place(a engine.PlaceCall, from *origin) {
+	switch {
+	case from == nil || from.dn != a.From:
+		s.log.Warn("call back call with no call of its caller to place it from", "action", a.String())
+	case from.via == viaInvite: // the feature code's INVITE goes to To (b2bua.Feature.Route)
+		from.route = a.To
+	case from.via == viaRecall && a.Peer == "": // the answered recall leg is connected to To
+		from.route = a.To
+	case from.via == viaConsole: // no phone dialed: ring A, then To (Phones.Connect)
+		go func() {
+			if a.HoldFirst {
+				s.log.Info("call back: calls on hold before Dial", "dn", a.From, "held", s.phones.Hold(a.From))
+			}
+			if err := s.phones.Connect(a.From, a.To); err != nil {
+				s.log.Info("call back call not connected", "id", a.ID, "caller", a.From, "callee", a.To, "error", err)
+			}
+		}()
+	default:
+		s.log.Warn("call back call not placed: the recall connects lines of this server only", "action", a.String())
 	}
 }
 
@@ -497,46 +575,55 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 }
 
 // Offered reports a failed call as CallResult does, and waits for the
-// engine's decision: whether a call back is offered to the caller on the
-// spot (F28, when announce is on), and whether as busy tone instead of the
-// announcement (CC_BUSY_TONE).
-func (s *Service) Offered(r b2bua.Result) (offer, busyTone bool) {
+// engine's decision: how a call back is offered to the caller on the spot
+// (F28): the announcement, the busy tone (CC_BUSY_TONE), or nothing there
+// (the zero Offer: the softkey only, or no call back).
+func (s *Service) Offered(r b2bua.Result) b2bua.Offer {
 	cu, ok := s.callUpdate(r)
 	if !ok {
-		return false, false
+		return b2bua.Offer{}
 	}
-	p := s.Params()
 	for _, a := range s.Do(cu, r.Caller, r.Callee, r.Reached) {
 		if o, ok := a.(engine.Offer); ok && o.A == r.Caller {
-			return p.Announce, p.BusyTone
+			return offers[o.Form]
 		}
 	}
-	return false, false
+	return b2bua.Offer{}
+}
+
+// offers: what the caller hears for each form of the offer.
+var offers = map[engine.OfferForm]b2bua.Offer{
+	engine.OfferBusy:      {Prompt: media.PromptBusyOffer},
+	engine.OfferLoggedOut: {Prompt: media.PromptLoggedOutOffer},
+	engine.OfferBusyTone:  {BusyTone: true},
 }
 
 // OfferKey is 5 pressed by caller during the offer's announcement: the
 // CallBack key while A still hears the failed call (F2's ring-out state).
-// It returns the prompt that answers: activated, or not possible.
+// It returns the prompt that answers: activated when the press made the
+// call back (B found available at once included) or found it monitoring
+// already, else not possible.
 func (s *Service) OfferKey(caller string) string {
-	for _, a := range s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.RingOut}) {
-		if a, ok := a.(engine.ShowScreen); ok && a.DN == caller && a.Screen.Kind == screen.Activated {
-			return media.PromptActivated
-		}
+	// No origin: 5 during the offer activates, never dials (not `*39`).
+	return offerPrompt(s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.RingOut}, nil))
+}
+
+func offerPrompt(p engine.Pressed) string {
+	if p.Confirmed() || p.Result == engine.Activated && p.State == engine.Available {
+		return media.PromptActivated
 	}
 	return media.PromptNotPossible
 }
 
 // RecallAnswered is the caller answering the automatic recall of request
-// id (F29): the engine completes the request and says where the call goes
-// (B, or the target of B's forwarding); "" when the request is gone.
+// id (F29): the engine completes the request and places the call on the
+// answered leg; it returns where that leg goes (B, or the target of B's
+// forwarding), "" when the request is gone.
 func (s *Service) RecallAnswered(id int64, caller string) string {
 	r, _ := s.RequestOf(caller)
-	for _, a := range s.Do(engine.RecallAnswered{ID: id, DN: caller}, caller, r.B, r.Forward) {
-		if a, ok := a.(engine.PlaceCall); ok && a.From == caller && a.Peer == "" {
-			return a.To
-		}
-	}
-	return ""
+	from := &origin{via: viaRecall, dn: caller}
+	s.ask(engine.RecallAnswered{ID: id, DN: caller}, from, caller, r.B, r.Forward)
+	return from.route
 }
 
 // AlertSound is the Call Back audio alert (F32 "Callback Audio
@@ -585,36 +672,47 @@ func (s *Service) Feature(caller, dialed string) b2bua.Feature {
 		// Back on a SIP phone" and internal/engine/testdata/star39.txt.
 		k.Target = strings.TrimPrefix(dialed, p.ActivateCode)
 	}
-	acts := s.press(k)
-	var shown *screen.Screen
-	for _, a := range acts {
-		switch a := a.(type) {
-		case engine.PlaceCall:
-			if a.From == caller {
-				return b2bua.Feature{Route: a.To}
-			}
-		case engine.Reorder:
-			if a.DN == caller {
-				return b2bua.Feature{Code: 503, Reason: "Service Unavailable (CallBack)"}
-			}
-		case engine.ShowScreen:
-			if a.DN == caller {
-				sc := a.Screen
-				shown = &sc
-			}
-		}
+	from := &origin{via: viaInvite, dn: caller}
+	pressed := s.press(k, from)
+	switch {
+	case pressed.Result == engine.Dialed && from.route != "":
+		return b2bua.Feature{Route: from.route}
+	case pressed.Result == engine.BRemoved:
+		return b2bua.Feature{Code: 503, Reason: "Service Unavailable (CallBack)"}
 	}
-	reason := "CallBack"
-	if shown != nil {
-		reason = reasons[shown.Kind]
-	}
-	return b2bua.Feature{Code: 603, Reason: reason}
+	return b2bua.Feature{Code: 603, Reason: reason(pressed)}
 }
 
-// press steps a key press of line k.DN, the engine first told the fresh
-// status of the lines the press is about: A, the line A called last, the
-// target, and the B and forward target of A's request.
-func (s *Service) press(k engine.KeyPress) []engine.Action {
+// reason is the reason phrase of the 603 answering a feature code: the
+// gist of the screen that follows as MESSAGE.
+func reason(p engine.Pressed) string {
+	switch p.Result {
+	case engine.KeyInactive:
+		return "Key Not Active"
+	case engine.NotActive:
+		return "CallBack Not Active"
+	case engine.CannotActivate:
+		return "CallBack Cannot Be Activated"
+	case engine.AskReplace:
+		return "CallBack Already Active"
+	case engine.Cancelled:
+		return "CallBack Cancelled"
+	case engine.Activated, engine.Shown:
+		switch p.State {
+		case engine.Active, engine.Suspended:
+			return "CallBack Activated"
+		case engine.Available:
+			return "CallBack Available"
+		}
+	}
+	return "CallBack" // nothing to say yet (B's server must accept), or the screen closed
+}
+
+// press steps a key press of line k.DN from where it came, the engine
+// first told the fresh status of the lines the press is about: A, the line
+// A called last, the target, and the B and forward target of A's request.
+// It returns what the press came to.
+func (s *Service) press(k engine.KeyPress, from *origin) engine.Pressed {
 	s.mu.RLock()
 	last := s.lastCallee[k.DN]
 	fresh := []string{k.DN, last[0], last[1]}
@@ -625,7 +723,18 @@ func (s *Service) press(k engine.KeyPress) []engine.Action {
 	if r, ok := s.RequestOf(k.DN); ok {
 		fresh = append(fresh, r.B, r.Forward)
 	}
-	return s.Do(k, fresh...)
+	acts := s.ask(k, from, fresh...)
+	p := engine.Pressed{DN: k.DN, Key: k.Key}
+	if n := len(acts); n > 0 {
+		if last, ok := acts[n-1].(engine.Pressed); ok { // one per press, last
+			p = last
+		}
+	}
+	// Logged here rather than in the loop: a log write between the
+	// screen's MESSAGE going out and the answer (the feature code's 603)
+	// would let the MESSAGE overtake it.
+	s.log.Debug("callback key answered", "pressed", p.String())
+	return p
 }
 
 // Keys of the phone console and the API, by softkey name.
@@ -641,40 +750,37 @@ var ErrUnknownKey = errors.New("unknown key: want CallBack, Dial, Cancel, Exit o
 // the API), on hook: CallBack, Dial, Cancel, Exit or OK (seed 002). It acts
 // as the phone's softkey and the feature codes do. Dial has no phone
 // dialing, so the server places the call: it rings A's devices and, once A
-// answers, calls B (Phones.Connect). It returns the screen shown after.
-func (s *Service) Press(dn, key string) (screen.Screen, error) {
+// answers, calls B (Phones.Connect). It returns what the press came to and
+// the screen shown after.
+func (s *Service) Press(dn, key string) (engine.Pressed, screen.Screen, error) {
+	return s.PressOn(0, dn, key)
+}
+
+// PressOn is Press for request id of line dn (the API's
+// /callbacks/{id}/dial): Dial does nothing there unless id is dn's
+// available request (Pressed NotAvailable, A's screen untouched).
+func (s *Service) PressOn(id int64, dn, key string) (engine.Pressed, screen.Screen, error) {
 	k, ok := softkeys[key]
 	if !ok {
-		return screen.Screen{}, ErrUnknownKey
+		return engine.Pressed{}, screen.Screen{}, ErrUnknownKey
 	}
 	state := engine.OnHook
 	if st, ok := s.lines.Get(dn); ok && st.State == linestate.Busy {
 		state = engine.Connected // the console's line is in a call (F14)
 	}
-	acts := s.press(engine.KeyPress{DN: dn, Key: k, State: state})
-	for _, a := range acts {
-		if a, ok := a.(engine.PlaceCall); ok && a.From == dn {
-			go func() {
-				if a.HoldFirst {
-					s.log.Info("call back: calls on hold before Dial", "dn", a.From, "held", s.phones.Hold(a.From))
-				}
-				if err := s.phones.Connect(a.From, a.To); err != nil {
-					s.log.Info("call back call not connected", "id", a.ID, "caller", a.From, "callee", a.To, "error", err)
-				}
-			}()
-		}
-	}
+	p := s.press(engine.KeyPress{DN: dn, Key: k, State: state, Request: id}, &origin{via: viaConsole, dn: dn})
 	sc, _ := s.Screen(dn)
-	return sc, nil
+	return p, sc, nil
 }
 
 // Activate is the CallBack key of line caller pressed through the API: on
-// the last failed call, or, with callee, as `*39<callee>`. It returns the
-// screen shown after.
-func (s *Service) Activate(caller, callee string) screen.Screen {
-	s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.OnHook, Target: callee})
+// the last failed call, or, with callee, as `*39<callee>`. It returns what
+// the press came to and the screen shown after.
+func (s *Service) Activate(caller, callee string) (engine.Pressed, screen.Screen) {
+	p := s.press(engine.KeyPress{DN: caller, Key: engine.KeyCallBack, State: engine.OnHook, Target: callee},
+		&origin{via: viaConsole, dn: caller})
 	sc, _ := s.Screen(caller)
-	return sc
+	return p, sc
 }
 
 // Params returns the service parameters in force.
@@ -740,21 +846,3 @@ func (s *Service) Mobility(dn string, login bool) { s.Do(engine.Mobility{DN: dn,
 // LineRemoved tells the engine a line was removed (F24): requests from it
 // end, callers waiting on it are told.
 func (s *Service) LineRemoved(dn string) { s.Do(engine.LineRemoved{DN: dn}) }
-
-// reasons are the reason phrases of the 603 answering a feature code: the
-// gist of the screen that follows as MESSAGE.
-var reasons = map[screen.Kind]string{
-	screen.None:             "CallBack",
-	screen.Activated:        "CallBack Activated",
-	screen.Available:        "CallBack Available",
-	screen.AvailableDND:     "CallBack Available In DND",
-	screen.AvailableEnded:   "CallBack Ended",
-	screen.Replace:          "CallBack Already Active",
-	screen.ReplaceAvailable: "CallBack Already Active",
-	screen.NotActive:        "CallBack Not Active",
-	screen.CannotActivate:   "CallBack Cannot Be Activated",
-	screen.KeyNotActive:     "Key Not Active",
-	screen.Deactivated:      "CallBack Cancelled",
-	screen.Expired:          "CallBack Expired",
-	screen.Completed:        "CallBack Completed",
-}

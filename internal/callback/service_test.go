@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type phones struct {
 	texts    chan sent
 	connects chan [2]string
 	recalls  chan recall
+
+	mu  sync.Mutex
+	log []string // alerts and holds, in order: "alert A about B", "hold A"
 }
 
 type recall struct {
@@ -45,12 +49,26 @@ func (p *phones) SendText(dn, text string) int {
 	p.texts <- sent{dn, text, time.Now()}
 	return 1
 }
-func (p *phones) Alert(dn, about string, ring time.Duration) {}
+func (p *phones) Alert(dn, about string, ring time.Duration) {
+	p.record("alert " + dn + " about " + about)
+}
 func (p *phones) Connect(caller, callee string) error {
 	p.connects <- [2]string{caller, callee}
 	return nil
 }
-func (p *phones) Hold(dn string) int { return 0 }
+func (p *phones) Hold(dn string) int { p.record("hold " + dn); return 0 }
+
+func (p *phones) record(s string) {
+	p.mu.Lock()
+	p.log = append(p.log, s)
+	p.mu.Unlock()
+}
+
+func (p *phones) recorded() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.log)
+}
 func (p *phones) Recall(id int64, caller, callee string, ring time.Duration) error {
 	p.recalls <- recall{id, caller, callee, ring}
 	return nil
@@ -110,12 +128,19 @@ func (f *fixture) stop() {
 
 func (f *fixture) next(tb testing.TB) sent {
 	tb.Helper()
+	return within(tb, f.phones.texts, "screen sent")
+}
+
+// within is the next value of ch; tb fails when none comes within 5 s.
+func within[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
 	select {
-	case s := <-f.phones.texts:
-		return s
+	case v := <-ch:
+		return v
 	case <-time.After(5 * time.Second):
-		tb.Fatal("no screen sent within 5 s")
-		return sent{}
+		tb.Fatalf("no %s within 5 s", what)
+		var zero T
+		return zero
 	}
 }
 
@@ -179,8 +204,8 @@ func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
 	f.lines.Offer("1002", "c")
 	f.lines.Answered("1002", "c")
 	res := b2bua.Result{Caller: "9001", Callee: "1002", Code: 486, Outcome: b2bua.FailBusy, At: time.Now()}
-	if offer, busyTone := f.svc.Offered(res); !offer || busyTone {
-		t.Fatalf("Offered on a busy failure: offer %v busy tone %v, want the announcement", offer, busyTone)
+	if o := f.svc.Offered(res); o != (b2bua.Offer{Prompt: media.PromptBusyOffer}) {
+		t.Fatalf("Offered on a busy failure: %+v, want the busy announcement", o)
 	}
 	if p := f.svc.OfferKey("9001"); p != media.PromptActivated {
 		t.Fatalf("5 during the offer: prompt %q, want %q", p, media.PromptActivated)
@@ -188,8 +213,8 @@ func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
 	if s := f.next(t); !strings.HasPrefix(s.text, "CallBack is activated on 1002\n") {
 		t.Fatalf("screen after 5: %q", s.text)
 	}
-	if offer, _ := f.svc.Offered(b2bua.Result{Caller: "1003", Callee: "9999", Code: 480, Outcome: b2bua.FailUnregistered}); offer {
-		t.Fatal("a call to an unknown line was offered")
+	if o := f.svc.Offered(b2bua.Result{Caller: "1003", Callee: "9999", Code: 480, Outcome: b2bua.FailUnregistered}); o != (b2bua.Offer{}) {
+		t.Fatalf("a call to an unknown line was offered: %+v", o)
 	}
 
 	f.lines.Ended("1002", "c") // B frees: recall, not the alert
@@ -218,8 +243,8 @@ func TestF28_F29_OfferKeyAndAutoRecall(t *testing.T) {
 	f.lines.Originate("1003", "d")
 	f.lines.Offer("1002", "d")
 	f.lines.Answered("1002", "d")
-	if offer, busyTone := f.svc.Offered(res); !offer || !busyTone {
-		t.Fatalf("with busy_tone: offer %v busy tone %v, want both", offer, busyTone)
+	if o := f.svc.Offered(res); o != (b2bua.Offer{BusyTone: true}) {
+		t.Fatalf("with busy_tone: %+v, want the busy tone", o)
 	}
 }
 
@@ -382,7 +407,7 @@ func TestF19_TimersForgottenOnceFired(t *testing.T) {
 // in force for the next request (F31, F36).
 func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
-	if _, err := f.svc.Press("1001", "Redial"); err != ErrUnknownKey {
+	if _, _, err := f.svc.Press("1001", "Redial"); err != ErrUnknownKey {
 		t.Fatalf("unknown key: %v", err)
 	}
 	p := f.svc.Params()
@@ -390,7 +415,7 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 	f.svc.SetParams(p)
 
 	f.busyFail("1001", "1002", "1003")
-	sc, err := f.svc.Press("1001", "CallBack")
+	_, sc, err := f.svc.Press("1001", "CallBack")
 	if err != nil || sc.Kind != screen.Activated || sc.DN != "1002" {
 		t.Fatalf("CallBack pressed: %+v, %v", sc, err)
 	}
@@ -402,17 +427,18 @@ func TestB4_ConsoleKeysAndLiveParams(t *testing.T) {
 		t.Fatalf("request after B freed: %+v (T3 %v after the notice, want 7s)", r, r.T3.Sub(r.Notice))
 	}
 	// Issue 18: the console says the request ended and where the call goes.
-	if sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.Completed || sc.DN != "1002" {
+	if _, sc, err := f.svc.Press("1001", "Dial"); err != nil || sc.Kind != screen.Completed || sc.DN != "1002" {
 		t.Fatalf("Dial pressed: screen %v %s (want Completed 1002), %v", sc.Kind, sc.DN, err)
 	}
-	select {
-	case c := <-f.phones.connects:
-		if c != [2]string{"1001", "1002"} {
-			t.Fatalf("Dial connected %v, want 1001 to 1002", c)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Dial on the console placed no call")
+	if c := f.connected(t); c != [2]string{"1001", "1002"} {
+		t.Fatalf("Dial connected %v, want 1001 to 1002", c)
 	}
+}
+
+// connected is the next call the service placed through the console.
+func (f *fixture) connected(tb testing.TB) [2]string {
+	tb.Helper()
+	return within(tb, f.phones.connects, "call placed")
 }
 
 // TestF18_F19_F25_ScreenAfterTheRequestEnds (issue 18): through the service
@@ -475,5 +501,147 @@ func TestF18_F19_F25_ScreenAfterTheRequestEnds(t *testing.T) {
 	}
 	if sc, ok := f.svc.Screen("1001"); ok {
 		t.Fatalf("reset of A (F25: no screen): the line shows %v", sc.Kind)
+	}
+}
+
+// TestReasonAndPromptFromPressed: the feature code's 603 reason phrase and
+// the offer's prompt after 5 are read from the engine's Pressed, not from a
+// screen: each result (and A's request state after it) has its answer.
+func TestReasonAndPromptFromPressed(t *testing.T) {
+	for _, c := range []struct {
+		p              engine.Pressed
+		reason, prompt string
+		created        bool // the API's 201
+	}{
+		{engine.Pressed{Result: engine.KeyInactive}, "Key Not Active", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.NotActive}, "CallBack Not Active", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.CannotActivate, Why: engine.UnknownDN}, "CallBack Cannot Be Activated", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.Activated, State: engine.Active}, "CallBack Activated", media.PromptActivated, true},
+		{engine.Pressed{Result: engine.Activated, State: engine.Suspended}, "CallBack Activated", media.PromptActivated, true},
+		{engine.Pressed{Result: engine.Activated, State: engine.Available}, "CallBack Available", media.PromptActivated, false},
+		{engine.Pressed{Result: engine.Activated, State: engine.Activating}, "CallBack", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.Shown, State: engine.Active}, "CallBack Activated", media.PromptActivated, true},
+		{engine.Pressed{Result: engine.Shown, State: engine.Available}, "CallBack Available", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.Shown, State: engine.Activating}, "CallBack", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.AskReplace, State: engine.Active}, "CallBack Already Active", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.Cancelled}, "CallBack Cancelled", media.PromptNotPossible, false},
+		{engine.Pressed{Result: engine.Closed, State: engine.Active}, "CallBack", media.PromptNotPossible, false},
+	} {
+		if got := reason(c.p); got != c.reason {
+			t.Errorf("%v: reason %q, want %q", c.p, got, c.reason)
+		}
+		if got := offerPrompt(c.p); got != c.prompt {
+			t.Errorf("%v: prompt %q, want %q", c.p, got, c.prompt)
+		}
+		if got := c.p.Confirmed(); got != c.created {
+			t.Errorf("%v: confirmed %v, want %v", c.p, got, c.created)
+		}
+	}
+}
+
+// TestPlaceCallByOrigin: execute places the call back call where A's call
+// is: the feature code's INVITE is routed, the console rings A then B (A's
+// call on hold first, F14), the answered recall leg is connected; with no
+// call of A's to place it from, nothing is placed.
+func TestPlaceCallByOrigin(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
+	pc := engine.PlaceCall{ID: 1, From: "1001", To: "1002", OverrideForwarding: true}
+	inLoop := func(fn func()) {
+		done := make(chan struct{})
+		f.svc.in <- input{read: func() { fn(); close(done) }}
+		<-done
+	}
+	for _, c := range []struct {
+		from  *origin
+		route string
+	}{
+		{&origin{via: viaInvite, dn: "1001"}, "1002"},
+		{&origin{via: viaRecall, dn: "1001"}, "1002"},
+		{&origin{via: viaInvite, dn: "1003"}, ""}, // not A's call
+		{nil, ""}, // a timer, a line change
+	} {
+		inLoop(func() { f.svc.place(pc, c.from) })
+		if c.from != nil && c.from.route != c.route {
+			t.Errorf("%+v: route %q, want %q", *c.from, c.from.route, c.route)
+		}
+	}
+	remote := pc
+	remote.Peer = "pbx2"
+	o := &origin{via: viaRecall, dn: "1001"}
+	inLoop(func() { f.svc.place(remote, o) })
+	if o.route != "" {
+		t.Errorf("the recall leg connected to a peer's line: %q", o.route)
+	}
+	select {
+	case c := <-f.phones.connects:
+		t.Fatalf("connected %v, want only the console to connect", c)
+	default:
+	}
+
+	held := pc
+	held.HoldFirst = true
+	inLoop(func() { f.svc.place(held, &origin{via: viaConsole, dn: "1001"}) })
+	if c := f.connected(t); c != [2]string{"1001", "1002"} {
+		t.Fatalf("console: connected %v", c)
+	}
+	if log := f.phones.recorded(); !slices.Equal(log, []string{"hold 1001"}) {
+		t.Fatalf("console with HoldFirst: %v, want A's call held first", log)
+	}
+}
+
+// TestDialOnRequestNotAvailable: Dial through the API names the request;
+// before B is available nothing happens (the API's 409): no screen is sent
+// and A keeps its request and screen.
+func TestDialOnRequestNotAvailable(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
+	f.busyFail("1001", "1002", "1003")
+	if p, _ := f.svc.Activate("1001", ""); p.Result != engine.Activated || p.State != engine.Active || !p.Confirmed() {
+		t.Fatalf("activate: %v", p)
+	}
+	f.next(t)
+	r, _ := f.svc.RequestOf("1001")
+	p, sc, err := f.svc.PressOn(r.ID, "1001", screen.KeyDial)
+	if err != nil || p.Result != engine.NotAvailable || sc.Kind != screen.Activated {
+		t.Fatalf("Dial on #%d before B is available: %v, screen %v, %v", r.ID, p, sc.Kind, err)
+	}
+	select {
+	case s := <-f.phones.texts:
+		t.Fatalf("sent %q to %s", s.text, s.dn)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, ok := f.svc.RequestOf("1001"); !ok {
+		t.Fatal("the request is gone")
+	}
+	// The softkey's Dial, with no request named, says so on the screen.
+	if p, sc, _ := f.svc.Press("1001", screen.KeyDial); p.Result != engine.KeyInactive || sc.Kind != screen.KeyNotActive {
+		t.Fatalf("Dial softkey before B is available: %v, screen %v", p, sc.Kind)
+	}
+}
+
+// TestWatchStatusAfterTheActions: the current status of a line the engine
+// starts watching is stepped after the step's actions, not in the middle:
+// A's "activated" screen goes out before the "available" one that B's
+// status brings, and the alert names B (Alert.About).
+func TestWatchStatusAfterTheActions(t *testing.T) {
+	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
+	// The engine believes B busy; the line state says idle (B hung up
+	// before the engine was told: it does not watch B yet, F38).
+	f.svc.Do(engine.LineStatus{DN: "1002", Registered: true, OffHook: true, Full: true})
+	f.svc.Do(engine.CallUpdate{From: "1001", To: "1002", Outcome: engine.Busy})
+	acts := f.svc.Do(engine.KeyPress{DN: "1001", Key: engine.KeyCallBack, State: engine.OnHook})
+	if p, ok := acts[len(acts)-1].(engine.Pressed); !ok || p.Result != engine.Activated || p.State != engine.Active {
+		t.Fatalf("key press answered %v", acts[len(acts)-1])
+	}
+	if s := f.next(t); !strings.HasPrefix(s.text, "CallBack is activated on 1002\n") {
+		t.Fatalf("first screen %q, want the activation", s.text)
+	}
+	if s := f.next(t); !strings.HasPrefix(s.text, "1002 has become available\n") {
+		t.Fatalf("second screen %q, want B available", s.text)
+	}
+	if r, _ := f.svc.RequestOf("1001"); r.State != engine.Available {
+		t.Fatalf("request %v, want available", r.String())
+	}
+	if log := f.phones.recorded(); !slices.Equal(log, []string{"alert 1001 about 1002"}) {
+		t.Fatalf("phones: %v, want the alert about 1002", log)
 	}
 }

@@ -21,16 +21,20 @@ type ShowScreen struct {
 }
 
 // Alert plays the Call Back audio alert on DN (Cisco's "twinkle", F12).
-type Alert struct{ DN string }
+// About is the line that became available: B, or the target of B's
+// forwarding (F20).
+type Alert struct{ DN, About string }
 
 // Reorder plays reorder (fast busy) tone to DN (F24: B was removed).
 type Reorder struct{ DN string }
 
-// Offer: A's call to B failed in a way a call back can follow; tell A (the
-// announcement "press 5 for a call back" or the lit CallBack softkey, F28).
+// Offer: A's call to B failed in a way a call back can follow; tell A in
+// Form (the announcement "press 5 for a call back", the busy tone, or only
+// the lit CallBack softkey, F28).
 type Offer struct {
 	A, B string
 	Kind Kind
+	Form OfferForm
 }
 
 // PlaceCall places the call back call From (A) -> To.
@@ -110,7 +114,13 @@ func (a ShowScreen) String() string {
 }
 func (a Alert) String() string   { return a.DN + ": alert" }
 func (a Reorder) String() string { return a.DN + ": reorder tone" }
-func (a Offer) String() string   { return fmt.Sprintf("%s: offer %s on %s", a.A, a.Kind, a.B) }
+func (a Offer) String() string {
+	s := fmt.Sprintf("%s: offer %s on %s", a.A, a.Kind, a.B)
+	if a.Form != OfferSoftkey {
+		s += " (" + a.Form.String() + ")"
+	}
+	return s
+}
 func (a PlaceCall) String() string {
 	s := fmt.Sprintf("%s: call %s", a.From, a.To)
 	if a.Peer != "" {

@@ -27,8 +27,8 @@ func (e *Engine) callUpdate(c CallUpdate) {
 		if !e.p.Enabled {
 			return
 		}
-		if act, problem := e.check(c.From, c); problem == nil {
-			e.emit(Offer{A: c.From, B: act.B, Kind: act.Kind})
+		if act, no := e.check(c.From, c); no == nil {
+			e.emit(Offer{A: c.From, B: act.B, Kind: act.Kind, Form: e.p.offerForm(act.Kind)})
 		}
 	}
 }
@@ -58,7 +58,11 @@ func (e *Engine) key(k KeyPress) {
 		e.callBack(k)
 	case KeyDial:
 		r := e.current(k.DN)
-		if r == nil || r.State != Available {
+		if r == nil || r.State != Available || k.Request != 0 && r.ID != k.Request {
+			if k.Request != 0 { // the API answers it (409): no screen
+				e.answer(NotAvailable)
+				return
+			}
 			e.keyNotActive(k.DN)
 			return
 		}
@@ -68,12 +72,14 @@ func (e *Engine) key(k KeyPress) {
 		delete(e.pending, k.DN)
 		r := e.current(k.DN)
 		if r == nil {
-			e.show(k.DN, screen.Screen{Kind: screen.NotActive})
+			e.notActive(k.DN)
 			return
 		}
+		e.answer(Cancelled)
 		e.end(r, EndCancelled)
 	case KeyExit: // F6: Exit keeps the active request; F13: closes the screen
 		delete(e.pending, k.DN)
+		e.answer(Closed)
 		e.show(k.DN, screen.Screen{Kind: screen.None})
 	case KeyOK: // F6: OK replaces the old request
 		p, ok := e.pending[k.DN]
@@ -134,7 +140,7 @@ func (e *Engine) callBack(k KeyPress) {
 	case foundNone: // nothing new: show the state (F13, F26) or F7
 		switch {
 		case cur == nil:
-			e.show(a, screen.Screen{Kind: screen.NotActive})
+			e.notActive(a)
 		case cur.State == Available && k.Code:
 			e.dialReq(cur, false, false) // `*39` is Dial when B is available
 		default:
@@ -142,9 +148,9 @@ func (e *Engine) callBack(k KeyPress) {
 		}
 		return
 	}
-	act, problem := e.check(a, c)
-	if problem != nil {
-		e.show(a, *problem)
+	act, no := e.check(a, c)
+	if no != nil {
+		e.refuse(a, *no)
 		return
 	}
 	if cur != nil {
@@ -158,6 +164,7 @@ func (e *Engine) callBack(k KeyPress) {
 		}
 		// F5: one request per caller; F6: ask before replacing it.
 		e.pending[a] = pendingReplace{act: act, at: e.now}
+		e.answer(AskReplace)
 		if cur.State == Available { // F26: say B was already available
 			e.show(a, screen.Screen{Kind: screen.ReplaceAvailable, OldDN: cur.NoticeDN, DN: act.B, At: cur.Notice})
 		} else {
@@ -169,6 +176,7 @@ func (e *Engine) callBack(k KeyPress) {
 }
 
 func (e *Engine) showState(r *Request) {
+	e.answer(Shown)
 	switch r.State {
 	case Activating: // the screen comes with the peer's accept (B3: not before)
 		return
@@ -234,11 +242,36 @@ func (e *Engine) guessCall(a, b string) CallUpdate {
 	return c
 }
 
+// refusal: no call back can follow a call: the key is not active (why
+// NotRefused), or it cannot be activated on dn, for why.
+type refusal struct {
+	dn  string
+	why Refusal
+}
+
+// refuse tells A, who pressed the key, that no call back follows.
+func (e *Engine) refuse(a string, no refusal) {
+	if no.why == NotRefused {
+		e.keyNotActive(a)
+		return
+	}
+	e.answer(CannotActivate)
+	if e.pressed != nil {
+		e.pressed.Why = no.why
+	}
+	e.show(a, screen.Screen{Kind: screen.CannotActivate, DN: no.dn})
+}
+
+func (e *Engine) notActive(a string) {
+	e.answer(NotActive)
+	e.show(a, screen.Screen{Kind: screen.NotActive})
+}
+
 // check decides whether A may have a call back for call c, and on whom.
-// problem is the screen to show when not.
-func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.Screen) {
-	keyNotActive := &screen.Screen{Kind: screen.KeyNotActive}
-	cannot := func(dn string) *screen.Screen { return &screen.Screen{Kind: screen.CannotActivate, DN: dn} }
+// no says why not.
+func (e *Engine) check(a string, c CallUpdate) (act activation, no *refusal) {
+	keyNotActive := &refusal{}
+	cannot := func(dn string, why Refusal) *refusal { return &refusal{dn, why} }
 
 	switch c.Outcome {
 	case Busy, DNDReject: // F22: DND-Reject on B, A hears fast busy and may activate
@@ -270,7 +303,7 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 	}
 	// F9: digits and spaces only in numbers; no '#' or '*' in names.
 	if !dialplan.IsNumber(a) || !dialplan.IsNumber(b) || !e.validName(aName) || !e.validName(c.ToName) {
-		return act, cannot(b)
+		return act, cannot(b, BadCharacters)
 	}
 	lb := e.configured(b)
 	peer, peerCC := c.Peer, c.PeerCC
@@ -279,42 +312,42 @@ func (e *Engine) check(a string, c CallUpdate) (act activation, problem *screen.
 	}
 	if peer != "" { // F3: B behind another server
 		if !peerCC {
-			return act, cannot(b) // F8: no call-completion route
+			return act, cannot(b, NoCallCompletion) // F8: no call-completion route
 		}
 		act.B, act.PeerB = b, peer
 		return act, nil
 	}
 	if lb == nil {
-		return act, cannot(b) // F8: unknown DN
+		return act, cannot(b, UnknownDN) // F8: unknown DN
 	}
 	reached := c.Reached
 	switch lb.Kind {
 	case Voicemail:
-		return act, cannot(b)
+		return act, cannot(b, ToVoicemail)
 	case RoutePoint: // F27: the call back is on the line it handed the call to
 		lr := e.localPhone(reached)
 		if lr == nil || !dialplan.IsNumber(reached) {
-			return act, cannot(b)
+			return act, cannot(b, NoLineReached)
 		}
 		b, lb, reached = reached, lr, ""
 	}
 	if !e.validName(lb.Name) {
-		return act, cannot(b)
+		return act, cannot(b, BadCharacters)
 	}
 	if lb.ForwardAll != "" { // F10: B forwards all calls
-		return act, cannot(b)
+		return act, cannot(b, ForwardsAll)
 	}
 	if reached != "" && reached != b {
 		if lr := e.configured(reached); lr != nil && lr.Kind == Voicemail {
 			// F10: voicemail busy or failed: the call now belongs to the pilot
-			return act, cannot(reached)
+			return act, cannot(reached, ToVoicemail)
 		}
 		if e.localPhone(reached) != nil && dialplan.IsNumber(reached) {
 			act.Forward = reached // F20
 		}
 	}
 	if a == b {
-		return act, cannot(b)
+		return act, cannot(b, OwnLine)
 	}
 	act.B = b
 	return act, nil
@@ -332,6 +365,7 @@ func (e *Engine) validName(s string) bool {
 // activate creates the request: local B at once, remote B once the peer
 // accepts (T1). Persisted before A is told (B3).
 func (e *Engine) activate(act activation) {
+	e.answer(Activated)
 	e.lastID++
 	r := &Request{
 		ID: e.lastID, A: act.A, B: act.B, Kind: act.Kind,

@@ -26,11 +26,16 @@
 //     wants are ignored, so races are harmless.
 //   - Watch / Unwatch: only lines involved in a call back are watched (F38).
 //     For a watched line the engine needs LineStatus events; after a Watch,
-//     send the line's current status. Sending status of every line is fine too.
+//     send the line's current status, as a next event once the step's
+//     actions are carried out (never a Step inside another's actions).
+//     Sending status of every line is fine too.
 //   - ShowScreen, Alert, Reorder, Offer: the phone side (SIP MESSAGE, console,
 //     tones, announcement "press 5 for call back"). ShowScreen carries a typed
 //     screen.Screen; render it with Screen.Text(locale of the line); Kind
-//     None closes the screen (nothing to send to a phone). Every Delete of a
+//     None closes the screen (nothing to send to a phone). Alert says which
+//     line became available (B, or F20's forward target); Offer says its
+//     form (OfferForm: the softkey only, the announcement for busy or logged
+//     out, the busy tone; Params.Announce, BusyTone). Every Delete of a
 //     request of a local A is followed in the same step by A's ShowScreen
 //     saying how it ended (Completed, AvailableEnded, Expired, Deactivated,
 //     CannotActivate; None after a reset, F25), except a replaced one, whose
@@ -38,6 +43,14 @@
 //   - PlaceCall: the call back call A -> To (hold A's call first if asked,
 //     override To's forwarding if asked, connect the answered recall leg if
 //     OnRecall; mark it as a recall: Alert-Info urn:alert:service:recall:callback).
+//     How depends on where A's call is, which the caller of Step knows (the
+//     INVITE that dialed `*39`, a console, the answered recall).
+//   - Pressed: what a KeyPress came to for the line that pressed (KeyResult:
+//     activated, the F6 question, dialed, cancelled, cannot activate and
+//     why, ...; and A's request state after the step): one per KeyPress,
+//     the step's last action. Adapters answer from it (a feature code's
+//     603 reason phrase, the API's 201/200/409, the offer's prompt after
+//     5), never from the screen, which is what the phone shows.
 //   - Recall: UCware automatic recall (F29): ring A for Ring, report
 //     RecallAnswered when A answers (the engine then sends PlaceCall), give
 //     up by yourself after Ring.

@@ -29,6 +29,7 @@ type Engine struct {
 	out       []Action
 	restoring bool
 	recheck   []string // lines to evaluate again at the end of the step
+	pressed   *Pressed // the key press being stepped: what it came to
 }
 
 type lineState struct {
@@ -93,6 +94,7 @@ func (e *Engine) Step(now time.Time, ev Event) []Action {
 	case CallUpdate:
 		e.callUpdate(ev)
 	case KeyPress:
+		e.pressed = &Pressed{DN: ev.DN, Key: ev.Key}
 		e.key(ev)
 	case RecallAnswered:
 		e.recallAnswered(ev)
@@ -236,6 +238,13 @@ func (e *Engine) flush() []Action {
 		e.recheck = e.recheck[1:]
 		e.evaluate(dn, false)
 	}
+	if p := e.pressed; p != nil { // last: its State is the step's outcome
+		e.pressed = nil
+		if r := e.current(p.DN); r != nil {
+			p.State = r.State
+		}
+		e.emit(*p)
+	}
 	out := e.out
 	e.out = nil
 	return out
@@ -252,7 +261,18 @@ func (e *Engine) show(dn string, s screen.Screen) {
 	e.emit(ShowScreen{DN: dn, Screen: s})
 }
 
-func (e *Engine) keyNotActive(dn string) { e.show(dn, screen.Screen{Kind: screen.KeyNotActive}) }
+func (e *Engine) keyNotActive(dn string) {
+	e.answer(KeyInactive)
+	e.show(dn, screen.Screen{Kind: screen.KeyNotActive})
+}
+
+// answer records what the key press being stepped came to; outside a key
+// press (a recall answered) there is nobody to answer.
+func (e *Engine) answer(r KeyResult) {
+	if e.pressed != nil {
+		e.pressed.Result, e.pressed.Why = r, NotRefused
+	}
+}
 
 func (e *Engine) persist(r *Request) { e.emit(Persist{Request: *r}) }
 

@@ -76,12 +76,7 @@ const (
 
 var outcomeNames = [...]string{"proceeding", "ringing", "busy", "no-answer", "unregistered", "dnd-reject", "answered"}
 
-func (o Outcome) String() string {
-	if o >= 0 && int(o) < len(outcomeNames) {
-		return outcomeNames[o]
-	}
-	return fmt.Sprintf("Outcome(%d)", int(o))
-}
+func (o Outcome) String() string { return nameOf(o, outcomeNames[:], "Outcome") }
 
 // CallUpdate reports A's call From -> To: where it is or how it ended. Send
 // it on every change; the last one per caller counts.
@@ -112,12 +107,7 @@ const (
 
 var keyNames = [...]string{"callback", "dial", "cancel", "exit", "ok"}
 
-func (k Key) String() string {
-	if k >= 0 && int(k) < len(keyNames) {
-		return keyNames[k]
-	}
-	return fmt.Sprintf("Key(%d)", int(k))
-}
+func (k Key) String() string { return nameOf(k, keyNames[:], "Key") }
 
 // CallState is A's call state when the key is pressed (F2: the CallBack key
 // is live on hook, in ring out and in connected transfer).
@@ -133,12 +123,7 @@ const (
 
 var stateNames = [...]string{"on-hook", "dialing", "ring-out", "connected", "connected-transfer"}
 
-func (c CallState) String() string {
-	if c >= 0 && int(c) < len(stateNames) {
-		return stateNames[c]
-	}
-	return fmt.Sprintf("CallState(%d)", int(c))
-}
+func (c CallState) String() string { return nameOf(c, stateNames[:], "CallState") }
 
 // KeyPress: A's line DN pressed Key in call state State.
 type KeyPress struct {
@@ -149,6 +134,10 @@ type KeyPress struct {
 	// Code: pressed as a feature code (`*39` dialed), not a softkey. When B
 	// is available, `*39` is Dial (GUIDE: phones without softkeys).
 	Code bool
+	// Request names the request a Dial is for (the API's
+	// /callbacks/{id}/dial): when it is not DN's available request,
+	// nothing happens and A's screen stays (Pressed NotAvailable).
+	Request int64
 }
 
 // RecallAnswered: A answered the automatic recall of request ID (F29).

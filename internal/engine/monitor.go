@@ -92,7 +92,7 @@ func (e *Engine) notify(r *Request, dn string) {
 	case r.Recall: // F29: ring A first
 		e.emit(Recall{ID: r.ID, A: r.A, B: dn, Ring: e.p.WaitTime})
 	default: // F12
-		e.emit(Alert{DN: r.A})
+		e.emit(Alert{DN: r.A, About: dn})
 		e.show(r.A, screen.Screen{Kind: screen.Available, DN: dn, At: r.Notice})
 	}
 }
@@ -151,11 +151,13 @@ func (e *Engine) dialReq(r *Request, holdFirst, onRecall bool) {
 	to := r.B
 	if r.PeerB == "" {
 		if e.configured(r.B) == nil { // F24: B was removed
+			e.answer(BRemoved)
 			e.emit(Reorder{DN: r.A})
 			return
 		}
 		to = e.dialTarget(r)
 	}
+	e.answer(Dialed)
 	e.emit(PlaceCall{ID: r.ID, From: r.A, To: to, Peer: r.PeerB,
 		OverrideForwarding: true, HoldFirst: holdFirst, OnRecall: onRecall})
 	e.endShowing(r, EndCompleted, screen.Screen{Kind: screen.Completed, DN: to}, true)

@@ -44,6 +44,12 @@ type Params struct {
 	// Default: a name only must not contain '#' or '*' (the seeds' reason),
 	// since display names have letters. Numbers are always digits and spaces.
 	StrictNames bool
+	// Announce: F28, a failed call's caller hears the offer as early media
+	// ("... is busy. Press 5 to be called back."); off, it is only the
+	// CallBack softkey and `*39`. BusyTone: UCware CC_BUSY_TONE, the busy
+	// tone instead of the announcement (with Announce only). Both off in
+	// DefaultParams; the configuration's default announces.
+	Announce, BusyTone bool
 
 	// OfferWindow: how long after a failed call, on hook, the CallBack key
 	// (`*39`) still activates on it (UCware "after hanging up with *39").

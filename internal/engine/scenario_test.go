@@ -22,14 +22,14 @@ import (
 //
 // Commands (see each file for use):
 //
-//	new [policy=fifo] [t1= t3= window= lifetime= lifetime-ccnr= wait=] [ccnr=off] [external] [disabled] [strict-names]
+//	new [policy=fifo] [t1= t3= window= lifetime= lifetime-ccnr= wait=] [ccnr=off] [external] [disabled] [strict-names] [announce] [busy-tone]
 //	params ...                   same keys, changed live (SetParams)
 //	lines DN...                  add phone lines, registered and idle
 //	line DN [name=] [kind=] [peer=] [cc] [dnd[=off]] [cfa= cfb= cfna=] [recall[=off]]
 //	status DN idle|in-call|busy|unregistered   (in-call: off hook below the busy trigger)
 //	remove DN | reset DN | login DN | logout DN
 //	call A B OUTCOME [reached=] [peer=] [cc] [from-name=] [to-name=]
-//	key DN callback|dial|cancel|exit|ok [state=] [dn=] [code]
+//	key DN callback|dial|cancel|exit|ok [state=] [dn=] [code] [request=]
 //	recall-answered DN id=
 //	peer PEER TYPE ref= [a= b= kind=]
 //	peer-call PEER ref= b=
@@ -120,7 +120,15 @@ func (h *harness) do(d *datadriven.TestData) string {
 		if s, ok := named["state"]; ok {
 			k.State = parse[CallState](h.t, s, stateNames[:])
 		}
-		return h.step(k)
+		if v, ok := named["request"]; ok {
+			k.Request = h.int(v)
+		}
+		acts := h.e.Step(h.now, k)
+		// One answer per key press, for the line that pressed, last.
+		if p, ok := acts[len(acts)-1].(Pressed); !ok || p.DN != k.DN || p.Key != k.Key {
+			h.t.Errorf("%s: key press not answered last: %v", d.Pos, acts)
+		}
+		return h.apply(acts)
 	case "recall-answered":
 		return h.step(RecallAnswered{ID: h.int(named["id"]), DN: arg(0)})
 	case "peer":
@@ -178,6 +186,13 @@ func args(d *datadriven.TestData) (pos []string, named map[string]string) {
 
 func has(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 
+// flag sets f from the named argument k: on, unless its value is "off".
+func flag(named map[string]string, k string, f *bool) {
+	if v, ok := named[k]; ok {
+		*f = v != "off"
+	}
+}
+
 func parse[T ~int](t *testing.T, s string, names []string) T {
 	i := slices.Index(names, s)
 	if i < 0 {
@@ -213,21 +228,15 @@ func (h *harness) params(p Params, pos []string, named map[string]string) Params
 	if v, ok := named["policy"]; ok {
 		p.Policy = map[string]Policy{"fifo": FIFO, "notify-all": NotifyAll}[v]
 	}
-	if v, ok := named["ccnr"]; ok {
-		p.CCNREnabled = v != "off"
-	}
-	if v, ok := named["external"]; ok {
-		p.External = v != "off"
-	}
-	if v, ok := named["enabled"]; ok {
-		p.Enabled = v != "off"
-	}
+	flag(named, "ccnr", &p.CCNREnabled)
+	flag(named, "external", &p.External)
+	flag(named, "enabled", &p.Enabled)
 	if has(named, "disabled") {
 		p.Enabled = false
 	}
-	if v, ok := named["strict-names"]; ok {
-		p.StrictNames = v != "off"
-	}
+	flag(named, "strict-names", &p.StrictNames)
+	flag(named, "announce", &p.Announce)
+	flag(named, "busy-tone", &p.BusyTone)
 	return p
 }
 
@@ -241,20 +250,15 @@ func (h *harness) line(dn string, named map[string]string) Line {
 			*f = v
 		}
 	}
-	flag := func(k string, f *bool) {
-		if v, ok := named[k]; ok {
-			*f = v != "off"
-		}
-	}
 	set("name", &l.Name)
 	set("peer", &l.Peer)
 	set("cfa", &l.ForwardAll)
 	set("cfb", &l.ForwardBusy)
 	set("cfna", &l.ForwardNoAnswer)
-	flag("cc", &l.PeerCC)
-	flag("dnd", &l.DND)
-	flag("recall", &l.AutoRecall)
-	flag("nokey", &l.NoCallBack)
+	flag(named, "cc", &l.PeerCC)
+	flag(named, "dnd", &l.DND)
+	flag(named, "recall", &l.AutoRecall)
+	flag(named, "nokey", &l.NoCallBack)
 	if v, ok := named["kind"]; ok {
 		l.Kind = map[string]LineKind{"phone": Phone, "routepoint": RoutePoint, "voicemail": Voicemail}[v]
 	}
@@ -331,9 +335,16 @@ func (h *harness) restart() string {
 // promises, and renders them one per line.
 func (h *harness) apply(acts []Action) string {
 	var b strings.Builder
-	ended := map[string]bool{} // A of a request deleted in this step: A must be shown its end
-	for _, a := range acts {
+	ended := map[string]bool{}     // A of a request deleted in this step: A must be shown its end
+	alerted := map[string]string{} // A -> the line its alert is about
+	for i, a := range acts {
 		switch a := a.(type) {
+		case Pressed:
+			if i != len(acts)-1 {
+				h.t.Errorf("%v is not the step's last action", a)
+			}
+		case Alert:
+			alerted[a.DN] = a.About
 		case StartTimer:
 			h.timers[a.Timer] = a.At
 			fmt.Fprintf(&b, "timer %s at %s\n", a.Timer, a.At.Format("15:04:05"))
@@ -367,6 +378,10 @@ func (h *harness) apply(acts []Action) string {
 				delete(h.screens, a.DN)
 			} else {
 				h.screens[a.DN] = a.Screen
+			}
+			// F20: the alert is about the line the screen says is available.
+			if about, ok := alerted[a.DN]; ok && a.Screen.Kind == screen.Available && about != a.Screen.DN {
+				h.t.Errorf("alert to %s about %s, screen about %s", a.DN, about, a.Screen.DN)
 			}
 			// B3: a request is stored before the screen says it is active.
 			if k := a.Screen.Kind; k == screen.Activated || k == screen.Available {
