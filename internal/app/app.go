@@ -313,7 +313,7 @@ func (a *App) Registrations() []store.Registration { return a.Registrar.All() }
 func (a *App) RegistrationCount() int              { return a.Registrar.Count() }
 func (a *App) ActiveCalls() int                    { return a.B2BUA.Calls() }
 
-func (a *App) Screen(dn string) (screen.Screen, bool)      { return a.Callback.Screen(dn) }
+func (a *App) Screen(dn string) (screen.Screen, bool) { return a.Callback.Screen(dn) }
 func (a *App) Press(dn, key string) (engine.Pressed, screen.Screen, error) {
 	return a.Callback.Press(dn, key)
 }
