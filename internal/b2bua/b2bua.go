@@ -9,7 +9,6 @@ package b2bua
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/store"
 )
 
@@ -93,15 +93,14 @@ type Config struct {
 
 // B2BUA places and relays calls. Create with New.
 type B2BUA struct {
-	cfg     Config
-	client  *sipgo.Client
-	dir     *directory.Directory
-	reg     *registrar.Registrar
-	lines   *linestate.Tracker
-	auth    *auth.Authenticator
-	log     *slog.Logger
-	local   map[string]Local // by transport, "UDP"/"TCP"
-	localIP net.IP
+	cfg    Config
+	client *sipgo.Client
+	dir    *directory.Directory
+	reg    *registrar.Registrar
+	lines  *linestate.Tracker
+	auth   *auth.Authenticator
+	log    *slog.Logger
+	msg    *sipmsg.Builder // the requests the server sends, from its addresses
 
 	mu   sync.Mutex
 	legs map[string]*leg // by Call-ID of the leg
@@ -148,12 +147,7 @@ type B2BUA struct {
 // New returns a B2BUA sending through client. local gives our address per
 // transport ("UDP", "TCP").
 func New(cfg Config, client *sipgo.Client, dir *directory.Directory, reg *registrar.Registrar, lines *linestate.Tracker, a *auth.Authenticator, local map[string]Local, log *slog.Logger) *B2BUA {
-	var ip net.IP
-	for _, l := range local {
-		ip = net.ParseIP(l.Host)
-		break
-	}
-	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, local: local, localIP: ip, log: log, legs: map[string]*leg{}}
+	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, msg: sipmsg.NewBuilder(local), log: log, legs: map[string]*leg{}}
 }
 
 // Calls returns the number of calls in progress (ringing or connected).
@@ -210,7 +204,7 @@ func (c *call) endReinvite() {
 
 func (b *B2BUA) addLeg(l *leg) {
 	b.mu.Lock()
-	b.legs[l.callID] = l
+	b.legs[l.CallID] = l
 	b.mu.Unlock()
 }
 
@@ -231,11 +225,11 @@ func (b *B2BUA) end(c *call) {
 	a, bl := c.a, c.b
 	c.mu.Unlock()
 	b.mu.Lock()
-	if a != nil && b.legs[a.callID] == a {
-		delete(b.legs, a.callID)
+	if a != nil && b.legs[a.CallID] == a {
+		delete(b.legs, a.CallID)
 	}
-	if bl != nil && b.legs[bl.callID] == bl {
-		delete(b.legs, bl.callID)
+	if bl != nil && b.legs[bl.CallID] == bl {
+		delete(b.legs, bl.CallID)
 	}
 	b.mu.Unlock()
 	if c.trunk == "" {
@@ -256,15 +250,9 @@ func (b *B2BUA) end(c *call) {
 	}
 }
 
-// respond answers a request, logging a transport failure once.
+// respond answers a request, logging a transport failure.
 func (b *B2BUA) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		b.log.Debug("respond failed", "code", code, "error", err)
-	}
+	sipmsg.Respond(tx, req, code, reason, b.log, hdrs...)
 }
 
 // HandleInvite takes an INVITE: a new call, or a re-INVITE in a dialog.
@@ -479,16 +467,16 @@ func (b *B2BUA) callFrom(req *sip.Request, caller, callee string, trunk *config.
 	}
 	from := req.From()
 	c.a = &leg{
-		call: c, name: "A", callID: callID,
-		localTag: sip.GenerateTagN(16), remoteTag: tagOf(from.Params),
-		local: *req.To().Address.Clone(), remote: *from.Address.Clone(),
-		dest: req.Source(), transport: strings.ToUpper(req.Transport()),
+		call: c, name: "A", Dialog: &sipmsg.Dialog{CallID: callID,
+			LocalTag: sip.GenerateTagN(16), RemoteTag: tagOf(from.Params),
+			Local: *req.To().Address.Clone(), Remote: *from.Address.Clone(),
+			Dest: req.Source(), Transport: strings.ToUpper(req.Transport())},
 		inviteCSeq: req.CSeq().SeqNo,
 	}
 	if ct := req.Contact(); ct != nil {
-		c.a.target = *ct.Address.Clone()
+		c.a.Target = *ct.Address.Clone()
 	} else {
-		c.a.target = *from.Address.Clone()
+		c.a.Target = *from.Address.Clone()
 	}
 	b.addLeg(c.a)
 	if c.trunk == "" { // an outside caller has no line state here

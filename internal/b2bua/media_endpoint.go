@@ -59,7 +59,7 @@ func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
 	ip := b.cfg.MediaIP
 	if !ip.IsValid() {
 		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		if a, ok := netip.AddrFromSlice(b.localIP); ok {
+		if a, ok := netip.AddrFromSlice(b.msg.IP()); ok {
 			ip = a.Unmap()
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 // Connect is third-party call control (RFC 3725): the server places a call
@@ -63,7 +64,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		if err := b.client.WriteRequest(ack, noBuild); err != nil {
 			b.log.Debug("connect: ack", "error", err)
 		}
-		go b.fireAndForget(b.request(aLeg, sip.BYE, aLeg.cseq.Add(1)))
+		go b.fireAndForget(b.request(aLeg, sip.BYE, aLeg.CSeq.Add(1)))
 		b.end(c)
 		return why
 	}
@@ -82,7 +83,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 
 	// Step 2: ring B with A's offer.
 	offer := emptyInvite()
-	copyBody(relA.res, offer)
+	sipmsg.CopyBody(relA.res, offer)
 	bAnswer := make(chan answered, 1)
 	bFail := make(chan error, 1)
 	rb := &ringing{
@@ -159,7 +160,7 @@ func (b *B2BUA) ringCaller(caller, callee, calleeName string, devices []registra
 	c := &call{caller: caller, callee: callee}
 	aLeg, relA := b.dialogOf(fa)
 	aLeg.call, aLeg.name = c, "A"
-	c.id, c.a = aLeg.callID, aLeg
+	c.id, c.a = aLeg.CallID, aLeg
 	b.addLeg(aLeg)
 	b.lines.Originate(caller, c.id)
 	return c, relA, nil
@@ -176,9 +177,9 @@ type answered struct {
 // whose ACK (once stored) answers each retransmission of it.
 func (b *B2BUA) dialogOf(a answered) (*leg, *relayed) {
 	l := a.f.leg
-	l.remoteTag = tagOf(a.res.To().Params)
+	l.RemoteTag = tagOf(a.res.To().Params)
 	if ct := a.res.Contact(); ct != nil {
-		l.target = *ct.Address.Clone()
+		l.Target = *ct.Address.Clone()
 	}
 	rel := &relayed{invite: a.f.invite, res: a.res}
 	a.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })

@@ -49,7 +49,7 @@ func (b *B2BUA) offerable(req *sip.Request, why Outcome) bool {
 func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *call, code int, reason string, why Outcome, started time.Time) {
 	final := func() {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		res.To().Params.Add("tag", c.a.localTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+		res.To().Params.Add("tag", c.a.LocalTag) // the tag of our 18x (RFC 3261 8.2.6.2)
 		if err := tx.Respond(res); err != nil {
 			b.log.Debug("respond failed", "code", code, "error", err)
 		}
@@ -88,8 +88,8 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 183, "Session Progress", nil)
-	res.To().Params.Add("tag", c.a.localTag)
-	res.AppendHeader(b.contact(c.callee, c.a.transport))
+	res.To().Params.Add("tag", c.a.LocalTag)
+	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody(answer)
 	if err := tx.Respond(res); err != nil {
@@ -225,7 +225,7 @@ func (b *B2BUA) reoffer(l *leg, srv *serverSide, req *sip.Request, tx sip.Server
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	res.AppendHeader(b.contact(l.local.User, l.transport))
+	res.AppendHeader(b.msg.Contact(l.Local.User, l.Transport))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody(answer)
 	stop := make(chan struct{})
@@ -235,5 +235,5 @@ func (b *B2BUA) reoffer(l *leg, srv *serverSide, req *sip.Request, tx sip.Server
 	if err := tx.Respond(res); err != nil {
 		b.log.Debug("answer re-INVITE", "error", err)
 	}
-	go b.awaitAck(c, tx, res, stop, sip.IsReliable(l.transport))
+	go b.awaitAck(c, tx, res, stop, sip.IsReliable(l.Transport))
 }

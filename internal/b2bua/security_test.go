@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 // TestB7_EndpointForeignKeys: a stranger's "5" to an endpoint's port,
@@ -96,7 +97,7 @@ func TestB7_ScreenResponses(t *testing.T) {
 	inv.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	callID := sip.CallIDHeader("x")
 	inv.AppendHeader(&callID)
-	f := &fork{leg: &leg{callID: "x"}, invite: inv}
+	f := &fork{leg: &leg{Dialog: &sipmsg.Dialog{CallID: "x"}}, invite: inv}
 	res := func(code int, tag string) *sip.Response {
 		r := sip.NewResponseFromRequest(inv, code, "R", nil)
 		r.To().Params.Remove("tag") // sipgo adds one to a 2xx

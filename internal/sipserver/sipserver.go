@@ -32,6 +32,7 @@ import (
 	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/store"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
@@ -667,12 +668,5 @@ func malformed(req *sip.Request) string {
 	return ""
 }
 
-func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, log *slog.Logger, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		log.Debug("respond failed", "code", code, "error", err)
-	}
-}
+// respond answers a request (sipmsg.Respond: written once, for the B2BUA too).
+var respond = sipmsg.Respond
