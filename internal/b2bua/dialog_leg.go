@@ -30,6 +30,16 @@ type leg struct {
 	sdp atomic.Pointer[[]byte]
 }
 
+// confirm completes the dialog from the other party's 2xx to our INVITE
+// (RFC 3261 12.1.2): its To tag is the remote tag, its Contact the remote
+// target.
+func (l *leg) confirm(res *sip.Response) {
+	l.RemoteTag = tagOf(res.To().Params)
+	if ct := res.Contact(); ct != nil {
+		l.Target = *ct.Address.Clone()
+	}
+}
+
 // sent records a session description sent to the party.
 func (l *leg) sent(m sip.Message) {
 	if b := m.Body(); len(b) > 0 {

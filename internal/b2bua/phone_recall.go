@@ -79,10 +79,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 	c.mu.Lock()
 	c.srv, c.eps = srv, []*endpoint{ep}
 	c.mu.Unlock()
-	relA.storeAck(b.ack(aLeg, relA.invite, nil, nil)) // the offer was ours, the answer in the 200
-	if err := b.client.WriteRequest(relA.loadAck(), noBuild); err != nil {
-		b.log.Info("recall: ack failed", "call", c.id, "error", err)
-	}
+	b.ackAnswer(aLeg, relA, nil, nil) // the offer was ours, the answer in the 200
 	if err := ep.accept(relA.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", caller, err)
@@ -180,15 +177,6 @@ func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) e
 // errHungUp: A hung up during the recall.
 var errHungUp = errors.New("recall: the caller hung up")
 
-// failed is B's failure to answer the recall's call.
-type failed struct {
-	code   int
-	reason string
-	why    Outcome
-}
-
-func (f *failed) Error() string { return fmt.Sprintf("%d %s", f.code, f.reason) }
-
 // recallRing rings B's devices with the server's offer while A hears
 // ringback, and on B's answer relays the media between them.
 func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devices []Binding, locale string) error {
@@ -207,42 +195,18 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	inv.SetBody(epB.offer())
-	bAnswer := make(chan answered, 1)
-	bFail := make(chan *failed, 1)
-	rb := &ringing{
-		b: b, c: c, req: inv, callerName: callerName,
-		responses: make(chan forkResponse),
-		timeout:   b.cfg.NoAnswerTimeout,
-		abort:     srv.bye,
-		onAnswer:  func(f *fork, res *sip.Response) { bAnswer <- answered{f, res} },
-		onFail: func(code int, reason string, why Outcome) {
-			if code == 486 || code == 600 {
-				why = FailBusy
-			}
-			bFail <- &failed{code, reason, why}
-		},
-	}
-	rb.run(devices, time.Now())
-	var fb answered
-	select {
-	case f := <-bFail:
+	fb, f := b.ringDevices(c, inv, callerName, devices, b.cfg.NoAnswerTimeout, srv.bye)
+	switch {
+	case f != nil:
 		b.lines.Ended(to, c.id)
 		return f
-	case fb = <-bAnswer:
-	default:
-		return errHungUp // run returned through abort; it ended the call
+	case fb.f == nil:
+		return errHungUp // the ringing stopped when A hung up; it ended the call
 	}
-
-	bLeg, relB := b.dialogOf(fb)
-	relB.storeAck(b.ack(bLeg, fb.f.invite, nil, nil))
-	if err := b.client.WriteRequest(relB.loadAck(), noBuild); err != nil {
-		b.log.Info("recall: ack failed", "call", c.id, "error", err)
-	}
+	b.joinCallee(c, fb)
 	c.mu.Lock()
-	c.b = bLeg
 	c.srv = nil
 	c.mu.Unlock()
-	b.addLeg(bLeg)
 	if err := epB.accept(fb.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", to, err)

@@ -341,10 +341,7 @@ func (b *B2BUA) screen(f *fork, res *sip.Response, warned *bool) *sip.Response {
 // answered first, or the caller hung up): ACK it, then BYE (RFC 3261 15).
 func (b *B2BUA) dropAnswer(f *fork, res *sip.Response) {
 	l := f.leg
-	l.RemoteTag = tagOf(res.To().Params)
-	if ct := res.Contact(); ct != nil {
-		l.Target = *ct.Address.Clone()
-	}
+	l.confirm(res)
 	ack := b.ack(l, f.invite, nil, nil)
 	if err := b.client.WriteRequest(ack, noBuild); err != nil {
 		b.log.Debug("ack late answer", "error", err)
@@ -404,10 +401,7 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 		return
 	}
 	l := f.leg
-	l.RemoteTag = tagOf(in.To().Params)
-	if ct := in.Contact(); ct != nil {
-		l.Target = *ct.Address.Clone()
-	}
+	l.confirm(in)
 	rel := &relayed{invite: f.invite, res: in, stop: make(chan struct{})}
 	c.mu.Lock()
 	c.b = l
