@@ -3,8 +3,45 @@
 // INVITE goes to every registered device of the called line (B legs, forked
 // in parallel as in 16.7), first answer wins. Every message of the call
 // passes through the server, which is what lets it see a line's calls (busy
-// trigger, line state) and, in later issues, take a failed call over for Call
-// Back. SDP passes end to end unchanged: media does not touch the server.
+// trigger, line state) and take a failed call over for Call Back.
+//
+// Its files are named by role:
+//   - relay (b2bua.go, relay_*.go): who an INVITE acts for, where the
+//     dialed number leads (route points, forwarding, DND, trunks), forking
+//     and the no-answer timer. SDP of a relayed call passes end to end
+//     unchanged: its media does not touch the server.
+//   - dialog layer (dialog*.go): the legs of a call, in-dialog requests
+//     relayed (BYE, re-INVITE, INFO, ...), the ACK of each 2xx, hold, and
+//     answered calls stored and restored after a restart.
+//   - the server acting as a phone (phone_*.go): the Call Back offer as
+//     early media, the automatic recall, Dial (third-party call control),
+//     MESSAGE screens and the recall alert; the recall and Dial share one
+//     "ring A, then connect B" path (phone_ring.go). Here the media does
+//     touch the server: the offer and the recall play prompts and tones
+//     and listen for keys, and a recall relays RTP between A and B.
+//   - media endpoints (media_endpoint.go): the server's RTP socket, SDP
+//     offer/answer and playout on one leg, and the relay of two.
+//
+// They stay one package because they share the call and its legs: the
+// relay, the dialog layer and the server-as-a-phone all act on the same
+// *call (its legs, the server side standing in for a party, its endpoints
+// and relay), under one lock and one table of legs by Call-ID; splitting it
+// would mean exporting that state between packages. What separates
+// cleanly lives apart: the request builders in internal/sipmsg, the fake
+// transaction for tests in internal/siptest, the SDP and RTP in
+// internal/media.
+//
+// The dialog layer is our own, not sipgo's dialog sessions nor
+// emiago/diago: sipgo keeps its sessions in a private table filled only by
+// an INVITE it sent or received, so a call restored after a restart could
+// not be put back; it uses one Contact for all dialogs, where each leg's
+// Contact names the DN it stands for; and it has no notion of a relayed
+// 2xx, whose ACK (with a late answer, RFC 3261 13.2.1) is passed to the
+// other leg and resent on each retransmission of that 2xx. Forking to a
+// line's devices with CANCEL after the first provisional (9.1) and ACK and
+// BYE for a late answer is ours either way. diago brings its own user
+// agent and media stack, where requests here are routed and authenticated
+// by sipserver and the media (relay, latching, RFC 4733) is internal/media.
 package b2bua
 
 import (

@@ -26,7 +26,7 @@ type leg struct {
 	inviteCSeq uint32 // CSeq of the party's initial INVITE (A leg)
 
 	// sdp is the session description last sent to the party (the other
-	// party's, relayed): the base of a hold offer (hold.go).
+	// party's, relayed): the base of a hold offer (dialog_hold.go).
 	sdp atomic.Pointer[[]byte]
 }
 

@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -20,7 +19,7 @@ import (
 // endpoint: one UDP socket, SDP offer/answer (internal/media, RFC 3264), a
 // Stream playing what the server says and a Receiver listening for key
 // presses (RFC 4733). A recall that connects A to B relays RTP between two
-// endpoints' sockets (media.Relay); see recall.go for why relay.
+// endpoints' sockets (media.Relay); see phone_recall.go for why relay.
 
 // endpoint is the server's media on one call leg.
 type endpoint struct {
@@ -317,16 +316,6 @@ type silence struct{}
 
 func (silence) Frame(dst []int16) bool { clear(dst); return true }
 
-// prompt is an announcement in a locale (English when it has none, F34),
-// or nothing when the prompt is missing (logged once by the caller).
-func prompt(locale, name string) (media.Source, error) {
-	s, err := media.Prompt(locale, name)
-	if err != nil {
-		return nil, err
-	}
-	return media.NewSamples(s, false), nil
-}
-
 // tone is a tone of the country of a locale (F34), lasting at most d.
 func tone(locale string, kind media.ToneKind, d time.Duration) media.Source {
 	plan, err := media.Tone(countryOf(locale), kind)
@@ -363,6 +352,3 @@ func (l *limited) Frame(dst []int16) bool {
 	l.left--
 	return l.src.Frame(dst)
 }
-
-// errNoMedia: the party's SDP cannot be used (no common codec, malformed).
-var errNoMedia = errors.New("no usable media")

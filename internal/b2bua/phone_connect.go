@@ -1,13 +1,13 @@
 package b2bua
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
@@ -60,7 +60,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 
 	// reject acknowledges A's 200 with streams refused and hangs up.
 	reject := func(why error) error {
-		b.ackAnswer(aLeg, relA, rejectAll(relA.res.Body()), sip.NewHeader("Content-Type", "application/sdp"))
+		b.ackAnswer(aLeg, relA, media.RejectAll(relA.res.Body()), sip.NewHeader("Content-Type", "application/sdp"))
 		go b.fireAndForget(b.request(aLeg, sip.BYE, aLeg.CSeq.Add(1)))
 		b.end(c)
 		return why
@@ -107,17 +107,3 @@ func (b *B2BUA) Connect(caller, callee string) error {
 // ackWindow bounds how long B may ring in Connect: A retransmits its
 // unacknowledged 200 for 64*T1 = 32 s (RFC 3261 13.3.1.4) and then hangs up.
 const ackWindow = 30 * time.Second
-
-// rejectAll answers an SDP offer refusing every stream: each m= line with
-// port 0 and its first format (RFC 3264 section 6).
-func rejectAll(offer []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("v=0\r\no=callbackd 0 0 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n")
-	for _, line := range bytes.Split(offer, []byte("\n")) {
-		f := bytes.Fields(line)
-		if len(f) >= 4 && bytes.HasPrefix(f[0], []byte("m=")) {
-			fmt.Fprintf(&b, "%s 0 %s %s\r\n", f[0], f[2], f[3])
-		}
-	}
-	return b.Bytes()
-}

@@ -33,7 +33,7 @@ type ringing struct {
 	b          *B2BUA
 	c          *call
 	req        *sip.Request          // the INVITE being forked: its body and Max-Forwards go to each device
-	tx         sip.ServerTransaction // its transaction; nil when the server itself calls (connect.go)
+	tx         sip.ServerTransaction // its transaction; nil when the server itself calls (phone_ring.go)
 	callerName string
 	responses  chan forkResponse
 	forks      []*fork

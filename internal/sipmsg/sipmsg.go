@@ -138,11 +138,6 @@ func (b *Builder) Request(d *Dialog, method sip.RequestMethod, cseq uint32) *sip
 	return req
 }
 
-// Next builds the next request in dialog d: its CSeq one above the last.
-func (b *Builder) Next(d *Dialog, method sip.RequestMethod) *sip.Request {
-	return b.Request(d, method, d.CSeq.Add(1))
-}
-
 // Ack builds the ACK for a 2xx to an INVITE we sent in d (13.2.2.4): same
 // CSeq number, a new branch, sent to the remote target, carrying body (an
 // answer to an offer in the 2xx, 13.2.1) when given.
