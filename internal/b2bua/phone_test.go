@@ -1,0 +1,235 @@
+package b2bua
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/siptest"
+)
+
+// results collects what OnResult is told.
+type results struct {
+	mu  sync.Mutex
+	got []Result
+}
+
+func (r *results) add(res Result) {
+	r.mu.Lock()
+	r.got = append(r.got, res)
+	r.mu.Unlock()
+}
+
+func (r *results) last() Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.got) == 0 {
+		return Result{}
+	}
+	return r.got[len(r.got)-1]
+}
+
+// TestConnectRingsAThenB: Dial (RFC 3725 Flow I) rings A with the recall
+// Alert-Info and B's number, passes A's offer to B, ACKs B, then ACKs A
+// with B's answer; the call is stored and counted.
+func TestConnectRingsAThenB(t *testing.T) {
+	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
+		if req.Method == sip.INVITE {
+			return []*sip.Response{pa.reply(req, 180, ""), pa.reply(req, 200, offerSDP)}
+		}
+		return []*sip.Response{pa.reply(req, 200, "")}
+	})
+	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
+		if req.Method == sip.INVITE {
+			return []*sip.Response{pb.reply(req, 200, answerSDP)}
+		}
+		return []*sip.Response{pb.reply(req, 200, "")}
+	})
+	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
+	var rs results
+	b.OnResult = rs.add
+	if err := b.Connect("1001", "1002"); err != nil {
+		t.Fatal(err)
+	}
+	invA := pa.next(sip.INVITE)
+	if h := invA.GetHeader("Alert-Info"); h == nil || h.Value() != RecallAlertInfo || invA.From().Address.User != "1002" || len(invA.Body()) != 0 {
+		t.Errorf("INVITE to A: want the recall Alert-Info, From 1002, no SDP:\n%s", invA)
+	}
+	invB := pb.next(sip.INVITE)
+	if string(invB.Body()) != offerSDP || invB.From().Address.User != "1001" {
+		t.Errorf("INVITE to B: want A's offer from 1001:\n%s", invB)
+	}
+	pb.next(sip.ACK)
+	ackA := pa.next(sip.ACK)
+	if string(ackA.Body()) != answerSDP || ackA.CSeq().SeqNo != invA.CSeq().SeqNo {
+		t.Errorf("ACK to A: want B's answer with the INVITE's CSeq (RFC 3261 13.2.1):\n%s", ackA)
+	}
+	if b.Calls() != 1 || st.stored() != 1 {
+		t.Errorf("after Connect: %d calls, %d stored; want 1, 1", b.Calls(), st.stored())
+	}
+	if r := rs.last(); r.Outcome != Answered || r.Caller != "1001" || r.Callee != "1002" {
+		t.Errorf("result %+v, want 1001 -> 1002 answered", r)
+	}
+}
+
+// TestConnectCalleeBusy: when B's device is busy, A's answer is
+// acknowledged refusing its streams (port 0, RFC 3264 6), A gets BYE and
+// Call Back is told B was busy.
+func TestConnectCalleeBusy(t *testing.T) {
+	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
+		if req.Method == sip.INVITE {
+			return []*sip.Response{pa.reply(req, 200, offerSDP)}
+		}
+		return []*sip.Response{pa.reply(req, 200, "")}
+	})
+	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
+		if req.Method == sip.INVITE {
+			return []*sip.Response{pb.reply(req, 486, "")}
+		}
+		return nil
+	})
+	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
+	var rs results
+	b.OnResult = rs.add
+	if err := b.Connect("1001", "1002"); err == nil || !strings.Contains(err.Error(), "486") {
+		t.Fatalf("Connect = %v, want B's 486", err)
+	}
+	ack := pa.next(sip.ACK)
+	if !strings.Contains(string(ack.Body()), "m=audio 0 ") {
+		t.Errorf("ACK to A does not refuse the stream:\n%s", ack)
+	}
+	pa.next(sip.BYE)
+	if r := rs.last(); r.Outcome != FailBusy || r.Code != 486 {
+		t.Errorf("result %+v, want busy 486", r)
+	}
+	if b.Calls() != 0 || st.stored() != 0 {
+		t.Errorf("after a failed Connect: %d calls, %d stored; want none", b.Calls(), st.stored())
+	}
+}
+
+// TestConnectCallerDoesNotAnswer: when A declines, B is never rung.
+func TestConnectCallerDoesNotAnswer(t *testing.T) {
+	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
+		if req.Method == sip.INVITE {
+			return []*sip.Response{pa.reply(req, 603, "")}
+		}
+		return nil
+	})
+	pb := newPhone(t, nil)
+	b, _ := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
+	if err := b.Connect("1001", "1002"); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("Connect = %v, want A's refusal", err)
+	}
+	select {
+	case req := <-pb.reqs:
+		t.Fatalf("B got %s although A did not answer", req.Method)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if b.Calls() != 0 {
+		t.Errorf("Calls = %d, want 0", b.Calls())
+	}
+}
+
+// TestServerLeg: while the server itself is A's other party (the offer,
+// the recall before B answers), A's INFO carries a key, an unknown method
+// is refused 405 with Allow, a re-INVITE in the early dialog of the offer
+// gets 500 with Retry-After (RFC 3261 14.1), and BYE ends it.
+func TestServerLeg(t *testing.T) {
+	pa := newPhone(t, nil)
+	b, _ := testB2BUA(t, nil)
+	ep, err := b.newEndpoint("1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.close()
+	inv := fromA(pa, sip.INVITE, 1, offerSDP)
+	inv.To().Params.Remove("tag")
+	c := b.callFrom(inv, "1001", "1002", nil)
+	c.a.LocalTag = "srv-a"
+	srv := &serverSide{ep: ep, bye: make(chan struct{})}
+	c.srv = srv
+	handle := func(req *sip.Request) siptest.Result {
+		t.Helper()
+		tx := siptest.NewTx(req)
+		b.HandleInDialog(req, tx)
+		return tx.Result()
+	}
+
+	info := fromA(pa, sip.INFO, 2, "")
+	info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+	info.SetBody([]byte("Signal=5\r\nDuration=160\r\n"))
+	if got := handle(info).Code(); got != 200 {
+		t.Fatalf("INFO answered %d, want 200", got)
+	}
+	select {
+	case d := <-ep.digits:
+		if d != '5' {
+			t.Errorf("key %q, want 5", d)
+		}
+	case <-time.After(time.Second):
+		t.Error("the INFO's key was not heard")
+	}
+	bad := fromA(pa, sip.INFO, 3, "")
+	bad.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
+	bad.SetBody([]byte("5"))
+	if got := handle(bad).Code(); got != 415 {
+		t.Errorf("INFO text/plain answered %d, want 415", got)
+	}
+	if r := handle(fromA(pa, sip.UPDATE, 4, "")); r.Code() != 405 || r.Final.GetHeader("Allow") == nil {
+		t.Errorf("UPDATE answered %d (Allow %v), want 405 with Allow", r.Code(), r.Final.GetHeader("Allow"))
+	}
+	if r := handle(fromA(pa, sip.INVITE, 5, offerSDP)); r.Code() != 500 || r.Final.GetHeader("Retry-After") == nil {
+		t.Errorf("re-INVITE in the early dialog answered %d, want 500 with Retry-After", r.Code())
+	}
+	if got := handle(fromA(pa, sip.BYE, 6, "")).Code(); got != 200 {
+		t.Fatalf("BYE answered %d, want 200", got)
+	}
+	select {
+	case <-srv.bye:
+	default:
+		t.Error("BYE did not tell the server side A hung up")
+	}
+	b.end(c)
+}
+
+// TestSendText: a screen goes to each device of the line as a MESSAGE
+// (RFC 3428) from the service user, in a dialog of its own.
+func TestSendText(t *testing.T) {
+	pa := newPhone(t, okToAll)
+	b, _ := testB2BUA(t, map[string]*phone{"1001": pa})
+	if n := b.SendText("1001", "1002 is available"); n != 1 {
+		t.Fatalf("SendText = %d, want 1 device", n)
+	}
+	msg := pa.next(sip.MESSAGE)
+	if string(msg.Body()) != "1002 is available" || msg.From().Address.User != ServiceUser ||
+		!strings.HasPrefix(msg.ContentType().Value(), "text/plain") || msg.To().Address.User != "1001" {
+		t.Errorf("MESSAGE:\n%s", msg)
+	}
+}
+
+// TestAlert: the audio alert rings the line's device with the recall
+// Alert-Info, then cancels it (after its provisional response, RFC 3261
+// 9.1).
+func TestAlert(t *testing.T) {
+	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
+		switch req.Method {
+		case sip.INVITE:
+			return []*sip.Response{pa.reply(req, 180, "")}
+		case sip.CANCEL:
+			return []*sip.Response{pa.reply(req, 200, "")}
+		}
+		return nil
+	})
+	b, _ := testB2BUA(t, map[string]*phone{"1001": pa})
+	b.Alert("1001", "1002", 50*time.Millisecond)
+	inv := pa.next(sip.INVITE)
+	if h := inv.GetHeader("Alert-Info"); h == nil || h.Value() != RecallAlertInfo || len(inv.Body()) != 0 {
+		t.Errorf("alert INVITE:\n%s", inv)
+	}
+	if c := pa.next(sip.CANCEL); c.CallID().Value() != inv.CallID().Value() {
+		t.Errorf("CANCEL of another call:\n%s", c)
+	}
+}
