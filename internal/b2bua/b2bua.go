@@ -217,8 +217,8 @@ type call struct {
 	// other party (announcement, recall before B answers); eps are closed
 	// and relay stopped when the call ends.
 	srv   *serverSide
-	eps   []*endpoint
-	relay *relay
+	eps   []*Endpoint
+	relay *Relay
 }
 
 // startReinvite marks a re-INVITE in progress in c; false when one already
@@ -277,10 +277,10 @@ func (b *B2BUA) end(c *call) {
 	eps, rl := c.eps, c.relay
 	c.mu.Unlock()
 	if rl != nil {
-		rl.stop()
+		rl.Stop()
 	}
 	for _, e := range eps {
-		e.close()
+		e.Close()
 	}
 	if bl != nil { // it was answered, so it was stored
 		b.forget(c)

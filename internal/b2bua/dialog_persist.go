@@ -83,7 +83,7 @@ func (b *B2BUA) save(c *call) {
 	c.mu.Lock()
 	rec := savedCall{Caller: c.caller, Trunk: c.trunk, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
 	if r := c.relay; r != nil {
-		ra, rb := r.remotes()
+		ra, rb := r.Remotes()
 		rec.Relay = &savedRelay{A: r.a.conn.LocalAddr().String(), B: r.b.conn.LocalAddr().String(),
 			ARemote: ra.String(), BRemote: rb.String()}
 	}
@@ -99,11 +99,11 @@ func (b *B2BUA) save(c *call) {
 
 // restoreRelay binds a relayed call's sockets again and relays on.
 func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
-	var eps [2]*endpoint
+	var eps [2]*Endpoint
 	for i, side := range []struct{ local, remote, party string }{{s.A, s.ARemote, c.caller}, {s.B, s.BRemote, c.callee}} {
 		local, err := netip.ParseAddrPort(side.local)
 		if err == nil {
-			eps[i] = &endpoint{digits: make(chan rune, 1), party: side.party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP}
+			eps[i] = &Endpoint{digits: make(chan rune, 1), party: side.party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP}
 			eps[i].sess.Remote, err = netip.ParseAddrPort(side.remote)
 		}
 		if err == nil {
@@ -111,13 +111,13 @@ func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
 		}
 		if err != nil {
 			if i == 1 {
-				eps[0].close()
+				eps[0].Close()
 			}
 			return err
 		}
 	}
 	c.eps = eps[:]
-	c.relay = startRelay(eps[0], eps[1])
+	c.relay = StartRelay(eps[0], eps[1])
 	return nil
 }
 

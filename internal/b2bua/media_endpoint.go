@@ -21,8 +21,8 @@ import (
 // presses (RFC 4733). A recall that connects A to B relays RTP between two
 // endpoints' sockets (media.Relay); see phone_recall.go for why relay.
 
-// endpoint is the server's media on one call leg.
-type endpoint struct {
+// Endpoint is the server's media on one call leg.
+type Endpoint struct {
 	conn   *net.UDPConn
 	local  media.Endpoint
 	sess   media.Session
@@ -54,7 +54,7 @@ type endpoint struct {
 // newEndpoint binds an RTP socket from the configured range: an even port
 // (RFC 3550 section 11), chosen at random so that parallel calls rarely try
 // the same one. party is the line or number on the other end, for the log.
-func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
+func (b *B2BUA) newEndpoint(party string) (*Endpoint, error) {
 	ip := b.cfg.MediaIP
 	if !ip.IsValid() {
 		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -82,7 +82,7 @@ func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
 		return nil, fmt.Errorf("media: no RTP port: %w", err)
 	}
 	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	return &endpoint{
+	return &Endpoint{
 		conn:   conn,
 		local:  media.Endpoint{Addr: netip.AddrPortFrom(ip, addr.Port()), Username: "callbackd", SessionID: rand.Uint64() >> 1, SessionVersion: 1},
 		digits: make(chan rune, 8),
@@ -91,8 +91,8 @@ func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
 	}, nil
 }
 
-// answer answers the party's SDP offer (RFC 3264 section 6).
-func (e *endpoint) answer(offer []byte) ([]byte, error) {
+// Answer answers the party's SDP offer (RFC 3264 section 6).
+func (e *Endpoint) Answer(offer []byte) ([]byte, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	sdp, sess, err := media.Negotiate(offer, e.local)
@@ -103,15 +103,15 @@ func (e *endpoint) answer(offer []byte) ([]byte, error) {
 	return sdp, nil
 }
 
-// offer is our SDP offer (RFC 3264 section 5).
-func (e *endpoint) offer() []byte {
+// Offer is our SDP Offer (RFC 3264 section 5).
+func (e *Endpoint) Offer() []byte {
 	e.op.Lock()
 	defer e.op.Unlock()
 	return media.Offer(e.local)
 }
 
-// accept reads the party's answer to our offer (RFC 3264 section 7).
-func (e *endpoint) accept(answer []byte) error {
+// Accept reads the party's answer to our offer (RFC 3264 section 7).
+func (e *Endpoint) Accept(answer []byte) error {
 	e.op.Lock()
 	defer e.op.Unlock()
 	sess, err := media.ParseAnswer(answer, e.local)
@@ -122,15 +122,15 @@ func (e *endpoint) accept(answer []byte) error {
 	return nil
 }
 
-// start begins sending silence to the party and listening for key presses.
+// Start begins sending silence to the party and listening for key presses.
 // Call play to say something.
-func (e *endpoint) start() {
+func (e *Endpoint) Start() {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.startLocked()
 }
 
-func (e *endpoint) startLocked() {
+func (e *Endpoint) startLocked() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || e.stream != nil {
@@ -149,7 +149,7 @@ func (e *endpoint) startLocked() {
 	// Latched behind NAT: what the server says goes where the party's
 	// packets come from, not to the private address of its SDP.
 	rx.Source.OnLatch = func(src netip.AddrPort) { stream.SetRemote(net.UDPAddrFromAddrPort(src)) }
-	rx.OnDigit = func(d media.Digit) { e.key(d.Digit) }
+	rx.OnDigit = func(d media.Digit) { e.Key(d.Digit) }
 	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
@@ -165,7 +165,7 @@ func (e *endpoint) startLocked() {
 
 // filter accepts the party's RTP from the address of its SDP (see
 // media.PeerFilter); foreign packets are counted and logged once.
-func (e *endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
+func (e *Endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
 	f := media.NewPeerFilter(sdp, e.latch)
 	f.OnForeign = func(src, peer netip.AddrPort, _ uint64) { e.foreign(src, peer) }
 	return f
@@ -173,7 +173,7 @@ func (e *endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
 
 // foreign counts an RTP packet from a source other than the party's, and
 // logs the first of the leg.
-func (e *endpoint) foreign(src, peer netip.AddrPort) {
+func (e *Endpoint) foreign(src, peer netip.AddrPort) {
 	if e.onAlien != nil {
 		e.onAlien()
 	}
@@ -183,17 +183,17 @@ func (e *endpoint) foreign(src, peer netip.AddrPort) {
 	}
 }
 
-// key passes a key press on without ever blocking the receiver.
-func (e *endpoint) key(d rune) {
+// Key passes a Key press on without ever blocking the receiver.
+func (e *Endpoint) Key(d rune) {
 	select {
 	case e.digits <- d:
 	default:
 	}
 }
 
-// play switches what the party hears to src; the channel is closed once
+// Play switches what the party hears to src; the channel is closed once
 // src is exhausted (silence follows).
-func (e *endpoint) play(src media.Source) <-chan struct{} {
+func (e *Endpoint) Play(src media.Source) <-chan struct{} {
 	p := &played{src: src, done: make(chan struct{})}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -208,12 +208,12 @@ func (e *endpoint) play(src media.Source) <-chan struct{} {
 	return p.done
 }
 
-// renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
+// Renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
 // section 8): the stream goes on, to the new address and codec, with what
 // it was playing, and the party's RTP is accepted from the new address
 // (section 8.3.1: a new offer may move the media). On an error (no common
 // codec) nothing changes.
-func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
+func (e *Endpoint) Renegotiate(offer []byte) ([]byte, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	local := e.local
@@ -234,28 +234,28 @@ func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
 	return answer, nil
 }
 
-// stop ends sending and receiving, leaving the socket open (for a relay).
-func (e *endpoint) stop() {
+// Stop ends sending and receiving, leaving the socket open (for a relay).
+func (e *Endpoint) Stop() {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.stopLocked()
 }
 
-// remote is where the party's media goes (its SDP address).
-func (e *endpoint) remote() netip.AddrPort {
+// Remote is where the party's media goes (its SDP address).
+func (e *Endpoint) Remote() netip.AddrPort {
 	e.op.Lock()
 	defer e.op.Unlock()
 	return e.sess.Remote
 }
 
-// codec is the audio codec of the party's session.
-func (e *endpoint) codec() media.Codec {
+// Codec is the audio Codec of the party's session.
+func (e *Endpoint) Codec() media.Codec {
 	e.op.Lock()
 	defer e.op.Unlock()
 	return e.sess.Codec
 }
 
-func (e *endpoint) stopLocked() {
+func (e *Endpoint) stopLocked() {
 	e.mu.Lock()
 	cancel, stream := e.cancel, e.stream
 	e.cancel, e.stream = nil, nil
@@ -271,9 +271,9 @@ func (e *endpoint) stopLocked() {
 	_ = e.conn.SetReadDeadline(time.Time{})
 }
 
-// close ends the endpoint and frees its port; whoever waits for what it
+// Close ends the endpoint and frees its port; whoever waits for what it
 // played is let go. Safe to call more than once.
-func (e *endpoint) close() {
+func (e *Endpoint) Close() {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.stopLocked()

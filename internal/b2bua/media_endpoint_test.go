@@ -16,7 +16,7 @@ import (
 func TestEndpointPorts(t *testing.T) {
 	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1"), RTPPortMin: 41001, RTPPortMax: 41040}}
 	seen := map[int]bool{}
-	var eps []*endpoint
+	var eps []*Endpoint
 	for range 10 {
 		e, err := b.newEndpoint("1001")
 		if err != nil {
@@ -30,8 +30,8 @@ func TestEndpointPorts(t *testing.T) {
 		seen[p] = true
 	}
 	for _, e := range eps {
-		e.close()
-		e.close() // twice is harmless
+		e.Close()
+		e.Close() // twice is harmless
 	}
 }
 
@@ -49,13 +49,13 @@ func TestEndpointPlaysAndHearsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.close()
+	defer e.Close()
 	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{media.PCMA}})
-	if _, err := e.answer(offer); err != nil {
+	if _, err := e.Answer(offer); err != nil {
 		t.Fatal(err)
 	}
-	e.start()
-	done := e.play(media.Silence(5))
+	e.Start()
+	done := e.Play(media.Silence(5))
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

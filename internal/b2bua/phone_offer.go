@@ -28,7 +28,7 @@ const (
 
 // serverSide is the server standing as A's other party.
 type serverSide struct {
-	ep        *endpoint
+	ep        *Endpoint
 	bye       chan struct{} // closed when A hangs up
 	once      sync.Once
 	confirmed bool // the dialog with A is confirmed (the recall); false: early (the offer)
@@ -66,12 +66,12 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		final()
 		return
 	}
-	answer, err := ep.answer(req.Body())
+	answer, err := ep.Answer(req.Body())
 	if err != nil {
 		// No common codec (RFC 3264 6): the offer is skipped, not the
 		// failure turned into 488; *39 still asks for the call back.
 		b.log.Info("call back offer not announced: caller's SDP unusable", "caller", c.caller, "error", err)
-		ep.close()
+		ep.Close()
 		final()
 		return
 	}
@@ -97,7 +97,7 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		b.end(c)
 		return
 	}
-	ep.start()
+	ep.Start()
 	b.log.Info("call back offered", "caller", c.caller, "callee", c.callee, "outcome", why, "busy_tone", busyTone)
 	if !b.offerKeys(c, ep, why, busyTone, canceled, tx.Done()) {
 		b.end(c) // CANCEL: the transaction answered 487 (RFC 3261 9.2)
@@ -109,7 +109,7 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 // offerKeys plays the offer to c's caller on ep and waits for 5, the end of
 // the offer, or the caller leaving (either of gone). It reports whether the
 // caller is still there.
-func (b *B2BUA) offerKeys(c *call, ep *endpoint, why Outcome, busyTone bool, gone1, gone2 <-chan struct{}) bool {
+func (b *B2BUA) offerKeys(c *call, ep *Endpoint, why Outcome, busyTone bool, gone1, gone2 <-chan struct{}) bool {
 	locale := b.locale(c.caller)
 	var src media.Source
 	if busyTone {
@@ -121,7 +121,7 @@ func (b *B2BUA) offerKeys(c *call, ep *endpoint, why Outcome, busyTone bool, gon
 		}
 		src = b.prompt(locale, name, 2)
 	}
-	done := ep.play(src)
+	done := ep.Play(src)
 	limit := time.NewTimer(maxOffer)
 	defer limit.Stop()
 	pressed := false
@@ -134,7 +134,7 @@ func (b *B2BUA) offerKeys(c *call, ep *endpoint, why Outcome, busyTone bool, gon
 			pressed = true
 			name := b.OfferKey(c.caller)
 			b.log.Info("call back asked by key", "caller", c.caller, "callee", c.callee, "prompt", name)
-			done = ep.play(b.prompt(locale, name, 1))
+			done = ep.Play(b.prompt(locale, name, 1))
 		case <-done:
 			return true
 		case <-limit.C:
@@ -193,7 +193,7 @@ func (b *B2BUA) serverLeg(l *leg, srv *serverSide, req *sip.Request, tx sip.Serv
 			return
 		}
 		b.respond(tx, req, 200, "OK")
-		srv.ep.key(d.Digit)
+		srv.ep.Key(d.Digit)
 	case sip.INVITE:
 		b.reoffer(l, srv, req, tx)
 	default:
@@ -218,7 +218,7 @@ func (b *B2BUA) reoffer(l *leg, srv *serverSide, req *sip.Request, tx sip.Server
 		return
 	}
 	defer c.endReinvite()
-	answer, err := srv.ep.renegotiate(req.Body())
+	answer, err := srv.ep.Renegotiate(req.Body())
 	if err != nil {
 		b.log.Info("re-INVITE refused", "call", c.id, "error", err)
 		b.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 callbackd "Incompatible media format"`))

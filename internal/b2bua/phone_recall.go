@@ -68,23 +68,23 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 	// Step 1: ring A with the server's offer.
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	inv.SetBody(ep.offer())
+	inv.SetBody(ep.Offer())
 	c, relA, err := b.ringCaller(caller, callee, calleeLine.Name, aDevices, inv, ring)
 	if err != nil {
-		ep.close()
+		ep.Close()
 		return fmt.Errorf("recall: %w", err)
 	}
 	aLeg := c.a
 	srv := &serverSide{ep: ep, bye: make(chan struct{}), confirmed: true}
 	c.mu.Lock()
-	c.srv, c.eps = srv, []*endpoint{ep}
+	c.srv, c.eps = srv, []*Endpoint{ep}
 	c.mu.Unlock()
 	b.ackAnswer(aLeg, relA, nil, nil) // the offer was ours, the answer in the 200
-	if err := ep.accept(relA.res.Body()); err != nil {
+	if err := ep.Accept(relA.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", caller, err)
 	}
-	ep.start()
+	ep.Start()
 
 	// Step 2: the alert, then where to connect.
 	locale := b.locale(caller)
@@ -116,7 +116,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 // hear plays src to A and waits for its end; false when A hung up.
 func (b *B2BUA) hear(srv *serverSide, src media.Source) bool {
 	select {
-	case <-srv.ep.play(src):
+	case <-srv.ep.Play(src):
 		return true
 	case <-srv.bye:
 		return false
@@ -186,15 +186,15 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 		b.lines.Ended(to, c.id)
 		return err
 	}
-	epB.local.Codecs = []media.Codec{epA.codec()} // no transcoding in the relay
+	epB.local.Codecs = []media.Codec{epA.Codec()} // no transcoding in the relay
 	c.mu.Lock()
 	c.eps = append(c.eps, epB)
 	c.mu.Unlock()
-	epA.play(tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
+	epA.Play(tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
 
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	inv.SetBody(epB.offer())
+	inv.SetBody(epB.Offer())
 	fb, f := b.ringDevices(c, inv, callerName, devices, b.cfg.NoAnswerTimeout, srv.bye)
 	switch {
 	case f != nil:
@@ -207,7 +207,7 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	c.mu.Lock()
 	c.srv = nil
 	c.mu.Unlock()
-	if err := epB.accept(fb.res.Body()); err != nil {
+	if err := epB.Accept(fb.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", to, err)
 	}
@@ -218,8 +218,8 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	default:
 	}
 	b.lines.Answered(to, c.id)
-	epA.stop()
-	rl := startRelay(epA, epB)
+	epA.Stop()
+	rl := StartRelay(epA, epB)
 	c.mu.Lock()
 	c.relay = rl
 	c.mu.Unlock()
@@ -229,22 +229,22 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	return nil
 }
 
-// relay is the server relaying RTP between the two legs of a call.
-type relay struct {
+// Relay is the server relaying RTP between the two legs of a call.
+type Relay struct {
 	r      *media.Relay
-	a, b   *endpoint
+	a, b   *Endpoint
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// startRelay relays between two endpoints' sockets, each leg's media
+// StartRelay relays between two endpoints' sockets, each leg's media
 // taken only from, and sent to, the address of its SDP (symmetric RTP, RFC
 // 4961), or its first source when latching (media.PeerFilter). A third
 // party's packets are dropped, counted and logged once per leg.
-func startRelay(a, b *endpoint) *relay {
-	a.stop()
-	b.stop()
-	r := &relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
+func StartRelay(a, b *Endpoint) *Relay {
+	a.Stop()
+	b.Stop()
+	r := &Relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
 	r.r.OnForeign = func(side media.Side, src, peer netip.AddrPort, _ uint64) {
 		if side == media.SideA {
 			a.foreign(src, peer)
@@ -252,8 +252,8 @@ func startRelay(a, b *endpoint) *relay {
 			b.foreign(src, peer)
 		}
 	}
-	r.r.SetPeer(media.SideA, a.remote(), a.latch)
-	r.r.SetPeer(media.SideB, b.remote(), b.latch)
+	r.r.SetPeer(media.SideA, a.Remote(), a.latch)
+	r.r.SetPeer(media.SideB, b.Remote(), b.latch)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -263,12 +263,12 @@ func startRelay(a, b *endpoint) *relay {
 	return r
 }
 
-func (r *relay) stop() {
+func (r *Relay) Stop() {
 	r.cancel()
 	<-r.done
 }
 
-// remotes are the addresses the relay sends to, for the stored call.
-func (r *relay) remotes() (netip.AddrPort, netip.AddrPort) {
-	return r.a.remote(), r.b.remote()
+// Remotes are the addresses the relay sends to, for the stored call.
+func (r *Relay) Remotes() (netip.AddrPort, netip.AddrPort) {
+	return r.a.Remote(), r.b.Remote()
 }

@@ -144,7 +144,7 @@ func TestServerLeg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ep.close()
+	defer ep.Close()
 	inv := fromA(pa, sip.INVITE, 1, offerSDP)
 	inv.To().Params.Remove("tag")
 	c := b.callFrom(inv, "1001", "1002", nil)

@@ -38,12 +38,12 @@ func TestB7_EndpointForeignKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.close()
+	defer e.Close()
 	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{media.PCMU}})
-	if _, err := e.answer(offer); err != nil {
+	if _, err := e.Answer(offer); err != nil {
 		t.Fatal(err)
 	}
-	e.start()
+	e.Start()
 	to := e.local.Addr
 	press := func(c *net.UDPConn) int {
 		evs := media.DigitEvents(5, 60*time.Millisecond, 20*time.Millisecond, 10)
