@@ -19,17 +19,16 @@
 //     "ring A, then connect B" path (phone_ring.go). Here the media does
 //     touch the server: the offer and the recall play prompts and tones
 //     and listen for keys, and a recall relays RTP between A and B.
-//   - media endpoints (media_endpoint.go): the server's RTP socket, SDP
-//     offer/answer and playout on one leg, and the relay of two.
 //
-// They stay one package because they share the call and its legs: the
+// The three stay one package because they share the call and its legs: the
 // relay, the dialog layer and the server-as-a-phone all act on the same
 // *call (its legs, the server side standing in for a party, its endpoints
 // and relay), under one lock and one table of legs by Call-ID; splitting it
 // would mean exporting that state between packages. What separates
 // cleanly lives apart: the request builders in internal/sipmsg, the fake
-// transaction for tests in internal/siptest, the SDP and RTP in
-// internal/media.
+// transaction for tests in internal/siptest, and the server's media on its
+// legs (RTP socket, SDP offer/answer, playout, keys, the relay of two legs)
+// in internal/media/endpoint, opened through phone_media.go.
 //
 // The dialog layer is our own, not sipgo's dialog sessions nor
 // emiago/diago: sipgo keeps its sessions in a private table filled only by
@@ -59,6 +58,7 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/store"
@@ -217,8 +217,8 @@ type call struct {
 	// other party (announcement, recall before B answers); eps are closed
 	// and relay stopped when the call ends.
 	srv   *serverSide
-	eps   []*Endpoint
-	relay *Relay
+	eps   []*endpoint.Endpoint
+	relay *endpoint.Relay
 }
 
 // startReinvite marks a re-INVITE in progress in c; false when one already

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/store"
 )
@@ -84,8 +84,8 @@ func (b *B2BUA) save(c *call) {
 	rec := savedCall{Caller: c.caller, Trunk: c.trunk, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
 	if r := c.relay; r != nil {
 		ra, rb := r.Remotes()
-		rec.Relay = &savedRelay{A: r.a.conn.LocalAddr().String(), B: r.b.conn.LocalAddr().String(),
-			ARemote: ra.String(), BRemote: rb.String()}
+		la, lb := r.Locals()
+		rec.Relay = &savedRelay{A: la, B: lb, ARemote: ra.String(), BRemote: rb.String()}
 	}
 	c.mu.Unlock()
 	data, err := json.Marshal(rec)
@@ -99,15 +99,15 @@ func (b *B2BUA) save(c *call) {
 
 // restoreRelay binds a relayed call's sockets again and relays on.
 func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
-	var eps [2]*Endpoint
+	var eps [2]*endpoint.Endpoint
 	for i, side := range []struct{ local, remote, party string }{{s.A, s.ARemote, c.caller}, {s.B, s.BRemote, c.callee}} {
 		local, err := netip.ParseAddrPort(side.local)
+		var remote netip.AddrPort
 		if err == nil {
-			eps[i] = &Endpoint{digits: make(chan rune, 1), party: side.party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP}
-			eps[i].sess.Remote, err = netip.ParseAddrPort(side.remote)
+			remote, err = netip.ParseAddrPort(side.remote)
 		}
 		if err == nil {
-			eps[i].conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+			eps[i], err = b.ports().Rebind(local, remote, side.party)
 		}
 		if err != nil {
 			if i == 1 {
@@ -117,7 +117,7 @@ func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
 		}
 	}
 	c.eps = eps[:]
-	c.relay = StartRelay(eps[0], eps[1])
+	c.relay = endpoint.StartRelay(eps[0], eps[1])
 	return nil
 }
 

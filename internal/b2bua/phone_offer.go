@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 )
 
 // The Call Back offer (F28, UCware): a caller whose call fails because the
@@ -28,7 +29,7 @@ const (
 
 // serverSide is the server standing as A's other party.
 type serverSide struct {
-	ep        *Endpoint
+	ep        *endpoint.Endpoint
 	bye       chan struct{} // closed when A hangs up
 	once      sync.Once
 	confirmed bool // the dialog with A is confirmed (the recall); false: early (the offer)
@@ -109,11 +110,11 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 // offerKeys plays the offer to c's caller on ep and waits for 5, the end of
 // the offer, or the caller leaving (either of gone). It reports whether the
 // caller is still there.
-func (b *B2BUA) offerKeys(c *call, ep *Endpoint, why Outcome, busyTone bool, gone1, gone2 <-chan struct{}) bool {
+func (b *B2BUA) offerKeys(c *call, ep *endpoint.Endpoint, why Outcome, busyTone bool, gone1, gone2 <-chan struct{}) bool {
 	locale := b.locale(c.caller)
 	var src media.Source
 	if busyTone {
-		src = tone(locale, media.ToneBusy, offerTone)
+		src = endpoint.Tone(locale, media.ToneBusy, offerTone)
 	} else {
 		name := media.PromptBusyOffer
 		if why == FailUnregistered {
@@ -127,7 +128,7 @@ func (b *B2BUA) offerKeys(c *call, ep *Endpoint, why Outcome, busyTone bool, gon
 	pressed := false
 	for {
 		select {
-		case d := <-ep.digits:
+		case d := <-ep.Digits():
 			if d != '5' || pressed || b.OfferKey == nil {
 				continue
 			}

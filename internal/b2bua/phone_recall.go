@@ -1,15 +1,14 @@
 package b2bua
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 	"github.com/callbackd/callbackd/internal/registrar"
 )
 
@@ -77,7 +76,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 	aLeg := c.a
 	srv := &serverSide{ep: ep, bye: make(chan struct{}), confirmed: true}
 	c.mu.Lock()
-	c.srv, c.eps = srv, []*Endpoint{ep}
+	c.srv, c.eps = srv, []*endpoint.Endpoint{ep}
 	c.mu.Unlock()
 	b.ackAnswer(aLeg, relA, nil, nil) // the offer was ours, the answer in the 200
 	if err := ep.Accept(relA.res.Body()); err != nil {
@@ -168,7 +167,7 @@ func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) e
 	if offer {
 		b.offerKeys(c, srv.ep, why, busyTone, srv.bye, nil)
 	} else {
-		b.hear(srv, tone(locale, media.ToneBusy, 5*time.Second))
+		b.hear(srv, endpoint.Tone(locale, media.ToneBusy, 5*time.Second))
 	}
 	b.hangup(c)
 	return fmt.Errorf("recall: %s: %d %s", to, code, reason)
@@ -186,11 +185,11 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 		b.lines.Ended(to, c.id)
 		return err
 	}
-	epB.local.Codecs = []media.Codec{epA.Codec()} // no transcoding in the relay
+	epB.OnlyCodec(epA.Codec()) // no transcoding in the relay
 	c.mu.Lock()
 	c.eps = append(c.eps, epB)
 	c.mu.Unlock()
-	epA.Play(tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
+	epA.Play(endpoint.Tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
 
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -219,7 +218,7 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	}
 	b.lines.Answered(to, c.id)
 	epA.Stop()
-	rl := StartRelay(epA, epB)
+	rl := endpoint.StartRelay(epA, epB)
 	c.mu.Lock()
 	c.relay = rl
 	c.mu.Unlock()
@@ -227,48 +226,4 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	b.result(Result{Caller: c.caller, Callee: to, Code: 200, Outcome: Answered, At: time.Now()})
 	b.log.Info("recall connected", "caller", c.caller, "callee", to, "call", c.id)
 	return nil
-}
-
-// Relay is the server relaying RTP between the two legs of a call.
-type Relay struct {
-	r      *media.Relay
-	a, b   *Endpoint
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// StartRelay relays between two endpoints' sockets, each leg's media
-// taken only from, and sent to, the address of its SDP (symmetric RTP, RFC
-// 4961), or its first source when latching (media.PeerFilter). A third
-// party's packets are dropped, counted and logged once per leg.
-func StartRelay(a, b *Endpoint) *Relay {
-	a.Stop()
-	b.Stop()
-	r := &Relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
-	r.r.OnForeign = func(side media.Side, src, peer netip.AddrPort, _ uint64) {
-		if side == media.SideA {
-			a.foreign(src, peer)
-		} else {
-			b.foreign(src, peer)
-		}
-	}
-	r.r.SetPeer(media.SideA, a.Remote(), a.latch)
-	r.r.SetPeer(media.SideB, b.Remote(), b.latch)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() {
-		defer close(r.done)
-		_ = r.r.Run(ctx)
-	}()
-	return r
-}
-
-func (r *Relay) Stop() {
-	r.cancel()
-	<-r.done
-}
-
-// Remotes are the addresses the relay sends to, for the stored call.
-func (r *Relay) Remotes() (netip.AddrPort, netip.AddrPort) {
-	return r.a.Remote(), r.b.Remote()
 }

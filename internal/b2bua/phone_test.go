@@ -165,7 +165,7 @@ func TestServerLeg(t *testing.T) {
 		t.Fatalf("INFO answered %d, want 200", got)
 	}
 	select {
-	case d := <-ep.digits:
+	case d := <-ep.Digits():
 		if d != '5' {
 			t.Errorf("key %q, want 5", d)
 		}

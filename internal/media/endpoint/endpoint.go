@@ -1,4 +1,12 @@
-package b2bua
+// Package endpoint is the server as a media endpoint. Where the server
+// itself talks to a party (the Call Back offer, the automatic recall: the
+// server acting as a phone in internal/b2bua) that leg gets an Endpoint:
+// one UDP socket, SDP offer/answer (internal/media, RFC 3264), a Stream
+// playing what the server says and a Receiver listening for key presses
+// (RFC 4733). A recall that connects A to B relays RTP between two
+// endpoints' sockets (Relay, over media.Relay); b2bua's phone_recall.go
+// says why relay.
+package endpoint
 
 import (
 	"context"
@@ -14,13 +22,6 @@ import (
 	"github.com/callbackd/callbackd/internal/media"
 )
 
-// The server as a media endpoint. Where the server itself talks to a party
-// (the call back announcement, the automatic recall) that leg gets an
-// endpoint: one UDP socket, SDP offer/answer (internal/media, RFC 3264), a
-// Stream playing what the server says and a Receiver listening for key
-// presses (RFC 4733). A recall that connects A to B relays RTP between two
-// endpoints' sockets (media.Relay); see phone_recall.go for why relay.
-
 // Endpoint is the server's media on one call leg.
 type Endpoint struct {
 	conn   *net.UDPConn
@@ -28,7 +29,7 @@ type Endpoint struct {
 	sess   media.Session
 	digits chan rune // key presses, RFC 4733 or SIP INFO; never blocks a sender
 
-	report func(media.StreamStats) // B2BUA.OnMediaStats, told when a stream ends
+	report func(media.StreamStats) // Ports.OnStats, told when a stream ends
 
 	// Who the party is (for the log), whether its RTP is latched (see
 	// media.PeerFilter), and whether a foreign source was logged yet:
@@ -51,18 +52,25 @@ type Endpoint struct {
 	closed bool
 }
 
-// newEndpoint binds an RTP socket from the configured range: an even port
-// (RFC 3550 section 11), chosen at random so that parallel calls rarely try
-// the same one. party is the line or number on the other end, for the log.
-func (b *B2BUA) newEndpoint(party string) (*Endpoint, error) {
-	ip := b.cfg.MediaIP
-	if !ip.IsValid() {
-		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		if a, ok := netip.AddrFromSlice(b.msg.IP()); ok {
-			ip = a.Unmap()
-		}
-	}
-	lo, hi := b.cfg.RTPPortMin, b.cfg.RTPPortMax
+// Ports opens the server's endpoints: their address, RTP port range and
+// what they report.
+type Ports struct {
+	IP       netip.Addr // the address bound and put in our SDP
+	Min, Max int        // the RTP port range; 0: ports the system picks
+	// Latch accepts each party's RTP from its first source, locked for
+	// the call, instead of only from its SDP address (media.PeerFilter):
+	// for phones behind NAT.
+	Latch     bool
+	Log       *slog.Logger
+	OnStats   func(media.StreamStats) // told what each stream sent, when it ends
+	OnForeign func()                  // told of each RTP packet from a foreign source; must not block
+}
+
+// Open binds an RTP socket from the range: an even port (RFC 3550 section
+// 11), chosen at random so that parallel calls rarely try the same one.
+// party is the line or number on the other end, for the log.
+func (p Ports) Open(party string) (*Endpoint, error) {
+	ip, lo, hi := p.IP, p.Min, p.Max
 	var conn *net.UDPConn
 	var err error
 	if lo == 0 || hi < lo {
@@ -86,9 +94,35 @@ func (b *B2BUA) newEndpoint(party string) (*Endpoint, error) {
 		conn:   conn,
 		local:  media.Endpoint{Addr: netip.AddrPortFrom(ip, addr.Port()), Username: "callbackd", SessionID: rand.Uint64() >> 1, SessionVersion: 1},
 		digits: make(chan rune, 8),
-		report: b.OnMediaStats,
-		party:  party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP,
+		report: p.OnStats,
+		party:  party, latch: p.Latch, log: p.Log, onAlien: p.OnForeign,
 	}, nil
+}
+
+// Rebind binds the socket local again for a party whose media goes to
+// remote: the endpoint of a relayed call restored after a restart, so the
+// phones' RTP flows on (StartRelay).
+func (p Ports) Rebind(local, remote netip.AddrPort, party string) (*Endpoint, error) {
+	e := &Endpoint{digits: make(chan rune, 1), party: party, latch: p.Latch, log: p.Log, onAlien: p.OnForeign}
+	e.sess.Remote = remote
+	var err error
+	if e.conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(local)); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Digits are the party's key presses (RFC 4733, or SIP INFO through Key).
+func (e *Endpoint) Digits() <-chan rune { return e.digits }
+
+// Addr is the address of our media, as in our SDP.
+func (e *Endpoint) Addr() netip.AddrPort { return e.local.Addr }
+
+// OnlyCodec limits the codecs we offer to c (a relay does no transcoding).
+func (e *Endpoint) OnlyCodec(c media.Codec) {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.local.Codecs = []media.Codec{c}
 }
 
 // Answer answers the party's SDP offer (RFC 3264 section 6).
@@ -316,8 +350,8 @@ type silence struct{}
 
 func (silence) Frame(dst []int16) bool { clear(dst); return true }
 
-// tone is a tone of the country of a locale (F34), lasting at most d.
-func tone(locale string, kind media.ToneKind, d time.Duration) media.Source {
+// Tone is a tone of the country of a locale (F34), lasting at most d.
+func Tone(locale string, kind media.ToneKind, d time.Duration) media.Source {
 	plan, err := media.Tone(countryOf(locale), kind)
 	if err != nil {
 		plan, _ = media.Tone("US", kind)

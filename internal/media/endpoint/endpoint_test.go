@@ -1,4 +1,4 @@
-package b2bua
+package endpoint
 
 import (
 	"net"
@@ -14,11 +14,11 @@ import (
 // TestEndpointPorts: the server's RTP sockets are even ports of the
 // configured range (RFC 3550 section 11), distinct while open.
 func TestEndpointPorts(t *testing.T) {
-	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1"), RTPPortMin: 41001, RTPPortMax: 41040}}
+	b := Ports{IP: netip.MustParseAddr("127.0.0.1"), Min: 41001, Max: 41040}
 	seen := map[int]bool{}
 	var eps []*Endpoint
 	for range 10 {
-		e, err := b.newEndpoint("1001")
+		e, err := b.Open("1001")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,8 +44,8 @@ func TestEndpointPlaysAndHearsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer phone.Close()
-	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1")}}
-	e, err := b.newEndpoint("1001")
+	b := Ports{IP: netip.MustParseAddr("127.0.0.1")}
+	e, err := b.Open("1001")
 	if err != nil {
 		t.Fatal(err)
 	}
