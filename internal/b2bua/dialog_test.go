@@ -46,6 +46,16 @@ func restoredCall(t *testing.T, b *B2BUA, st *memStore, pa, pb *phone) {
 	}
 }
 
+// restoredPair is a B2BUA with the call of restoredCall between phones
+// answering as aAnswer and bAnswer.
+func restoredPair(t *testing.T, aAnswer, bAnswer func(*phone, *sip.Request) []*sip.Response) (*B2BUA, *memStore, *phone, *phone) {
+	t.Helper()
+	pa, pb := newPhone(t, aAnswer), newPhone(t, bAnswer)
+	b, st := testB2BUA(t, nil)
+	restoredCall(t, b, st, pa, pb)
+	return b, st, pa, pb
+}
+
 // fromA is an in-dialog request of phone A in the restored call.
 func fromA(pa *phone, method sip.RequestMethod, cseq uint32, body string) *sip.Request {
 	req := sip.NewRequest(method, sip.Uri{Scheme: "sip", User: "1002", Host: "127.0.0.1"})
@@ -75,15 +85,9 @@ func fromA(pa *phone, method sip.RequestMethod, cseq uint32, body string) *sip.R
 // CSeq above any used before the restart (RFC 3261 12.2.1.1); the call is
 // forgotten, in memory and in the store.
 func TestRestoredCallBye(t *testing.T) {
-	pa := newPhone(t, nil)
-	pb := newPhone(t, okToAll)
-	b, st := testB2BUA(t, nil)
-	restoredCall(t, b, st, pa, pb)
+	b, st, pa, pb := restoredPair(t, nil, okToAll)
 
-	bye := fromA(pa, sip.BYE, 2, "")
-	tx := siptest.NewTx(bye)
-	b.HandleInDialog(bye, tx)
-	if got := tx.Result().Code(); got != 200 {
+	if got := inDialog(b, fromA(pa, sip.BYE, 2, "")).Code(); got != 200 {
 		t.Fatalf("A's BYE answered %d, want 200", got)
 	}
 	out := pb.next(sip.BYE)
@@ -103,10 +107,7 @@ func TestRestoredCallBye(t *testing.T) {
 	}
 
 	// The dialog is gone: a request in it gets 481 (RFC 3261 12.2.2).
-	again := fromA(pa, sip.BYE, 3, "")
-	tx = siptest.NewTx(again)
-	b.HandleInDialog(again, tx)
-	if got := tx.Result().Code(); got != 481 {
+	if got := inDialog(b, fromA(pa, sip.BYE, 3, "")).Code(); got != 481 {
 		t.Errorf("BYE in an ended call answered %d, want 481", got)
 	}
 }
@@ -114,15 +115,7 @@ func TestRestoredCallBye(t *testing.T) {
 // TestAuditEndsGoneCall: after a restart, a party that answers the audit's
 // OPTIONS with 481 no longer has the call: BYE to both, the call ends.
 func TestAuditEndsGoneCall(t *testing.T) {
-	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.OPTIONS {
-			return []*sip.Response{pa.reply(req, 481, "")}
-		}
-		return []*sip.Response{pa.reply(req, 200, "")}
-	})
-	pb := newPhone(t, okToAll)
-	b, st := testB2BUA(t, nil)
-	restoredCall(t, b, st, pa, pb)
+	b, st, pa, pb := restoredPair(t, answering(sip.OPTIONS, 481, ""), okToAll)
 	b.Audit()
 	pa.next(sip.OPTIONS)
 	pb.next(sip.BYE)
@@ -139,15 +132,7 @@ const (
 // UDP until A's ACK (RFC 3261 13.3.1.4), which is passed on to B with the
 // CSeq of our INVITE to B (13.2.2.4).
 func TestReinviteRelayedAndAcked(t *testing.T) {
-	pa := newPhone(t, nil)
-	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pb.reply(req, 200, answerSDP)}
-		}
-		return []*sip.Response{pb.reply(req, 200, "")}
-	})
-	b, st := testB2BUA(t, nil)
-	restoredCall(t, b, st, pa, pb)
+	b, _, pa, pb := restoredPair(t, nil, answering(sip.INVITE, 200, answerSDP))
 
 	inv := fromA(pa, sip.INVITE, 2, offerSDP)
 	tx := siptest.NewTx(inv)
@@ -181,15 +166,7 @@ func TestReinviteRelayedAndAcked(t *testing.T) {
 // TestReinviteNeverAcked: without A's ACK for 64*T1 the session is ended
 // with BYE on both sides (RFC 3261 13.3.1.4).
 func TestReinviteNeverAcked(t *testing.T) {
-	pa := newPhone(t, okToAll)
-	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pb.reply(req, 200, answerSDP)}
-		}
-		return []*sip.Response{pb.reply(req, 200, "")}
-	})
-	b, st := testB2BUA(t, nil)
-	restoredCall(t, b, st, pa, pb)
+	b, _, pa, pb := restoredPair(t, okToAll, answering(sip.INVITE, 200, answerSDP))
 	inv := fromA(pa, sip.INVITE, 2, offerSDP)
 	b.HandleInDialog(inv, siptest.NewTx(inv))
 	pb.next(sip.INVITE)
@@ -201,19 +178,8 @@ func TestReinviteNeverAcked(t *testing.T) {
 // TestInDialogRelayLost: a request B answers 481 (it lost the dialog) is
 // answered 481 to A, and the call is ended (RFC 3261 12.2.1.2).
 func TestInDialogRelayLost(t *testing.T) {
-	pa := newPhone(t, okToAll)
-	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INFO {
-			return []*sip.Response{pb.reply(req, 481, "")}
-		}
-		return []*sip.Response{pb.reply(req, 200, "")}
-	})
-	b, st := testB2BUA(t, nil)
-	restoredCall(t, b, st, pa, pb)
-	info := fromA(pa, sip.INFO, 2, "")
-	tx := siptest.NewTx(info)
-	b.HandleInDialog(info, tx)
-	if got := tx.Result().Code(); got != 481 {
+	b, st, pa, _ := restoredPair(t, okToAll, answering(sip.INFO, 481, ""))
+	if got := inDialog(b, fromA(pa, sip.INFO, 2, "")).Code(); got != 481 {
 		t.Fatalf("INFO answered %d, want B's 481", got)
 	}
 	pa.next(sip.BYE)
@@ -225,15 +191,7 @@ func TestInDialogRelayLost(t *testing.T) {
 // on both lines.
 func TestCancelWhileRinging(t *testing.T) {
 	pa := newPhone(t, nil)
-	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
-		switch req.Method {
-		case sip.INVITE:
-			return []*sip.Response{pb.reply(req, 180, "")}
-		case sip.CANCEL:
-			return []*sip.Response{pb.reply(req, 200, "")}
-		}
-		return nil
-	})
+	pb := newPhone(t, ringsUntilCancel)
 	b, _ := testB2BUA(t, map[string]*phone{"1002": pb})
 	inv := fromA(pa, sip.INVITE, 1, offerSDP)
 	inv.To().Params.Remove("tag")

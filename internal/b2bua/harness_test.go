@@ -16,6 +16,7 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/siptest"
 	"github.com/callbackd/callbackd/internal/store"
 )
 
@@ -107,6 +108,29 @@ func (p *phone) reply(req *sip.Request, code int, body string) *sip.Response {
 	return res
 }
 
+// answering answers method with code (and body as SDP), every other
+// request 200.
+func answering(method sip.RequestMethod, code int, body string) func(p *phone, req *sip.Request) []*sip.Response {
+	return func(p *phone, req *sip.Request) []*sip.Response {
+		if req.Method == method {
+			return []*sip.Response{p.reply(req, code, body)}
+		}
+		return okToAll(p, req)
+	}
+}
+
+// ringsUntilCancel answers an INVITE 180 and its CANCEL 200 (and leaves the
+// INVITE to its transaction's 487).
+func ringsUntilCancel(p *phone, req *sip.Request) []*sip.Response {
+	switch req.Method {
+	case sip.INVITE:
+		return []*sip.Response{p.reply(req, 180, "")}
+	case sip.CANCEL:
+		return []*sip.Response{p.reply(req, 200, "")}
+	}
+	return nil
+}
+
 // okToAll answers every request 200.
 func okToAll(p *phone, req *sip.Request) []*sip.Response {
 	return []*sip.Response{p.reply(req, 200, "")}
@@ -189,6 +213,14 @@ func testB2BUA(t *testing.T, phones map[string]*phone) (*B2BUA, *memStore) {
 		client, dir, reg, tracker, nil, map[string]Local{"UDP": {Host: "127.0.0.1"}}, log)
 	b.Store = st
 	return b, st
+}
+
+// inDialog hands an in-dialog request to b on a fake transaction and
+// returns what b answered.
+func inDialog(b *B2BUA, req *sip.Request) siptest.Result {
+	tx := siptest.NewTx(req)
+	b.HandleInDialog(req, tx)
+	return tx.Result()
 }
 
 // waitFor polls cond for up to 5 s.

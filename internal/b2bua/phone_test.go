@@ -36,18 +36,8 @@ func (r *results) last() Result {
 // Alert-Info and B's number, passes A's offer to B, ACKs B, then ACKs A
 // with B's answer; the call is stored and counted.
 func TestConnectRingsAThenB(t *testing.T) {
-	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pa.reply(req, 180, ""), pa.reply(req, 200, offerSDP)}
-		}
-		return []*sip.Response{pa.reply(req, 200, "")}
-	})
-	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pb.reply(req, 200, answerSDP)}
-		}
-		return []*sip.Response{pb.reply(req, 200, "")}
-	})
+	pa := newPhone(t, answering(sip.INVITE, 200, offerSDP))
+	pb := newPhone(t, answering(sip.INVITE, 200, answerSDP))
 	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
 	var rs results
 	b.OnResult = rs.add
@@ -79,18 +69,8 @@ func TestConnectRingsAThenB(t *testing.T) {
 // acknowledged refusing its streams (port 0, RFC 3264 6), A gets BYE and
 // Call Back is told B was busy.
 func TestConnectCalleeBusy(t *testing.T) {
-	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pa.reply(req, 200, offerSDP)}
-		}
-		return []*sip.Response{pa.reply(req, 200, "")}
-	})
-	pb := newPhone(t, func(pb *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pb.reply(req, 486, "")}
-		}
-		return nil
-	})
+	pa := newPhone(t, answering(sip.INVITE, 200, offerSDP))
+	pb := newPhone(t, answering(sip.INVITE, 486, ""))
 	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
 	var rs results
 	b.OnResult = rs.add
@@ -112,12 +92,7 @@ func TestConnectCalleeBusy(t *testing.T) {
 
 // TestConnectCallerDoesNotAnswer: when A declines, B is never rung.
 func TestConnectCallerDoesNotAnswer(t *testing.T) {
-	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
-		if req.Method == sip.INVITE {
-			return []*sip.Response{pa.reply(req, 603, "")}
-		}
-		return nil
-	})
+	pa := newPhone(t, answering(sip.INVITE, 603, ""))
 	pb := newPhone(t, nil)
 	b, _ := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
 	if err := b.Connect("1001", "1002"); err == nil || !strings.Contains(err.Error(), "did not answer") {
@@ -151,12 +126,7 @@ func TestServerLeg(t *testing.T) {
 	c.a.LocalTag = "srv-a"
 	srv := &serverSide{ep: ep, bye: make(chan struct{})}
 	c.srv = srv
-	handle := func(req *sip.Request) siptest.Result {
-		t.Helper()
-		tx := siptest.NewTx(req)
-		b.HandleInDialog(req, tx)
-		return tx.Result()
-	}
+	handle := func(req *sip.Request) siptest.Result { return inDialog(b, req) }
 
 	info := fromA(pa, sip.INFO, 2, "")
 	info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
@@ -214,15 +184,7 @@ func TestSendText(t *testing.T) {
 // Alert-Info, then cancels it (after its provisional response, RFC 3261
 // 9.1).
 func TestAlert(t *testing.T) {
-	pa := newPhone(t, func(pa *phone, req *sip.Request) []*sip.Response {
-		switch req.Method {
-		case sip.INVITE:
-			return []*sip.Response{pa.reply(req, 180, "")}
-		case sip.CANCEL:
-			return []*sip.Response{pa.reply(req, 200, "")}
-		}
-		return nil
-	})
+	pa := newPhone(t, ringsUntilCancel)
 	b, _ := testB2BUA(t, map[string]*phone{"1001": pa})
 	b.Alert("1001", "1002", 50*time.Millisecond)
 	inv := pa.next(sip.INVITE)

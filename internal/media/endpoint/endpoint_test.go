@@ -35,26 +35,40 @@ func TestEndpointPorts(t *testing.T) {
 	}
 }
 
-// TestEndpointPlaysAndHearsKeys: an endpoint answering an offer plays a
-// source to the offerer's address, reports when it ends, and hears a key
-// pressed with RFC 4733 events.
-func TestEndpointPlaysAndHearsKeys(t *testing.T) {
-	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+// udp is a socket of a party on loopback.
+func udp(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer phone.Close()
-	b := Ports{IP: netip.MustParseAddr("127.0.0.1")}
-	e, err := b.Open("1001")
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// started is an endpoint of p that answered the offer of the party at
+// phone with codec, and started.
+func started(t *testing.T, p Ports, phone *net.UDPConn, codec media.Codec) *Endpoint {
+	t.Helper()
+	e, err := p.Open("1001")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
-	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{media.PCMA}})
+	t.Cleanup(e.Close)
+	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{codec}})
 	if _, err := e.Answer(offer); err != nil {
 		t.Fatal(err)
 	}
 	e.Start()
+	return e
+}
+
+// TestEndpointPlaysAndHearsKeys: an endpoint answering an offer plays a
+// source to the offerer's address, reports when it ends, and hears a key
+// pressed with RFC 4733 events.
+func TestEndpointPlaysAndHearsKeys(t *testing.T) {
+	phone := udp(t)
+	e := started(t, Ports{IP: netip.MustParseAddr("127.0.0.1")}, phone, media.PCMA)
 	done := e.Play(media.Silence(5))
 	select {
 	case <-done:
@@ -77,6 +91,12 @@ func TestEndpointPlaysAndHearsKeys(t *testing.T) {
 		out, _ := p.Marshal()
 		phone.WriteToUDPAddrPort(out, from)
 	}
+	hears5(t, e)
+}
+
+// hears5 waits for e to hear the key 5.
+func hears5(t *testing.T, e *Endpoint) {
+	t.Helper()
 	select {
 	case d := <-e.digits:
 		if d != '5' {

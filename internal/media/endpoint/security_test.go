@@ -19,29 +19,11 @@ import (
 // sent before the party sends anything, is not heard; it is counted per
 // packet and logged once; the party's own 5 is heard.
 func TestB7_EndpointForeignKeys(t *testing.T) {
-	udp := func() *net.UDPConn {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	phone, stranger := udp(), udp()
+	phone, stranger := udp(t), udp(t)
 	var logs bytes.Buffer
 	var alien atomic.Int64
-	b := Ports{IP: netip.MustParseAddr("127.0.0.1"),
-		Log: slog.New(slog.NewTextHandler(&logs, nil)), OnForeign: func() { alien.Add(1) }}
-	e, err := b.Open("1001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{media.PCMU}})
-	if _, err := e.Answer(offer); err != nil {
-		t.Fatal(err)
-	}
-	e.Start()
+	e := started(t, Ports{IP: netip.MustParseAddr("127.0.0.1"),
+		Log: slog.New(slog.NewTextHandler(&logs, nil)), OnForeign: func() { alien.Add(1) }}, phone, media.PCMU)
 	to := e.local.Addr
 	press := func(c *net.UDPConn) int {
 		evs := media.DigitEvents(5, 60*time.Millisecond, 20*time.Millisecond, 10)
@@ -68,14 +50,7 @@ func TestB7_EndpointForeignKeys(t *testing.T) {
 	default:
 	}
 	press(phone)
-	select {
-	case d := <-e.digits:
-		if d != '5' {
-			t.Fatalf("heard key %q, want 5", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the party's 5 not heard within 5 s")
-	}
+	hears5(t, e)
 	if got := strings.Count(logs.String(), "RTP from a foreign source dropped"); got != 1 ||
 		!strings.Contains(logs.String(), "source="+stranger.LocalAddr().String()) {
 		t.Fatalf("%d log lines for %d foreign packets, want 1 naming the source:\n%s", got, n, logs.String())
