@@ -1,6 +1,8 @@
 package b2bua
 
 import (
+	"encoding/json"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/siptest"
 )
 
@@ -193,5 +196,133 @@ func TestAlert(t *testing.T) {
 	}
 	if c := pa.next(sip.CANCEL); c.CallID().Value() != inv.CallID().Value() {
 		t.Errorf("CANCEL of another call:\n%s", c)
+	}
+}
+
+// answeringMedia answers an INVITE's SDP offer as a phone would (RFC 3264
+// section 6, audio to the phone's own address) and every other request 200.
+func answeringMedia(p *phone, req *sip.Request) []*sip.Response {
+	if req.Method != sip.INVITE {
+		return okToAll(p, req)
+	}
+	answer, _, err := media.Negotiate(req.Body(), media.Endpoint{Addr: p.conn.LocalAddr().(*net.UDPAddr).AddrPort()})
+	if err != nil {
+		return []*sip.Response{p.reply(req, 488, "")}
+	}
+	return []*sip.Response{p.reply(req, 200, string(answer))}
+}
+
+// TestOfferKeyThenCancel: a call that failed busy gets the offer as early
+// media (183 with the server's SDP answer, RFC 3960); 5 pressed by SIP
+// INFO asks for the call back (OfferKey); A's CANCEL ends the offer and the
+// call, and the callee's line is not counted while the offer plays.
+func TestOfferKeyThenCancel(t *testing.T) {
+	pa := newPhone(t, nil)
+	b, _ := testB2BUA(t, nil)
+	var offered Result
+	b.OfferCallBack = func(r Result) (bool, bool) { offered = r; return true, false }
+	keys := make(chan string, 1)
+	b.OfferKey = func(caller string) string { keys <- caller; return media.PromptActivated }
+
+	inv := fromA(pa, sip.INVITE, 1, offerSDP)
+	inv.To().Params.Remove("tag")
+	tx := siptest.NewTx(inv)
+	c := b.callFrom(inv, "1001", "1002", nil)
+	c.a.LocalTag = "srv-a" // what fromA's in-dialog requests carry
+	if !b.offerable(inv, FailBusy) {
+		t.Fatal("a busy call with SDP is not offerable")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.announceOffer(inv, tx, c, 486, "Busy Here", FailBusy, time.Now())
+	}()
+	res := <-tx.Sent()
+	if res.StatusCode != 183 || !strings.Contains(string(res.Body()), "m=audio ") {
+		t.Fatalf("first response %d %q, want 183 with SDP", res.StatusCode, res.Body())
+	}
+	if offered.Outcome != FailBusy || offered.Caller != "1001" || offered.Callee != "1002" {
+		t.Errorf("OfferCallBack told %+v, want 1001 -> 1002 busy", offered)
+	}
+	info := fromA(pa, sip.INFO, 2, "")
+	info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+	info.SetBody([]byte("Signal=5\r\nDuration=160\r\n"))
+	if got := inDialog(b, info).Code(); got != 200 {
+		t.Fatalf("INFO answered %d, want 200", got)
+	}
+	select {
+	case who := <-keys:
+		if who != "1001" {
+			t.Errorf("OfferKey told %s, want 1001", who)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("5 did not reach OfferKey")
+	}
+	tx.Cancel(sip.NewRequest(sip.CANCEL, inv.Recipient))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the offer did not end on CANCEL")
+	}
+	if got := tx.Result().Code(); got != 487 {
+		t.Errorf("A's INVITE ended %d, want 487", got)
+	}
+	if b.Calls() != 0 {
+		t.Errorf("Calls = %d after the offer, want 0", b.Calls())
+	}
+}
+
+// TestRecallConnects: the automatic recall rings A with the server's offer
+// and the recall Alert-Info, asks where to connect (RecallAnswered), rings
+// B with the codec A uses, and relays between them: the call is stored
+// with its relay and counted.
+func TestRecallConnects(t *testing.T) {
+	pa := newPhone(t, answeringMedia)
+	pb := newPhone(t, answeringMedia)
+	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
+	b.RecallAnswered = func(id int64, caller string) string {
+		if id != 7 || caller != "1001" {
+			t.Errorf("RecallAnswered(%d, %s), want 7, 1001", id, caller)
+		}
+		return "1002"
+	}
+	var rs results
+	b.OnResult = rs.add
+	if err := b.Recall(7, "1001", "1002", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	invA := pa.next(sip.INVITE)
+	if h := invA.GetHeader("Alert-Info"); h == nil || h.Value() != RecallAlertInfo || !strings.Contains(string(invA.Body()), "m=audio ") {
+		t.Errorf("INVITE to A: want the recall Alert-Info and the server's offer:\n%s", invA)
+	}
+	pa.next(sip.ACK)
+	invB := pb.next(sip.INVITE)
+	if !strings.Contains(string(invB.Body()), "m=audio ") {
+		t.Errorf("INVITE to B without the server's offer:\n%s", invB)
+	}
+	pb.next(sip.ACK)
+	if b.Calls() != 1 || st.stored() != 1 {
+		t.Fatalf("after the recall: %d calls, %d stored; want 1, 1", b.Calls(), st.stored())
+	}
+	st.mu.Lock()
+	var rec savedCall
+	for _, d := range st.calls {
+		if err := json.Unmarshal(d, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.mu.Unlock()
+	if rec.Relay == nil || rec.Caller != "1001" || rec.Callee != "1002" {
+		t.Errorf("stored %+v, want 1001 -> 1002 with its relay", rec)
+	}
+	if r := rs.last(); r.Outcome != Answered {
+		t.Errorf("result %+v, want answered", r)
+	}
+	c := b.findLeg(invA.CallID().Value()).call
+	b.hangup(c)
+	pa.next(sip.BYE)
+	pb.next(sip.BYE)
+	if b.Calls() != 0 || st.stored() != 0 {
+		t.Errorf("after hangup: %d calls, %d stored; want none", b.Calls(), st.stored())
 	}
 }
