@@ -217,10 +217,17 @@ func TestCancelWhileRinging(t *testing.T) {
 	if cancel.CallID().Value() != fork.CallID().Value() || branchOf(cancel) != branchOf(fork) {
 		t.Errorf("CANCEL does not match the INVITE to B (RFC 3261 9.1):\n%s", cancel)
 	}
+	canceled(t, b, tx, done)
+}
+
+// canceled checks what A's CANCEL left once done is closed: A's INVITE
+// ended 487 (RFC 3261 9.2), no call, neither line counting one.
+func canceled(t *testing.T, b *B2BUA, tx *siptest.Tx, done <-chan struct{}) {
+	t.Helper()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("ringing did not end after CANCEL")
+		t.Fatal("the call did not end after CANCEL")
 	}
 	if got := tx.Result().Code(); got != 487 {
 		t.Errorf("A's INVITE ended %d, want 487", got)

@@ -259,17 +259,7 @@ func TestOfferKeyThenCancel(t *testing.T) {
 		t.Fatal("5 did not reach OfferKey")
 	}
 	tx.Cancel(sip.NewRequest(sip.CANCEL, inv.Recipient))
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the offer did not end on CANCEL")
-	}
-	if got := tx.Result().Code(); got != 487 {
-		t.Errorf("A's INVITE ended %d, want 487", got)
-	}
-	if b.Calls() != 0 {
-		t.Errorf("Calls = %d after the offer, want 0", b.Calls())
-	}
+	canceled(t, b, tx, done)
 }
 
 // TestRecallConnects: the automatic recall rings A with the server's offer
