@@ -3,13 +3,48 @@
 // INVITE goes to every registered device of the called line (B legs, forked
 // in parallel as in 16.7), first answer wins. Every message of the call
 // passes through the server, which is what lets it see a line's calls (busy
-// trigger, line state) and, in later issues, take a failed call over for Call
-// Back. SDP passes end to end unchanged: media does not touch the server.
+// trigger, line state) and take a failed call over for Call Back.
+//
+// Its files are named by role:
+//   - relay (b2bua.go, relay_*.go): who an INVITE acts for, where the
+//     dialed number leads (route points, forwarding, DND, trunks), forking
+//     and the no-answer timer. SDP of a relayed call passes end to end
+//     unchanged: its media does not touch the server.
+//   - dialog layer (dialog*.go): the legs of a call, in-dialog requests
+//     relayed (BYE, re-INVITE, INFO, ...), the ACK of each 2xx, hold, and
+//     answered calls stored and restored after a restart.
+//   - the server acting as a phone (phone_*.go): the Call Back offer as
+//     early media, the automatic recall, Dial (third-party call control),
+//     MESSAGE screens and the recall alert; the recall and Dial share one
+//     "ring A, then connect B" path (phone_ring.go). Here the media does
+//     touch the server: the offer and the recall play prompts and tones
+//     and listen for keys, and a recall relays RTP between A and B.
+//
+// The three stay one package because they share the call and its legs: the
+// relay, the dialog layer and the server-as-a-phone all act on the same
+// *call (its legs, the server side standing in for a party, its endpoints
+// and relay), under one lock and one table of legs by Call-ID; splitting it
+// would mean exporting that state between packages. What separates
+// cleanly lives apart: the request builders in internal/sipmsg, the fake
+// transaction for tests in internal/siptest, and the server's media on its
+// legs (RTP socket, SDP offer/answer, playout, keys, the relay of two legs)
+// in internal/media/endpoint, opened through phone_media.go.
+//
+// The dialog layer is our own, not sipgo's dialog sessions nor
+// emiago/diago: sipgo keeps its sessions in a private table filled only by
+// an INVITE it sent or received, so a call restored after a restart could
+// not be put back; it uses one Contact for all dialogs, where each leg's
+// Contact names the DN it stands for; and it has no notion of a relayed
+// 2xx, whose ACK (with a late answer, RFC 3261 13.2.1) is passed to the
+// other leg and resent on each retransmission of that 2xx. Forking to a
+// line's devices with CANCEL after the first provisional (9.1) and ACK and
+// BYE for a late answer is ours either way. diago brings its own user
+// agent and media stack, where requests here are routed and authenticated
+// by sipserver and the media (relay, latching, RFC 4733) is internal/media.
 package b2bua
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -24,7 +59,9 @@ import (
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/linestate"
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/store"
 )
 
@@ -103,15 +140,14 @@ type Config struct {
 
 // B2BUA places and relays calls. Create with New.
 type B2BUA struct {
-	cfg     Config
-	client  *sipgo.Client
-	dir     *directory.Directory
-	reg     *registrar.Registrar
-	lines   *linestate.Tracker
-	auth    *auth.Authenticator
-	log     *slog.Logger
-	local   map[string]Local // by transport, "UDP"/"TCP"
-	localIP net.IP
+	cfg    Config
+	client *sipgo.Client
+	dir    *directory.Directory
+	reg    *registrar.Registrar
+	lines  *linestate.Tracker
+	auth   *auth.Authenticator
+	log    *slog.Logger
+	msg    *sipmsg.Builder // the requests the server sends, from its addresses
 
 	mu   sync.Mutex
 	legs map[string]*leg // by Call-ID of the leg
@@ -158,12 +194,7 @@ type B2BUA struct {
 // New returns a B2BUA sending through client. local gives our address per
 // transport ("UDP", "TCP").
 func New(cfg Config, client *sipgo.Client, dir *directory.Directory, reg *registrar.Registrar, lines *linestate.Tracker, a *auth.Authenticator, local map[string]Local, log *slog.Logger) *B2BUA {
-	var ip net.IP
-	for _, l := range local {
-		ip = net.ParseIP(l.Host)
-		break
-	}
-	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, local: local, localIP: ip, log: log, legs: map[string]*leg{}}
+	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, msg: sipmsg.NewBuilder(local), log: log, legs: map[string]*leg{}}
 }
 
 // Calls returns the number of calls in progress (ringing or connected).
@@ -196,8 +227,8 @@ type call struct {
 	// other party (announcement, recall before B answers); eps are closed
 	// and relay stopped when the call ends.
 	srv   *serverSide
-	eps   []*endpoint
-	relay *relay
+	eps   []*endpoint.Endpoint
+	relay *endpoint.Relay
 }
 
 // startReinvite marks a re-INVITE in progress in c; false when one already
@@ -220,7 +251,7 @@ func (c *call) endReinvite() {
 
 func (b *B2BUA) addLeg(l *leg) {
 	b.mu.Lock()
-	b.legs[l.callID] = l
+	b.legs[l.CallID] = l
 	b.mu.Unlock()
 }
 
@@ -241,11 +272,11 @@ func (b *B2BUA) end(c *call) {
 	a, bl := c.a, c.b
 	c.mu.Unlock()
 	b.mu.Lock()
-	if a != nil && b.legs[a.callID] == a {
-		delete(b.legs, a.callID)
+	if a != nil && b.legs[a.CallID] == a {
+		delete(b.legs, a.CallID)
 	}
-	if bl != nil && b.legs[bl.callID] == bl {
-		delete(b.legs, bl.callID)
+	if bl != nil && b.legs[bl.CallID] == bl {
+		delete(b.legs, bl.CallID)
 	}
 	b.mu.Unlock()
 	if c.trunk == "" {
@@ -256,25 +287,19 @@ func (b *B2BUA) end(c *call) {
 	eps, rl := c.eps, c.relay
 	c.mu.Unlock()
 	if rl != nil {
-		rl.stop()
+		rl.Stop()
 	}
 	for _, e := range eps {
-		e.close()
+		e.Close()
 	}
 	if bl != nil { // it was answered, so it was stored
 		b.forget(c)
 	}
 }
 
-// respond answers a request, logging a transport failure once.
+// respond answers a request, logging a transport failure.
 func (b *B2BUA) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		b.log.Debug("respond failed", "code", code, "error", err)
-	}
+	sipmsg.Respond(tx, req, code, reason, b.log, hdrs...)
 }
 
 // HandleInvite takes an INVITE: a new call, or a re-INVITE in a dialog.
@@ -489,16 +514,16 @@ func (b *B2BUA) callFrom(req *sip.Request, caller, callee string, trunk *config.
 	}
 	from := req.From()
 	c.a = &leg{
-		call: c, name: "A", callID: callID,
-		localTag: sip.GenerateTagN(16), remoteTag: tagOf(from.Params),
-		local: *req.To().Address.Clone(), remote: *from.Address.Clone(),
-		dest: req.Source(), transport: strings.ToUpper(req.Transport()),
+		call: c, name: "A", Dialog: &sipmsg.Dialog{CallID: callID,
+			LocalTag: sip.GenerateTagN(16), RemoteTag: tagOf(from.Params),
+			Local: *req.To().Address.Clone(), Remote: *from.Address.Clone(),
+			Dest: req.Source(), Transport: strings.ToUpper(req.Transport())},
 		inviteCSeq: req.CSeq().SeqNo,
 	}
 	if ct := req.Contact(); ct != nil {
-		c.a.target = *ct.Address.Clone()
+		c.a.Target = *ct.Address.Clone()
 	} else {
-		c.a.target = *from.Address.Clone()
+		c.a.Target = *from.Address.Clone()
 	}
 	b.addLeg(c.a)
 	if c.trunk == "" { // an outside caller has no line state here

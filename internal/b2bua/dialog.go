@@ -6,6 +6,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 type sipgoClient = sipgo.Client
@@ -58,7 +60,7 @@ func (b *B2BUA) hangup(c *call) {
 	c.mu.Unlock()
 	for _, l := range legs {
 		if l != nil {
-			go b.fireAndForget(b.request(l, sip.BYE, l.cseq.Add(1)))
+			go b.fireAndForget(b.request(l, sip.BYE, l.CSeq.Add(1)))
 		}
 	}
 	b.end(c)
@@ -123,7 +125,7 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if req.Method == sip.BYE {
 		b.respond(tx, req, 200, "OK")
-		go b.fireAndForget(b.request(peer, sip.BYE, peer.cseq.Add(1)))
+		go b.fireAndForget(b.request(peer, sip.BYE, peer.CSeq.Add(1)))
 		b.end(c)
 		return
 	}
@@ -135,13 +137,13 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		defer c.endReinvite()
 	}
 
-	out := b.request(peer, req.Method, peer.cseq.Add(1))
+	out := b.request(peer, req.Method, peer.CSeq.Add(1))
 	for _, name := range []string{"Event", "Subscription-State", "Info-Package", "Allow"} {
 		for _, h := range req.GetHeaders(name) {
 			out.AppendHeader(sip.HeaderClone(h))
 		}
 	}
-	copyBody(req, out)
+	sipmsg.CopyBody(req, out)
 	peer.sent(out)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
@@ -165,12 +167,12 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 			res := sip.NewResponseFromRequest(req, in.StatusCode, in.Reason, nil)
-			copyBody(in, res)
+			sipmsg.CopyBody(in, res)
 			if in.IsSuccess() {
 				l.sent(res)
 			}
 			if req.Method == sip.INVITE && in.IsSuccess() {
-				res.AppendHeader(b.contact(l.local.User, l.transport))
+				res.AppendHeader(b.msg.Contact(l.Local.User, l.Transport))
 				rel := &relayed{invite: out, res: in, stop: make(chan struct{}), cseq: req.CSeq().SeqNo}
 				c.mu.Lock()
 				l.pendingAck = rel
@@ -179,7 +181,7 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 				if err := tx.Respond(res); err != nil {
 					b.log.Debug("relay re-INVITE answer", "error", err)
 				}
-				go b.awaitAck(c, tx, res, rel.stop, sip.IsReliable(l.transport))
+				go b.awaitAck(c, tx, res, rel.stop, sip.IsReliable(l.Transport))
 				return
 			}
 			if err := tx.Respond(res); err != nil {

@@ -808,8 +808,8 @@ func (s *Service) LineChanged(l config.Line) {
 // engineLine is what the engine knows of a configured line.
 func (s *Service) engineLine(l config.Line) engine.Line {
 	el := engine.Line{DN: l.DN, Name: l.Name, AutoRecall: l.Notification == config.NotifyAutoRecall, DND: l.DND,
-		ForwardAll: s.forwardTarget(l.ForwardAll), ForwardBusy: s.forwardTarget(l.ForwardBusy),
-		ForwardNoAnswer: s.forwardTarget(l.ForwardNoAnswer)}
+		ForwardAll: config.ForwardTarget(l.ForwardAll, s.VoicemailPilot), ForwardBusy: config.ForwardTarget(l.ForwardBusy, s.VoicemailPilot),
+		ForwardNoAnswer: config.ForwardTarget(l.ForwardNoAnswer, s.VoicemailPilot)}
 	if s.Profile != nil {
 		if p, ok := s.Profile(l.Profile); ok && !p.CallBack {
 			el.NoCallBack = true
@@ -822,14 +822,6 @@ func (s *Service) engineLine(l config.Line) engine.Line {
 		el.Kind = engine.Voicemail
 	}
 	return el
-}
-
-// forwardTarget resolves "voicemail" to the pilot, off without one (F10).
-func (s *Service) forwardTarget(t string) string {
-	if t == config.ForwardVoicemail {
-		return s.VoicemailPilot
-	}
-	return t
 }
 
 // DeviceReset tells the engine that a device of line dn went away or

@@ -311,6 +311,17 @@ const (
 // ForwardVoicemail is the forwarding target that means the voicemail pilot.
 const ForwardVoicemail = "voicemail"
 
+// ForwardTarget resolves a forwarding setting to the number a call goes
+// to: "voicemail" is the pilot, off ("") when there is none (F10: diverted
+// without a pilot, the call stays). The B2BUA's routing and Call Back's
+// engine both read forwarding through it.
+func ForwardTarget(setting, voicemailPilot string) string {
+	if setting == ForwardVoicemail {
+		return voicemailPilot
+	}
+	return setting
+}
+
 // The feature codes a line's phone sets its forwarding and DND-Reject with
 // (internal/app/features.go; docs/config.md): a Set code followed by
 // a DN, or by nothing for voicemail, sets; an Off code and the DND codes

@@ -154,14 +154,7 @@ func Negotiate(offer []byte, local Endpoint) ([]byte, Session, error) {
 		firstErr error
 	)
 	for i, md := range sd.MediaDescriptions {
-		// A rejected stream keeps media type, proto and formats, with port 0
-		// (RFC 3264 section 6).
-		am := &sdp.MediaDescription{MediaName: sdp.MediaName{
-			Media:   md.MediaName.Media,
-			Port:    sdp.RangedPort{Value: 0},
-			Protos:  md.MediaName.Protos,
-			Formats: md.MediaName.Formats,
-		}}
+		am := rejected(md)
 		if chosen < 0 && isAudioRTP(md) && md.MediaName.Port.Value != 0 {
 			m, err := parseMedia(&sd, md)
 			if err != nil {
@@ -190,6 +183,36 @@ func Negotiate(offer []byte, local Endpoint) ([]byte, Session, error) {
 		return nil, Session{}, fmt.Errorf("media: marshal answer: %w", err)
 	}
 	return out, sess, nil
+}
+
+// rejected is the answer refusing an offered stream: its media type, proto
+// and formats, with port 0 (RFC 3264 section 6).
+func rejected(md *sdp.MediaDescription) *sdp.MediaDescription {
+	return &sdp.MediaDescription{MediaName: sdp.MediaName{
+		Media:   md.MediaName.Media,
+		Port:    sdp.RangedPort{Value: 0},
+		Protos:  md.MediaName.Protos,
+		Formats: md.MediaName.Formats,
+	}}
+}
+
+// RejectAll answers an SDP offer refusing every stream (RFC 3264 section
+// 6), from the unspecified address (no media of ours): what the server
+// answers an offer it cannot take on. An offer it cannot read gets an
+// answer with no streams.
+func RejectAll(offer []byte) []byte {
+	ans := baseDescription(Endpoint{Username: "callbackd"})
+	var sd sdp.SessionDescription
+	if unmarshal(&sd, offer) == nil {
+		for _, md := range sd.MediaDescriptions {
+			ans.MediaDescriptions = append(ans.MediaDescriptions, rejected(md))
+		}
+	}
+	out, err := ans.Marshal()
+	if err != nil {
+		panic(err) // Marshal of a description we built cannot fail.
+	}
+	return out
 }
 
 // Offer writes an offer for one audio stream with our codecs (PCMU, PCMA by

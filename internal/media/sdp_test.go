@@ -405,3 +405,20 @@ func FuzzNegotiate(f *testing.F) {
 		}
 	})
 }
+
+// TestRejectAll: every offered stream is refused with port 0, keeping its
+// media, proto and formats (RFC 3264 section 6); an unreadable offer gets
+// an answer without streams.
+func TestRejectAll(t *testing.T) {
+	offer := "v=0\r\no=alice 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n" +
+		"m=audio 5004 RTP/AVP 0 8 101\r\nm=video 5006 RTP/AVP 96\r\n"
+	got := string(RejectAll([]byte(offer)))
+	for _, want := range []string{"m=audio 0 RTP/AVP 0 8 101\r\n", "m=video 0 RTP/AVP 96\r\n", "c=IN IP4 0.0.0.0\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("RejectAll = %q, want %q in it", got, want)
+		}
+	}
+	if got := string(RejectAll([]byte("garbage"))); !strings.HasPrefix(got, "v=0\r\n") || strings.Contains(got, "m=") {
+		t.Errorf("RejectAll(garbage) = %q, want a description without streams", got)
+	}
+}

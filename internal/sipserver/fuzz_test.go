@@ -60,7 +60,6 @@ package sipserver_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -82,6 +81,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/app"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/siptest"
 	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
@@ -151,186 +151,6 @@ func (s *logState) takePanics() []string {
 	p := s.panics
 	s.panics = nil
 	return p
-}
-
-// ---------------------------------------------------------------------
-// Fake server transaction
-
-type txState int
-
-const (
-	proceeding txState = iota
-	completed          // non-2xx final sent (or non-INVITE final)
-	accepted           // 2xx to INVITE sent
-)
-
-// fakeTx is a sip.ServerTransaction that records what the handler does
-// with it. It follows sipgo's ServerTx where it matters: OnTerminate and
-// OnCancel return false once terminated, a CANCEL makes the transaction
-// answer 487 itself after calling the OnCancel callback, and a final
-// response ends the answering phase (a 2xx may be retransmitted).
-type fakeTx struct {
-	req *sip.Request
-
-	mu        sync.Mutex
-	state     txState
-	responses []*sip.Response // every Respond call, retransmissions included
-	final     *sip.Response   // the final response, nil if none
-	violation []string        // responses after the final one
-	canceled  bool            // CANCEL processed: 487 sent by the transaction
-	closed    bool
-	err       error
-	done      chan struct{}
-	onCancel  sip.FnTxCancel
-	onTerm    []sip.FnTxTerminate
-	acks      chan *sip.Request
-
-	cancelReq   *sip.Request // armed CANCEL, fired at the first provisional
-	cancelFired bool
-	cancelWG    sync.WaitGroup
-}
-
-var _ sip.ServerTransaction = (*fakeTx)(nil)
-
-func newFakeTx(req *sip.Request) *fakeTx {
-	return &fakeTx{req: req, done: make(chan struct{}), acks: make(chan *sip.Request)}
-}
-
-func (tx *fakeTx) Respond(res *sip.Response) error {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	tx.responses = append(tx.responses, res)
-	if tx.closed {
-		return sip.ErrTransactionTerminated
-	}
-	switch tx.state {
-	case proceeding:
-		switch {
-		case res.StatusCode >= 200:
-			tx.final = res
-			tx.state = completed
-			if res.IsSuccess() && tx.req.IsInvite() {
-				tx.state = accepted
-			}
-		case res.StatusCode > 100 && tx.cancelReq != nil && !tx.cancelFired:
-			tx.cancelFired = true
-			tx.cancelWG.Add(1)
-			go tx.fireCancel()
-		}
-		return nil
-	case accepted:
-		if res == tx.final {
-			return nil // 2xx retransmission (RFC 6026)
-		}
-	}
-	if !tx.canceled {
-		tx.violation = append(tx.violation, fmt.Sprintf("%d %s sent after final %d %s", res.StatusCode, res.Reason, tx.final.StatusCode, tx.final.Reason))
-	}
-	return errors.New("fake tx: final response already sent")
-}
-
-// fireCancel does what sipgo's ServerTx does for a matching CANCEL.
-func (tx *fakeTx) fireCancel() {
-	defer tx.cancelWG.Done()
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.state != proceeding || tx.closed {
-		return
-	}
-	tx.canceled = true
-	tx.err = sip.ErrTransactionCanceled
-	if tx.onCancel != nil {
-		tx.onCancel(tx.cancelReq)
-	}
-	res := sip.NewResponseFromRequest(tx.req, 487, "Request Terminated", nil)
-	tx.responses = append(tx.responses, res)
-	tx.final = res
-	tx.state = completed
-}
-
-func (tx *fakeTx) Acks() <-chan *sip.Request { return tx.acks }
-
-func (tx *fakeTx) OnCancel(f sip.FnTxCancel) bool {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.closed {
-		return false
-	}
-	if prev := tx.onCancel; prev != nil {
-		tx.onCancel = func(r *sip.Request) { prev(r); f(r) }
-	} else {
-		tx.onCancel = f
-	}
-	return !tx.canceled
-}
-
-func (tx *fakeTx) OnTerminate(f sip.FnTxTerminate) bool {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.closed {
-		return false
-	}
-	tx.onTerm = append(tx.onTerm, f)
-	// With CALLBACKD_FUZZ_KNOWN=1, pretend the ServerTransactionContext bug
-	// (see knownBugs) is fixed: report "not terminated" the way that
-	// function expects, so its context lives until the transaction ends
-	// and the fuzzer can explore the in-dialog relay behind it.
-	return !tolerateKnown
-}
-
-func (tx *fakeTx) Terminate() {
-	tx.mu.Lock()
-	if tx.closed {
-		tx.mu.Unlock()
-		return
-	}
-	tx.closed = true
-	if tx.err == nil {
-		tx.err = sip.ErrTransactionTerminated
-	}
-	close(tx.done)
-	fs, err := tx.onTerm, tx.err
-	tx.mu.Unlock()
-	for _, f := range fs {
-		f("fake", err)
-	}
-}
-
-func (tx *fakeTx) Done() <-chan struct{} { return tx.done }
-
-func (tx *fakeTx) Err() error {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return tx.err
-}
-
-// result is a snapshot of what happened to one request.
-type result struct {
-	final     *sip.Response
-	responses []*sip.Response
-	violation []string
-	canceled  bool
-}
-
-func (tx *fakeTx) result() result {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return result{final: tx.final, responses: slices.Clone(tx.responses), violation: slices.Clone(tx.violation), canceled: tx.canceled}
-}
-
-func (r result) code() int {
-	if r.final == nil {
-		return 0
-	}
-	return r.final.StatusCode
-}
-
-func (r result) codes() []int {
-	var out []int
-	for _, res := range r.responses {
-		out = append(out, res.StatusCode)
-	}
-	return out
 }
 
 // ---------------------------------------------------------------------
@@ -584,8 +404,8 @@ func (e *env) registerBaseline(tb testing.TB, dn string) {
 		req.SetSource(e.phone.addr())
 		req.SetTransport("UDP")
 		e.sign(req)
-		if r := e.handle(tb, req, nil); r.code() != 200 {
-			tb.Fatalf("restoring the binding of %s: REGISTER Contact %s got %v, want 200", dn, contact, r.codes())
+		if r := e.handle(tb, req, nil); r.Code() != 200 {
+			tb.Fatalf("restoring the binding of %s: REGISTER Contact %s got %v, want 200", dn, contact, r.Codes())
 		}
 	}
 }
@@ -625,10 +445,10 @@ func (e *env) refreshNonce(tb testing.TB) {
 	req.SetSource(e.phone.addr())
 	req.SetTransport("UDP")
 	r := e.handle(tb, req, nil)
-	if r.code() != 401 || r.final.GetHeader("WWW-Authenticate") == nil {
-		tb.Fatalf("REGISTER without credentials got %v, want 401 with a challenge", r.codes())
+	if r.Code() != 401 || r.Final.GetHeader("WWW-Authenticate") == nil {
+		tb.Fatalf("REGISTER without credentials got %v, want 401 with a challenge", r.Codes())
 	}
-	chal, err := digest.ParseChallenge(r.final.GetHeader("WWW-Authenticate").Value())
+	chal, err := digest.ParseChallenge(r.Final.GetHeader("WWW-Authenticate").Value())
 	if err != nil {
 		tb.Fatalf("challenge: %v", err)
 	}
@@ -706,10 +526,13 @@ func (e *env) prepare(req *sip.Request) {
 }
 
 // handle runs one request through Server.Handle, failing on a hang.
-func (e *env) handle(tb testing.TB, req *sip.Request, cancel *sip.Request) result {
+func (e *env) handle(tb testing.TB, req *sip.Request, cancel *sip.Request) siptest.Result {
 	tb.Helper()
-	tx := newFakeTx(req)
-	tx.cancelReq = cancel
+	tx := siptest.NewTx(req)
+	tx.KeepContext = tolerateKnown
+	if cancel != nil {
+		tx.ArmCancel(cancel)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -722,9 +545,9 @@ func (e *env) handle(tb testing.TB, req *sip.Request, cancel *sip.Request) resul
 	case <-timer.C:
 		tb.Fatalf("hang: Handle did not return within %v for\n%s\ngoroutines:\n%s", handleTimeout, req, goroutines())
 	}
-	tx.cancelWG.Wait()
-	r := tx.result()
-	if r.final == nil {
+	tx.Wait()
+	r := tx.Result()
+	if r.Final == nil {
 		tx.Terminate() // what sipgo's server does after the handler returns
 	}
 	return r
@@ -748,12 +571,12 @@ type problem struct {
 }
 
 // check verifies the properties every request must have.
-func (e *env) check(req *sip.Request, r result) []problem {
+func (e *env) check(req *sip.Request, r siptest.Result) []problem {
 	var out []problem
 	for _, p := range e.logs.takePanics() {
 		out = append(out, problem{"panic", "server recovered a panic:\n" + p})
 	}
-	for _, res := range r.responses {
+	for _, res := range r.Responses {
 		switch {
 		case res.StatusCode == 500:
 			out = append(out, problem{"500", fmt.Sprintf("got 500 %s", res.Reason)})
@@ -762,23 +585,23 @@ func (e *env) check(req *sip.Request, r result) []problem {
 		}
 	}
 	if req.IsAck() {
-		if len(r.responses) > 0 {
-			out = append(out, problem{"ack-response", fmt.Sprintf("ACK got responses %v", r.codes())})
+		if len(r.Responses) > 0 {
+			out = append(out, problem{"ack-response", fmt.Sprintf("ACK got responses %v", r.Codes())})
 		}
 		return out
 	}
-	if r.final == nil {
-		out = append(out, problem{"no-final", fmt.Sprintf("no final response (responses %v)", r.codes())})
+	if r.Final == nil {
+		out = append(out, problem{"no-final", fmt.Sprintf("no final response (responses %v)", r.Codes())})
 	}
-	for _, v := range r.violation {
+	for _, v := range r.Violation {
 		out = append(out, problem{"double-final", v})
 	}
 	// RFC 3261 8.2.6.2: every response to a request but 100 carries the
 	// same To tag. (A 487 after CANCEL comes from sipgo's transaction, not
 	// from the server: skipped.)
-	if !r.canceled {
+	if !r.Canceled {
 		var tags []string
-		for _, res := range r.responses {
+		for _, res := range r.Responses {
 			if res.StatusCode > 100 && res.To() != nil {
 				tag, _ := res.To().Params.Get("tag")
 				if !slices.Contains(tags, tag) {
@@ -787,7 +610,7 @@ func (e *env) check(req *sip.Request, r result) []problem {
 			}
 		}
 		if len(tags) > 1 {
-			out = append(out, problem{"to-tag", fmt.Sprintf("responses %v carry different To tags %q (RFC 3261 8.2.6.2: one tag for all)", r.codes(), tags)})
+			out = append(out, problem{"to-tag", fmt.Sprintf("responses %v carry different To tags %q (RFC 3261 8.2.6.2: one tag for all)", r.Codes(), tags)})
 		}
 	}
 	return out
@@ -824,7 +647,7 @@ var knownBugs = []knownBug{
 
 var tolerateKnown = os.Getenv("CALLBACKD_FUZZ_KNOWN") == "1"
 
-func (e *env) report(tb testing.TB, req *sip.Request, r result, inDialog bool) {
+func (e *env) report(tb testing.TB, req *sip.Request, r siptest.Result, inDialog bool) {
 	tb.Helper()
 	for _, p := range e.check(req, r) {
 		known := ""
@@ -839,7 +662,7 @@ func (e *env) report(tb testing.TB, req *sip.Request, r result, inDialog bool) {
 		if known != "" {
 			known = " [known bug: " + known + "]"
 		}
-		tb.Errorf("%s%s\nrequest (source %s, %s):\n%s\nresponses: %v", p.msg, known, req.Source(), req.Transport(), req, r.codes())
+		tb.Errorf("%s%s\nrequest (source %s, %s):\n%s\nresponses: %v", p.msg, known, req.Source(), req.Transport(), req, r.Codes())
 	}
 }
 
@@ -923,7 +746,7 @@ func matchingCancel(reqs []*sip.Request, i int, consumed map[int]bool) int {
 // step is one request of an input and what became of it.
 type step struct {
 	req    *sip.Request
-	result result
+	result siptest.Result
 }
 
 // runInput runs every request of a fuzz input, then ends its calls and
@@ -953,7 +776,7 @@ func (e *env) runInput(tb testing.TB, data []byte) []step {
 		}
 		inDialog := req.To() != nil && req.To().Params.Has("tag") && slices.Contains(calls, callIDOf(req)) && e.srv.B2BUA.Calls() > 0
 		r := e.handle(tb, req, cancel)
-		if r.canceled {
+		if r.Canceled {
 			consumed[ci] = true // answered 200 by the transaction layer
 		}
 		if req.Method == sip.INVITE && !slices.Contains(calls, callIDOf(req)) {
@@ -1210,10 +1033,10 @@ func TestSeedsSane(t *testing.T) {
 			steps := e.runInput(t, []byte(seeds[name]))
 			var got []int
 			for _, s := range steps {
-				got = append(got, s.result.code())
+				got = append(got, s.result.Code())
 			}
 			for _, s := range steps {
-				t.Logf("%s -> %v", s.req.StartLine(), s.result.codes())
+				t.Logf("%s -> %v", s.req.StartLine(), s.result.Codes())
 			}
 			if !slices.Equal(got, codes) {
 				t.Errorf("final responses %v, want %v", got, codes)
@@ -1368,7 +1191,7 @@ func TestRFC4475Torture(t *testing.T) {
 				calls = append(calls, callIDOf(req))
 			}
 			defer func() { e.endCalls(t, calls); e.restoreBindings(t) }()
-			code := r.code()
+			code := r.Code()
 			outcome = fmt.Sprintf("%s -> %d %s", req.Method, code, reasonOf(r))
 			if req.IsAck() {
 				return
@@ -1389,9 +1212,9 @@ func TestRFC4475Torture(t *testing.T) {
 	t.Logf("RFC 4475 outcomes:\n%s", strings.Join(summary, "\n"))
 }
 
-func reasonOf(r result) string {
-	if r.final == nil {
+func reasonOf(r siptest.Result) string {
+	if r.Final == nil {
 		return ""
 	}
-	return r.final.Reason
+	return r.Final.Reason
 }

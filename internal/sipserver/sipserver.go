@@ -26,6 +26,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 // Server is the SIP service: listeners, sipgo's layers and the routes.
@@ -567,12 +568,5 @@ func malformed(req *sip.Request) string {
 	return ""
 }
 
-func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, log *slog.Logger, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		log.Debug("respond failed", "code", code, "error", err)
-	}
-}
+// respond answers a request (sipmsg.Respond: written once, for the B2BUA too).
+var respond = sipmsg.Respond

@@ -1,15 +1,14 @@
 package b2bua
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 	"github.com/callbackd/callbackd/internal/registrar"
 )
 
@@ -68,26 +67,23 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 	// Step 1: ring A with the server's offer.
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	inv.SetBody(ep.offer())
+	inv.SetBody(ep.Offer())
 	c, relA, err := b.ringCaller(caller, callee, calleeLine.Name, aDevices, inv, ring)
 	if err != nil {
-		ep.close()
+		ep.Close()
 		return fmt.Errorf("recall: %w", err)
 	}
 	aLeg := c.a
 	srv := &serverSide{ep: ep, bye: make(chan struct{}), confirmed: true}
 	c.mu.Lock()
-	c.srv, c.eps = srv, []*endpoint{ep}
+	c.srv, c.eps = srv, []*endpoint.Endpoint{ep}
 	c.mu.Unlock()
-	relA.storeAck(b.ack(aLeg, relA.invite, nil, nil)) // the offer was ours, the answer in the 200
-	if err := b.client.WriteRequest(relA.loadAck(), noBuild); err != nil {
-		b.log.Info("recall: ack failed", "call", c.id, "error", err)
-	}
-	if err := ep.accept(relA.res.Body()); err != nil {
+	b.ackAnswer(aLeg, relA, nil, nil) // the offer was ours, the answer in the 200
+	if err := ep.Accept(relA.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", caller, err)
 	}
-	ep.start()
+	ep.Start()
 
 	// Step 2: the alert, then where to connect.
 	locale := b.locale(caller)
@@ -119,7 +115,7 @@ func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) erro
 // hear plays src to A and waits for its end; false when A hung up.
 func (b *B2BUA) hear(srv *serverSide, src media.Source) bool {
 	select {
-	case <-srv.ep.play(src):
+	case <-srv.ep.Play(src):
 		return true
 	case <-srv.bye:
 		return false
@@ -171,7 +167,7 @@ func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) e
 	if offer != (Offer{}) {
 		b.offerKeys(c, srv.ep, offer, srv.bye, nil)
 	} else {
-		b.hear(srv, tone(locale, media.ToneBusy, 5*time.Second))
+		b.hear(srv, endpoint.Tone(locale, media.ToneBusy, 5*time.Second))
 	}
 	b.hangup(c)
 	return fmt.Errorf("recall: %s: %d %s", to, code, reason)
@@ -179,15 +175,6 @@ func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) e
 
 // errHungUp: A hung up during the recall.
 var errHungUp = errors.New("recall: the caller hung up")
-
-// failed is B's failure to answer the recall's call.
-type failed struct {
-	code   int
-	reason string
-	why    Outcome
-}
-
-func (f *failed) Error() string { return fmt.Sprintf("%d %s", f.code, f.reason) }
 
 // recallRing rings B's devices with the server's offer while A hears
 // ringback, and on B's answer relays the media between them.
@@ -198,52 +185,28 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 		b.lines.Ended(to, c.id)
 		return err
 	}
-	epB.local.Codecs = []media.Codec{epA.codec()} // no transcoding in the relay
+	epB.OnlyCodec(epA.Codec()) // no transcoding in the relay
 	c.mu.Lock()
 	c.eps = append(c.eps, epB)
 	c.mu.Unlock()
-	epA.play(tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
+	epA.Play(endpoint.Tone(locale, media.ToneRingback, b.cfg.NoAnswerTimeout+5*time.Second))
 
 	inv := emptyInvite()
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	inv.SetBody(epB.offer())
-	bAnswer := make(chan answered, 1)
-	bFail := make(chan *failed, 1)
-	rb := &ringing{
-		b: b, c: c, req: inv, callerName: callerName,
-		responses: make(chan forkResponse),
-		timeout:   b.cfg.NoAnswerTimeout,
-		abort:     srv.bye,
-		onAnswer:  func(f *fork, res *sip.Response) { bAnswer <- answered{f, res} },
-		onFail: func(code int, reason string, why Outcome) {
-			if code == 486 || code == 600 {
-				why = FailBusy
-			}
-			bFail <- &failed{code, reason, why}
-		},
-	}
-	rb.run(devices, time.Now())
-	var fb answered
-	select {
-	case f := <-bFail:
+	inv.SetBody(epB.Offer())
+	fb, f := b.ringDevices(c, inv, callerName, devices, b.cfg.NoAnswerTimeout, srv.bye)
+	switch {
+	case f != nil:
 		b.lines.Ended(to, c.id)
 		return f
-	case fb = <-bAnswer:
-	default:
-		return errHungUp // run returned through abort; it ended the call
+	case fb.f == nil:
+		return errHungUp // the ringing stopped when A hung up; it ended the call
 	}
-
-	bLeg, relB := b.dialogOf(fb)
-	relB.storeAck(b.ack(bLeg, fb.f.invite, nil, nil))
-	if err := b.client.WriteRequest(relB.loadAck(), noBuild); err != nil {
-		b.log.Info("recall: ack failed", "call", c.id, "error", err)
-	}
+	b.joinCallee(c, fb)
 	c.mu.Lock()
-	c.b = bLeg
 	c.srv = nil
 	c.mu.Unlock()
-	b.addLeg(bLeg)
-	if err := epB.accept(fb.res.Body()); err != nil {
+	if err := epB.Accept(fb.res.Body()); err != nil {
 		b.hangup(c)
 		return fmt.Errorf("recall: %s answered without usable media: %w", to, err)
 	}
@@ -254,8 +217,8 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	default:
 	}
 	b.lines.Answered(to, c.id)
-	epA.stop()
-	rl := startRelay(epA, epB)
+	epA.Stop()
+	rl := endpoint.StartRelay(epA, epB)
 	c.mu.Lock()
 	c.relay = rl
 	c.mu.Unlock()
@@ -263,48 +226,4 @@ func (b *B2BUA) recallRing(c *call, srv *serverSide, callerName, to string, devi
 	b.result(Result{Caller: c.caller, Callee: to, Code: 200, Outcome: Answered, At: time.Now()})
 	b.log.Info("recall connected", "caller", c.caller, "callee", to, "call", c.id)
 	return nil
-}
-
-// relay is the server relaying RTP between the two legs of a call.
-type relay struct {
-	r      *media.Relay
-	a, b   *endpoint
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// startRelay relays between two endpoints' sockets, each leg's media
-// taken only from, and sent to, the address of its SDP (symmetric RTP, RFC
-// 4961), or its first source when latching (media.PeerFilter). A third
-// party's packets are dropped, counted and logged once per leg.
-func startRelay(a, b *endpoint) *relay {
-	a.stop()
-	b.stop()
-	r := &relay{r: media.NewRelay(a.conn, b.conn), a: a, b: b, done: make(chan struct{})}
-	r.r.OnForeign = func(side media.Side, src, peer netip.AddrPort, _ uint64) {
-		if side == media.SideA {
-			a.foreign(src, peer)
-		} else {
-			b.foreign(src, peer)
-		}
-	}
-	r.r.SetPeer(media.SideA, a.remote(), a.latch)
-	r.r.SetPeer(media.SideB, b.remote(), b.latch)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() {
-		defer close(r.done)
-		_ = r.r.Run(ctx)
-	}()
-	return r
-}
-
-func (r *relay) stop() {
-	r.cancel()
-	<-r.done
-}
-
-// remotes are the addresses the relay sends to, for the stored call.
-func (r *relay) remotes() (netip.AddrPort, netip.AddrPort) {
-	return r.a.remote(), r.b.remote()
 }

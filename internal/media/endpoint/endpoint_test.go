@@ -1,4 +1,4 @@
-package b2bua
+package endpoint
 
 import (
 	"net"
@@ -14,11 +14,11 @@ import (
 // TestEndpointPorts: the server's RTP sockets are even ports of the
 // configured range (RFC 3550 section 11), distinct while open.
 func TestEndpointPorts(t *testing.T) {
-	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1"), RTPPortMin: 41001, RTPPortMax: 41040}}
+	b := Ports{IP: netip.MustParseAddr("127.0.0.1"), Min: 41001, Max: 41040}
 	seen := map[int]bool{}
-	var eps []*endpoint
+	var eps []*Endpoint
 	for range 10 {
-		e, err := b.newEndpoint("1001")
+		e, err := b.Open("1001")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,32 +30,46 @@ func TestEndpointPorts(t *testing.T) {
 		seen[p] = true
 	}
 	for _, e := range eps {
-		e.close()
-		e.close() // twice is harmless
+		e.Close()
+		e.Close() // twice is harmless
 	}
+}
+
+// udp is a socket of a party on loopback.
+func udp(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// started is an endpoint of p that answered the offer of the party at
+// phone with codec, and started.
+func started(t *testing.T, p Ports, phone *net.UDPConn, codec media.Codec) *Endpoint {
+	t.Helper()
+	e, err := p.Open("1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{codec}})
+	if _, err := e.Answer(offer); err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	return e
 }
 
 // TestEndpointPlaysAndHearsKeys: an endpoint answering an offer plays a
 // source to the offerer's address, reports when it ends, and hears a key
 // pressed with RFC 4733 events.
 func TestEndpointPlaysAndHearsKeys(t *testing.T) {
-	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phone.Close()
-	b := &B2BUA{cfg: Config{MediaIP: netip.MustParseAddr("127.0.0.1")}}
-	e, err := b.newEndpoint("1001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
-	offer := media.Offer(media.Endpoint{Addr: phone.LocalAddr().(*net.UDPAddr).AddrPort(), Codecs: []media.Codec{media.PCMA}})
-	if _, err := e.answer(offer); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	done := e.play(media.Silence(5))
+	phone := udp(t)
+	e := started(t, Ports{IP: netip.MustParseAddr("127.0.0.1")}, phone, media.PCMA)
+	done := e.Play(media.Silence(5))
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -77,6 +91,12 @@ func TestEndpointPlaysAndHearsKeys(t *testing.T) {
 		out, _ := p.Marshal()
 		phone.WriteToUDPAddrPort(out, from)
 	}
+	hears5(t, e)
+}
+
+// hears5 waits for e to hear the key 5.
+func hears5(t *testing.T, e *Endpoint) {
+	t.Helper()
 	select {
 	case d := <-e.digits:
 		if d != '5' {

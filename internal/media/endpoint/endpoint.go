@@ -1,8 +1,15 @@
-package b2bua
+// Package endpoint is the server as a media endpoint. Where the server
+// itself talks to a party (the Call Back offer, the automatic recall: the
+// server acting as a phone in internal/b2bua) that leg gets an Endpoint:
+// one UDP socket, SDP offer/answer (internal/media, RFC 3264), a Stream
+// playing what the server says and a Receiver listening for key presses
+// (RFC 4733). A recall that connects A to B relays RTP between two
+// endpoints' sockets (Relay, over media.Relay); b2bua's phone_recall.go
+// says why relay.
+package endpoint
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -15,21 +22,14 @@ import (
 	"github.com/callbackd/callbackd/internal/media"
 )
 
-// The server as a media endpoint. Where the server itself talks to a party
-// (the call back announcement, the automatic recall) that leg gets an
-// endpoint: one UDP socket, SDP offer/answer (internal/media, RFC 3264), a
-// Stream playing what the server says and a Receiver listening for key
-// presses (RFC 4733). A recall that connects A to B relays RTP between two
-// endpoints' sockets (media.Relay); see recall.go for why relay.
-
-// endpoint is the server's media on one call leg.
-type endpoint struct {
+// Endpoint is the server's media on one call leg.
+type Endpoint struct {
 	conn   *net.UDPConn
 	local  media.Endpoint
 	sess   media.Session
 	digits chan rune // key presses, RFC 4733 or SIP INFO; never blocks a sender
 
-	report func(media.StreamStats) // B2BUA.OnMediaStats, told when a stream ends
+	report func(media.StreamStats) // Ports.OnStats, told when a stream ends
 
 	// Who the party is (for the log), whether its RTP is latched (see
 	// media.PeerFilter), and whether a foreign source was logged yet:
@@ -52,18 +52,25 @@ type endpoint struct {
 	closed bool
 }
 
-// newEndpoint binds an RTP socket from the configured range: an even port
-// (RFC 3550 section 11), chosen at random so that parallel calls rarely try
-// the same one. party is the line or number on the other end, for the log.
-func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
-	ip := b.cfg.MediaIP
-	if !ip.IsValid() {
-		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		if a, ok := netip.AddrFromSlice(b.localIP); ok {
-			ip = a.Unmap()
-		}
-	}
-	lo, hi := b.cfg.RTPPortMin, b.cfg.RTPPortMax
+// Ports opens the server's endpoints: their address, RTP port range and
+// what they report.
+type Ports struct {
+	IP       netip.Addr // the address bound and put in our SDP
+	Min, Max int        // the RTP port range; 0: ports the system picks
+	// Latch accepts each party's RTP from its first source, locked for
+	// the call, instead of only from its SDP address (media.PeerFilter):
+	// for phones behind NAT.
+	Latch     bool
+	Log       *slog.Logger
+	OnStats   func(media.StreamStats) // told what each stream sent, when it ends
+	OnForeign func()                  // told of each RTP packet from a foreign source; must not block
+}
+
+// Open binds an RTP socket from the range: an even port (RFC 3550 section
+// 11), chosen at random so that parallel calls rarely try the same one.
+// party is the line or number on the other end, for the log.
+func (p Ports) Open(party string) (*Endpoint, error) {
+	ip, lo, hi := p.IP, p.Min, p.Max
 	var conn *net.UDPConn
 	var err error
 	if lo == 0 || hi < lo {
@@ -83,17 +90,43 @@ func (b *B2BUA) newEndpoint(party string) (*endpoint, error) {
 		return nil, fmt.Errorf("media: no RTP port: %w", err)
 	}
 	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	return &endpoint{
+	return &Endpoint{
 		conn:   conn,
 		local:  media.Endpoint{Addr: netip.AddrPortFrom(ip, addr.Port()), Username: "callbackd", SessionID: rand.Uint64() >> 1, SessionVersion: 1},
 		digits: make(chan rune, 8),
-		report: b.OnMediaStats,
-		party:  party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP,
+		report: p.OnStats,
+		party:  party, latch: p.Latch, log: p.Log, onAlien: p.OnForeign,
 	}, nil
 }
 
-// answer answers the party's SDP offer (RFC 3264 section 6).
-func (e *endpoint) answer(offer []byte) ([]byte, error) {
+// Rebind binds the socket local again for a party whose media goes to
+// remote: the endpoint of a relayed call restored after a restart, so the
+// phones' RTP flows on (StartRelay).
+func (p Ports) Rebind(local, remote netip.AddrPort, party string) (*Endpoint, error) {
+	e := &Endpoint{digits: make(chan rune, 1), party: party, latch: p.Latch, log: p.Log, onAlien: p.OnForeign}
+	e.sess.Remote = remote
+	var err error
+	if e.conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(local)); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Digits are the party's key presses (RFC 4733, or SIP INFO through Key).
+func (e *Endpoint) Digits() <-chan rune { return e.digits }
+
+// Addr is the address of our media, as in our SDP.
+func (e *Endpoint) Addr() netip.AddrPort { return e.local.Addr }
+
+// OnlyCodec limits the codecs we offer to c (a relay does no transcoding).
+func (e *Endpoint) OnlyCodec(c media.Codec) {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.local.Codecs = []media.Codec{c}
+}
+
+// Answer answers the party's SDP offer (RFC 3264 section 6).
+func (e *Endpoint) Answer(offer []byte) ([]byte, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	sdp, sess, err := media.Negotiate(offer, e.local)
@@ -104,15 +137,15 @@ func (e *endpoint) answer(offer []byte) ([]byte, error) {
 	return sdp, nil
 }
 
-// offer is our SDP offer (RFC 3264 section 5).
-func (e *endpoint) offer() []byte {
+// Offer is our SDP Offer (RFC 3264 section 5).
+func (e *Endpoint) Offer() []byte {
 	e.op.Lock()
 	defer e.op.Unlock()
 	return media.Offer(e.local)
 }
 
-// accept reads the party's answer to our offer (RFC 3264 section 7).
-func (e *endpoint) accept(answer []byte) error {
+// Accept reads the party's answer to our offer (RFC 3264 section 7).
+func (e *Endpoint) Accept(answer []byte) error {
 	e.op.Lock()
 	defer e.op.Unlock()
 	sess, err := media.ParseAnswer(answer, e.local)
@@ -123,15 +156,15 @@ func (e *endpoint) accept(answer []byte) error {
 	return nil
 }
 
-// start begins sending silence to the party and listening for key presses.
+// Start begins sending silence to the party and listening for key presses.
 // Call play to say something.
-func (e *endpoint) start() {
+func (e *Endpoint) Start() {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.startLocked()
 }
 
-func (e *endpoint) startLocked() {
+func (e *Endpoint) startLocked() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed || e.stream != nil {
@@ -150,7 +183,7 @@ func (e *endpoint) startLocked() {
 	// Latched behind NAT: what the server says goes where the party's
 	// packets come from, not to the private address of its SDP.
 	rx.Source.OnLatch = func(src netip.AddrPort) { stream.SetRemote(net.UDPAddrFromAddrPort(src)) }
-	rx.OnDigit = func(d media.Digit) { e.key(d.Digit) }
+	rx.OnDigit = func(d media.Digit) { e.Key(d.Digit) }
 	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
@@ -166,7 +199,7 @@ func (e *endpoint) startLocked() {
 
 // filter accepts the party's RTP from the address of its SDP (see
 // media.PeerFilter); foreign packets are counted and logged once.
-func (e *endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
+func (e *Endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
 	f := media.NewPeerFilter(sdp, e.latch)
 	f.OnForeign = func(src, peer netip.AddrPort, _ uint64) { e.foreign(src, peer) }
 	return f
@@ -174,7 +207,7 @@ func (e *endpoint) filter(sdp netip.AddrPort) *media.PeerFilter {
 
 // foreign counts an RTP packet from a source other than the party's, and
 // logs the first of the leg.
-func (e *endpoint) foreign(src, peer netip.AddrPort) {
+func (e *Endpoint) foreign(src, peer netip.AddrPort) {
 	if e.onAlien != nil {
 		e.onAlien()
 	}
@@ -184,17 +217,17 @@ func (e *endpoint) foreign(src, peer netip.AddrPort) {
 	}
 }
 
-// key passes a key press on without ever blocking the receiver.
-func (e *endpoint) key(d rune) {
+// Key passes a Key press on without ever blocking the receiver.
+func (e *Endpoint) Key(d rune) {
 	select {
 	case e.digits <- d:
 	default:
 	}
 }
 
-// play switches what the party hears to src; the channel is closed once
+// Play switches what the party hears to src; the channel is closed once
 // src is exhausted (silence follows).
-func (e *endpoint) play(src media.Source) <-chan struct{} {
+func (e *Endpoint) Play(src media.Source) <-chan struct{} {
 	p := &played{src: src, done: make(chan struct{})}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -209,12 +242,12 @@ func (e *endpoint) play(src media.Source) <-chan struct{} {
 	return p.done
 }
 
-// renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
+// Renegotiate answers a new offer from the party (a re-INVITE, RFC 3264
 // section 8): the stream goes on, to the new address and codec, with what
 // it was playing, and the party's RTP is accepted from the new address
 // (section 8.3.1: a new offer may move the media). On an error (no common
 // codec) nothing changes.
-func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
+func (e *Endpoint) Renegotiate(offer []byte) ([]byte, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	local := e.local
@@ -235,28 +268,28 @@ func (e *endpoint) renegotiate(offer []byte) ([]byte, error) {
 	return answer, nil
 }
 
-// stop ends sending and receiving, leaving the socket open (for a relay).
-func (e *endpoint) stop() {
+// Stop ends sending and receiving, leaving the socket open (for a relay).
+func (e *Endpoint) Stop() {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.stopLocked()
 }
 
-// remote is where the party's media goes (its SDP address).
-func (e *endpoint) remote() netip.AddrPort {
+// Remote is where the party's media goes (its SDP address).
+func (e *Endpoint) Remote() netip.AddrPort {
 	e.op.Lock()
 	defer e.op.Unlock()
 	return e.sess.Remote
 }
 
-// codec is the audio codec of the party's session.
-func (e *endpoint) codec() media.Codec {
+// Codec is the audio Codec of the party's session.
+func (e *Endpoint) Codec() media.Codec {
 	e.op.Lock()
 	defer e.op.Unlock()
 	return e.sess.Codec
 }
 
-func (e *endpoint) stopLocked() {
+func (e *Endpoint) stopLocked() {
 	e.mu.Lock()
 	cancel, stream := e.cancel, e.stream
 	e.cancel, e.stream = nil, nil
@@ -272,9 +305,9 @@ func (e *endpoint) stopLocked() {
 	_ = e.conn.SetReadDeadline(time.Time{})
 }
 
-// close ends the endpoint and frees its port; whoever waits for what it
+// Close ends the endpoint and frees its port; whoever waits for what it
 // played is let go. Safe to call more than once.
-func (e *endpoint) close() {
+func (e *Endpoint) Close() {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.stopLocked()
@@ -317,18 +350,8 @@ type silence struct{}
 
 func (silence) Frame(dst []int16) bool { clear(dst); return true }
 
-// prompt is an announcement in a locale (English when it has none, F34),
-// or nothing when the prompt is missing (logged once by the caller).
-func prompt(locale, name string) (media.Source, error) {
-	s, err := media.Prompt(locale, name)
-	if err != nil {
-		return nil, err
-	}
-	return media.NewSamples(s, false), nil
-}
-
-// tone is a tone of the country of a locale (F34), lasting at most d.
-func tone(locale string, kind media.ToneKind, d time.Duration) media.Source {
+// Tone is a tone of the country of a locale (F34), lasting at most d.
+func Tone(locale string, kind media.ToneKind, d time.Duration) media.Source {
 	plan, err := media.Tone(countryOf(locale), kind)
 	if err != nil {
 		plan, _ = media.Tone("US", kind)
@@ -363,6 +386,3 @@ func (l *limited) Frame(dst []int16) bool {
 	l.left--
 	return l.src.Frame(dst)
 }
-
-// errNoMedia: the party's SDP cannot be used (no common codec, malformed).
-var errNoMedia = errors.New("no usable media")

@@ -2,12 +2,12 @@ package b2bua
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 // noBuild passes a request we built completely to the transaction layer as is.
@@ -33,7 +33,7 @@ type ringing struct {
 	b          *B2BUA
 	c          *call
 	req        *sip.Request          // the INVITE being forked: its body and Max-Forwards go to each device
-	tx         sip.ServerTransaction // its transaction; nil when the server itself calls (connect.go)
+	tx         sip.ServerTransaction // its transaction; nil when the server itself calls (phone_ring.go)
 	callerName string
 	responses  chan forkResponse
 	forks      []*fork
@@ -180,7 +180,7 @@ func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) 
 		return
 	}
 	res := sip.NewResponseFromRequest(r.req, code, reason, nil)
-	res.To().Params.Add("tag", c.a.localTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+	res.To().Params.Add("tag", c.a.LocalTag) // the tag of our 18x (RFC 3261 8.2.6.2)
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Debug("respond failed", "code", code, "error", err)
 	}
@@ -201,21 +201,13 @@ func (r *ringing) cancelForks() {
 // element copies; here a new dialog, as a B2BUA does).
 func (r *ringing) fork(d registrar.Binding) *fork {
 	b, c := r.b, r.c
-	var target sip.Uri
-	if err := sip.ParseUri(d.Contact, &target); err != nil {
+	dlg, err := sipmsg.NewDialog(sip.Uri{Scheme: "sip", User: c.caller, Host: b.cfg.Domain}, r.callerName,
+		sip.Uri{Scheme: "sip", User: c.callee, Host: b.cfg.Domain}, d.Contact, d.Source, d.Transport)
+	if err != nil {
 		b.log.Warn("bad stored contact", "dn", d.DN, "contact", d.Contact, "error", err)
 		return nil
 	}
-	tp := strings.ToUpper(d.Transport)
-	l := &leg{
-		call: c, name: "B", callID: sip.GenerateTagN(24) + "@callbackd",
-		localTag:  sip.GenerateTagN(16),
-		local:     sip.Uri{Scheme: "sip", User: c.caller, Host: b.cfg.Domain},
-		localName: r.callerName,
-		remote:    sip.Uri{Scheme: "sip", User: c.callee, Host: b.cfg.Domain},
-		target:    target, dest: d.Source, transport: tp,
-	}
-	l.cseq.Store(1)
+	l := &leg{Dialog: dlg, call: c, name: "B"}
 	inv := b.request(l, sip.INVITE, 1)
 	if mf := r.req.MaxForwards(); mf != nil {
 		h := sip.MaxForwardsHeader(mf.Val() - 1)
@@ -228,7 +220,7 @@ func (r *ringing) fork(d registrar.Binding) *fork {
 	if b.cfg.UserAgent != "" {
 		inv.AppendHeader(sip.NewHeader("User-Agent", b.cfg.UserAgent))
 	}
-	copyBody(r.req, inv)
+	sipmsg.CopyBody(r.req, inv)
 	l.sent(inv)
 	tx, err := b.client.TransactionRequest(context.Background(), inv, noBuild)
 	if err != nil {
@@ -248,7 +240,7 @@ func (r *ringing) watch(f *fork) {
 	sendCancel := func() {
 		if provisional && !cancelSent {
 			cancelSent = true
-			go b.fireAndForget(cancelOf(f.invite))
+			go b.fireAndForget(sipmsg.Cancel(f.invite))
 		}
 	}
 	for {
@@ -336,7 +328,7 @@ func (b *B2BUA) screen(f *fork, res *sip.Response, warned *bool) *sip.Response {
 	}
 	if !*warned {
 		*warned = true
-		b.log.Warn("invalid response from a device", "call_id", f.leg.callID, "device", f.leg.target.String(),
+		b.log.Warn("invalid response from a device", "call_id", f.leg.CallID, "device", f.leg.Target.String(),
 			"status", res.StatusCode, "reason", res.Reason, "problem", why)
 	}
 	if res.StatusCode < 100 {
@@ -349,15 +341,12 @@ func (b *B2BUA) screen(f *fork, res *sip.Response, warned *bool) *sip.Response {
 // answered first, or the caller hung up): ACK it, then BYE (RFC 3261 15).
 func (b *B2BUA) dropAnswer(f *fork, res *sip.Response) {
 	l := f.leg
-	l.remoteTag = tagOf(res.To().Params)
-	if ct := res.Contact(); ct != nil {
-		l.target = *ct.Address.Clone()
-	}
+	l.confirm(res)
 	ack := b.ack(l, f.invite, nil, nil)
 	if err := b.client.WriteRequest(ack, noBuild); err != nil {
 		b.log.Debug("ack late answer", "error", err)
 	}
-	go b.fireAndForget(b.request(l, sip.BYE, l.cseq.Add(1)))
+	go b.fireAndForget(b.request(l, sip.BYE, l.CSeq.Add(1)))
 }
 
 // fireAndForget sends a non-INVITE request and waits for its final response
@@ -382,7 +371,7 @@ func (r *ringing) forwarded() {
 		return
 	}
 	res := sip.NewResponseFromRequest(r.req, 181, "Call Is Being Forwarded", nil)
-	res.To().Params.Add("tag", r.c.a.localTag)
+	res.To().Params.Add("tag", r.c.a.LocalTag)
 	if err := r.tx.Respond(res); err != nil {
 		r.b.log.Debug("respond 181", "error", err)
 	}
@@ -395,9 +384,9 @@ func (r *ringing) relayProvisional(in *sip.Response) {
 		return
 	}
 	res := sip.NewResponseFromRequest(r.req, in.StatusCode, in.Reason, nil)
-	res.To().Params.Add("tag", c.a.localTag)
-	res.AppendHeader(b.contact(c.callee, c.a.transport))
-	copyBody(in, res)
+	res.To().Params.Add("tag", c.a.LocalTag)
+	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
+	sipmsg.CopyBody(in, res)
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Debug("relay provisional", "error", err)
 	}
@@ -412,10 +401,7 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 		return
 	}
 	l := f.leg
-	l.remoteTag = tagOf(in.To().Params)
-	if ct := in.Contact(); ct != nil {
-		l.target = *ct.Address.Clone()
-	}
+	l.confirm(in)
 	rel := &relayed{invite: f.invite, res: in, stop: make(chan struct{})}
 	c.mu.Lock()
 	c.b = l
@@ -428,15 +414,15 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 
 	res := sip.NewResponseFromRequest(r.req, 200, "OK", nil)
-	res.To().Params.Add("tag", c.a.localTag)
-	res.AppendHeader(b.contact(c.callee, c.a.transport))
+	res.To().Params.Add("tag", c.a.LocalTag)
+	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
 	res.AppendHeader(sip.NewHeader("Allow", allow))
-	copyBody(in, res)
+	sipmsg.CopyBody(in, res)
 	c.a.sent(res)
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Info("answer to caller failed", "call", c.id, "error", err)
 		b.hangup(c)
 		return
 	}
-	go b.awaitAck(c, r.tx, res, rel.stop, sip.IsReliable(c.a.transport))
+	go b.awaitAck(c, r.tx, res, rel.stop, sip.IsReliable(c.a.Transport))
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/media/endpoint"
 )
 
 // The Call Back offer (F28, UCware): a caller whose call fails because the
@@ -28,7 +29,7 @@ const (
 
 // serverSide is the server standing as A's other party.
 type serverSide struct {
-	ep        *endpoint
+	ep        *endpoint.Endpoint
 	bye       chan struct{} // closed when A hangs up
 	once      sync.Once
 	confirmed bool // the dialog with A is confirmed (the recall); false: early (the offer)
@@ -49,7 +50,7 @@ func (b *B2BUA) offerable(req *sip.Request, why Outcome) bool {
 func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *call, code int, reason string, why Outcome, started time.Time) {
 	final := func() {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		res.To().Params.Add("tag", c.a.localTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+		res.To().Params.Add("tag", c.a.LocalTag) // the tag of our 18x (RFC 3261 8.2.6.2)
 		if err := tx.Respond(res); err != nil {
 			b.log.Debug("respond failed", "code", code, "error", err)
 		}
@@ -66,12 +67,12 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		final()
 		return
 	}
-	answer, err := ep.answer(req.Body())
+	answer, err := ep.Answer(req.Body())
 	if err != nil {
 		// No common codec (RFC 3264 6): the offer is skipped, not the
 		// failure turned into 488; *39 still asks for the call back.
 		b.log.Info("call back offer not announced: caller's SDP unusable", "caller", c.caller, "error", err)
-		ep.close()
+		ep.Close()
 		final()
 		return
 	}
@@ -88,8 +89,8 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 183, "Session Progress", nil)
-	res.To().Params.Add("tag", c.a.localTag)
-	res.AppendHeader(b.contact(c.callee, c.a.transport))
+	res.To().Params.Add("tag", c.a.LocalTag)
+	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody(answer)
 	if err := tx.Respond(res); err != nil {
@@ -97,7 +98,7 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 		b.end(c)
 		return
 	}
-	ep.start()
+	ep.Start()
 	b.log.Info("call back offered", "caller", c.caller, "callee", c.callee, "outcome", why, "busy_tone", offer.BusyTone)
 	if !b.offerKeys(c, ep, offer, canceled, tx.Done()) {
 		b.end(c) // CANCEL: the transaction answered 487 (RFC 3261 9.2)
@@ -109,28 +110,28 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 // offerKeys plays the offer to c's caller on ep and waits for 5, the end of
 // the offer, or the caller leaving (either of gone). It reports whether the
 // caller is still there.
-func (b *B2BUA) offerKeys(c *call, ep *endpoint, offer Offer, gone1, gone2 <-chan struct{}) bool {
+func (b *B2BUA) offerKeys(c *call, ep *endpoint.Endpoint, offer Offer, gone1, gone2 <-chan struct{}) bool {
 	locale := b.locale(c.caller)
 	var src media.Source
 	if offer.BusyTone {
-		src = tone(locale, media.ToneBusy, offerTone)
+		src = endpoint.Tone(locale, media.ToneBusy, offerTone)
 	} else {
 		src = b.prompt(locale, offer.Prompt, 2)
 	}
-	done := ep.play(src)
+	done := ep.Play(src)
 	limit := time.NewTimer(maxOffer)
 	defer limit.Stop()
 	pressed := false
 	for {
 		select {
-		case d := <-ep.digits:
+		case d := <-ep.Digits():
 			if d != '5' || pressed || b.OfferKey == nil {
 				continue
 			}
 			pressed = true
 			name := b.OfferKey(c.caller)
 			b.log.Info("call back asked by key", "caller", c.caller, "callee", c.callee, "prompt", name)
-			done = ep.play(b.prompt(locale, name, 1))
+			done = ep.Play(b.prompt(locale, name, 1))
 		case <-done:
 			return true
 		case <-limit.C:
@@ -189,7 +190,7 @@ func (b *B2BUA) serverLeg(l *leg, srv *serverSide, req *sip.Request, tx sip.Serv
 			return
 		}
 		b.respond(tx, req, 200, "OK")
-		srv.ep.key(d.Digit)
+		srv.ep.Key(d.Digit)
 	case sip.INVITE:
 		b.reoffer(l, srv, req, tx)
 	default:
@@ -214,14 +215,14 @@ func (b *B2BUA) reoffer(l *leg, srv *serverSide, req *sip.Request, tx sip.Server
 		return
 	}
 	defer c.endReinvite()
-	answer, err := srv.ep.renegotiate(req.Body())
+	answer, err := srv.ep.Renegotiate(req.Body())
 	if err != nil {
 		b.log.Info("re-INVITE refused", "call", c.id, "error", err)
 		b.respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 callbackd "Incompatible media format"`))
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	res.AppendHeader(b.contact(l.local.User, l.transport))
+	res.AppendHeader(b.msg.Contact(l.Local.User, l.Transport))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody(answer)
 	stop := make(chan struct{})
@@ -231,5 +232,5 @@ func (b *B2BUA) reoffer(l *leg, srv *serverSide, req *sip.Request, tx sip.Server
 	if err := tx.Respond(res); err != nil {
 		b.log.Debug("answer re-INVITE", "error", err)
 	}
-	go b.awaitAck(c, tx, res, stop, sip.IsReliable(l.transport))
+	go b.awaitAck(c, tx, res, stop, sip.IsReliable(l.Transport))
 }

@@ -108,13 +108,9 @@ func (b *B2BUA) hunt(rp config.Line) routed {
 	return routed{code: 480, reason: "Temporarily Unavailable", why: FailUnregistered, reached: first}
 }
 
-// forwardTarget resolves a forwarding setting: "voicemail" is the pilot,
-// off when there is none (F10: diverted without a pilot, the call stays).
+// forwardTarget resolves a forwarding setting (config.ForwardTarget).
 func (b *B2BUA) forwardTarget(t string) string {
-	if t == config.ForwardVoicemail {
-		return b.cfg.VoicemailPilot
-	}
-	return t
+	return config.ForwardTarget(t, b.cfg.VoicemailPilot)
 }
 
 // noAnswerDivert is the call's forward on no answer (F20): once, to the

@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/registrar"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 // Binding is a registered device.
@@ -20,22 +21,15 @@ const RecallAlertInfo = "<urn:alert:service:recall:callback>"
 // sends to phones (screens, alerts).
 const ServiceUser = "callback"
 
-// outOfDialog builds a request from the server to one device of line dn.
-func (b *B2BUA) outOfDialog(method sip.RequestMethod, dn string, d Binding, fromName string) (*sip.Request, error) {
-	var target sip.Uri
-	if err := sip.ParseUri(d.Contact, &target); err != nil {
-		return nil, err
+// outOfDialog builds a request from the server (ServiceUser, shown as
+// fromName) to one device of line dn, the first of a new dialog.
+func (b *B2BUA) outOfDialog(method sip.RequestMethod, dn string, d Binding, fromName string) (*sip.Request, *sipmsg.Dialog, error) {
+	dlg, err := sipmsg.NewDialog(sip.Uri{Scheme: "sip", User: ServiceUser, Host: b.cfg.Domain}, fromName,
+		sip.Uri{Scheme: "sip", User: dn, Host: b.cfg.Domain}, d.Contact, d.Source, d.Transport)
+	if err != nil {
+		return nil, nil, err
 	}
-	l := &leg{
-		callID:    sip.GenerateTagN(24) + "@callbackd",
-		localTag:  sip.GenerateTagN(16),
-		local:     sip.Uri{Scheme: "sip", User: ServiceUser, Host: b.cfg.Domain},
-		localName: fromName,
-		remote:    sip.Uri{Scheme: "sip", User: dn, Host: b.cfg.Domain},
-		target:    target, dest: d.Source, transport: d.Transport,
-	}
-	l.cseq.Store(1)
-	return b.request(l, method, 1), nil
+	return b.msg.Request(dlg, method, 1), dlg, nil
 }
 
 // SendText sends text to every registered device of line dn as a SIP
@@ -46,7 +40,7 @@ func (b *B2BUA) SendText(dn, text string) int {
 	devices := b.reg.Bindings(dn)
 	done := make(chan bool, len(devices))
 	for _, d := range devices {
-		req, err := b.outOfDialog(sip.MESSAGE, dn, d, "CallBack")
+		req, _, err := b.outOfDialog(sip.MESSAGE, dn, d, "CallBack")
 		if err != nil {
 			done <- false
 			continue
@@ -83,35 +77,31 @@ func (b *B2BUA) Alert(dn, about string, ring time.Duration) {
 		return
 	}
 	for _, d := range b.reg.Bindings(dn) {
-		req, err := b.outOfDialog(sip.INVITE, dn, d, "CallBack "+about)
+		req, dlg, err := b.outOfDialog(sip.INVITE, dn, d, "CallBack "+about)
 		if err != nil {
 			continue
 		}
 		req.AppendHeader(sip.NewHeader("Alert-Info", RecallAlertInfo))
 		req.AppendHeader(sip.NewHeader("Allow", allow))
 		req.SetBody(nil)
-		go b.alertDevice(req, ring)
+		go b.alertDevice(req, dlg, ring)
 	}
 }
 
-func (b *B2BUA) alertDevice(inv *sip.Request, ring time.Duration) {
+func (b *B2BUA) alertDevice(inv *sip.Request, dlg *sipmsg.Dialog, ring time.Duration) {
 	tx, err := b.client.TransactionRequest(context.Background(), inv, noBuild)
 	if err != nil {
 		b.log.Debug("alert not sent", "error", err)
 		return
 	}
 	defer tx.Terminate()
-	l := &leg{callID: inv.CallID().Value(), localTag: tagOf(inv.From().Params), local: inv.From().Address,
-		localName: inv.From().DisplayName, remote: inv.To().Address, target: inv.Recipient,
-		dest: inv.Destination(), transport: inv.Transport()}
-	l.cseq.Store(1)
 	timer := time.NewTimer(ring)
 	defer timer.Stop()
 	provisional, cancelled, cancelSent := false, false, false
 	cancel := func() {
 		if provisional && cancelled && !cancelSent {
 			cancelSent = true
-			go b.fireAndForget(cancelOf(inv))
+			go b.fireAndForget(sipmsg.Cancel(inv))
 		}
 	}
 	for {
@@ -125,7 +115,7 @@ func (b *B2BUA) alertDevice(inv *sip.Request, ring time.Duration) {
 				provisional = true
 				cancel()
 			case res.StatusCode < 300:
-				f := &fork{leg: l, invite: inv}
+				f := &fork{leg: &leg{Dialog: dlg}, invite: inv}
 				b.dropAnswer(f, res)
 				return
 			default:

@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/media/endpoint"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/store"
 )
 
@@ -51,26 +52,26 @@ type savedRelay struct {
 
 func saveLeg(l *leg) savedLeg {
 	return savedLeg{
-		CallID: l.callID, LocalTag: l.localTag, RemoteTag: l.remoteTag,
-		Local: l.local.String(), LocalName: l.localName, Remote: l.remote.String(), Target: l.target.String(),
-		Dest: l.dest, Transport: l.transport, CSeq: l.cseq.Load(),
+		CallID: l.CallID, LocalTag: l.LocalTag, RemoteTag: l.RemoteTag,
+		Local: l.Local.String(), LocalName: l.LocalName, Remote: l.Remote.String(), Target: l.Target.String(),
+		Dest: l.Dest, Transport: l.Transport, CSeq: l.CSeq.Load(),
 	}
 }
 
 func loadLeg(c *call, name string, s savedLeg) (*leg, error) {
-	l := &leg{call: c, name: name, callID: s.CallID, localTag: s.LocalTag, remoteTag: s.RemoteTag,
-		localName: s.LocalName, dest: s.Dest, transport: s.Transport}
+	l := &leg{call: c, name: name, Dialog: &sipmsg.Dialog{CallID: s.CallID, LocalTag: s.LocalTag, RemoteTag: s.RemoteTag,
+		LocalName: s.LocalName, Dest: s.Dest, Transport: s.Transport}}
 	for _, u := range []struct {
 		text string
 		uri  *sip.Uri
-	}{{s.Local, &l.local}, {s.Remote, &l.remote}, {s.Target, &l.target}} {
+	}{{s.Local, &l.Local}, {s.Remote, &l.Remote}, {s.Target, &l.Target}} {
 		if err := sip.ParseUri(u.text, u.uri); err != nil {
 			return nil, fmt.Errorf("leg %s: %q: %w", name, u.text, err)
 		}
 	}
 	// Requests we send after a restart must not reuse a CSeq we may have
 	// used after the record was written (12.2.1.1: CSeq increases).
-	l.cseq.Store(s.CSeq + 100)
+	l.CSeq.Store(s.CSeq + 100)
 	return l, nil
 }
 
@@ -82,9 +83,9 @@ func (b *B2BUA) save(c *call) {
 	c.mu.Lock()
 	rec := savedCall{Caller: c.caller, Trunk: c.trunk, Callee: c.callee, A: saveLeg(c.a), B: saveLeg(c.b)}
 	if r := c.relay; r != nil {
-		ra, rb := r.remotes()
-		rec.Relay = &savedRelay{A: r.a.conn.LocalAddr().String(), B: r.b.conn.LocalAddr().String(),
-			ARemote: ra.String(), BRemote: rb.String()}
+		ra, rb := r.Remotes()
+		la, lb := r.Locals()
+		rec.Relay = &savedRelay{A: la, B: lb, ARemote: ra.String(), BRemote: rb.String()}
 	}
 	c.mu.Unlock()
 	data, err := json.Marshal(rec)
@@ -98,25 +99,25 @@ func (b *B2BUA) save(c *call) {
 
 // restoreRelay binds a relayed call's sockets again and relays on.
 func (b *B2BUA) restoreRelay(c *call, s *savedRelay) error {
-	var eps [2]*endpoint
+	var eps [2]*endpoint.Endpoint
 	for i, side := range []struct{ local, remote, party string }{{s.A, s.ARemote, c.caller}, {s.B, s.BRemote, c.callee}} {
 		local, err := netip.ParseAddrPort(side.local)
+		var remote netip.AddrPort
 		if err == nil {
-			eps[i] = &endpoint{digits: make(chan rune, 1), party: side.party, latch: b.cfg.RTPLatch, log: b.log, onAlien: b.OnForeignRTP}
-			eps[i].sess.Remote, err = netip.ParseAddrPort(side.remote)
+			remote, err = netip.ParseAddrPort(side.remote)
 		}
 		if err == nil {
-			eps[i].conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+			eps[i], err = b.ports().Rebind(local, remote, side.party)
 		}
 		if err != nil {
 			if i == 1 {
-				eps[0].close()
+				eps[0].Close()
 			}
 			return err
 		}
 	}
 	c.eps = eps[:]
-	c.relay = startRelay(eps[0], eps[1])
+	c.relay = endpoint.StartRelay(eps[0], eps[1])
 	return nil
 }
 
@@ -194,7 +195,7 @@ func (b *B2BUA) Audit() {
 func (b *B2BUA) audit(c *call) {
 	for _, l := range []*leg{c.a, c.b} {
 		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
-		res, err := b.client.Do(ctx, b.request(l, sip.OPTIONS, l.cseq.Add(1)), noBuild)
+		res, err := b.client.Do(ctx, b.request(l, sip.OPTIONS, l.CSeq.Add(1)), noBuild)
 		cancel()
 		if err != nil || res.StatusCode == 481 || res.StatusCode == 408 {
 			b.log.Info("restored call gone on one side, ending it", "call", c.id, "leg", l.name)

@@ -62,7 +62,7 @@ func (b *B2BUA) hold(l *leg) error {
 		return fmt.Errorf("a re-INVITE is in progress") // RFC 3261 14.1: one at a time
 	}
 	defer c.endReinvite()
-	req := b.request(l, sip.INVITE, l.cseq.Add(1))
+	req := b.request(l, sip.INVITE, l.CSeq.Add(1))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
