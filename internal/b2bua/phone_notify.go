@@ -19,7 +19,7 @@ const RecallAlertInfo = "<urn:alert:service:recall:callback>"
 
 // ServiceUser is the user part of the From of requests the server itself
 // sends to phones (screens, alerts).
-const ServiceUser = "callback"
+const ServiceUser = sipmsg.ServiceUser
 
 // outOfDialog builds a request from the server (ServiceUser, shown as
 // fromName) to one device of line dn, the first of a new dialog.

@@ -16,6 +16,11 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
+// ServiceUser is the user part of the server's own identity: the From of
+// the requests it sends to phones (screens, alerts); a phone's reply to a
+// screen comes back to it.
+const ServiceUser = "callback"
+
 // Local is where the server listens on one transport: it goes into Via,
 // Contact and, for UDP, selects the listening socket as the sender so that
 // phones see requests come from the port they registered to.

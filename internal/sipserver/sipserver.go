@@ -24,7 +24,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 )
@@ -37,8 +36,8 @@ type Server struct {
 	srv       *sipgo.Server
 	client    *sipgo.Client
 	listeners []listener
-	local     map[string]b2bua.Local // first listener of each transport
-	h         Handlers               // from Route
+	local     map[string]sipmsg.Local // first listener of each transport
+	h         Handlers                // from Route
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
 	limits    *connLimits  // TCP/TLS caps and idle timeout (transport.go)
 	txOpen    atomic.Int64 // server transactions alive (admit)
@@ -85,7 +84,7 @@ type listener struct {
 // New binds the listeners of c and builds sipgo's user agent, server and
 // client. Nothing is routed until Route, nor served until Start.
 func New(c config.SIP, log *slog.Logger) (*Server, error) {
-	s := &Server{Log: log, local: map[string]b2bua.Local{}}
+	s := &Server{Log: log, local: map[string]sipmsg.Local{}}
 	maxConns := tcpCap(c.TCPMaxConnections, fdLimit())
 	if maxConns < c.TCPMaxConnections {
 		log.Info("sip.tcp_max_connections lowered to stay below the open-files limit", "tcp_max_connections", maxConns, "configured", c.TCPMaxConnections, "open_files_limit", fdLimit())
@@ -133,7 +132,7 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 		s.listeners = append(s.listeners, l)
 		if _, ok := s.local[tp]; !ok {
 			host, port := l.localAddr()
-			s.local[tp] = b2bua.Local{Host: host, Port: port}
+			s.local[tp] = sipmsg.Local{Host: host, Port: port}
 		}
 	}
 
@@ -181,7 +180,7 @@ func (s *Server) Client() *sipgo.Client { return s.client }
 
 // Local is the bound address of the first listener of each transport
 // ("UDP", "TCP", "TLS"): what the server's own messages say it is.
-func (s *Server) Local() map[string]b2bua.Local { return s.local }
+func (s *Server) Local() map[string]sipmsg.Local { return s.local }
 
 // Collectors are the transport's metrics (connections, UDP loop restarts,
 // overload, event-loop lag).
@@ -414,7 +413,7 @@ func (s *Server) message(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	user := req.Recipient.User
 	switch isLine := s.h.IsLine(user); {
-	case user == b2bua.ServiceUser:
+	case user == sipmsg.ServiceUser:
 		ct := ""
 		if h := req.ContentType(); h != nil {
 			ct = h.Value()
