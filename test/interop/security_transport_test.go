@@ -420,6 +420,9 @@ func TestB7_MissingCSeqOrVia(t *testing.T) {
 	}
 	// The server still answers, after the last of them.
 	tpMustAnswer(t, "OPTIONS after 100 malformed", s.tpUDPAsk(t, "127.0.0.1", "OPTIONS", 3*time.Second))
+	// The log reaches the test through a pipe: wait for the line before
+	// counting, not for the answer that came after it on the wire.
+	s.waitLog(`msg="SIP request not handled"`, 5*time.Second)
 	log := s.Log()
 	for _, bad := range []string{"level=ERROR", "level=WARN"} {
 		if strings.Contains(log, bad) {
