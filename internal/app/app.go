@@ -171,6 +171,9 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 func (a *App) run(ctx context.Context) error {
+	// The stored requests are read and decoded while the registrations
+	// load: the two reads take a core each (issue 14: a start with 100k).
+	a.Callback.Preload(ctx)
 	if err := a.Registrar.Load(ctx); err != nil {
 		return err
 	}

@@ -117,6 +117,10 @@ func (e *Engine) Step(now time.Time, ev Event) []Action {
 // while the server was down.
 func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 	e.now = now
+	if len(e.reqs) == 0 { // a start: room for them all at once, not by doubling
+		e.reqs = make(map[int64]*Request, len(reqs))
+		e.byA = make(map[string]int64, len(reqs))
+	}
 	rs := make([]*Request, 0, len(reqs))
 	for i := range reqs {
 		r := reqs[i]
