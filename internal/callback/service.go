@@ -213,6 +213,7 @@ func (s *Service) Preload(ctx context.Context) {
 
 // preloaded is what Preload read: the decoded requests, or why not.
 type preloaded struct {
+	dns  []string // the lines configured
 	reqs []engine.Request
 	err  error
 }
@@ -222,8 +223,11 @@ type preloaded struct {
 // deleting those it cannot read.
 func (s *Service) readStored(ctx context.Context) preloaded {
 	now := s.now()
-	for _, l := range s.dir.Lines() {
+	lines := s.dir.Lines()
+	dns := make([]string, 0, len(lines))
+	for _, l := range lines {
 		s.eng.Step(now, engine.LineConfig{Line: s.engineLine(l)})
+		dns = append(dns, l.DN)
 	}
 	stored, err := s.store.Requests(ctx)
 	if err != nil {
@@ -241,7 +245,7 @@ func (s *Service) readStored(ctx context.Context) preloaded {
 		}
 		stored[i].Data = nil // the row is done with: collectable as the decoding goes
 	}
-	return preloaded{reqs: reqs}
+	return preloaded{dns: dns, reqs: reqs}
 }
 
 func (s *Service) restore(ctx context.Context) error {
@@ -260,8 +264,8 @@ func (s *Service) restore(ctx context.Context) error {
 	// The lines' status once the registrations are loaded (F25: a caller
 	// without a device loses its request).
 	now := s.now()
-	for _, l := range s.dir.Lines() {
-		if st, ok := s.lines.Get(l.DN); ok {
+	for _, dn := range pre.dns { // a line added since is stepped by its own LineChanged
+		if st, ok := s.lines.Get(dn); ok {
 			s.eng.Step(now, status(st))
 		}
 	}
