@@ -170,18 +170,21 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 		return
 	}
 	for {
+		// A watched line's change first: it is what notifies a caller
+		// (B's BYE -> A's screen), and at load s.in holds a call result
+		// for every call of the box (issue 14: the latency at load).
+		select {
+		case <-s.kick:
+			s.stepStatus()
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			s.timers.stop()
 			return
 		case <-s.kick:
-			s.mu.Lock()
-			pending := s.status
-			s.status = nil
-			s.mu.Unlock()
-			for _, st := range pending {
-				s.step(st, nil)
-			}
+			s.stepStatus()
 		case in := <-s.in:
 			if in.read != nil {
 				in.read()
@@ -246,6 +249,17 @@ func (s *Service) readStored(ctx context.Context) preloaded {
 		stored[i].Data = nil // the row is done with: collectable as the decoding goes
 	}
 	return preloaded{dns: dns, reqs: reqs}
+}
+
+// stepStatus steps the line changes lineChanged added.
+func (s *Service) stepStatus() {
+	s.mu.Lock()
+	pending := s.status
+	s.status = nil
+	s.mu.Unlock()
+	for _, st := range pending {
+		s.step(st, nil)
+	}
 }
 
 func (s *Service) restore(ctx context.Context) error {
