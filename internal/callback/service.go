@@ -78,9 +78,10 @@ type Service struct {
 	Profile func(name string) (config.Profile, bool)
 
 	// loop-owned
-	eng    *engine.Engine
-	timers map[engine.TimerID]*time.Timer
-	next   []engine.Event // asked for by the actions carried out (drain)
+	eng     *engine.Engine
+	timers  *timers
+	preload chan preloaded // Preload's result, taken by restore
+	next    []engine.Event // asked for by the actions carried out (drain)
 
 	mu      sync.RWMutex
 	watched map[string]bool          // read by the line-state subscriber
@@ -147,7 +148,6 @@ func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *l
 		cfg: cfg, store: st, dir: dir, lines: lines, phones: phones, log: log, now: time.Now,
 		in:      make(chan input, 4096),
 		eng:     engine.New(Params(cfg)),
-		timers:  map[engine.TimerID]*time.Timer{},
 		watched: map[string]bool{},
 		screens: map[string]screen.Screen{},
 		kick:    make(chan struct{}, 1),
@@ -155,6 +155,7 @@ func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *l
 		lastCallee: map[string][2]string{},
 		alerts:     map[string][]int16{},
 	}
+	s.timers = newTimers(func() { s.in <- input{read: s.fireDue} })
 	lines.Subscribe(s.lineChanged)
 	return s
 }
@@ -169,20 +170,21 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 		return
 	}
 	for {
+		// A watched line's change first: it is what notifies a caller
+		// (B's BYE -> A's screen), and at load s.in holds a call result
+		// for every call of the box (issue 14: the latency at load).
+		select {
+		case <-s.kick:
+			s.stepStatus()
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
-			for _, t := range s.timers {
-				t.Stop()
-			}
+			s.timers.stop()
 			return
 		case <-s.kick:
-			s.mu.Lock()
-			pending := s.status
-			s.status = nil
-			s.mu.Unlock()
-			for _, st := range pending {
-				s.step(st, nil)
-			}
+			s.stepStatus()
 		case in := <-s.in:
 			if in.read != nil {
 				in.read()
@@ -201,34 +203,102 @@ func (s *Service) Run(ctx context.Context, ready chan<- error) {
 	}
 }
 
-func (s *Service) restore(ctx context.Context) error {
+// Preload starts reading and decoding the stored requests, and tells the
+// engine the configured lines, in the background: a start runs it beside
+// the registrar's load (internal/app), on the other core, and Run's
+// restore takes its result. Call it at most once, before Run; Run calls it
+// if nobody did. The engine is not stepped by anything else until Run.
+func (s *Service) Preload(ctx context.Context) {
+	done := make(chan preloaded, 1)
+	s.preload = done
+	go func() { done <- s.readStored(ctx) }()
+}
+
+// preloaded is what Preload read: the decoded requests, or why not.
+type preloaded struct {
+	dns  []string // the lines configured
+	reqs []engine.Request
+	err  error
+}
+
+// readStored configures the lines in the engine (no request is open yet:
+// the actions are none) and reads and decodes the stored requests,
+// deleting those it cannot read.
+func (s *Service) readStored(ctx context.Context) preloaded {
 	now := s.now()
-	for _, l := range s.dir.Lines() {
+	lines := s.dir.Lines()
+	dns := make([]string, 0, len(lines))
+	for _, l := range lines {
 		s.eng.Step(now, engine.LineConfig{Line: s.engineLine(l)})
-		if st, ok := s.lines.Get(l.DN); ok {
-			s.eng.Step(now, status(st))
-		}
+		dns = append(dns, l.DN)
 	}
 	stored, err := s.store.Requests(ctx)
 	if err != nil {
-		return fmt.Errorf("callback: load requests: %w", err)
+		return preloaded{err: fmt.Errorf("callback: load requests: %w", err)}
 	}
 	reqs := make([]engine.Request, 0, len(stored))
-	for _, r := range stored {
-		var req engine.Request
-		if err := json.Unmarshal(r.Data, &req); err != nil {
+	for i, r := range stored {
+		reqs = append(reqs, engine.Request{}) // decoded in place: no allocation per request
+		if err := json.Unmarshal(r.Data, &reqs[len(reqs)-1]); err != nil {
+			reqs = reqs[:len(reqs)-1]
 			s.log.Error("stored call back request unreadable, deleting", "id", r.ID, "error", err)
 			if err := s.store.DeleteRequest(ctx, r.ID); err != nil {
-				return err
+				return preloaded{err: err}
 			}
-			continue
 		}
-		reqs = append(reqs, req)
+		stored[i].Data = nil // the row is done with: collectable as the decoding goes
 	}
-	s.execute(s.eng.Restore(now, reqs), nil)
+	return preloaded{dns: dns, reqs: reqs}
+}
+
+// stepStatus steps the line changes lineChanged added.
+func (s *Service) stepStatus() {
+	s.mu.Lock()
+	pending := s.status
+	s.status = nil
+	s.mu.Unlock()
+	for _, st := range pending {
+		s.step(st, nil)
+	}
+}
+
+func (s *Service) restore(ctx context.Context) error {
+	if s.preload == nil {
+		s.Preload(ctx)
+	}
+	var pre preloaded
+	select {
+	case pre = <-s.preload:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if pre.err != nil {
+		return pre.err
+	}
+	// The lines' status once the registrations are loaded (F25: a caller
+	// without a device loses its request).
+	now := s.now()
+	for _, dn := range pre.dns { // a line added since is stepped by its own LineChanged
+		if st, ok := s.lines.Get(dn); ok {
+			s.eng.Step(now, status(st))
+		}
+	}
+	s.timers.grow(len(pre.reqs))
+	s.execute(s.eng.Restore(now, pre.reqs), nil)
 	s.drain()
-	s.log.Info("call back requests restored", "requests", len(s.eng.Requests()))
+	s.log.Info("call back requests restored", "requests", s.eng.Open())
 	return nil
+}
+
+// fireDue steps the timers that are due, in deadline order (in the loop:
+// the timers' wake-up asks for it).
+func (s *Service) fireDue() {
+	s.timers.fired()
+	now := time.Now()
+	for id, ok := s.timers.next(now); ok; id, ok = s.timers.next(now) {
+		s.step(engine.TimerFired{Timer: id}, nil)
+	}
+	s.timers.arm()
 }
 
 func status(st linestate.Snapshot) engine.LineStatus {
@@ -301,8 +371,9 @@ func (s *Service) drain() {
 // from: where a call back call is placed.
 func (s *Service) execute(acts []engine.Action, from *origin) {
 	var writes []engine.Action
+	debug := s.log.Enabled(context.Background(), slog.LevelDebug) // a restore emits 100k+ actions: no String() unless logged
 	for _, a := range acts {
-		if _, answer := a.(engine.Pressed); !answer { // logged by press, once answered
+		if _, answer := a.(engine.Pressed); !answer && debug { // logged by press, once answered
 			s.log.Debug("callback action", "action", a.String())
 		}
 		if s.Observe != nil {
@@ -357,25 +428,9 @@ func (s *Service) write(writes []engine.Action) {
 func (s *Service) do(a engine.Action, from *origin) {
 	switch a := a.(type) {
 	case engine.StartTimer:
-		if t, ok := s.timers[a.Timer]; ok {
-			t.Stop()
-		}
-		id := a.Timer
-		var t *time.Timer
-		t = time.AfterFunc(time.Until(a.At), func() {
-			s.in <- input{read: func() { // in the loop, which also set t
-				if s.timers[id] == t {
-					delete(s.timers, id) // fired: forget it (a re-armed timer stays)
-				}
-				s.step(engine.TimerFired{Timer: id}, nil)
-			}}
-		})
-		s.timers[id] = t
+		s.timers.start(a.Timer, a.At)
 	case engine.CancelTimer:
-		if t, ok := s.timers[a.Timer]; ok {
-			t.Stop()
-			delete(s.timers, a.Timer)
-		}
+		s.timers.cancel(a.Timer)
 	case engine.Watch:
 		s.mu.Lock()
 		s.watched[a.DN] = true
@@ -485,7 +540,7 @@ func (s *Service) Counts() (open, timers int) {
 	reply := make(chan counts, 1)
 	timeout := time.After(time.Second)
 	select {
-	case s.in <- input{read: func() { reply <- counts{s.eng.Open(), len(s.timers)} }}:
+	case s.in <- input{read: func() { reply <- counts{s.eng.Open(), s.timers.len()} }}:
 	case <-timeout:
 		return -1, -1
 	}

@@ -317,7 +317,7 @@ func BenchmarkRestore100k(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		f := start(b, path, dns...)
-		if n := len(f.svc.Requests()); n != 100000 {
+		if n, _ := f.svc.Counts(); n != 100000 {
 			b.Fatalf("restored %d", n)
 		}
 		f.stop()
@@ -385,7 +385,7 @@ func TestF19_TimersForgottenOnceFired(t *testing.T) {
 	for {
 		var n int
 		done := make(chan struct{})
-		f.svc.in <- input{read: func() { n = len(f.svc.timers); close(done) }}
+		f.svc.in <- input{read: func() { n = f.svc.timers.len(); close(done) }}
 		<-done
 		if n == 0 && len(f.svc.Requests()) == 0 {
 			break

@@ -117,6 +117,10 @@ func (e *Engine) Step(now time.Time, ev Event) []Action {
 // while the server was down.
 func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 	e.now = now
+	if len(e.reqs) == 0 { // a start: room for them all at once, not by doubling
+		e.reqs = make(map[int64]*Request, len(reqs))
+		e.byA = make(map[string]int64, len(reqs))
+	}
 	rs := make([]*Request, 0, len(reqs))
 	for i := range reqs {
 		r := reqs[i]
@@ -139,8 +143,9 @@ func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 	rs = kept
 	// First what expired while the server was down, in deadline order...
 	var dues []armed
+	var buf [3]armed
 	for _, r := range rs {
-		for _, t := range timersOf(r) {
+		for _, t := range appendTimers(buf[:0], r) {
 			if !t.at.After(now) {
 				dues = append(dues, t)
 			}
@@ -166,7 +171,7 @@ func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 			// phones ring again for the rest of the wait.
 			e.emit(Recall{ID: r.ID, A: r.A, B: cmp.Or(r.NoticeDN, r.B), Ring: r.T3.Sub(now)})
 		}
-		for _, t := range timersOf(r) {
+		for _, t := range appendTimers(buf[:0], r) {
 			e.emit(StartTimer{t.id, t.at})
 		}
 	}
@@ -490,8 +495,12 @@ type armed struct {
 
 // timersOf lists the timers r has armed. Invariant: T1 is set only while
 // activating, T3 only while available.
-func timersOf(r *Request) []armed {
-	t := []armed{{TimerID{TimerLifetime, r.ID}, r.Expires}}
+func timersOf(r *Request) []armed { return appendTimers(nil, r) }
+
+// appendTimers is timersOf into t (a restore passes a buffer of its own:
+// no allocation per request).
+func appendTimers(t []armed, r *Request) []armed {
+	t = append(t, armed{TimerID{TimerLifetime, r.ID}, r.Expires})
 	if !r.T1.IsZero() {
 		t = append(t, armed{TimerID{TimerT1, r.ID}, r.T1})
 	}
