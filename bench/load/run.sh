@@ -33,7 +33,7 @@ need() { # fail loudly, before anything starts, when a tool is missing
 		command -v "$t" >/dev/null 2>&1 || { echo "run.sh: $t is not installed" >&2; exit 1; }
 	done
 }
-need sipp python3 curl ss awk
+need sipp python3 curl ss awk timeout
 work=$(mktemp -d /tmp/callbackd-load.XXXXXX)
 cleanup() { # every process started here is a job of this shell: stop them by pid
 	kill $(jobs -p) 2>/dev/null || true
@@ -209,8 +209,12 @@ loadrun() {
 	echo "== $name: $total calls at $rate/s, 500 ms each; box load before: $load"
 	cpu0=$(cputicks $server)
 	t0=$(date +%s%N)
-	(cd "$dir" && sipp 127.0.0.1:$SIP_PORT -sf "$here/uac_load.xml" -inf calls.csv -p $UAC_PORT \
-		-r "$rate" -m "$total" -d 500 -l $((rate*5)) -nostdin -timeout $((secs+60)) \
+	# A call whose answer never comes waits forever in SIPp (a 100 Trying
+	# stops its INVITE retransmissions) and SIPp's -timeout then waits for
+	# it: -recv_timeout fails such a call after 64*T1 = 32 s (RFC 3261
+	# Timer B), and timeout(1) bounds the whole run.
+	(cd "$dir" && timeout -k 5 $((secs+90)) sipp 127.0.0.1:$SIP_PORT -sf "$here/uac_load.xml" -inf calls.csv -p $UAC_PORT \
+		-r "$rate" -m "$total" -d 500 -l $((rate*5)) -nostdin -timeout $((secs+60)) -recv_timeout 32000 \
 		-trace_stat -stf uac_stats.csv -fd 1 -trace_rtt -rtt_freq $rf >/dev/null 2>&1) || true
 	cpu1=$(cputicks $server)
 	t1=$(date +%s%N)
