@@ -120,7 +120,7 @@ kamailio_start() {
 }
 
 cputicks() { # utime+stime of $1 and its children (Kamailio's workers)
-	awk '{t += $14+$15} END {print t}' /proc/$1/stat $(ps -o pid= --ppid "$1" | sed 's|.*|/proc/&/stat|')
+	awk '{t += $14+$15} END {print t}' /proc/$1/stat $(ps -o pid= --ppid "$1" | awk '{print "/proc/" $1 "/stat"}')
 }
 memory() { # RSS of $1; for a process with workers, the sum of their PSS (shared memory once)
 	local kids
