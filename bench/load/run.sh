@@ -120,7 +120,8 @@ kamailio_start() {
 }
 
 cputicks() { # utime+stime of $1 and its children (Kamailio's workers)
-	awk '{t += $14+$15} END {print t}' /proc/$1/stat $(ps -o pid= --ppid "$1" | awk '{print "/proc/" $1 "/stat"}')
+	{ cat /proc/$1/stat; ps -o pid= --ppid "$1" | while read -r p; do cat /proc/$p/stat 2>/dev/null || true; done; } |
+		awk '{t += $14+$15} END {print t}'
 }
 memory() { # RSS of $1; for a process with workers, the sum of their PSS (shared memory once)
 	local kids
