@@ -119,17 +119,19 @@ kamailio_start() {
 	sleep 0.5 # its workers fork after the socket is bound
 }
 
+kids() { ps -o pid= --ppid "$1" || true; } # ps fails when there is none
+
 cputicks() { # utime+stime of $1 and its children (Kamailio's workers)
-	{ cat /proc/$1/stat; ps -o pid= --ppid "$1" | while read -r p; do cat /proc/$p/stat 2>/dev/null || true; done; } |
+	{ cat /proc/$1/stat; kids "$1" | while read -r p; do cat /proc/$p/stat 2>/dev/null || true; done; } |
 		awk '{t += $14+$15} END {print t}'
 }
 memory() { # RSS of $1; for a process with workers, the sum of their PSS (shared memory once)
-	local kids
-	kids=$(ps -o pid= --ppid "$1" | tr -d ' ')
-	if [ -z "$kids" ]; then
+	local k
+	k=$(kids "$1" | tr -d ' ')
+	if [ -z "$k" ]; then
 		awk '/VmRSS/ {printf "%d MB", $2/1024}' /proc/$1/status
 	else
-		for p in $1 $kids; do cat /proc/$p/smaps_rollup; done |
+		for p in $1 $k; do cat /proc/$p/smaps_rollup; done |
 			awk '/^Pss:/ {t += $2; n++} END {printf "%d MB (PSS of %d processes)", t/1024, n}'
 	fi
 }
