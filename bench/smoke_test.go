@@ -56,7 +56,7 @@ func TestSmoke(t *testing.T) {
 			args: []string{"bench/load/run.sh", "calls", "20", "3"},
 			check: func(t *testing.T, out string) {
 				want(t, out, calls(60), `INVITE -> 200: p50 \d+ ms p99 \d+ ms \(60 calls\)`,
-					`server CPU \d+ ms = \d+% of one core, [0-9.]+ ms per call; RSS at end [1-9]\d* MB`)
+					`server CPU \d+% of one core over the 3\.5 s of load; \d+ ms over the run = [0-9.]+ ms per call; RSS at end [1-9]\d* MB`)
 			}},
 		{name: "load side by side", tools: append(load, "kamailio"), env: []string{"BIN=" + bin},
 			args: []string{"bench/load/run.sh", "side", "20", "3"},

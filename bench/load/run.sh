@@ -103,7 +103,9 @@ stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
 # Kamailio (bench/load/kamailio.cfg) in the foreground (-DD: the process
 # started here is its main process; its workers are its children), on the
-# same port as callbackd, relaying to the SIPp uas.
+# same port as callbackd, relaying to the SIPp uas. Its shared memory
+# (KAM_SHM MB) holds the transactions: with 256 MB, 2000 calls/s run out
+# of it ("new_t(): out of mem") and fail calls.
 kamailio_start() {
 	if ! command -v kamailio >/dev/null 2>&1; then
 		[ "$(id -u)" -eq 0 ] || { echo "run.sh: kamailio is not installed: as root, apt-get install kamailio" >&2; exit 1; }
@@ -113,7 +115,7 @@ kamailio_start() {
 			{ apt-get update >/dev/null && apt-get install -y --no-install-recommends kamailio >/dev/null; }
 	fi
 	kamailio -DD -E -f "$here/kamailio.cfg" -l "udp:127.0.0.1:$SIP_PORT" -A "UAS_URI=\"sip:127.0.0.1:$UAS_PORT\"" \
-		-m "${KAM_SHM:-256}" -M 8 -w "$work" > "$work/kamailio.log" 2>&1 &
+		-m "${KAM_SHM:-1024}" -M 8 -w "$work" > "$work/kamailio.log" 2>&1 &
 	server=$!
 	listening $server kamailio "$work/kamailio.log"
 	sleep 0.5 # its workers fork after the socket is bound
@@ -148,7 +150,9 @@ h, last = rows[0], rows[-1]
 g = lambda k: last[h.index(k)]
 ok, failed = int(g('SuccessfulCall(C)')), int(g('FailedCall(C)'))
 total = ok + failed
-print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(total,1):.3f}%)")
+why = ', '.join(f"{k[6:-3]} {last[i]}" for i, k in enumerate(h)
+                if k.startswith('Failed') and k.endswith('(C)') and k != 'FailedCall(C)' and last[i] not in ('', '0'))
+print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(total,1):.3f}%)" + (f": {why}" if why else ""))
 EOP
 }
 
@@ -199,7 +203,7 @@ callbackd_calls() { # a fresh callbackd (empty store), its lines registered: set
 # Prints the counts, INVITE -> 200, the server's CPU over the run and its
 # memory at the end, and appends a row to $work/table.md.
 loadrun() {
-	local name=$1 rate=$2 secs=$3 dir total rf uas cpu0 cpu1 t0 t1 ms cpums load stats lat
+	local name=$1 rate=$2 secs=$3 dir total rf uas sampler cpu0 cpu1 t0 t1 ms cpums pct load stats lat
 	dir=$(mktemp -d "$work/run-$name-$rate.XXXX")
 	loadcalls > "$dir/calls.csv"
 	total=$((rate*secs))
@@ -212,6 +216,8 @@ loadrun() {
 	echo "== $name: $total calls at $rate/s, 500 ms each; box load before: $load"
 	cpu0=$(cputicks $server)
 	t0=$(date +%s%N)
+	{ sleep "$secs.5"; cputicks $server > "$dir/cpu-window"; } & # CPU while the calls are placed and held
+	sampler=$!
 	# A call whose answer never comes waits forever in SIPp (a 100 Trying
 	# stops its INVITE retransmissions) and SIPp's -timeout then waits for
 	# it: -recv_timeout fails such a call after 64*T1 = 32 s (RFC 3261
@@ -221,6 +227,7 @@ loadrun() {
 		-trace_stat -stf uac_stats.csv -fd 1 -trace_rtt -rtt_freq $rf >/dev/null 2>&1) || true
 	cpu1=$(cputicks $server)
 	t1=$(date +%s%N)
+	wait $sampler
 	stop $uas
 	stats=$(sippstats "$dir/uac_stats.csv")
 	lat=$(rtt "$dir")
@@ -228,22 +235,23 @@ loadrun() {
 	echo "$lat"
 	ms=$(( (t1-t0)/1000000 ))
 	cpums=$(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) ))
+	pct=$(( ($(cat "$dir/cpu-window")-cpu0)*1000*100/$(getconf CLK_TCK)/(secs*1000+500) ))
 	echo "elapsed ${ms} ms (target $((secs*1000)) ms + 500 ms call); achieved $(( total*1000/ms )) calls/s"
-	echo "server CPU $cpums ms = $(( cpums*100/ms ))% of one core, $(awk -v c=$cpums -v n=$total 'BEGIN {printf "%.3f", c/n}') ms per call; RSS at end $(memory $server)"
+	echo "server CPU $pct% of one core over the $secs.5 s of load; $cpums ms over the run = $(awk -v c=$cpums -v n=$total 'BEGIN {printf "%.3f", c/n}') ms per call; RSS at end $(memory $server)"
 	# | rate | server | calls | failed (%) | INVITE -> 200 p50 / p99 | CPU | CPU per call | RSS at end | box load before |
-	python3 - "$rate" "$name" "$stats" "$lat" "$cpums" "$ms" "$total" "$(memory $server)" "$load" >> "$work/table.md" <<'EOP'
+	python3 - "$rate" "$name" "$stats" "$lat" "$cpums" "$pct" "$total" "$(memory $server)" "$load" >> "$work/table.md" <<'EOP'
 import re, sys
-rate, name, stats, lat, cpums, ms, total, mem, load = sys.argv[1:]
+rate, name, stats, lat, cpums, pct, total, mem, load = sys.argv[1:]
 c = re.search(r'calls: (\d+) successful: (\d+) failed: (\d+) \((\S+)\)', stats)
 l = re.search(r'p50 (\S+) ms p99 (\S+) ms', lat)
 print(f"| {int(rate):,}/s | {name} | {int(c[1]):,} | {int(c[3]):,} ({c[4]}) | {l[1]} / {l[2]} ms | "
-      f"{100*int(cpums)//int(ms)} % of a core | {int(cpums)/int(total):.3f} ms | {mem} | {load} |")
+      f"{pct} % of a core | {int(cpums)/int(total):.3f} ms | {mem} | {load} |")
 EOP
 }
 
 table() {
 	echo
-	echo "| rate | server | calls | failed | INVITE -> 200 p50 / p99 | server CPU | CPU per call | RSS at end | box load before (1, 5, 15 min) |"
+	echo "| rate | server | calls | failed | INVITE -> 200 p50 / p99 | server CPU while loaded | CPU per call | RSS at end | box load before (1, 5, 15 min) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	cat "$work/table.md"
 }
