@@ -356,6 +356,6 @@ restore)
 	echo "RSS with $count open requests: $(memory $server)"
 	;;
 *)
-	sed -n 2,12p "$0"; exit 2;;
+	sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2;;
 esac
 kill $server; wait $server 2>/dev/null || true
