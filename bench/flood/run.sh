@@ -11,7 +11,8 @@
 # come back near its idle footprint, and SIPp's counters for the
 # legitimate calls (LEGIT_RATE calls/s, default 5, 500 ms each) made from
 # 5 s before the flood to 5 s after it. MAX_TX sets sip.max_transactions,
-# TCP_IDLE sip.tcp_idle_timeout; AFTER how long to watch after the flood.
+# TCP_IDLE sip.tcp_idle_timeout; AFTER how long to watch after the flood;
+# KEEP=1 keeps the work folder.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -23,12 +24,15 @@ UAS_PORT=${UAS_PORT:-16070}
 UAC_PORT=${UAC_PORT:-16090}
 AFTER=${AFTER:-90}
 LEGIT_RATE=${LEGIT_RATE:-5}
+for t in sipp python3 curl; do # fail loudly, before anything starts, when a tool is missing
+	command -v "$t" >/dev/null 2>&1 || { echo "flood/run.sh: $t is not installed" >&2; exit 1; }
+done
 work=$(mktemp -d /tmp/callbackd-flood.XXXXXX)
 pids=()
-cleanup() {
+cleanup() { # KEEP=1 keeps the work folder (config, logs, heap profile)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	echo "work dir: $work"
+	if [ -n "${KEEP:-}" ]; then echo "work dir: $work (kept)"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -97,6 +101,6 @@ ok, failed = g('SuccessfulCall(C)'), g('FailedCall(C)')
 print(f"legitimate calls: {ok+failed} made, {ok} successful, {failed} failed")
 EOP
 wait "$flood_pid" || true
-curl -s "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap?gc=1" > "$work/heap.pprof" # go tool pprof -top $work/heap.pprof
+curl -s "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap?gc=1" > "$work/heap.pprof" # KEEP=1, then go tool pprof -top $work/heap.pprof
 echo "log lines: $(wc -l < "$work/server.log"), of which WARN/ERROR: $(grep -c 'level=WARN\|level=ERROR' "$work/server.log" || true)"
 curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^callbackd_sip_(tcp|accept|udp|overload|read)' || true

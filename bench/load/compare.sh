@@ -32,10 +32,9 @@ bin_a=$(build "$a" a)
 bin_b=$(build "$b" b)
 run() { # $1 = label, $2 = revision, $3 = binary
 	echo
-	echo "=== $1: $2 ($(git -C "$root" rev-parse --short "$2^{commit}")); box load before:$(uptime | sed 's/.*load average//')"
+	echo "=== $1: $2 ($(git -C "$root" rev-parse --short "$2^{commit}"))"
 	BIN=$3 "$here/run.sh" calls "$rate" "$secs" > "$tmp/out" 2>&1 || true
-	grep -v '^work dir:\|^Resolving remote host' "$tmp/out"
-	rm -rf "$(sed -n 's/^work dir: //p' "$tmp/out")" # run.sh's folder (config, store, SIPp files)
+	grep -v '^Resolving remote host' "$tmp/out" # run.sh removes its own folder
 }
 run A "$a" "$bin_a"
 run B "$b" "$bin_b"
