@@ -141,3 +141,56 @@ func TestBackupWhileOpen(t *testing.T) {
 		t.Error("backup created the missing database")
 	}
 }
+
+// BenchmarkCallPutDelete is the store's share of the call load: every
+// answered call is put (its ~700-byte record) and deleted when it ends,
+// from many goroutines at once as the B2BUA does.
+func BenchmarkCallPutDelete(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 700)
+	var n int64
+	var mu sync.Mutex
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			n++
+			id := fmt.Sprintf("call-%d@127.0.0.1", n)
+			mu.Unlock()
+			if err := s.PutCall(ctx, store.Call{ID: id, Data: data}); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.DeleteCall(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCallPutDeleteSerial is the same, one write at a time: each
+// commit carries one write, as at moderate load.
+func BenchmarkCallPutDeleteSerial(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 700)
+	b.ReportAllocs()
+	for i := range b.N {
+		id := fmt.Sprintf("call-%d@127.0.0.1", i)
+		if err := s.PutCall(ctx, store.Call{ID: id, Data: data}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.DeleteCall(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
