@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,7 +68,7 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE TABLE IF NOT EXISTS calls (
 	id TEXT PRIMARY KEY,
 	data BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS lines (
 	dn TEXT PRIMARY KEY,
 	data BLOB NOT NULL,
@@ -120,10 +119,6 @@ func Open(path string) (*SQLite, error) {
 		db.Close()
 		return nil, sqliteReason(path, err)
 	}
-	if err := callsWithoutRowid(db); err != nil {
-		db.Close()
-		return nil, sqliteReason(path, err)
-	}
 	if err := writeStarted(db); err != nil {
 		db.Close()
 		return nil, sqliteReason(path, err)
@@ -132,36 +127,6 @@ func Open(path string) (*SQLite, error) {
 	go s.writer()
 	go s.checkpointer()
 	return s, nil
-}
-
-// callsWithoutRowid moves the calls of a database made before the table
-// was WITHOUT ROWID into one that is: a row is then one B-tree entry, not
-// a row plus an entry of its primary key's index, so each answered call
-// writes half the pages (a WAL frame each) when it is put and deleted.
-func callsWithoutRowid(db *sql.DB) error {
-	var ddl string
-	if err := db.QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'calls'`).Scan(&ddl); err != nil {
-		return err
-	}
-	if strings.Contains(strings.ToUpper(ddl), "WITHOUT ROWID") {
-		return nil
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	for _, q := range []string{
-		`ALTER TABLE calls RENAME TO calls_rowid`,
-		`CREATE TABLE calls (id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID`,
-		`INSERT INTO calls (id, data) SELECT id, data FROM calls_rowid`,
-		`DROP TABLE calls_rowid`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			tx.Rollback()
-			return err
-		}
-	}
-	return tx.Commit()
 }
 
 // writeStarted proves at start that the database takes writes: it

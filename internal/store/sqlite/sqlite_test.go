@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -193,33 +192,5 @@ func BenchmarkCallPutDeleteSerial(b *testing.B) {
 		if err := s.DeleteCall(ctx, id); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// A database whose calls table was made before WITHOUT ROWID keeps its
-// calls when Open moves them into the new table.
-func TestOpenMovesCallsWithoutRowid(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE calls (id TEXT PRIMARY KEY, data BLOB NOT NULL);
-		INSERT INTO calls (id, data) VALUES ('a', '{"a":1}'), ('b', '{"b":1}')`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	calls, err := s.Calls(context.Background())
-	if err != nil || len(calls) != 2 || calls[0].ID != "a" || string(calls[1].Data) != `{"b":1}` {
-		t.Fatalf("Calls = %v, %v; want a and b", calls, err)
-	}
-	var ddl string
-	if err := s.db.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'calls'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
-		t.Errorf("calls table %q, %v; want WITHOUT ROWID", ddl, err)
 	}
 }
