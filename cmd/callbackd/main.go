@@ -92,6 +92,7 @@ func run() error {
 	alarms := newLogger(cfg.Log, level)
 	log := slog.New(alarms)
 	raiseFileLimit(log)
+	memLimit := setMemoryLimit()
 
 	be, err := app.StoreBackend(cfg.Store)
 	if err != nil {
@@ -152,7 +153,8 @@ func run() error {
 		defer dbg.Close()
 		log.Info("HTTP debug listening", "addr", dbgLn.Addr().String(), "paths", "/debug/pprof/, /debug/vars")
 	}
-	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", cfg.Store.Path)
+	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", cfg.Store.Path,
+		"memory_limit_mb", memLimit>>20)
 
 	go func() {
 		// A restore with many stored requests leaves its garbage (decoded

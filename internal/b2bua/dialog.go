@@ -46,7 +46,7 @@ func (b *B2BUA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, s
 
 // resendAck answers a retransmitted 2xx with the ACK we already sent.
 func (b *B2BUA) resendAck(rel *relayed) {
-	if ack := rel.loadAck(); ack != nil {
+	if ack := b.sentAck(rel); ack != nil {
 		if err := b.client.WriteRequest(ack, noBuild); err != nil {
 			b.log.Debug("ack retransmission", "error", err)
 		}
@@ -94,7 +94,7 @@ func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
 		ct = h[0]
 	}
 	ack := b.ack(peer, p.invite, req.Body(), ct)
-	p.storeAck(ack)
+	p.storeAck(peer, ack)
 	if err := b.client.WriteRequest(ack, noBuild); err != nil {
 		b.log.Info("forward ACK failed", "call", c.id, "error", err)
 	}

@@ -41,8 +41,10 @@ func (l *leg) confirm(res *sip.Response) {
 }
 
 // sent records a session description sent to the party.
-func (l *leg) sent(m sip.Message) {
-	if b := m.Body(); len(b) > 0 {
+func (l *leg) sent(m sip.Message) { l.sentBody(m.Body()) }
+
+func (l *leg) sentBody(b []byte) {
+	if len(b) > 0 {
 		l.sdp.Store(&b)
 	}
 }
@@ -58,15 +60,45 @@ func (l *leg) remoteCSeqFor(p *relayed) uint32 {
 
 // relayed is a 2xx received on one leg and relayed to the other.
 type relayed struct {
-	invite *sip.Request                // our INVITE on the leg that answered
-	res    *sip.Response               // its 2xx
-	ack    atomic.Pointer[sip.Request] // the ACK we sent for it, resent on retransmissions
-	stop   chan struct{}               // closed when the ACK for our own 2xx arrived
-	cseq   uint32                      // CSeq of the INVITE we answered on this leg (0: A's initial INVITE)
+	invite *sip.Request            // our INVITE on the leg that answered
+	res    *sip.Response           // its 2xx
+	ack    atomic.Pointer[sentAck] // the ACK we sent for it, sent again on retransmissions
+	stop   chan struct{}           // closed when the ACK for our own 2xx arrived
+	cseq   uint32                  // CSeq of the INVITE we answered on this leg (0: A's initial INVITE)
 }
 
-func (r *relayed) loadAck() *sip.Request   { return r.ack.Load() }
-func (r *relayed) storeAck(a *sip.Request) { r.ack.Store(a) }
+// sentAck is what the ACK we sent for a 2xx is made of. It is kept, not
+// the message (some 2 KB of headers), for as long as the 2xx may be
+// retransmitted (64*T1, Timer M of RFC 6026), which at call load is 32 s
+// of every call, and the same ACK, branch included, is built again for
+// each retransmission, which hardly ever comes (RFC 3261 13.2.2.4).
+type sentAck struct {
+	leg    *leg
+	body   []byte
+	ct     sip.Header
+	branch string
+}
+
+// storeAck keeps what ack, sent on l for r's 2xx, is made of.
+func (r *relayed) storeAck(l *leg, ack *sip.Request) {
+	branch, _ := ack.Via().Params.Get("branch")
+	a := &sentAck{leg: l, body: ack.Body(), branch: branch}
+	if h := ack.GetHeaders("Content-Type"); len(h) > 0 {
+		a.ct = h[0]
+	}
+	r.ack.Store(a)
+}
+
+// sentAck builds again the ACK stored for r, nil if none was sent.
+func (b *B2BUA) sentAck(r *relayed) *sip.Request {
+	a := r.ack.Load()
+	if a == nil {
+		return nil
+	}
+	ack := b.ack(a.leg, r.invite, a.body, a.ct)
+	ack.Via().Params.Add("branch", a.branch)
+	return ack
+}
 
 func (l *leg) peer() *leg {
 	if l == l.call.a {

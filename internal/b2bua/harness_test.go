@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type phone struct {
 	conn   *net.UDPConn
 	reqs   chan *sip.Request
 	answer func(p *phone, req *sip.Request) []*sip.Response
+	from   atomic.Pointer[net.UDPAddr] // where the last INVITE came from
 }
 
 func newPhone(t *testing.T, answer func(p *phone, req *sip.Request) []*sip.Response) *phone {
@@ -59,6 +61,9 @@ func (p *phone) serve() {
 		req, ok := msg.(*sip.Request)
 		if err != nil || !ok {
 			continue
+		}
+		if req.IsInvite() {
+			p.from.Store(from)
 		}
 		select {
 		case p.reqs <- req:

@@ -94,7 +94,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		ct = h[0]
 	}
 	b.ackAnswer(aLeg, relA, fb.res.Body(), ct)
-	aLeg.sent(relA.loadAck())
+	aLeg.sentBody(fb.res.Body()) // the ACK's body
 	bLeg.sent(fb.f.invite)
 	b.lines.Answered(callee, c.id)
 	b.lines.Answered(caller, c.id)

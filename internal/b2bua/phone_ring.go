@@ -93,7 +93,7 @@ func (b *B2BUA) joinCallee(c *call, fb answered) *leg {
 // the 2xx's retransmissions.
 func (b *B2BUA) ackAnswer(l *leg, rel *relayed, body []byte, contentType sip.Header) {
 	ack := b.ack(l, rel.invite, body, contentType)
-	rel.storeAck(ack)
+	rel.storeAck(l, ack)
 	if err := b.client.WriteRequest(ack, noBuild); err != nil {
 		b.log.Info("ack failed", "call", l.call.id, "leg", l.name, "error", err)
 	}

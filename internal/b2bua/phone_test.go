@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +66,39 @@ func TestConnectRingsAThenB(t *testing.T) {
 	}
 	if r := rs.last(); r.Outcome != Answered || r.Caller != "1001" || r.Callee != "1002" {
 		t.Errorf("result %+v, want 1001 -> 1002 answered", r)
+	}
+}
+
+// TestRetransmitted2xxAckedAgain: A's 2xx, retransmitted after we ACKed
+// it, gets the same ACK again (RFC 3261 13.2.2.4): same branch, CSeq and
+// body (B's answer), built again from what was kept of it.
+func TestRetransmitted2xxAckedAgain(t *testing.T) {
+	var ok atomic.Pointer[sip.Response]
+	pa := newPhone(t, func(p *phone, req *sip.Request) []*sip.Response {
+		if req.IsInvite() {
+			res := p.reply(req, 200, offerSDP)
+			ok.Store(res)
+			return []*sip.Response{res}
+		}
+		return okToAll(p, req)
+	})
+	pb := newPhone(t, answering(sip.INVITE, 200, answerSDP))
+	b, _ := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
+	if err := b.Connect("1001", "1002"); err != nil {
+		t.Fatal(err)
+	}
+	first := pa.next(sip.ACK)
+	if _, err := pa.conn.WriteToUDP([]byte(ok.Load().String()), pa.from.Load()); err != nil {
+		t.Fatal(err)
+	}
+	again := pa.next(sip.ACK)
+	for _, h := range []string{"Via", "CSeq", "Call-ID", "To", "From", "Content-Type"} {
+		if a, b := first.GetHeader(h), again.GetHeader(h); a == nil || b == nil || a.Value() != b.Value() {
+			t.Errorf("%s of the ACK sent again %v, want %v", h, b, a)
+		}
+	}
+	if string(again.Body()) != answerSDP || string(first.Body()) != answerSDP {
+		t.Errorf("ACK bodies %q then %q, want B's answer", first.Body(), again.Body())
 	}
 }
 

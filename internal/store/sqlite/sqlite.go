@@ -49,12 +49,6 @@ type SQLite struct {
 	close  sync.Once
 }
 
-type write struct {
-	query string
-	args  []any
-	res   chan error
-}
-
 const schema = `
 CREATE TABLE IF NOT EXISTS registrations (
 	dn TEXT NOT NULL,
@@ -170,42 +164,154 @@ func (s *SQLite) checkpointer() {
 // maxBatch bounds one group commit so a flood of writes still commits often.
 const maxBatch = 256
 
+// lazyDelay bounds how long a lazy write (an ended call's removal) waits
+// for a commit to ride along with.
+const lazyDelay = time.Second
+
+type write struct {
+	query string
+	args  []any
+	res   chan error // nil: a lazy write, nobody waits for it
+}
+
+// writer commits what is waiting in one transaction. A lazy write does not
+// cause a commit of its own: it goes with the next commit someone waits
+// for, or after lazyDelay. At call load that halves the commits (each
+// answered call is put, then deleted when it ends), and a commit, its WAL
+// frames and file locks, is what a write costs.
 func (s *SQLite) writer() {
 	defer close(s.done)
+	w := newWriterConn(s.db)
+	defer w.close()
 	batch := make([]write, 0, maxBatch)
-	for w := range s.writes {
-		batch = append(batch[:0], w)
+	var lazySince <-chan time.Time // set while lazy writes wait
+	timer := time.NewTimer(lazyDelay)
+	timer.Stop()
+	for {
+		fired := false
+		select {
+		case wr, ok := <-s.writes:
+			if !ok {
+				w.commit(batch) // the lazy writes still waiting
+				return
+			}
+			batch = append(batch, wr)
+		case <-lazySince:
+			fired = true
+		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case w, ok := <-s.writes:
+			case wr, ok := <-s.writes:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, w)
+				batch = append(batch, wr)
 			default:
 				break fill
 			}
 		}
-		err := s.commit(batch)
-		for _, w := range batch {
-			w.res <- err
+		waited := false
+		for _, wr := range batch {
+			waited = waited || wr.res != nil
 		}
+		if !waited && len(batch) < maxBatch && !fired {
+			if lazySince == nil {
+				timer.Reset(lazyDelay)
+				lazySince = timer.C
+			}
+			continue
+		}
+		timer.Stop()
+		lazySince = nil
+		err := w.commit(batch)
+		for _, wr := range batch {
+			if wr.res != nil {
+				wr.res <- err
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
 	}
 }
 
-func (s *SQLite) commit(batch []write) error {
-	tx, err := s.db.Begin()
+// writerConn is the writer's own connection, with its statements prepared
+// once each: parsing the SQL of every write again (and of BEGIN and COMMIT)
+// cost about as much as the write. The transaction is this connection's
+// (BEGIN ... COMMIT on it), so no statement is prepared again per
+// transaction, as database/sql's Tx.Stmt would.
+type writerConn struct {
+	db    *sql.DB
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func newWriterConn(db *sql.DB) *writerConn { return &writerConn{db: db, stmts: map[string]*sql.Stmt{}} }
+
+func (w *writerConn) stmt(query string) (*sql.Stmt, error) {
+	ctx := context.Background()
+	if w.conn == nil {
+		c, err := w.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w.conn = c
+	}
+	if st := w.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := w.conn.PrepareContext(ctx, query)
 	if err != nil {
+		return nil, err
+	}
+	w.stmts[query] = st
+	return st, nil
+}
+
+func (w *writerConn) exec(query string, args ...any) error {
+	st, err := w.stmt(query)
+	if err == nil {
+		_, err = st.Exec(args...)
+	}
+	return err
+}
+
+// commit runs the batch in one transaction.
+func (w *writerConn) commit(batch []write) error {
+	if err := w.exec("BEGIN"); err != nil {
+		w.reset()
 		return err
 	}
-	for _, w := range batch {
-		if _, err := tx.Exec(w.query, w.args...); err != nil {
-			tx.Rollback()
+	for _, wr := range batch {
+		if wr.query == "" {
+			continue // a barrier (flush)
+		}
+		if err := w.exec(wr.query, wr.args...); err != nil {
+			w.exec("ROLLBACK")
 			return err
 		}
 	}
-	return tx.Commit()
+	if err := w.exec("COMMIT"); err != nil {
+		w.exec("ROLLBACK")
+		return err
+	}
+	return nil
+}
+
+// reset drops the connection after an error that may have left it in a
+// transaction; the next batch takes a fresh one.
+func (w *writerConn) reset() {
+	w.close()
+	w.conn, w.stmts = nil, map[string]*sql.Stmt{}
+}
+
+func (w *writerConn) close() {
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	if w.conn != nil {
+		w.conn.Close()
+	}
 }
 
 func (s *SQLite) exec(ctx context.Context, query string, args ...any) error {
@@ -292,13 +398,24 @@ func (s *SQLite) PutCall(ctx context.Context, c store.Call) error {
 	return s.exec(ctx, `INSERT OR REPLACE INTO calls (id, data) VALUES (?, ?)`, c.ID, c.Data)
 }
 
-// DeleteCall forgets an ended call.
+// DeleteCall forgets an ended call. It is a lazy write: it returns at once
+// and is committed with the next write (within lazyDelay). A crash in
+// between leaves the ended call stored: the restart restores it and its
+// audit (OPTIONS, answered 481) ends it again.
 func (s *SQLite) DeleteCall(ctx context.Context, id string) error {
-	return s.exec(ctx, `DELETE FROM calls WHERE id = ?`, id)
+	select {
+	case s.writes <- write{query: `DELETE FROM calls WHERE id = ?`, args: []any{id}}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Calls returns every stored call.
 func (s *SQLite) Calls(ctx context.Context) ([]store.Call, error) {
+	if err := s.exec(ctx, ""); err != nil { // commit the lazy deletes first
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, data FROM calls ORDER BY id`)
 	if err != nil {
 		return nil, err
