@@ -68,10 +68,12 @@ func TestF4_LinphoneRecipe(t *testing.T) {
 	lp.waitOut(left(), "Call 2 with "+to1002+" error.") // how linphonec shows a 486
 	lpSent(t, s, lp.port, "SIP/2.0 486 Busy Here")
 	lp.send(fmt.Sprintf("call sip:*39@127.0.0.1:%d", s.SIPPort))
-	lp.waitOut(left(), "ended (Call declined)")
+	// The 603 and the screen's MESSAGE are two requests on their way at
+	// once (the screen is sent once the request is stored, the 603 once
+	// the engine has answered): linphonec may print them in either order.
+	lp.waitOut(left(), "ended (Call declined)", "Message received from sip:callback@127.0.0.1: CallBack is activated on 1002")
 	lpSent(t, s, lp.port, "SIP/2.0 603 CallBack Activated")
 	lpChallenged(t, s, lp.port, "INVITE sip:*39@")
-	lp.waitOut(left(), "Message received from sip:callback@127.0.0.1: CallBack is activated on 1002")
 	waitScreenAccepted(t, s, left(), lp.port, "CallBack is activated on 1002")
 	// linphone's delivery report of the screen (RFC 5438), a MESSAGE to
 	// the screen's sender, is answered 200 (and ignored), not 405.
@@ -204,7 +206,9 @@ func (lp *linphone) send(line string) {
 
 // waitOut waits until linphonec has printed want since the output the
 // previous waitOut matched (so the same line is not matched twice).
-func (lp *linphone) waitOut(d time.Duration, want string) {
+// waitOut waits until linphonec has printed every one of want, in any
+// order, after what earlier waits consumed.
+func (lp *linphone) waitOut(d time.Duration, want ...string) {
 	lp.t.Helper()
 	timeout := time.After(d)
 	for {
@@ -291,14 +295,20 @@ func (o *lpOutput) Write(p []byte) (int, error) {
 
 // consume reports whether want was printed after what it matched before,
 // and if so moves past it.
-func (o *lpOutput) consume(want string) bool {
+// consume reports whether every one of want stands in the output after
+// what was consumed before; if so, it consumes up to the end of the last.
+func (o *lpOutput) consume(want []string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	i := strings.Index(o.b.String()[o.seen:], want)
-	if i < 0 {
-		return false
+	rest, end := o.b.String()[o.seen:], 0
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			return false
+		}
+		end = max(end, i+len(w))
 	}
-	o.seen += i + len(want)
+	o.seen += end
 	return true
 }
 
