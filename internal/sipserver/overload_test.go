@@ -1,0 +1,211 @@
+package sipserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/siptest"
+)
+
+// TestOverloadQuantile: the signal is the p90 of what was added to the
+// runtime's histogram since the last look, as the bucket's lower bound.
+func TestOverloadQuantile(t *testing.T) {
+	buckets := []float64{0, 0.001, 0.010, 0.050, 0.100, 1}
+	for _, tc := range []struct {
+		name        string
+		counts, old []uint64
+		want        time.Duration
+	}{
+		{"nothing ran", []uint64{5, 5, 0, 0, 0}, []uint64{5, 5, 0, 0, 0}, 0},
+		{"all fast", []uint64{90, 10, 0, 0, 0}, nil, 0},
+		{"a tenth slow is not p90", []uint64{91, 0, 0, 9, 0}, nil, 0},
+		{"p90 in the 50 ms bucket", []uint64{80, 5, 0, 15, 0}, nil, 50 * time.Millisecond},
+		{"only the new counts", []uint64{1000, 0, 0, 20, 0}, []uint64{10, 0, 0, 20, 0}, 0},
+		{"new slow ones", []uint64{100, 0, 0, 20, 30}, []uint64{100, 0, 0, 0, 0}, 100 * time.Millisecond},
+	} {
+		if got := quantile(buckets, tc.counts, tc.old, 0.9); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// The runtime's first bucket starts at -Inf, its last ends at +Inf.
+	inf := []float64{-1 / zero(), 0.001, 1 / zero()}
+	if got := quantile(inf, []uint64{10, 0}, nil, 0.9); got != 0 {
+		t.Errorf("-Inf bucket: %v", got)
+	}
+}
+
+func zero() float64 { return 0 }
+
+// TestOverloadHysteresis: an episode starts at the threshold, goes on while
+// the delay is above half of it, and ends only after a second of windows
+// in a row under half.
+func TestOverloadHysteresis(t *testing.T) {
+	o := newOverload(50 * time.Millisecond)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	steps := func(d time.Duration, n int) (out []int) {
+		for range n {
+			out = append(out, o.step(d))
+		}
+		return out
+	}
+	if got := steps(ms(49), 20); fmt.Sprint(got) != fmt.Sprint(make([]int, 20)) || o.on.Load() {
+		t.Fatalf("under the threshold: %v, on %v", got, o.on.Load())
+	}
+	if got := o.step(ms(50)); got != 1 || !o.on.Load() {
+		t.Fatalf("at the threshold: %d, on %v", got, o.on.Load())
+	}
+	// Above half: stays on; a calm run broken by one window above half
+	// starts again.
+	steps(ms(30), 50)
+	steps(ms(10), overloadCalm-1)
+	o.step(ms(25))
+	if got := steps(ms(10), overloadCalm-1); fmt.Sprint(got) != fmt.Sprint(make([]int, overloadCalm-1)) || !o.on.Load() {
+		t.Fatalf("calm run broken: %v, on %v", got, o.on.Load())
+	}
+	if got := o.step(ms(10)); got != -1 || o.on.Load() {
+		t.Fatalf("after %d calm windows: %d, on %v", overloadCalm, got, o.on.Load())
+	}
+	if got := o.step(ms(49)); got != 0 {
+		t.Fatalf("under the threshold after an episode: %d", got)
+	}
+	if got := o.step(ms(500)); got != 1 {
+		t.Fatalf("second episode: %d", got)
+	}
+}
+
+// TestOverloadForcedByFile: the test knob drives the real loop, so the
+// interop test's overload goes through measure, step and the metrics.
+func TestOverloadForcedByFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "overloaded")
+	t.Setenv(overloadForceEnv, file)
+	o := newOverload(50 * time.Millisecond)
+	lim := newConnLimits(time.Minute, 10, 10, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { o.run(ctx, nil, lim); close(done) }()
+	defer func() { cancel(); <-done }()
+	until := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for o.on.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("overloaded did not become %v within 10s", want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	until(true)
+	if d := time.Duration(o.delay.Load()); d < 50*time.Millisecond {
+		t.Errorf("delay while forced: %v", d)
+	}
+	if n := counted(t, o.episodes, ""); n != 1 {
+		t.Errorf("episodes: %v", n)
+	}
+	os.Remove(file)
+	until(false)
+}
+
+// TestOverloadRefusesNewWorkOnly: while overloaded, a new INVITE and a
+// new REGISTER get 503 with a Retry-After of 2-9 s and their transaction
+// ends; requests in a dialog, a refresh of a binding, OPTIONS and MESSAGE
+// reach their handlers.
+func TestOverloadRefusesNewWorkOnly(t *testing.T) {
+	srv := newTestServerWith(t, func(c *config.Config) { c.SIP.OverloadDelay = config.Duration{Duration: 50 * time.Millisecond} },
+		"udp:127.0.0.1:0")
+	t.Cleanup(srv.Close)
+	srv.h.Refreshes = func(req *sip.Request) bool { return req.CallID().Value() == "known" }
+	srv.h.InDialog = srv.h.Invite
+	srv.overload.on.Store(true)
+	for _, tc := range []struct {
+		method, callID, toTag string
+		want                  int
+	}{
+		{"INVITE", "c1", "", 503},
+		{"REGISTER", "c2", "", 503},
+		{"INVITE", "c3", "b", 404}, // re-INVITE: to the handler
+		{"BYE", "c4", "b", 404},
+		{"REGISTER", "known", "", 404},
+		{"OPTIONS", "c5", "", 200},
+	} {
+		req := testRequest(t, tc.method, tc.callID, tc.toTag)
+		tx := siptest.NewTx(req)
+		srv.Handle(req, tx)
+		r := tx.Result()
+		if r.Code() != tc.want {
+			t.Errorf("%s Call-ID %s tag %q: %v, want %d", tc.method, tc.callID, tc.toTag, r.Codes(), tc.want)
+			continue
+		}
+		if tc.want != 503 {
+			continue
+		}
+		ra, err := strconv.Atoi(r.Final.GetHeader("Retry-After").Value())
+		if err != nil || ra < retryAfterMin || ra > retryAfterMax {
+			t.Errorf("%s: Retry-After %q", tc.method, r.Final.GetHeader("Retry-After").Value())
+		}
+		if tx.Err() == nil {
+			t.Errorf("%s: transaction not ended after the 503", tc.method)
+		}
+	}
+	for m, want := range map[string]float64{"INVITE": 1, "REGISTER": 1} {
+		if got := counted(t, srv.overload.rejected, m); got != want {
+			t.Errorf("rejected{%s} = %v, want %v", m, got, want)
+		}
+	}
+	// Back to normal: the same new INVITE reaches its handler.
+	srv.overload.on.Store(false)
+	req := testRequest(t, "INVITE", "c6", "")
+	tx := siptest.NewTx(req)
+	srv.Handle(req, tx)
+	if r := tx.Result(); r.Code() != 404 {
+		t.Errorf("INVITE after the episode: %v", r.Codes())
+	}
+}
+
+func testRequest(t *testing.T, method, callID, toTag string) *sip.Request {
+	t.Helper()
+	to := "<sip:1002@127.0.0.1>"
+	if toTag != "" {
+		to += ";tag=" + toTag
+	}
+	msg := fmt.Sprintf("%s sip:1002@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-%s-%s\r\n"+
+		"From: <sip:1001@127.0.0.1>;tag=a\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 1 %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		method, method, callID, to, callID, method)
+	m, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*sip.Request)
+}
+
+// counted is the value of counter c (of its series whose one label is
+// label, when label is not "").
+func counted(t *testing.T, c prometheus.Collector, label string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if label == "" || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
