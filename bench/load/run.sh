@@ -3,6 +3,7 @@
 # fixed call count (-m) and a timeout; the server is stopped at the end.
 #
 #   bench/load/run.sh calls RATE [SECONDS]   # SIPp uac -> callbackd -> SIPp uas, 500 ms calls
+#                                            # RECOVERY=1: then the 503s refused, and 40 calls after the load
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
 #   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
 #   bench/load/run.sh notify N [K]           # B's BYE -> A's "has become available" MESSAGE, N open requests, K cycles
@@ -146,6 +147,17 @@ calls)
 	fi
 	echo "server CPU $(( (cpu1-cpu0)*1000/$(getconf CLK_TCK) )) ms = $(( (cpu1-cpu0)*1000*100/$(getconf CLK_TCK)/ms ))% of one core; RSS at end $(rss)"
 	echo "server CPU since start (utime+stime) $(awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/t}' /proc/$server/stat) s"
+	if [ -n "${RECOVERY:-}" ]; then
+		# Overload control: what was refused 503 at once, and whether the
+		# server serves again as soon as the load stops (a few calls 2 s
+		# after it, each must succeed; RSS then).
+		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/metrics" |
+			grep -E '^callbackd_sip_(overload_rejected_total|overload_episodes_total|overload_total|messages_total\{direction="out",kind="503"\})' || true
+		sleep 2
+		(cd "$work" && sipp 127.0.0.1:$SIP_PORT -sf "$here/uac_load.xml" -inf calls.csv -p $UAC_PORT \
+			-r 20 -m 40 -d 500 -nostdin -timeout 30 -trace_stat -stf after_stats.csv -fd 1 >/dev/null 2>&1) || true
+		echo "after the load: $(sippstats "$work/after_stats.csv"); RSS $(rss)"
+	fi
 	;;
 offers)
 	# Each call hears the whole offer (the prompt twice, about 11 s), so
