@@ -38,13 +38,18 @@ import (
 // bound on memory.
 //
 // Hysteresis: overloaded once the delay of the slowest tenth of goroutines
-// (p90, over overloadWindow) reaches sip.overload_delay; back to normal
-// only after overloadCalm windows in a row under half of it. Refusing new
-// calls lowers the delay at once, so without the margin and the calm the
-// state would flap at the window's rate.
+// (p90, over overloadWindow) reaches sip.overload_delay for overloadEnter
+// windows in a row; back to normal only after overloadCalm windows in a
+// row under half of it. Being behind is a queue that stays: a single slow
+// window is a hiccup (a garbage collection, another process taking the
+// CPU a moment; measured on a shared 2-core box at 750 calls/s, where
+// refusing a whole second of calls for one such window turned 2 % failed
+// into 13 %). Refusing new calls lowers the delay at once, so without the
+// margin and the calm the state would flap at the window's rate.
 
 const (
 	overloadWindow = 100 * time.Millisecond // one look at the delay
+	overloadEnter  = 3                      // windows at the threshold in a row to start an episode
 	overloadCalm   = 10                     // windows under half the threshold to end an episode (1 s)
 	retryAfterMin  = 2                      // seconds; Retry-After is drawn in [min, max]
 	retryAfterMax  = 9
@@ -62,6 +67,7 @@ type overload struct {
 
 	delay      atomic.Int64 // ns: p90 wait to run over the last window
 	on         atomic.Bool  // refusing new work
+	behind     int          // windows in a row at the threshold (run's goroutine)
 	calm       int          // windows in a row under threshold/2 (run's goroutine)
 	refused    atomic.Int64 // refused in this episode
 	since      time.Time    // episode start (run's goroutine)
@@ -151,12 +157,16 @@ func (o *overload) run(ctx context.Context, done <-chan struct{}, lim *connLimit
 // starts, -1 when it ends, else 0.
 func (o *overload) step(d time.Duration) int {
 	if !o.on.Load() {
-		if d >= o.threshold {
-			o.on.Store(true)
-			o.calm = 0
-			return 1
+		if d < o.threshold {
+			o.behind = 0
+			return 0
 		}
-		return 0
+		if o.behind++; o.behind < overloadEnter {
+			return 0
+		}
+		o.on.Store(true)
+		o.behind, o.calm = 0, 0
+		return 1
 	}
 	if d >= o.threshold/2 {
 		o.calm = 0

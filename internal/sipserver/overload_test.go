@@ -46,7 +46,8 @@ func TestOverloadQuantile(t *testing.T) {
 
 func zero() float64 { return 0 }
 
-// TestOverloadHysteresis: an episode starts at the threshold, goes on while
+// TestOverloadHysteresis: an episode starts at the threshold held for
+// overloadEnter windows, goes on while
 // the delay is above half of it, and ends only after a second of windows
 // in a row under half.
 func TestOverloadHysteresis(t *testing.T) {
@@ -61,8 +62,17 @@ func TestOverloadHysteresis(t *testing.T) {
 	if got := steps(ms(49), 20); fmt.Sprint(got) != fmt.Sprint(make([]int, 20)) || o.on.Load() {
 		t.Fatalf("under the threshold: %v, on %v", got, o.on.Load())
 	}
-	if got := o.step(ms(50)); got != 1 || !o.on.Load() {
-		t.Fatalf("at the threshold: %d, on %v", got, o.on.Load())
+	// A hiccup (windows at the threshold, fewer than overloadEnter in a
+	// row) starts nothing.
+	for range 5 {
+		steps(ms(80), overloadEnter-1)
+		o.step(ms(1))
+	}
+	if o.on.Load() {
+		t.Fatal("on after hiccups")
+	}
+	if got := steps(ms(50), overloadEnter); got[overloadEnter-1] != 1 || !o.on.Load() {
+		t.Fatalf("at the threshold %d windows in a row: %v, on %v", overloadEnter, got, o.on.Load())
 	}
 	// Above half: stays on; a calm run broken by one window above half
 	// starts again.
@@ -78,8 +88,8 @@ func TestOverloadHysteresis(t *testing.T) {
 	if got := o.step(ms(49)); got != 0 {
 		t.Fatalf("under the threshold after an episode: %d", got)
 	}
-	if got := o.step(ms(500)); got != 1 {
-		t.Fatalf("second episode: %d", got)
+	if got := steps(ms(500), overloadEnter); got[overloadEnter-1] != 1 {
+		t.Fatalf("second episode: %v", got)
 	}
 }
 
