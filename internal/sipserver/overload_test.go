@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -46,55 +47,81 @@ func TestOverloadQuantile(t *testing.T) {
 
 func zero() float64 { return 0 }
 
-// TestOverloadHysteresis: an episode starts at the threshold held for
-// overloadEnter windows, goes on while
-// the delay is above half of it, and ends only after a second of windows
-// in a row under half.
+// TestOverloadHysteresis: refusing starts after overloadEnter windows in
+// a row at the threshold, grows by refuseUp per window at it, holds
+// between half of it and it, and shrinks by refuseDown per window under
+// half; the episode ends at 0.
 func TestOverloadHysteresis(t *testing.T) {
 	o := newOverload(50 * time.Millisecond)
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	steps := func(d time.Duration, n int) (out []int) {
+	steps := func(d time.Duration, n int) (changes []int) {
 		for range n {
-			out = append(out, o.step(d))
+			changes = append(changes, o.step(d))
 		}
-		return out
+		return changes
 	}
-	if got := steps(ms(49), 20); fmt.Sprint(got) != fmt.Sprint(make([]int, 20)) || o.on.Load() {
-		t.Fatalf("under the threshold: %v, on %v", got, o.on.Load())
+	share := func() int32 { return o.share.Load() }
+	steps(ms(49), 20)
+	if share() != 0 {
+		t.Fatalf("under the threshold: share %d", share())
 	}
-	// A hiccup (windows at the threshold, fewer than overloadEnter in a
-	// row) starts nothing.
+	// Hiccups (fewer than overloadEnter windows in a row) start nothing.
 	for range 5 {
 		steps(ms(80), overloadEnter-1)
 		o.step(ms(1))
 	}
-	if o.on.Load() {
-		t.Fatal("on after hiccups")
+	if share() != 0 {
+		t.Fatalf("after hiccups: share %d", share())
 	}
-	if got := steps(ms(50), overloadEnter); got[overloadEnter-1] != 1 || !o.on.Load() {
-		t.Fatalf("at the threshold %d windows in a row: %v, on %v", overloadEnter, got, o.on.Load())
+	if got := steps(ms(50), overloadEnter); got[overloadEnter-1] != 1 || share() != refuseUp {
+		t.Fatalf("%d windows at the threshold: %v, share %d", overloadEnter, got, share())
 	}
-	// Above half: stays on; a calm run broken by one window above half
-	// starts again.
-	steps(ms(30), 50)
-	steps(ms(10), overloadCalm-1)
-	o.step(ms(25))
-	if got := steps(ms(10), overloadCalm-1); fmt.Sprint(got) != fmt.Sprint(make([]int, overloadCalm-1)) || !o.on.Load() {
-		t.Fatalf("calm run broken: %v, on %v", got, o.on.Load())
+	steps(ms(60), 3)
+	if share() != 4*refuseUp {
+		t.Fatalf("3 windows more: share %d", share())
 	}
-	if got := o.step(ms(10)); got != -1 || o.on.Load() {
-		t.Fatalf("after %d calm windows: %d, on %v", overloadCalm, got, o.on.Load())
+	steps(ms(30), 50) // between half and the threshold: holds
+	if share() != 4*refuseUp {
+		t.Fatalf("between half and the threshold: share %d", share())
 	}
-	if got := o.step(ms(49)); got != 0 {
-		t.Fatalf("under the threshold after an episode: %d", got)
+	steps(ms(500), 20)
+	if share() != 1000 {
+		t.Fatalf("long at the threshold: share %d, want all", share())
+	}
+	n := 1000/refuseDown - 1
+	if got := steps(ms(10), n); slices.Contains(got, -1) || share() != refuseDown {
+		t.Fatalf("%d windows under half: %v, share %d", n, got, share())
+	}
+	if got := o.step(ms(10)); got != -1 || share() != 0 {
+		t.Fatalf("episode end: %d, share %d", got, share())
 	}
 	if got := steps(ms(500), overloadEnter); got[overloadEnter-1] != 1 {
 		t.Fatalf("second episode: %v", got)
 	}
 }
 
-// TestOverloadForcedByFile: the test knob drives the real loop, so the
-// interop test's overload goes through measure, step and the metrics.
+// TestOverloadRefusesTheShare: with a share of half, about half the new
+// INVITEs are refused.
+func TestOverloadRefusesTheShare(t *testing.T) {
+	srv := newTestServer(t, "udp:127.0.0.1:0")
+	t.Cleanup(srv.Close)
+	srv.overload.share.Store(500)
+	refused := 0
+	for i := range 2000 {
+		req := testRequest(t, "INVITE", "s"+strconv.Itoa(i), "")
+		tx := siptest.NewTx(req)
+		srv.Handle(req, tx)
+		if tx.Result().Code() == 503 {
+			refused++
+		}
+	}
+	if refused < 800 || refused > 1200 { // 9 standard deviations
+		t.Fatalf("%d of 2000 refused with a share of a half", refused)
+	}
+}
+
+// TestOverloadForcedByFile: the test knob drives the real loop: all new
+// work refused while its file exists, then less and less, then none.
 func TestOverloadForcedByFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "overloaded")
 	t.Setenv(overloadForceEnv, file)
@@ -107,9 +134,9 @@ func TestOverloadForcedByFile(t *testing.T) {
 	until := func(want bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for o.on.Load() != want {
+		for (o.share.Load() == 1000) != want {
 			if time.Now().After(deadline) {
-				t.Fatalf("overloaded did not become %v within 10s", want)
+				t.Fatalf("refusing all did not become %v within 10s", want)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -118,14 +145,18 @@ func TestOverloadForcedByFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(true)
-	if d := time.Duration(o.delay.Load()); d < 50*time.Millisecond {
-		t.Errorf("delay while forced: %v", d)
-	}
 	if n := counted(t, o.episodes, ""); n != 1 {
 		t.Errorf("episodes: %v", n)
 	}
 	os.Remove(file)
-	until(false)
+	until(false) // refusing less, then nothing (refuseDown per window)
+	deadline := time.Now().Add(10 * time.Second)
+	for o.share.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still refusing %d per mille 10s after the knob", o.share.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestOverloadRefusesNewWorkOnly: while overloaded, a new INVITE and a
@@ -138,7 +169,7 @@ func TestOverloadRefusesNewWorkOnly(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.h.Refreshes = func(req *sip.Request) bool { return req.CallID().Value() == "known" }
 	srv.h.InDialog = srv.h.Invite
-	srv.overload.on.Store(true)
+	srv.overload.share.Store(1000)
 	for _, tc := range []struct {
 		method, callID, toTag string
 		want                  int
@@ -175,7 +206,7 @@ func TestOverloadRefusesNewWorkOnly(t *testing.T) {
 		}
 	}
 	// Back to normal: the same new INVITE reaches its handler.
-	srv.overload.on.Store(false)
+	srv.overload.share.Store(0)
 	req := testRequest(t, "INVITE", "c6", "")
 	tx := siptest.NewTx(req)
 	srv.Handle(req, tx)

@@ -4,8 +4,8 @@ package interop
 // server refuses new calls and registrations at once with 503 and
 // Retry-After, and the calls it has complete. The real binary is made
 // overloaded on demand with its test knob (CALLBACKD_TEST_OVERLOAD names a
-// file: while it exists, the queueing delay reads as sip.overload_delay),
-// so the test waits on the server's own log lines, never on load or time.
+// file: while it exists, all new work is refused), so the test waits on
+// the server's own log lines, never on load or time.
 
 import (
 	"fmt"
@@ -102,8 +102,8 @@ func TestOverload_503KeepsCallsInProgress(t *testing.T) {
 			t.Errorf("callbackd_sip_overload_rejected_total{method=%q} = %v, want at least 1", m, n)
 		}
 	}
-	if n := s.tpMetric(t, "callbackd_sip_overloaded"); n != 1 {
-		t.Errorf("callbackd_sip_overloaded = %v while overloaded, want 1", n)
+	if n := s.tpMetric(t, "callbackd_sip_overload_refused_ratio"); n != 1 {
+		t.Errorf("callbackd_sip_overload_refused_ratio = %v while overloaded, want 1 (all new work)", n)
 	}
 
 	// Caught up: new work is served again.
