@@ -64,8 +64,8 @@ type SIP struct {
 	// requests get 503 at once, so that a flood cannot take all memory.
 	MaxTransactions int `toml:"max_transactions"`
 	// OverloadDelay is how long work may wait for a CPU (p90 over 100 ms)
-	// before new INVITEs and REGISTERs are answered 503 with Retry-After
-	// (RFC 3261 21.5.4) until the server catches up; 0 turns it off.
+	// before part of the new INVITEs and REGISTERs is answered 503 with
+	// Retry-After (RFC 3261 21.5.4) until the server catches up; 0: off.
 	OverloadDelay Duration `toml:"overload_delay"`
 	// TLSCert and TLSKey are the PEM files of the certificate (chain) and
 	// private key of the tls: listeners; required when one is configured.
