@@ -2,6 +2,7 @@ package sipserver
 
 import (
 	"context"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -69,6 +70,7 @@ const (
 type overload struct {
 	threshold time.Duration // sip.overload_delay; 0: off
 	force     string        // overloadForceEnv's file, or ""
+	seed      maphash.Seed  // draw's
 
 	delay      atomic.Int64 // ns: p90 wait to run over the last window
 	share      atomic.Int32 // per mille of new work refused; 0: not overloaded
@@ -85,7 +87,7 @@ type overload struct {
 }
 
 func newOverload(threshold time.Duration) *overload {
-	o := &overload{threshold: threshold, force: os.Getenv(overloadForceEnv)}
+	o := &overload{threshold: threshold, force: os.Getenv(overloadForceEnv), seed: maphash.MakeSeed()}
 	o.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callbackd_sip_overload_rejected_total",
 		Help: "New requests (INVITE, REGISTER out of a dialog) answered 503 at once because the server was behind (sip.overload_delay).",
@@ -248,7 +250,7 @@ func quantile(buckets []float64, counts, prev []uint64, q float64) time.Duration
 // refused request keeps nothing; a retransmission is refused again.
 func (s *Server) refuse(req *sip.Request, tx sip.ServerTransaction) bool {
 	share := s.overload.share.Load()
-	if share == 0 || !s.newWork(req) || rand.Int32N(1000) >= share {
+	if share == 0 || !s.newWork(req) || s.overload.draw(req) >= share {
 		return false
 	}
 	s.overload.rejected.WithLabelValues(string(req.Method)).Inc()
@@ -266,6 +268,20 @@ func (s *Server) refuse(req *sip.Request, tx sip.ServerTransaction) bool {
 	}
 	tx.Terminate()
 	return true
+}
+
+// draw places req in [0, 1000) by its Call-ID: a request is refused when
+// its draw falls under the share. By Call-ID, not at random, so that every
+// transmission of one request gets the same answer (a retransmission of a
+// refused INVITE admitted set up a call its caller had given up: measured
+// as hundreds of answers to dead calls), and so does a call's INVITE with
+// credentials after its 407.
+func (o *overload) draw(req *sip.Request) int32 {
+	id := ""
+	if h := req.CallID(); h != nil {
+		id = h.Value()
+	}
+	return int32(maphash.String(o.seed, id) % 1000)
 }
 
 // newWork reports whether overload control may refuse req: a call or a

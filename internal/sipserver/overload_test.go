@@ -101,7 +101,7 @@ func TestOverloadHysteresis(t *testing.T) {
 }
 
 // TestOverloadRefusesTheShare: with a share of half, about half the new
-// INVITEs are refused.
+// INVITEs are refused, and a request sent again gets the same answer.
 func TestOverloadRefusesTheShare(t *testing.T) {
 	srv := newTestServer(t, "udp:127.0.0.1:0")
 	t.Cleanup(srv.Close)
@@ -117,6 +117,19 @@ func TestOverloadRefusesTheShare(t *testing.T) {
 	}
 	if refused < 800 || refused > 1200 { // 9 standard deviations
 		t.Fatalf("%d of 2000 refused with a share of a half", refused)
+	}
+	// Every transmission of one request gets the same answer.
+	for i := range 50 {
+		var codes []int
+		for range 3 {
+			req := testRequest(t, "INVITE", "r"+strconv.Itoa(i), "")
+			tx := siptest.NewTx(req)
+			srv.Handle(req, tx)
+			codes = append(codes, tx.Result().Code())
+		}
+		if codes[0] != codes[1] || codes[1] != codes[2] {
+			t.Fatalf("one INVITE sent 3 times: %v", codes)
+		}
 	}
 }
 
