@@ -245,9 +245,10 @@ func quantile(buckets []float64, counts, prev []uint64, q float64) time.Duration
 
 // refuse answers req 503 with Retry-After when the server is overloaded,
 // req is new work it may refuse (newWork) and the draw falls in the share
-// refused. The answer is stateless:
-// written on the request's connection, the transaction ended at once, so a
-// refused request keeps nothing; a retransmission is refused again.
+// refused. A REGISTER's answer is stateless: written on the request's
+// connection, the transaction ended at once, so it keeps nothing; a
+// retransmission is refused again. An INVITE's goes through its
+// transaction (below).
 func (s *Server) refuse(req *sip.Request, tx sip.ServerTransaction) bool {
 	share := s.overload.share.Load()
 	if share == 0 || !s.newWork(req) || s.overload.draw(req) >= share {
@@ -259,6 +260,22 @@ func (s *Server) refuse(req *sip.Request, tx sip.ServerTransaction) bool {
 	// Randomised: refused phones that all came back after the same delay
 	// would bring the burst back as it was (RFC 6357 section 4).
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(retryAfterMin+rand.IntN(retryAfterMax-retryAfterMin+1))))
+	if req.Method == sip.INVITE {
+		// Through the transaction, which retransmits the 503 until the
+		// ACK (RFC 3261 17.2.1, Timer G) and then ends (Timer H, or at
+		// once over TCP): sipgo sends 100 Trying by itself when a handler
+		// starts 200 ms late, which is the case here, and a caller that
+		// got it no longer retransmits its INVITE, so a stateless 503 lost
+		// once would leave it waiting (measured: SIPp calls open for
+		// good). Counted by admit, whose cap bounds what this keeps.
+		if !s.admit(req, tx) {
+			return true // refused by the cap already
+		}
+		if err := tx.Respond(res); err != nil {
+			s.Log.Debug("503 not sent", "error", err)
+		}
+		return true
+	}
 	if c, ok := tx.(interface{ Connection() sip.Connection }); ok && c.Connection() != nil {
 		if err := c.Connection().WriteMsg(res); err != nil {
 			s.Log.Debug("503 not sent", "error", err)

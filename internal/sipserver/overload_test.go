@@ -209,8 +209,8 @@ func TestOverloadRefusesNewWorkOnly(t *testing.T) {
 		if err != nil || ra < retryAfterMin || ra > retryAfterMax {
 			t.Errorf("%s: Retry-After %q", tc.method, r.Final.GetHeader("Retry-After").Value())
 		}
-		if tx.Err() == nil {
-			t.Errorf("%s: transaction not ended after the 503", tc.method)
+		if tc.method == "REGISTER" && tx.Err() == nil {
+			t.Errorf("%s: transaction not ended after the 503 (stateless)", tc.method)
 		}
 	}
 	for m, want := range map[string]float64{"INVITE": 1, "REGISTER": 1} {
