@@ -4,6 +4,7 @@
 # its pid at the end.
 #
 #   bench/load/run.sh calls RATE [SECONDS]   # SIPp uac -> callbackd -> SIPp uas, 500 ms calls
+#                                            # RECOVERY=1: then the 503s refused, and 40 calls after the load
 #   bench/load/run.sh side RATE[,RATE...] [SECONDS]  # the same load against Kamailio, then callbackd, per rate
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
 #   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
@@ -267,6 +268,23 @@ calls)
 		curl -s "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/goroutine?debug=1" | head -40 > "$work/goroutines.txt"
 	fi
 	echo "server CPU since start (utime+stime) $(awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/t}' /proc/$server/stat) s"
+	if [ -n "${RECOVERY:-}" ]; then
+		# Overload control: what was refused 503 at once, and whether the
+		# server serves again as soon as the load stops (40 calls 2 s
+		# after it, each must succeed; RSS then).
+		curl -s "http://127.0.0.1:${HTTP_PORT:-18080}/metrics" |
+			grep -E '^callbackd_sip_(overload_rejected_total|overload_episodes_total|overload_total|messages_total\{direction="out",kind="503"\})' || true
+		sleep 2
+		dir=$(mktemp -d "$work/after.XXXX")
+		loadcalls > "$dir/calls.csv"
+		(cd "$dir" && exec sipp 127.0.0.1:$SIP_PORT -sf "$root/test/interop/sipp/uas.xml" -p $UAS_PORT -nostdin -timeout 60 >/dev/null 2>&1) &
+		uas=$!
+		sleep 0.5
+		(cd "$dir" && timeout -k 5 60 sipp 127.0.0.1:$SIP_PORT -sf "$here/uac_load.xml" -inf calls.csv -p $UAC_PORT \
+			-r 20 -m 40 -d 500 -nostdin -timeout 30 -recv_timeout 32000 -trace_stat -stf after_stats.csv -fd 1 >/dev/null 2>&1) || true
+		stop $uas
+		echo "after the load: $(sippstats "$dir/after_stats.csv"); RSS $(memory $server)"
+	fi
 	;;
 side)
 	# Per rate, the same SIPp load (options, scenarios, count) against

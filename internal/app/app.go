@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/callback"
@@ -149,6 +151,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		IsLine:         func(user string) bool { _, ok := a.Directory.Line(user); return ok },
 		RegisteredFrom: a.Registrar.RegisteredFrom,
 		Counted:        a.Metrics.SIPMessage,
+		Refreshes:      a.refreshes,
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them
@@ -158,6 +161,22 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	c.Lines = nil
 	a.Config = &c
 	return a, nil
+}
+
+// refreshes reports whether REGISTER req refreshes a binding of its line
+// (the same Call-ID: RFC 3261 10.2.4), which overload control lets
+// through. Asked only while overloaded.
+func (a *App) refreshes(req *sip.Request) bool {
+	to, id := req.To(), req.CallID()
+	if to == nil || id == nil {
+		return false
+	}
+	for _, b := range a.Registrar.Bindings(to.Address.User) {
+		if b.CallID == id.Value() {
+			return true
+		}
+	}
+	return false
 }
 
 // Run restores registrations, serves SIP, then restores the Call Back

@@ -36,6 +36,7 @@ func TestDefault(t *testing.T) {
 		TCPMaxConnections: 2048,
 		TCPMaxPerSource:   128,
 		MaxTransactions:   150000,
+		OverloadDelay:     Duration{50 * time.Millisecond},
 	}
 	if !reflect.DeepEqual(c.SIP, want) {
 		t.Errorf("SIP = %+v, want %+v", c.SIP, want)
@@ -196,6 +197,9 @@ var errorCases = []struct {
 	{"tls no key", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\ntls_cert = \"c.pem\"\n", `site.toml:2: sip.listen has a tls: listener but sip.tls_key is empty: want the private key's PEM file`},
 	{"tls missing files", "[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n", `site.toml:3: sip.tls_cert "/nonexistent/c.pem" / sip.tls_key "/nonexistent/k.pem": open /nonexistent/c.pem: no such file or directory`},
 	{"max transactions small", "[sip]\nmax_transactions = 99\n", `site.toml:2: sip.max_transactions 99: want 100-1048576`},
+	{"overload delay long", "[sip]\noverload_delay = \"3s\"\n", `site.toml:2: sip.overload_delay "3s": want 0s (off) to 2s`},
+	{"overload delay negative", "[sip]\noverload_delay = \"-1ms\"\n", `site.toml:2: sip.overload_delay "-1ms": want 0s (off) to 2s`},
+	{"overload delay not a duration", "[sip]\noverload_delay = \"50\"\n", `site.toml:2: sip.overload_delay "50": not a duration such as "30s" or "2m"`},
 	{"tcp idle zero", "[sip]\ntcp_idle_timeout = 0\n", `site.toml:2: sip.tcp_idle_timeout 0: want 1-3600 seconds`},
 	{"tcp max zero", "[sip]\ntcp_max_connections = 0\n", `site.toml:2: sip.tcp_max_connections 0: want 1-1048576`},
 	{"tcp per source above max", "[sip]\ntcp_max_connections = 10\ntcp_max_per_source = 11\n", `site.toml:3: sip.tcp_max_per_source 11: above tcp_max_connections 10`},
@@ -691,6 +695,7 @@ func TestRoundTrip(t *testing.T) {
 			TCPMaxConnections: 100,
 			TCPMaxPerSource:   10,
 			MaxTransactions:   100,
+			OverloadDelay:     Duration{20 * time.Millisecond},
 		},
 		HTTP: HTTP{Listen: "[::1]:9090", Hosts: []string{"pbx.example.com", "[::1]:9090", "*"}, AllowedOrigins: []string{"https://pbx.example.com"},
 			DebugListen: "127.0.0.1:6060", MaxEventStreams: 50, MaxEventStreamsPerSource: 5},

@@ -41,6 +41,7 @@ var durationLimits = map[string]struct {
 	text     string
 }{
 	"calls.no_answer_timeout": {time.Second, 10 * time.Minute, "1s to 10m"},
+	"sip.overload_delay":      {0, 2 * time.Second, "0s (off) to 2s"},
 	"callback.offer_window":   {time.Second, 10 * time.Minute, "1s to 10m"},
 	"callback.t1":             {time.Second, 10 * time.Minute, "1s to 10m"},
 	"callback.t3":             {time.Second, 10 * time.Minute, "1s to 10m"},

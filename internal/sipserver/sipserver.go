@@ -39,9 +39,11 @@ type Server struct {
 	local     map[string]sipmsg.Local // first listener of each transport
 	h         Handlers                // from Route
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
-	limits    *connLimits  // TCP/TLS caps and idle timeout (transport.go)
-	txOpen    atomic.Int64 // server transactions alive (admit)
-	maxTx     int64        // sip.max_transactions
+	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
+	txOpen    atomic.Int64  // server transactions alive (admit)
+	maxTx     int64         // sip.max_transactions
+	overload  *overload     // refusing new work while behind (overload.go)
+	stop      chan struct{} // closed by Close: ends overload.run
 
 	wg      sync.WaitGroup // the listeners' goroutines (Start)
 	closing atomic.Bool
@@ -72,6 +74,10 @@ type Handlers struct {
 	// Counted is told of every SIP message read or written: "in" or
 	// "out", and its method or status code (the metrics).
 	Counted func(dir, kind string)
+	// Refreshes reports whether a REGISTER refreshes a binding the
+	// registrar holds (same line, same Call-ID): overload control lets
+	// it through (overload.go, newWork).
+	Refreshes func(req *sip.Request) bool
 }
 
 type listener struct {
@@ -91,6 +97,10 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	}
 	s.limits = newConnLimits(time.Duration(c.TCPIdleTimeout)*time.Second, maxConns, min(c.TCPMaxPerSource, maxConns), log)
 	s.maxTx = int64(c.MaxTransactions)
+	s.overload, s.stop = newOverload(c.OverloadDelay.Duration), make(chan struct{})
+	if s.overload.force != "" {
+		log.Warn("test knob set: SIP overload forced while its file exists", "env", overloadForceEnv, "file", s.overload.force)
+	}
 	var tlsConf *tls.Config
 	for _, entry := range c.Listen {
 		a, err := config.ParseAddress(entry)
@@ -183,8 +193,10 @@ func (s *Server) Client() *sipgo.Client { return s.client }
 func (s *Server) Local() map[string]sipmsg.Local { return s.local }
 
 // Collectors are the transport's metrics (connections, UDP loop restarts,
-// overload, event-loop lag).
-func (s *Server) Collectors() []prometheus.Collector { return s.limits.collectors() }
+// transactions cap, event-loop lag) and overload control's.
+func (s *Server) Collectors() []prometheus.Collector {
+	return append(s.limits.collectors(), s.overload.collectors()...)
+}
 
 // Route takes the handlers and routes requests to them; the SIP trace
 // hook is set here, once, before serving.
@@ -258,6 +270,8 @@ func (s *Server) Start(ctx context.Context) {
 			s.listenerDown(l, err)
 		}(l)
 	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.overload.run(ctx, s.stop, s.limits) }()
 	s.waitListening()
 	for _, a := range s.Addrs() {
 		s.Log.Info("SIP listening", "addr", a)
@@ -272,6 +286,7 @@ func (s *Server) Start(ctx context.Context) {
 func (s *Server) Close() {
 	s.close.Do(func() {
 		s.closing.Store(true)
+		close(s.stop)
 		s.closeListeners()
 		s.ua.Close()
 		s.wg.Wait()
@@ -472,7 +487,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
-		if tx != nil && !s.admit(req, tx) {
+		if tx != nil && (s.refuse(req, tx) || !s.admit(req, tx)) {
 			return
 		}
 		if req.SipVersion != "SIP/2.0" {
@@ -503,7 +518,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 }
 
 // admit counts the server transaction of req until it ends, or, when
-// too many are alive (a flood: each lives up to 32 s after its answer, RFC
+// too many are alive (a flood, B7; being behind is refuse's, overload.go: each lives up to 32 s after its answer, RFC
 // 3261 17.2.1/17.2.2), answers 503 with Retry-After (21.5.4) and ends it
 // at once, keeping nothing. The last quarter of sip.max_transactions is
 // kept for requests with credentials or in a dialog, so that phones can
