@@ -42,6 +42,7 @@ cat > "$work/callbackd.toml" <<EOC
 listen = ["udp:127.0.0.1:$SIP_PORT", "tcp:127.0.0.1:$SIP_PORT"]
 tcp_idle_timeout = ${TCP_IDLE:-120}
 max_transactions = ${MAX_TX:-150000}
+${OVERLOAD_DELAY:+overload_delay = \"$OVERLOAD_DELAY\"}
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
 debug_listen = "127.0.0.1:$DEBUG_PORT"

@@ -66,6 +66,7 @@ config() { # $1 = extra lines generator
 listen = ["udp:127.0.0.1:$SIP_PORT"]
 # SIPp 3.6 answers the first challenge whatever its algorithm, and knows MD5 only.
 digest_algorithms = ["MD5"]
+${OVERLOAD_DELAY:+overload_delay = \"$OVERLOAD_DELAY\"}
 [http]
 listen = "127.0.0.1:${HTTP_PORT:-18080}"
 debug_listen = "127.0.0.1:${DEBUG_PORT:-18081}"
