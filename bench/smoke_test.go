@@ -102,7 +102,7 @@ func TestSmoke(t *testing.T) {
 		{name: "flood invite", tools: load, env: []string{"AFTER=2"},
 			args: []string{"bench/flood/run.sh", "invite", "200", "3"},
 			check: func(t *testing.T, out string) {
-				want(t, out, `INVITE flood: sent 600, answered [1-9]\d*`, `legitimate calls: 65 made, 65 successful, 0 failed`,
+				want(t, out, `INVITE flood: sent [1-9]\d*, answered [1-9]\d*`, `legitimate calls: 65 made, 65 successful, 0 failed`,
 					`RSS idle [1-9]\d* MB, peak [1-9]\d* MB, end [1-9]\d* MB`)
 			}},
 		{name: "flood tcp", tools: load, env: []string{"AFTER=2"},

@@ -197,7 +197,7 @@ func (b *B2BUA) audit(c *call) {
 		ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 		res, err := b.client.Do(ctx, b.request(l, sip.OPTIONS, l.CSeq.Add(1)), noBuild)
 		cancel()
-		if err != nil || res.StatusCode == 481 || res.StatusCode == 408 {
+		if err != nil || res == nil || res.StatusCode == 481 || res.StatusCode == 408 { // nil: see fireAndForget
 			b.log.Info("restored call gone on one side, ending it", "call", c.id, "leg", l.name)
 			b.hangup(c)
 			return

@@ -355,11 +355,12 @@ func (b *B2BUA) fireAndForget(req *sip.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
 	res, err := b.client.Do(ctx, req, noBuild)
-	if err != nil {
+	switch {
+	case err != nil:
 		b.log.Debug("request failed", "method", req.Method, "error", err)
-		return
-	}
-	if res.StatusCode >= 300 {
+	case res == nil: // sipgo's Do returns neither when the transaction ends with no error and no final response (terminated under it)
+		b.log.Debug("request ended without a response", "method", req.Method)
+	case res.StatusCode >= 300:
 		b.log.Debug("request refused", "method", req.Method, "code", res.StatusCode)
 	}
 }
