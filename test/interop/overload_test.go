@@ -28,8 +28,10 @@ func TestOverload_503KeepsCallsInProgress(t *testing.T) {
 	// Not parallel: t.Setenv. The file is this test's, so a server of
 	// another test that saw the variable would never be overloaded.
 	t.Setenv("CALLBACKD_TEST_OVERLOAD", flag)
-	s := startServerWith(t, `overload_delay = "50ms"`, noOffer+demoLines) // the default; the harness turns it off for other tests
-	p := callPorts(t, 2)                                                  // 1002's device, 1001's
+	// 50ms is the default; the harness turns overload control off for
+	// the other tests.
+	s := startServerWith(t, `overload_delay = "50ms"`, noOffer+demoLines)
+	p := callPorts(t, 2) // 1002's device, 1001's
 	s.register(t, "1002", p[0])
 	s.register(t, "1001", p[1])
 	callee := s.sippDevice(t, "1002", "uas.xml", p[0])
