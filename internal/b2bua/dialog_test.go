@@ -80,11 +80,11 @@ func fromA(pa *phone, method sip.RequestMethod, cseq uint32, body string) *sip.R
 	return req
 }
 
-// TestRestoredCallBye: a call restored after a restart counts on both
+// TestB3_RestoredCallBye: a call restored after a restart counts on both
 // lines; A's BYE is answered 200 and relayed to B in B's dialog, with a
 // CSeq above any used before the restart (RFC 3261 12.2.1.1); the call is
 // forgotten, in memory and in the store.
-func TestRestoredCallBye(t *testing.T) {
+func TestB3_RestoredCallBye(t *testing.T) {
 	b, st, pa, pb := restoredPair(t, nil, okToAll)
 
 	if got := inDialog(b, fromA(pa, sip.BYE, 2, "")).Code(); got != 200 {
@@ -112,9 +112,9 @@ func TestRestoredCallBye(t *testing.T) {
 	}
 }
 
-// TestAuditEndsGoneCall: after a restart, a party that answers the audit's
+// TestB3_AuditEndsGoneCall: after a restart, a party that answers the audit's
 // OPTIONS with 481 no longer has the call: BYE to both, the call ends.
-func TestAuditEndsGoneCall(t *testing.T) {
+func TestB3_AuditEndsGoneCall(t *testing.T) {
 	b, st, pa, pb := restoredPair(t, answering(sip.OPTIONS, 481, ""), okToAll)
 	b.Audit()
 	pa.next(sip.OPTIONS)

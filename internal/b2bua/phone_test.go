@@ -36,10 +36,10 @@ func (r *results) last() Result {
 	return r.got[len(r.got)-1]
 }
 
-// TestConnectRingsAThenB: Dial (RFC 3725 Flow I) rings A with the recall
+// TestF14_ConnectRingsAThenB: Dial (RFC 3725 Flow I) rings A with the recall
 // Alert-Info and B's number, passes A's offer to B, ACKs B, then ACKs A
 // with B's answer; the call is stored and counted.
-func TestConnectRingsAThenB(t *testing.T) {
+func TestF14_ConnectRingsAThenB(t *testing.T) {
 	pa := newPhone(t, answering(sip.INVITE, 200, offerSDP))
 	pb := newPhone(t, answering(sip.INVITE, 200, answerSDP))
 	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})
@@ -246,11 +246,11 @@ func answeringMedia(p *phone, req *sip.Request) []*sip.Response {
 	return []*sip.Response{p.reply(req, 200, string(answer))}
 }
 
-// TestOfferKeyThenCancel: a call that failed busy gets the offer as early
+// TestF28_OfferKeyThenCancel: a call that failed busy gets the offer as early
 // media (183 with the server's SDP answer, RFC 3960); 5 pressed by SIP
 // INFO asks for the call back (OfferKey); A's CANCEL ends the offer and the
 // call, and the callee's line is not counted while the offer plays.
-func TestOfferKeyThenCancel(t *testing.T) {
+func TestF28_OfferKeyThenCancel(t *testing.T) {
 	pa := newPhone(t, nil)
 	b, _ := testB2BUA(t, nil)
 	var offered Result
@@ -296,11 +296,11 @@ func TestOfferKeyThenCancel(t *testing.T) {
 	canceled(t, b, tx, done)
 }
 
-// TestRecallConnects: the automatic recall rings A with the server's offer
+// TestF29_RecallConnects: the automatic recall rings A with the server's offer
 // and the recall Alert-Info, asks where to connect (RecallAnswered), rings
 // B with the codec A uses, and relays between them: the call is stored
 // with its relay and counted.
-func TestRecallConnects(t *testing.T) {
+func TestF29_RecallConnects(t *testing.T) {
 	pa := newPhone(t, answeringMedia)
 	pb := newPhone(t, answeringMedia)
 	b, st := testB2BUA(t, map[string]*phone{"1001": pa, "1002": pb})

@@ -504,10 +504,10 @@ func TestF18_F19_F25_ScreenAfterTheRequestEnds(t *testing.T) {
 	}
 }
 
-// TestReasonAndPromptFromPressed: the feature code's 603 reason phrase and
+// TestF4_F28_ReasonAndPromptFromPressed: the feature code's 603 reason phrase and
 // the offer's prompt after 5 are read from the engine's Pressed, not from a
 // screen: each result (and A's request state after it) has its answer.
-func TestReasonAndPromptFromPressed(t *testing.T) {
+func TestF4_F28_ReasonAndPromptFromPressed(t *testing.T) {
 	for _, c := range []struct {
 		p              engine.Pressed
 		reason, prompt string
@@ -539,11 +539,11 @@ func TestReasonAndPromptFromPressed(t *testing.T) {
 	}
 }
 
-// TestPlaceCallByOrigin: execute places the call back call where A's call
+// TestF14_F29_PlaceCallByOrigin: execute places the call back call where A's call
 // is: the feature code's INVITE is routed, the console rings A then B (A's
 // call on hold first, F14), the answered recall leg is connected; with no
 // call of A's to place it from, nothing is placed.
-func TestPlaceCallByOrigin(t *testing.T) {
+func TestF14_F29_PlaceCallByOrigin(t *testing.T) {
 	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
 	pc := engine.PlaceCall{ID: 1, From: "1001", To: "1002", OverrideForwarding: true}
 	inLoop := func(fn func()) {
@@ -589,10 +589,10 @@ func TestPlaceCallByOrigin(t *testing.T) {
 	}
 }
 
-// TestDialOnRequestNotAvailable: Dial through the API names the request;
+// TestF14_DialOnRequestNotAvailable: Dial through the API names the request;
 // before B is available nothing happens (the API's 409): no screen is sent
 // and A keeps its request and screen.
-func TestDialOnRequestNotAvailable(t *testing.T) {
+func TestF14_DialOnRequestNotAvailable(t *testing.T) {
 	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
 	f.busyFail("1001", "1002", "1003")
 	if p, _ := f.svc.Activate("1001", ""); p.Result != engine.Activated || p.State != engine.Active || !p.Confirmed() {
@@ -618,11 +618,11 @@ func TestDialOnRequestNotAvailable(t *testing.T) {
 	}
 }
 
-// TestWatchStatusAfterTheActions: the current status of a line the engine
+// TestF4_F12_WatchStatusAfterTheActions: the current status of a line the engine
 // starts watching is stepped after the step's actions, not in the middle:
 // A's "activated" screen goes out before the "available" one that B's
 // status brings, and the alert names B (Alert.About).
-func TestWatchStatusAfterTheActions(t *testing.T) {
+func TestF4_F12_WatchStatusAfterTheActions(t *testing.T) {
 	f := start(t, filepath.Join(t.TempDir(), "cb.db"), "1001", "1002", "1003")
 	// The engine believes B busy; the line state says idle (B hung up
 	// before the engine was told: it does not watch B yet, F38).

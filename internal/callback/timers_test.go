@@ -7,10 +7,10 @@ import (
 	"github.com/callbackd/callbackd/internal/engine"
 )
 
-// TestTimersOrder: the one-wake-up timer table fires in deadline order
+// TestB3_TimersOrder: the one-wake-up timer table fires in deadline order
 // (armed order for equal deadlines), a re-armed timer once at its new
 // deadline, a cancelled one never, and forgets what fired.
-func TestTimersOrder(t *testing.T) {
+func TestB3_TimersOrder(t *testing.T) {
 	tm := newTimers(func() {})
 	defer tm.stop()
 	t0 := time.Now().Add(time.Hour) // the wake-up must not fire during the test
