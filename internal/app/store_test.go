@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/store/postgres"
 	"github.com/callbackd/callbackd/internal/store/sqlite"
 )
 
@@ -19,7 +20,11 @@ func TestStoreBackend(t *testing.T) {
 	if be != (sqlite.Backend{Path: path}) {
 		t.Errorf("sqlite: got %#v", be)
 	}
-	for _, driver := range []string{"postgres", ""} {
+	url := "postgres://cb@127.0.0.1:5432/cb"
+	if be, err := StoreBackend(config.Store{Driver: "postgres", URL: url}); err != nil || be != (postgres.Backend{URL: url}) {
+		t.Errorf("postgres: got %#v, %v", be, err)
+	}
+	for _, driver := range []string{"mysql", ""} {
 		if _, err := StoreBackend(config.Store{Driver: driver, Path: path}); err == nil || !strings.Contains(err.Error(), `"`+driver+`"`) {
 			t.Errorf("driver %q: %v, want it refused by name", driver, err)
 		}

@@ -27,6 +27,7 @@ type Config struct {
 	Media    Media     `toml:"media"`
 	Callback Callback  `toml:"callback"`
 	Log      Log       `toml:"log"`
+	Cluster  Cluster   `toml:"cluster"`
 	Lines    []Line    `toml:"line"`    // [[line]] tables
 	Users    []User    `toml:"user"`    // [[user]] tables: Extension Mobility (F23)
 	Trunks   Trunks    `toml:"trunk"`   // [[trunk]] tables: other SIP servers
@@ -99,8 +100,18 @@ type HTTP struct {
 
 // Store selects the persistent store.
 type Store struct {
-	Driver string `toml:"driver"` // "sqlite"; "postgres" is reserved for later
+	Driver string `toml:"driver"` // "sqlite" or "postgres"
 	Path   string `toml:"path"`   // sqlite file, relative to the working directory
+	URL    string `toml:"url"`    // postgres: postgres://user:password@host:port/db (the password never logged)
+}
+
+// Cluster makes this instance one of several sharing a PostgreSQL store,
+// of which one is active (internal/cluster); no name: a single instance.
+type Cluster struct {
+	Name         string   `toml:"name"`          // this instance, unique in the cluster
+	Priority     int      `toml:"priority"`      // lower is preferred as the active
+	Lease        Duration `toml:"lease"`         // how long a lease lasts unrenewed
+	HandoverWait Duration `toml:"handover_wait"` // how long a better instance waits for a quiet moment
 }
 
 // Calls holds call-control timers.
@@ -482,6 +493,7 @@ type fileConfig struct {
 	Media    Media         `toml:"media"`
 	Callback fileCallback  `toml:"callback"`
 	Log      Log           `toml:"log"`
+	Cluster  fileCluster   `toml:"cluster"`
 	Lines    []fileLine    `toml:"line"`
 	Users    []User        `toml:"user"`
 	Trunks   []Trunk       `toml:"trunk"`
@@ -497,6 +509,14 @@ type fileSIP struct {
 type fileCalls struct {
 	NoAnswerTimeout string `toml:"no_answer_timeout"`
 	VoicemailPilot  string `toml:"voicemail_pilot"`
+}
+
+// fileCluster is Cluster with its durations as strings (see fileConfig).
+type fileCluster struct {
+	Name         string `toml:"name"`
+	Priority     int    `toml:"priority"`
+	Lease        string `toml:"lease"`
+	HandoverWait string `toml:"handover_wait"`
 }
 
 // fileCallback is Callback with its durations as strings (see fileConfig).
@@ -567,6 +587,8 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 			CancelCode:   base.Callback.CancelCode,
 		},
 		Log: base.Log,
+		Cluster: fileCluster{Name: base.Cluster.Name, Priority: base.Cluster.Priority,
+			Lease: base.Cluster.Lease.String(), HandoverWait: base.Cluster.HandoverWait.String()},
 	}
 	fc.SIP.Listen = slices.Clone(base.SIP.Listen)
 	fc.HTTP.Hosts = slices.Clone(base.HTTP.Hosts)
@@ -605,6 +627,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	c.SIP.OverloadDelay = v.duration("sip.overload_delay", fc.SIP.OverloadDelay)
 	c.Calls.NoAnswerTimeout = v.duration("calls.no_answer_timeout", fc.Calls.NoAnswerTimeout)
 	c.Calls.VoicemailPilot = fc.Calls.VoicemailPilot
+	c.Cluster = Cluster{Name: fc.Cluster.Name, Priority: fc.Cluster.Priority,
+		Lease:        v.duration("cluster.lease", fc.Cluster.Lease),
+		HandoverWait: v.duration("cluster.handover_wait", fc.Cluster.HandoverWait)}
 	fcb := fc.Callback
 	c.Callback = Callback{
 		Enabled:      fcb.Enabled,

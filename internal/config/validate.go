@@ -41,6 +41,8 @@ var durationLimits = map[string]struct {
 	text     string
 }{
 	"calls.no_answer_timeout": {time.Second, 10 * time.Minute, "1s to 10m"},
+	"cluster.lease":           {time.Second, time.Minute, "1s to 1m"},
+	"cluster.handover_wait":   {0, time.Hour, "0s to 1h"},
 	"sip.overload_delay":      {0, 2 * time.Second, "0s (off) to 2s"},
 	"callback.offer_window":   {time.Second, 10 * time.Minute, "1s to 10m"},
 	"callback.t1":             {time.Second, 10 * time.Minute, "1s to 10m"},
@@ -114,10 +116,11 @@ func (v *validator) config(c *Config) {
 			v.errorf("store.path", "store.path must not be empty")
 		}
 	case "postgres":
-		v.errorf("store.driver", `store.driver "postgres" is not supported yet (only "sqlite")`)
+		v.storeURL(c.Store.URL)
 	default:
-		v.errorf("store.driver", `unknown store.driver %q (want "sqlite")`, c.Store.Driver)
+		v.errorf("store.driver", `unknown store.driver %q (want "sqlite" or "postgres")`, c.Store.Driver)
 	}
+	v.cluster(&c.Cluster, c.Store.Driver)
 
 	v.callback(&c.Callback)
 
@@ -134,6 +137,35 @@ func (v *validator) config(c *Config) {
 
 	v.lines(c.Lines)
 	v.references(c)
+}
+
+// storeURL checks [store] url for the postgres driver. Its text is never
+// quoted back: it may hold a password.
+func (v *validator) storeURL(raw string) {
+	if raw == "" {
+		v.errorf("store.driver", `store.driver "postgres" needs store.url ("postgres://user:password@host:5432/callbackd")`)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		v.errorf("store.url", `store.url: want "postgres://user:password@host:5432/database"`)
+	}
+}
+
+// cluster checks [cluster]: only over a shared (postgres) store.
+func (v *validator) cluster(c *Cluster, driver string) {
+	if c.Name == "" {
+		return
+	}
+	if driver != "postgres" {
+		v.errorf("cluster.name", `cluster.name: a cluster shares its store: it needs store.driver "postgres"`)
+	}
+	if len(c.Name) > 64 || strings.ContainsFunc(c.Name, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		v.errorf("cluster.name", "cluster.name %q: want up to 64 printable ASCII characters, no spaces", c.Name)
+	}
+	if c.Priority < 0 || c.Priority > 1000 {
+		v.errorf("cluster.priority", "cluster.priority %d: want 0-1000 (lower is preferred)", c.Priority)
+	}
 }
 
 // profiles checks the [[profile]] tables and the lines' profile names.

@@ -5,8 +5,8 @@
 // so a backend needs no knowledge of their fields.
 //
 // Backends sit in packages of their own (internal/store/sqlite, the
-// embedded default); the configuration's [store] driver chooses one
-// (internal/app). storetest is the suite every backend passes.
+// embedded default; internal/store/postgres, shared by a cluster); the
+// configuration's [store] driver chooses one (internal/app). storetest is the suite every backend passes.
 package store
 
 import (

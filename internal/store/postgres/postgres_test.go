@@ -1,0 +1,124 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/postgres/pgtest"
+	"github.com/callbackd/callbackd/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// The suite every backend passes, against a real PostgreSQL (F35).
+func TestF35_PostgresStoreSuite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		b := Backend{URL: pgtest.DB(t)}
+		return b.Open
+	})
+}
+
+// Migrations run once, whole, and a second start (or two at once) finds
+// the schema current.
+func TestF35_MigrationsVersioned(t *testing.T) {
+	url := pgtest.DB(t)
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	stores := make(chan *Store, 2)
+	for range 2 {
+		go func() {
+			s, err := Open(ctx, url)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		s := <-stores
+		defer s.Close()
+		v, err := SchemaVersion(ctx, s.Pool())
+		if err != nil || v != len(migrations) {
+			t.Fatalf("schema version %d (%v), want %d", v, err, len(migrations))
+		}
+	}
+}
+
+// A write fenced by an epoch that is not the lease's fails, and stores
+// nothing; the lease's own epoch writes.
+func TestF35_WritesFencedByEpoch(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.DB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Pool().Exec(ctx, `UPDATE cluster_lease SET holder = 'a', epoch = 7, expires_at = clock_timestamp() + interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	s.SetEpoch(6)
+	if err := s.PutRequest(ctx, store.Request{ID: 1, Data: []byte(`{}`)}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale epoch's write: %v, want ErrFenced", err)
+	}
+	s.SetEpoch(7)
+	if err := s.PutRequest(ctx, store.Request{ID: 2, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// An expired lease fences its own holder too.
+	if _, err := s.Pool().Exec(ctx, `UPDATE cluster_lease SET expires_at = clock_timestamp() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRequest(ctx, store.Request{ID: 3, Data: []byte(`{}`)}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("expired lease's write: %v, want ErrFenced", err)
+	}
+	got, _ := s.Requests(ctx)
+	if len(got) != 1 || got[0].ID != 2 {
+		t.Fatalf("stored %+v, want request 2 only", got)
+	}
+}
+
+// -check-config and a refused start name the reason, never the password.
+func TestF35_CheckWritableHidesPassword(t *testing.T) {
+	url := pgtest.DB(t)
+	if err := CheckWritable(url); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(url, "postgres@", "nobody:s3cret@", 1)
+	err := CheckWritable(bad)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("CheckWritable(wrong user) = %v", err)
+	}
+	if _, err := Open(context.Background(), bad); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open(wrong user) = %v", err)
+	}
+}
+
+// -backup writes a pg_dump of the database, refusing an existing file.
+func TestF35_Backup(t *testing.T) {
+	url := pgtest.DB(t)
+	s, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRequest(context.Background(), store.Request{ID: 42, Data: []byte(`{"x":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dest := filepath.Join(t.TempDir(), "copy.sql")
+	if err := Backup(url, dest); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(dest)
+	if !strings.Contains(string(out), "COPY public.requests") || !strings.Contains(string(out), "42\t") {
+		t.Fatalf("backup lacks the requests:\n%.500s", out)
+	}
+	if err := Backup(url, dest); err == nil {
+		t.Fatal("backup over an existing file accepted")
+	}
+}
