@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/store/postgres"
+	"github.com/callbackd/callbackd/internal/store/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+const lease = time.Second
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// cluster opens one store per instance on a fresh database (each
+// instance its own pool, as separate processes would).
+func newCluster(t *testing.T) func(name string, prio int) (*Elector, *postgres.Store) {
+	url := pgtest.DB(t)
+	return func(name string, prio int) (*Elector, *postgres.Store) {
+		st, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return New(st.Pool(), Config{Name: name, Priority: prio, Lease: lease, HandoverWait: time.Hour}, quietLog), st
+	}
+}
+
+// tickUntil ticks the electors every 50 ms until cond holds, failing
+// after the deadline.
+func tickUntil(t *testing.T, d time.Duration, cond func() bool, es ...*Elector) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("not within %v", d)
+		}
+		for _, e := range es {
+			e.Tick(context.Background())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func actives(es ...*Elector) (n int) {
+	for _, e := range es {
+		if e.Acting() {
+			n++
+		}
+	}
+	return n
+}
+
+// Three contenders: one active; when it dies (stops renewing) the best
+// live standby takes over within the bound, and the dead one had stopped
+// acting before (never two actives); its stale writes are fenced.
+func TestF35_B3_ElectionExpiryAndFencing(t *testing.T) {
+	join := newCluster(t)
+	a, sa := join("a", 1)
+	b, _ := join("b", 2)
+	c, _ := join("c", 3)
+	ctx := context.Background()
+	for _, e := range []*Elector{a, b, c} {
+		e.Tick(ctx)
+	}
+	if !a.Acting() || actives(a, b, c) != 1 || a.Epoch() != 1 {
+		t.Fatalf("acting a=%v b=%v c=%v, epoch %d", a.Acting(), b.Acting(), c.Acting(), a.Epoch())
+	}
+	sa.SetEpoch(a.Epoch())
+	if err := sa.PutRequest(ctx, store.Request{ID: 1, Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// a stops renewing (killed, frozen, cut off): b takes over, c stays.
+	died := time.Now()
+	overlap := false
+	tickUntil(t, 3*lease, func() bool {
+		if a.Acting() && (b.Acting() || c.Acting()) {
+			overlap = true
+		}
+		return b.Acting()
+	}, c, b)
+	took := time.Since(died)
+	if overlap || a.Acting() || c.Acting() || b.Epoch() != 2 {
+		t.Fatalf("overlap %v, a %v, c %v, b's epoch %d", overlap, a.Acting(), c.Acting(), b.Epoch())
+	}
+	if took > lease+lease/4+200*time.Millisecond {
+		t.Errorf("takeover after %v, bound %v", took, lease+lease/4)
+	}
+	t.Logf("takeover %v after the active's last renewal (lease %v)", took, lease)
+	if err := sa.PutRequest(ctx, store.Request{ID: 2, Data: []byte(`{}`)}); !errors.Is(err, postgres.ErrFenced) {
+		t.Fatalf("stale active's write: %v, want ErrFenced", err)
+	}
+	// a, continued, renews no more: its term has ended for good.
+	a.Tick(ctx)
+	if a.Acting() {
+		t.Fatal("the old active acts again")
+	}
+	select {
+	case <-a.Lost():
+	default:
+		t.Fatal("the old active's Lost not closed")
+	}
+}
+
+// A better instance joining asks for the lease; the active hands over at
+// a quiet moment only, releasing the lease: no wait for its expiry.
+func TestF35_B3_PriorityHandoverAtQuietMoment(t *testing.T) {
+	join := newCluster(t)
+	b, _ := join("b", 2)
+	ctx := context.Background()
+	b.Tick(ctx)
+	if !b.Acting() {
+		t.Fatal("b alone not active")
+	}
+	busy := true
+	b.SetQuiet(func() bool { return !busy })
+	a, _ := join("a", 1)
+	for range 3 {
+		a.Tick(ctx)
+		b.Tick(ctx)
+	}
+	if !b.Acting() || a.Acting() {
+		t.Fatalf("handover during a call: a %v, b %v", a.Acting(), b.Acting())
+	}
+	busy = false
+	start := time.Now()
+	b.Tick(ctx)
+	if b.Acting() {
+		t.Fatal("b still active when quiet")
+	}
+	a.Tick(ctx)
+	if !a.Acting() || time.Since(start) > lease/2 {
+		t.Fatalf("a active %v after %v", a.Acting(), time.Since(start))
+	}
+	var reason, previous string
+	if err := a.db.QueryRow(ctx, `SELECT reason, previous FROM cluster_takeovers WHERE epoch = $1`, a.Epoch()).Scan(&reason, &previous); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "handover" || previous != "b" || b.Why() != "handed over to a" {
+		t.Fatalf("takeover %q from %q; b: %q", reason, previous, b.Why())
+	}
+}
+
+// An active cut from its database stops acting within its lease, on its
+// own clock, and a standby takes over.
+func TestF35_B3_DatabaseCutStopsTheActive(t *testing.T) {
+	join := newCluster(t)
+	a, sa := join("a", 1)
+	b, _ := join("b", 2)
+	ctx := context.Background()
+	a.Tick(ctx)
+	b.Tick(ctx)
+	sa.Pool().Close() // a's connections gone: its rounds fail
+	tickUntil(t, 3*lease, func() bool { return b.Acting() }, a, b)
+	if a.Acting() {
+		t.Fatal("a still acting without its database")
+	}
+	select {
+	case <-a.Lost():
+	default:
+		t.Fatal("a's Lost not closed")
+	}
+}
+
+// A frozen active (its clock moved past its term, as after SIGSTOP and
+// SIGCONT) acts no more, before its renewal loop runs.
+func TestF35_B3_FrozenActiveDoesNotAct(t *testing.T) {
+	join := newCluster(t)
+	a, _ := join("a", 1)
+	a.Tick(context.Background())
+	if !a.Acting() {
+		t.Fatal("a not active")
+	}
+	a.now = func() time.Time { return time.Now().Add(lease) }
+	if a.Acting() {
+		t.Fatal("a acts after its term")
+	}
+}
