@@ -30,6 +30,7 @@ import (
 
 	"github.com/callbackd/callbackd/internal/api"
 	"github.com/callbackd/callbackd/internal/app"
+	"github.com/callbackd/callbackd/internal/cluster"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/events"
 	"github.com/callbackd/callbackd/internal/web"
@@ -104,10 +105,25 @@ func run() error {
 	}
 	defer st.Close()
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var el *cluster.Elector
+	if cfg.Cluster.Name != "" {
+		// A standby until elected; then the restart path, below.
+		if el, err = app.JoinCluster(ctx, cfg, st, log); el == nil {
+			return err
+		}
+		defer func() {
+			stop()
+			<-el.Done() // the lease released for the next instance
+		}()
+	}
 	srv, err := app.New(cfg, st, log)
 	if err != nil {
 		return err
 	}
+	srv.Cluster = el
 	alarms.SetHub(srv.Hub)
 	token := cfg.HTTP.Token
 	if token == "" {
@@ -119,9 +135,6 @@ func run() error {
 	if *configPath == "" {
 		printDemo(cfg)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -168,6 +181,13 @@ func run() error {
 		go reloadOnHangup(ctx, *configPath, srv, level, log)
 	}
 	err = srv.Run(ctx)
+	if errors.Is(err, app.ErrNotActive) {
+		// Acting no more (the gate closed at once); start again, in place,
+		// as a standby: nothing of this term's state lives on.
+		log.Warn("cluster: restarting as a standby", "why", err.Error())
+		st.Close()
+		return syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	hs.Shutdown(shutdown)

@@ -22,6 +22,7 @@ import (
 	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/callback"
+	"github.com/callbackd/callbackd/internal/cluster"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
@@ -52,6 +53,9 @@ type App struct {
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
+	// Cluster is this instance's term as a cluster's active (cluster.go),
+	// set before Run; nil: a single instance.
+	Cluster *cluster.Elector
 
 	liveMu     sync.Mutex      // serialises changes while running (live.go)
 	fileParams config.Callback // the configuration file's parameters
@@ -89,7 +93,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		DialOut:               func(dn, number string) bool { return a.mayDialOut(dn, number) },
 	}, sip.Client(), a.Directory, a.Registrar, a.Lines, au, sip.Local(), log)
 	a.B2BUA.Store = st
-	ph := phones{B2BUA: a.B2BUA}
+	ph := phones{B2BUA: a.B2BUA, acting: a.acting}
 	a.Callback = callback.New(cfg.Callback, st, a.Directory, a.Lines, &ph, log)
 	a.Callback.VoicemailPilot = cfg.Calls.VoicemailPilot
 	a.Callback.Profile = a.Profile // a's Config: not the file's, whose lines are dropped below
@@ -152,6 +156,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		RegisteredFrom: a.Registrar.RegisteredFrom,
 		Counted:        a.Metrics.SIPMessage,
 		Refreshes:      a.refreshes,
+		Serving:        a.acting,
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them
@@ -188,7 +193,12 @@ func (a *App) refreshes(req *sip.Request) bool {
 // is a restore seeing ctx end ("load requests: context canceled"), not a
 // fault.
 func (a *App) Run(ctx context.Context) error {
-	err := a.run(ctx)
+	var err error
+	if a.Cluster != nil {
+		err = a.runActive(ctx)
+	} else {
+		err = a.run(ctx)
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -266,10 +276,14 @@ func (a *App) RunSampler(ctx context.Context) {
 // server places itself counted.
 type phones struct {
 	*b2bua.B2BUA
-	m *metrics.Metrics
+	m      *metrics.Metrics
+	acting func() bool // this instance acts now (cluster.go)
 }
 
 func (p phones) Connect(caller, callee string) error {
+	if !p.acting() {
+		return ErrNotActive
+	}
 	err := p.B2BUA.Connect(caller, callee)
 	if err != nil {
 		p.m.Recall("failed")
@@ -280,6 +294,9 @@ func (p phones) Connect(caller, callee string) error {
 }
 
 func (p phones) Recall(id int64, caller, callee string, ring time.Duration) error {
+	if !p.acting() {
+		return ErrNotActive
+	}
 	err := p.B2BUA.Recall(id, caller, callee, ring)
 	if err != nil {
 		p.m.Recall("failed")

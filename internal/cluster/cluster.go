@@ -65,13 +65,14 @@ type Elector struct {
 	handoverSince time.Time // when a better instance asked for the lease
 	became        chan struct{}
 	lost          chan struct{}
+	done          chan struct{} // Run has returned
 	why           string
 }
 
 // New builds the elector; Run takes part.
 func New(db *pgxpool.Pool, c Config, log *slog.Logger) *Elector {
 	return &Elector{db: db, c: c, log: log.With("cluster", c.Name), now: time.Now,
-		became: make(chan struct{}), lost: make(chan struct{})}
+		became: make(chan struct{}), lost: make(chan struct{}), done: make(chan struct{})}
 }
 
 // SetQuiet gives the test of a quiet moment for a handover (no call in
@@ -83,6 +84,9 @@ func (e *Elector) Became() <-chan struct{} { return e.became }
 
 // Lost is closed when this instance, having been active, stops acting.
 func (e *Elector) Lost() <-chan struct{} { return e.lost }
+
+// Done is closed once Run has returned (the lease released).
+func (e *Elector) Done() <-chan struct{} { return e.done }
 
 // Why says why the term ended.
 func (e *Elector) Why() string {
@@ -113,6 +117,7 @@ func (e *Elector) renewEvery() time.Duration { return e.c.Lease / 4 }
 // Run takes part until ctx ends; an active then releases the lease, so a
 // standby takes over at once rather than after the lease.
 func (e *Elector) Run(ctx context.Context) {
+	defer close(e.done)
 	t := time.NewTicker(e.renewEvery())
 	defer t.Stop()
 	for {

@@ -78,6 +78,11 @@ type Handlers struct {
 	// registrar holds (same line, same Call-ID): overload control lets
 	// it through (overload.go, newWork).
 	Refreshes func(req *sip.Request) bool
+	// Serving reports whether this instance serves now; nil: always. A
+	// cluster's standby (internal/cluster), or an active whose lease ran
+	// out, answers every request 503 (RFC 3261 21.5.4), OPTIONS too, so
+	// that a dispatcher probing with OPTIONS sends nothing its way.
+	Serving func() bool
 }
 
 type listener struct {
@@ -510,6 +515,12 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			s.Log.Info("malformed request", "method", req.Method, "source", req.Source(), "problem", why)
 			if req.Method != sip.ACK { // an ACK gets no response (17.2.3)
 				respond(tx, req, 400, "Bad Request ("+why+")", s.Log)
+			}
+			return
+		}
+		if s.h.Serving != nil && !s.h.Serving() {
+			if req.Method != sip.ACK {
+				respond(tx, req, 503, "Service Unavailable", s.Log, sip.NewHeader("Retry-After", "1"))
 			}
 			return
 		}

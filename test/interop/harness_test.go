@@ -128,6 +128,7 @@ func callPorts(t *testing.T, n int) []int {
 // server is a running callbackd process.
 type server struct {
 	t       *testing.T
+	Host    string // SIP address the phones use; "" is 127.0.0.1
 	SIPPort int
 	HTTP    string
 	Dir     string // working directory (data folder inside)
@@ -221,6 +222,15 @@ level = "debug"
 }
 
 func (s *server) start() {
+	s.t.Helper()
+	s.launch()
+	s.waitLog(`msg="SIP listening" addr=tcp`, 10*time.Second)
+	// Serving (and /healthz "ok") once the stored requests are back.
+	s.waitLog(`msg="call back requests restored"`, 10*time.Second)
+}
+
+// launch starts the binary and reads its log, waiting for nothing.
+func (s *server) launch() {
 	t := s.t
 	t.Helper()
 	s.cmd = exec.Command(binary, "-config", s.Config)
@@ -249,9 +259,6 @@ func (s *server) start() {
 		}
 		close(s.lines)
 	}()
-	s.waitLog(`msg="SIP listening" addr=tcp`, 10*time.Second)
-	// Serving (and /healthz "ok") once the stored requests are back.
-	s.waitLog(`msg="call back requests restored"`, 10*time.Second)
 }
 
 // waitLog waits for a log line containing substr.
@@ -340,12 +347,16 @@ func (s *server) sippCmd(t *testing.T, ctx context.Context, scenario string, tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = withCallerAuth(args, fmt.Sprintf("127.0.0.1:%d", s.SIPPort))
+	host := s.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	args = withCallerAuth(args, fmt.Sprintf("%s:%d", host, s.SIPPort))
 	secs := int(timeout / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
-	all := append([]string{fmt.Sprintf("127.0.0.1:%d", s.SIPPort), "-sf", scen, "-i", "127.0.0.1",
+	all := append([]string{fmt.Sprintf("%s:%d", host, s.SIPPort), "-sf", scen, "-i", "127.0.0.1",
 		"-nostdin", "-timeout", fmt.Sprint(secs), "-timeout_error", "-trace_err", "-max_recv_loops", "1000"}, args...)
 	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	t.Cleanup(cancel)
