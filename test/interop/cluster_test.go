@@ -28,6 +28,12 @@ const clusterLease = time.Second
 // (a standby waits for the lease; see waitActive).
 func clusterNode(t *testing.T, host string, port int, name string, prio int, url string) *server {
 	t.Helper()
+	return clusterNodeWith(t, host, port, name, prio, url, "")
+}
+
+// clusterNodeWith is clusterNode with more TOML tables (lines).
+func clusterNodeWith(t *testing.T, host string, port int, name string, prio int, url, tables string) *server {
+	t.Helper()
 	s := &server{t: t, Host: host, Dir: t.TempDir(), SIPPort: port}
 	s.HTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.Config = filepath.Join(s.Dir, "callbackd.toml")
@@ -48,7 +54,7 @@ lease = %[7]q
 handover_wait = "5s"
 [log]
 level = "debug"
-%[8]s`, host, port, s.HTTP, url, name, prio, clusterLease.String(), cbConfig("", ""))
+%[8]s`, host, port, s.HTTP, url, name, prio, clusterLease.String(), cbConfig("", tables))
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
