@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/cluster"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/events"
@@ -264,9 +265,9 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		version = bi.Main.Version
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	status := map[string]any{
 		"instance": a.d.Instance,
-		// One instance is active; standby instances (F35) are not built yet.
+		// A cluster's standby serves no HTTP (F35): who answers is active.
 		"active":        true,
 		"started":       a.d.Started.UTC().Format(time.RFC3339),
 		"version":       version,
@@ -276,7 +277,24 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		"timers":        timers,
 		"notifications": a.s.Notifications(),
 		"active_calls":  a.s.ActiveCalls(),
-	})
+	}
+	if cs, ok := a.s.(clustered); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if st, err := cs.ClusterStatus(ctx); err != nil {
+			a.d.Log.Warn("cluster status not read", "error", err)
+		} else if st != nil {
+			status["cluster"] = st
+		}
+	}
+	writeJSON(w, http.StatusOK, status)
+}
+
+// clustered is a Server that may be one of a cluster's instances (F35,
+// F37): its status lists every instance, the active and since when, and
+// the takeovers.
+type clustered interface {
+	ClusterStatus(ctx context.Context) (*cluster.Status, error)
 }
 
 func (a *API) alarms(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callbackd/callbackd/internal/cluster"
 	"github.com/callbackd/callbackd/internal/config"
@@ -33,7 +36,7 @@ func JoinCluster(ctx context.Context, cfg *config.Config, st store.Store, log *s
 		return nil, errors.New(`[cluster] needs store.driver "postgres"`)
 	}
 	el := cluster.New(pg.Pool(), cluster.Config{Name: cfg.Cluster.Name, Priority: cfg.Cluster.Priority,
-		SIP: fmt.Sprint(cfg.SIP.Listen), Lease: cfg.Cluster.Lease.Duration, HandoverWait: cfg.Cluster.HandoverWait.Duration}, log)
+		SIP: strings.Join(cfg.SIP.Listen, " "), Lease: cfg.Cluster.Lease.Duration, HandoverWait: cfg.Cluster.HandoverWait.Duration}, log)
 	go el.Run(ctx)
 	sip, err := sipserver.New(cfg.SIP, log)
 	if err != nil {
@@ -56,6 +59,16 @@ func JoinCluster(ctx context.Context, cfg *config.Config, st store.Store, log *s
 	return el, nil
 }
 
+// ClusterStatus is the cluster's state for the status API and the admin
+// page (F37); nil for a single instance.
+func (a *App) ClusterStatus(ctx context.Context) (*cluster.Status, error) {
+	if a.Cluster == nil {
+		return nil, nil
+	}
+	st, err := a.Cluster.Status(ctx)
+	return &st, err
+}
+
 // acting reports whether this instance acts now: always alone, while its
 // lease holds in a cluster.
 func (a *App) acting() bool { return a.Cluster == nil || a.Cluster.Acting() }
@@ -64,6 +77,18 @@ func (a *App) acting() bool { return a.Cluster == nil || a.Cluster.Acting() }
 // (nil) or the term does (ErrNotActive, with why).
 func (a *App) runActive(ctx context.Context) error {
 	a.Cluster.SetQuiet(func() bool { return a.B2BUA.Calls() == 0 })
+	a.Metrics.Register(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callbackd_cluster_active",
+			Help: "1 while this instance is the cluster's active one and its lease holds (F35)."},
+			func() float64 {
+				if a.Cluster.Acting() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callbackd_cluster_epoch",
+			Help: "The lease's epoch of this instance's term: one more at every takeover (F37)."},
+			func() float64 { return float64(a.Cluster.Epoch()) }))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

@@ -113,7 +113,7 @@ func TestF35_B3_ElectionExpiryAndFencing(t *testing.T) {
 
 // A better instance joining asks for the lease; the active hands over at
 // a quiet moment only, releasing the lease: no wait for its expiry.
-func TestF35_B3_PriorityHandoverAtQuietMoment(t *testing.T) {
+func TestF35_B3_F37_PriorityHandoverAtQuietMoment(t *testing.T) {
 	join := newCluster(t)
 	b, _ := join("b", 2)
 	ctx := context.Background()
@@ -140,6 +140,14 @@ func TestF35_B3_PriorityHandoverAtQuietMoment(t *testing.T) {
 	a.Tick(ctx)
 	if !a.Acting() || time.Since(start) > lease/2 {
 		t.Fatalf("a active %v after %v", a.Acting(), time.Since(start))
+	}
+	st, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Active != "a" || len(st.Members) != 2 || st.Members[0].Name != "a" || !st.Members[0].Active || st.Members[1].Active ||
+		st.Total != 2 || st.Takeovers[0].Reason != "handover" || st.Takeovers[1].Reason != "first" {
+		t.Fatalf("F37 status %+v", st)
 	}
 	var reason, previous string
 	if err := a.db.QueryRow(ctx, `SELECT reason, previous FROM cluster_takeovers WHERE epoch = $1`, a.Epoch()).Scan(&reason, &previous); err != nil {

@@ -131,7 +131,7 @@ func TestF35_B3_ClusterBehindDispatcher(t *testing.T) {
 		}
 		rounds = n
 	}
-	maxLines := 15*rounds + 10 // bounds the requests created
+	maxLines := 20*rounds + 10 // bounds the requests created
 	url := pgtest.Start(t).NewDB(t)
 	port := freePort(t)
 	tables := extraLines(maxLines)
@@ -181,7 +181,7 @@ func TestF35_B3_ClusterBehindDispatcher(t *testing.T) {
 	var serve []time.Duration
 	for r := 0; r < rounds; r++ {
 		// Some requests confirmed by this active before it dies.
-		for n := count(); count() < n+1; {
+		for n := count(); count() < n+3; {
 			select {
 			case <-done:
 				t.Fatalf("the phones stopped (%d lines used)", maxLines)

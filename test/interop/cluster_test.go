@@ -161,7 +161,7 @@ func metric(t *testing.T, s *server, name string) float64 {
 // The killed instance, started again with the better priority, takes the
 // lease back at a quiet moment (a clean handover) and tells A nothing
 // again; Dial through it completes the request.
-func TestF35_B3_ClusterKill9Takeover(t *testing.T) {
+func TestF35_B3_F37_ClusterKill9Takeover(t *testing.T) {
 	c := newClusterPair(t, nil)
 	s1, s2, pa1, pb := c.s1, c.s2, c.pa1, c.pb
 	port := s1.SIPPort
@@ -184,6 +184,16 @@ func TestF35_B3_ClusterKill9Takeover(t *testing.T) {
 	}
 	if n := metric(t, s1, "callbackd_callback_notifications_total"); n != 0 {
 		t.Errorf("after the handover A was notified again (%v)", n)
+	}
+	// F37: the status lists both instances and the three grants.
+	if code, body := s1.api(t, "GET", "/api/v1/status", ""); code != 200 ||
+		!strings.Contains(body, `"active": "a",`) || !strings.Contains(body, `"epoch": 3,`) ||
+		!strings.Contains(body, `"reason": "handover"`) || !strings.Contains(body, `"reason": "lease expired"`) ||
+		!strings.Contains(body, `"takeovers_total": 3`) || strings.Count(body, `"priority"`) != 2 {
+		t.Errorf("status after the takeovers: %d %s", code, body)
+	}
+	if a, e := metric(t, s1, "callbackd_cluster_active"), metric(t, s1, "callbackd_cluster_epoch"); a != 1 || e != 3 {
+		t.Errorf("metrics: callbackd_cluster_active %v, callbackd_cluster_epoch %v; want 1 and 3", a, e)
 	}
 	mark1 = s1.cbMark()
 	s1.cbDial(t, pa1, pb)

@@ -107,6 +107,15 @@
       ['Started', when(s.started)], ['Lines', s.lines], ['Registrations', s.registrations],
       ['Open requests', s.open_requests], ['Notifications sent', s.notifications], ['Active calls', s.active_calls],
     ];
+    const c = s.cluster; // F37: only for one of a cluster's instances
+    if (c) {
+      const last = list(c.takeovers)[0];
+      rows.push(
+        ['Cluster', c.active + ' active since ' + when(c.since) + ' (epoch ' + c.epoch + ', ' + c.takeovers_total + ' takeovers)'],
+        ['Instances', list(c.members).map((m) => m.name + ' (priority ' + m.priority + ', ' +
+          (m.active ? 'active' : m.live ? 'standby' : 'not seen since ' + when(m.seen)) + ')').join(', ')],
+        ['Last takeover', last ? when(last.at) + ': ' + (last.previous || '-') + ' \u2192 ' + last.holder + ' (' + last.reason + ')' : '']);
+    }
     const dl = $('status');
     dl.dataset.active = String(!!s.active);
     dl.dataset.state = 'loaded';
