@@ -71,7 +71,7 @@ func run() error {
 		if err := be.Backup(*backup); err != nil {
 			return err
 		}
-		fmt.Printf("backup of %s written to %s\n", cfg.Store.Path, *backup)
+		fmt.Printf("backup of %s written to %s\n", app.StoreName(cfg.Store), *backup)
 		return nil
 	}
 	if *checkConfig {
@@ -166,7 +166,7 @@ func run() error {
 		defer dbg.Close()
 		log.Info("HTTP debug listening", "addr", dbgLn.Addr().String(), "paths", "/debug/pprof/, /debug/vars")
 	}
-	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", cfg.Store.Path,
+	log.Info("callbackd started", "config", cfg.Source, "lines", len(cfg.Lines), "store", app.StoreName(cfg.Store),
 		"memory_limit_mb", memLimit>>20)
 
 	go func() {
@@ -212,7 +212,11 @@ func check(path string) error {
 		return err
 	}
 	if err := be.CheckWritable(); err != nil {
-		return fmt.Errorf("%s: [store] path: %w", cfg.Source, err)
+		key := "path"
+		if cfg.Store.Driver == "postgres" {
+			key = "url"
+		}
+		return fmt.Errorf("%s: [store] %s: %w", cfg.Source, key, err)
 	}
 	return nil
 }

@@ -22,3 +22,12 @@ func StoreBackend(c config.Store) (store.Backend, error) {
 	// The configuration's validation refuses these first, naming the key.
 	return nil, fmt.Errorf(`store.driver %q is not supported (only "sqlite" or "postgres")`, c.Driver)
 }
+
+// StoreName is where the store is, as messages may show it: the SQLite
+// path, or the PostgreSQL URL with its password hidden.
+func StoreName(c config.Store) string {
+	if c.Driver == "postgres" {
+		return postgres.Redacted(c.URL)
+	}
+	return c.Path
+}

@@ -283,10 +283,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// redact removes the URL's password from an error's text: a driver's
-// message may quote the connection string.
+// redact removes the URL's password from an error's text (a driver's
+// message may quote the connection string) and puts it on one line
+// (pgx lists each address it tried on a line of its own).
 func redact(err error, rawURL string) string {
-	msg := err.Error()
+	msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "\n\t", "; "), "\n", " ")
 	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
 			msg = strings.ReplaceAll(msg, pw, "xxxxx")
