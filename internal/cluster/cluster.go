@@ -171,7 +171,11 @@ func (e *Elector) lease() string { return fmt.Sprintf("%d milliseconds", e.c.Lea
 func (e *Elector) renew(ctx context.Context, epoch int64) error {
 	t0 := e.now()
 	var handoverTo string
-	err := e.db.QueryRow(ctx, `UPDATE cluster_lease SET expires_at = clock_timestamp() + $3::interval
+	// A handover asked for by an instance no longer live is forgotten, so
+	// that it neither moves the lease for nothing nor blocks another's.
+	err := e.db.QueryRow(ctx, `UPDATE cluster_lease SET expires_at = clock_timestamp() + $3::interval,
+			handover_to = CASE WHEN EXISTS (SELECT 1 FROM cluster_members m WHERE m.name = cluster_lease.handover_to
+				AND m.seen_at > clock_timestamp() - $3::interval) THEN handover_to ELSE '' END
 		WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()
 		RETURNING handover_to`, e.c.Name, epoch, e.lease()).Scan(&handoverTo)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -164,6 +164,29 @@ func TestF35_B3_F37_PriorityHandoverAtQuietMoment(t *testing.T) {
 	}
 }
 
+// A handover asked for by an instance that then dies is forgotten: the
+// active keeps the lease, quiet or not, and another may ask.
+func TestF35_B3_HandoverRequestOfADeadInstanceForgotten(t *testing.T) {
+	join := newCluster(t)
+	b, _ := join("b", 2)
+	ctx := context.Background()
+	b.Tick(ctx)
+	b.SetQuiet(func() bool { return false })
+	a, _ := join("a", 1)
+	a.Tick(ctx) // asks, then dies
+	start := time.Now()
+	tickUntil(t, 3*lease, func() bool { return time.Since(start) > lease+lease/4 }, b)
+	b.SetQuiet(func() bool { return true })
+	b.Tick(ctx)
+	if !b.Acting() {
+		t.Fatalf("b handed over to a dead instance: %s", b.Why())
+	}
+	var to string
+	if err := b.db.QueryRow(ctx, `SELECT handover_to FROM cluster_lease`).Scan(&to); err != nil || to != "" {
+		t.Fatalf("handover_to %q (%v), want it forgotten", to, err)
+	}
+}
+
 // An active cut from its database stops acting within its lease, on its
 // own clock, and a standby takes over.
 func TestF35_B3_DatabaseCutStopsTheActive(t *testing.T) {
