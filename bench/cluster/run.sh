@@ -7,8 +7,8 @@
 # the active, measure until the standby serves through the dispatcher,
 # start the killed one again (it takes the lease back by a handover). Then
 # it prints the takeover times (p50, max), the confirmed requests missing
-# (must be 0) and the notifications sent twice when B registers (must be
-# 0). The run is test/interop's TestF35_B3_ClusterBehindDispatcher, which
+# (must be 0) and, B having registered during the last takeover, the
+# callers told and those told twice (must be 0). The run is test/interop's TestF35_B3_ClusterBehindDispatcher, which
 # go test ./... runs with 2 takeovers.
 #
 #   bench/cluster/run.sh [N]
