@@ -51,18 +51,27 @@ func TestF35_MigrationsVersioned(t *testing.T) {
 	}
 }
 
+// leased opens a store on a new database whose lease instance "a" holds
+// for a minute with epoch; closed at the end of tb.
+func leased(tb testing.TB, epoch int64) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), pgtest.DB(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	if _, err := s.Pool().Exec(context.Background(), `UPDATE cluster_lease SET holder = 'a', epoch = $1,
+		expires_at = clock_timestamp() + interval '1 minute'`, epoch); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // A write fenced by an epoch that is not the lease's fails, and stores
 // nothing; the lease's own epoch writes.
 func TestF35_WritesFencedByEpoch(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, pgtest.DB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Pool().Exec(ctx, `UPDATE cluster_lease SET holder = 'a', epoch = 7, expires_at = clock_timestamp() + interval '1 minute'`); err != nil {
-		t.Fatal(err)
-	}
+	s := leased(t, 7)
 	s.SetEpoch(6)
 	if err := s.PutRequest(ctx, store.Request{ID: 1, Data: []byte(`{}`)}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("stale epoch's write: %v, want ErrFenced", err)
@@ -130,14 +139,7 @@ func TestF35_Backup(t *testing.T) {
 // fixed count, e.g. -bench PutRequest -benchtime 2000x.
 func BenchmarkF35_PutRequest(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, pgtest.DB(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Pool().Exec(ctx, `UPDATE cluster_lease SET holder = 'a', epoch = 1, expires_at = 'infinity'`); err != nil {
-		b.Fatal(err)
-	}
+	s := leased(b, 1)
 	data := []byte(`{"id":1,"caller":"1001","callee":"1002","kind":"CCBS","state":"active"}`)
 	var id atomic.Int64
 	for _, epoch := range []int64{0, 1} {
