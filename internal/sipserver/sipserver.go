@@ -42,6 +42,7 @@ type Server struct {
 	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
 	txOpen    atomic.Int64  // server transactions alive (admit)
 	maxTx     int64         // sip.max_transactions
+	finished  *finished     // final responses of ended transactions (finished.go)
 	overload  *overload     // refusing new work while behind (overload.go)
 	stop      chan struct{} // closed by Close: ends overload.run
 
@@ -97,6 +98,7 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	}
 	s.limits = newConnLimits(time.Duration(c.TCPIdleTimeout)*time.Second, maxConns, min(c.TCPMaxPerSource, maxConns), log)
 	s.maxTx = int64(c.MaxTransactions)
+	s.finished = newFinished(c.MaxTransactions)
 	s.overload, s.stop = newOverload(c.OverloadDelay.Duration), make(chan struct{})
 	if s.overload.force != "" {
 		log.Warn("test knob set: SIP overload forced while its file exists", "env", overloadForceEnv, "file", s.overload.force)
@@ -193,9 +195,10 @@ func (s *Server) Client() *sipgo.Client { return s.client }
 func (s *Server) Local() map[string]sipmsg.Local { return s.local }
 
 // Collectors are the transport's metrics (connections, UDP loop restarts,
-// transactions cap, event-loop lag) and overload control's.
+// transactions cap, event-loop lag), overload control's and the finished
+// transactions'.
 func (s *Server) Collectors() []prometheus.Collector {
-	return append(s.limits.collectors(), s.overload.collectors()...)
+	return append(append(s.limits.collectors(), s.overload.collectors()...), s.finished.collectors()...)
 }
 
 // Route takes the handlers and routes requests to them; the SIP trace
@@ -487,7 +490,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
-		if tx != nil && (s.refuse(req, tx) || !s.admit(req, tx)) {
+		if tx != nil && (s.answerAgain(req, tx) || s.refuse(req, tx) || !s.admit(req, tx)) {
 			return
 		}
 		if req.SipVersion != "SIP/2.0" {
@@ -512,6 +515,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				respond(tx, req, 400, "Bad Request ("+why+")", s.Log)
 			}
 			return
+		}
+		if tx != nil {
+			tx = s.finishing(req, tx)
 		}
 		h(req, tx)
 	}
