@@ -123,6 +123,10 @@ func TestB7_FinishedKeepsOnlyTheResponse(t *testing.T) {
 		if !strings.HasPrefix(first, "SIP/2.0 200") || !strings.Contains(first, "X-Handled: "+c.method) {
 			t.Fatalf("%s: got %q", c.method, first)
 		}
+		// The response is on the wire before the transaction ends.
+		for deadline := time.Now().Add(2 * time.Second); srv.txOpen.Load() != 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		if n := srv.txOpen.Load(); n != 0 {
 			t.Errorf("%s answered: %d transactions alive, want 0 (finished)", c.method, n)
 		}
