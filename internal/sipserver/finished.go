@@ -1,12 +1,13 @@
 package sipserver
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
 // Finished transactions. RFC 3261 17.2.2 keeps a non-INVITE server
@@ -26,59 +27,14 @@ import (
 // retransmits its response until the ACK (Timer G) and absorbs the ACK
 // (17.2.1), and calls answered that way are few.
 
-// finished maps the keys of recently finished server transactions
-// (sip.ServerTxKeyMake, RFC 3261 17.2.3) to their final responses, for
-// 64*T1 each, at most max of them (the oldest go first: a retransmission
-// that late is past its sender's own timeout, Timer F/B).
+// finished holds the final responses of server transactions that ended
+// (by sip.ServerTxKeyMake, RFC 3261 17.2.3) for 64*T1.
 type finished struct {
-	max int
-
-	mu    sync.Mutex
-	byKey map[string]finishedEntry
-	order []finishedAt // in the order of put, so of expiry
-	head  int          // order[:head] are gone
-
+	*sipmsg.Recent
 	answered atomic.Int64 // retransmissions answered (metrics)
 }
 
-type finishedEntry struct {
-	res   []byte // the final response as sent
-	until int64  // unix ns
-}
-
-type finishedAt struct {
-	key   string
-	until int64
-}
-
-func newFinished(max int) *finished {
-	return &finished{max: max, byKey: map[string]finishedEntry{}}
-}
-
-// put records key's final response until now+ttl.
-func (f *finished) put(key string, res []byte, now time.Time, ttl time.Duration) {
-	until := now.Add(ttl).UnixNano()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.expire(now.UnixNano())
-	for len(f.byKey) >= f.max && f.head < len(f.order) {
-		f.drop(f.order[f.head])
-		f.head++
-	}
-	f.byKey[key] = finishedEntry{res: res, until: until}
-	f.order = append(f.order, finishedAt{key: key, until: until})
-}
-
-// get returns the final response recorded for key, or nil.
-func (f *finished) get(key string, now time.Time) []byte {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	e, ok := f.byKey[key]
-	if !ok || e.until <= now.UnixNano() {
-		return nil
-	}
-	return e.res
-}
+func newFinished(max int) *finished { return &finished{Recent: sipmsg.NewRecent(max)} }
 
 // collectors are the table's metrics.
 func (f *finished) collectors() []prometheus.Collector {
@@ -91,33 +47,6 @@ func (f *finished) collectors() []prometheus.Collector {
 			Name: "callbackd_sip_retransmissions_answered_total",
 			Help: "Retransmitted requests answered with the final response their transaction ended with (RFC 3261 17.2.2, RFC 6026 7.1).",
 		}, func() float64 { return float64(f.answered.Load()) }),
-	}
-}
-
-// Len is how many are recorded (tests, metrics).
-func (f *finished) Len() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.byKey)
-}
-
-// expire forgets the entries due by now (f.mu held).
-func (f *finished) expire(now int64) {
-	for f.head < len(f.order) && f.order[f.head].until <= now {
-		f.drop(f.order[f.head])
-		f.head++
-	}
-	if f.head > 1024 && f.head*2 > len(f.order) { // reuse the front of the queue
-		n := copy(f.order, f.order[f.head:])
-		clear(f.order[n:])
-		f.order, f.head = f.order[:n], 0
-	}
-}
-
-// drop forgets at's entry unless the key was recorded again since.
-func (f *finished) drop(at finishedAt) {
-	if e, ok := f.byKey[at.key]; ok && e.until == at.until {
-		delete(f.byKey, at.key)
 	}
 }
 
@@ -144,16 +73,24 @@ func (t *finishingTx) Respond(res *sip.Response) error {
 	if res.IsProvisional() || (t.req.IsInvite() && !res.IsSuccess()) {
 		return t.ServerTransaction.Respond(res)
 	}
-	if err := t.ServerTransaction.Respond(res); err != nil {
-		return err
-	}
-	// Recorded before sipgo's transaction ends, so that a retransmission
-	// finds one or the other.
-	t.f.put(t.key, []byte(res.String()), time.Now(), sip.Timer_J)
+	// Recorded before it is sent, so that a retransmission finds sipgo's
+	// transaction or the record, whichever ends the transaction first
+	// (Timer L is 0: acceptedAtOnce).
+	t.f.Put(t.key, []byte(res.String()), time.Now(), 64*sip.T1)
 	t.done.Store(true)
+	err := t.ServerTransaction.Respond(res)
 	t.ServerTransaction.Terminate()
-	return nil
+	return err
 }
+
+// acceptedAtOnce makes sipgo's INVITE server transactions end as soon as
+// their 2xx is sent (RFC 6026 Timer L, 64*T1 by default): finishingTx
+// keeps what the "Accepted" state is for. Ending the transaction does not
+// do it: sipgo v1.7.2 stops every timer of an ended server transaction but
+// Timer L, which then holds the transaction, its request, its response
+// and the handlers' callbacks for 32 s. A process-wide setting of sipgo's;
+// set by New, after anything that sets sipgo's timers (sip.SetTimers).
+func acceptedAtOnce() { sip.Timer_L = 0 }
 
 // Connection is the transaction's connection (responses written outside it).
 func (t *finishingTx) Connection() sip.Connection { return txConnection(t.ServerTransaction) }
@@ -194,7 +131,7 @@ func (s *Server) answerAgain(req *sip.Request, tx sip.ServerTransaction) bool {
 	if err != nil {
 		return false
 	}
-	b := s.finished.get(key, time.Now())
+	b := s.finished.Get(key, time.Now())
 	if b == nil {
 		return false
 	}

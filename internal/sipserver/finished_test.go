@@ -167,23 +167,3 @@ func TestB7_FinishedKeepsOnlyTheResponse(t *testing.T) {
 		t.Errorf("the ACK for the 486 reached the ACK handler %d times, want 0 (absorbed by the transaction)", n)
 	}
 }
-
-// TestB7_FinishedBounded: entries go after their time, and past max the
-// oldest go first.
-func TestB7_FinishedBounded(t *testing.T) {
-	f := newFinished(3)
-	t0 := time.Unix(1000, 0)
-	for i, k := range []string{"a", "b", "c", "d"} {
-		f.put(k, []byte(k), t0.Add(time.Duration(i)*time.Second), 10*time.Second)
-	}
-	if f.Len() != 3 || f.get("a", t0) != nil || string(f.get("d", t0)) != "d" {
-		t.Errorf("past max: len %d, a %q, d %q; want 3, the oldest (a) gone", f.Len(), f.get("a", t0), f.get("d", t0))
-	}
-	if got := f.get("b", t0.Add(11*time.Second)); got != nil {
-		t.Errorf("b after its time: %q, want nothing", got)
-	}
-	f.put("e", []byte("e"), t0.Add(12500*time.Millisecond), 10*time.Second) // b and c are due
-	if f.Len() != 2 {
-		t.Errorf("after b and c expired: len %d, want 2 (d, e)", f.Len())
-	}
-}

@@ -99,6 +99,7 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	s.limits = newConnLimits(time.Duration(c.TCPIdleTimeout)*time.Second, maxConns, min(c.TCPMaxPerSource, maxConns), log)
 	s.maxTx = int64(c.MaxTransactions)
 	s.finished = newFinished(c.MaxTransactions)
+	acceptedAtOnce()
 	s.overload, s.stop = newOverload(c.OverloadDelay.Duration), make(chan struct{})
 	if s.overload.force != "" {
 		log.Warn("test knob set: SIP overload forced while its file exists", "env", overloadForceEnv, "file", s.overload.force)
