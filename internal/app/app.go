@@ -152,6 +152,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		RegisteredFrom: a.Registrar.RegisteredFrom,
 		Counted:        a.Metrics.SIPMessage,
 		Refreshes:      a.refreshes,
+		StrayResponse:  a.B2BUA.HandleStrayResponse,
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them

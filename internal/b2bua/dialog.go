@@ -44,15 +44,6 @@ func (b *B2BUA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, s
 	}
 }
 
-// resendAck answers a retransmitted 2xx with the ACK we already sent.
-func (b *B2BUA) resendAck(rel *relayed) {
-	if ack := b.sentAck(rel); ack != nil {
-		if err := b.client.WriteRequest(ack, noBuild); err != nil {
-			b.log.Debug("ack retransmission", "error", err)
-		}
-	}
-}
-
 // hangup ends a call from the server side: BYE to both parties.
 func (b *B2BUA) hangup(c *call) {
 	c.mu.Lock()
@@ -94,8 +85,7 @@ func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
 		ct = h[0]
 	}
 	ack := b.ack(peer, p.invite, req.Body(), ct)
-	p.storeAck(peer, ack)
-	if err := b.client.WriteRequest(ack, noBuild); err != nil {
+	if err := b.sendAck(p.invite, ack); err != nil {
 		b.log.Info("forward ACK failed", "call", c.id, "error", err)
 	}
 }
@@ -177,7 +167,6 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 				c.mu.Lock()
 				l.pendingAck = rel
 				c.mu.Unlock()
-				otx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 				if err := tx.Respond(res); err != nil {
 					b.log.Debug("relay re-INVITE answer", "error", err)
 				}

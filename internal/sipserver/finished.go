@@ -83,14 +83,17 @@ func (t *finishingTx) Respond(res *sip.Response) error {
 	return err
 }
 
-// acceptedAtOnce makes sipgo's INVITE server transactions end as soon as
-// their 2xx is sent (RFC 6026 Timer L, 64*T1 by default): finishingTx
-// keeps what the "Accepted" state is for. Ending the transaction does not
-// do it: sipgo v1.7.2 stops every timer of an ended server transaction but
-// Timer L, which then holds the transaction, its request, its response
-// and the handlers' callbacks for 32 s. A process-wide setting of sipgo's;
-// set by New, after anything that sets sipgo's timers (sip.SetTimers).
-func acceptedAtOnce() { sip.Timer_L = 0 }
+// acceptedAtOnce makes sipgo's INVITE transactions end as soon as a 2xx
+// is sent or received (RFC 6026 Timers L and M, 64*T1 by default): the
+// "Accepted" state is kept by finishingTx on the server side and, on the
+// client side, by the B2BUA's ACKs kept for 2xx retransmissions, which
+// reach Handlers.StrayResponse. Ending the transactions ourselves does not
+// do it: sipgo v1.7.2 stops every timer of an ended transaction but Timers
+// L and M, which then hold the transaction, its request, its responses and
+// the handlers' callbacks (the whole call) for 32 s: at 2,000 calls/s most
+// of the heap. A process-wide setting of sipgo's; set by New, after
+// anything that sets sipgo's timers (sip.SetTimers).
+func acceptedAtOnce() { sip.Timer_L, sip.Timer_M = 0, 0 }
 
 // Connection is the transaction's connection (responses written outside it).
 func (t *finishingTx) Connection() sip.Connection { return txConnection(t.ServerTransaction) }

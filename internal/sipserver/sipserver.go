@@ -75,6 +75,11 @@ type Handlers struct {
 	// Counted is told of every SIP message read or written: "in" or
 	// "out", and its method or status code (the metrics).
 	Counted func(dir, kind string)
+	// StrayResponse takes a response no client transaction matches:
+	// a 2xx retransmitted after the INVITE's transaction ended at the
+	// first one (acceptedAtOnce), to be acknowledged again (RFC 3261
+	// 13.2.2.4). Nil: dropped.
+	StrayResponse func(res *sip.Response)
 	// Refreshes reports whether a REGISTER refreshes a binding the
 	// registrar holds (same line, same Call-ID): overload control lets
 	// it through (overload.go, newWork).
@@ -154,7 +159,8 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	sipLog := slog.New(newSipgoLog(log.Handler())).With("component", "sip")
 	sip.SetDefaultLogger(sipLog)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(c.UserAgent), sipgo.WithUserAgentHostname(c.Domain),
-		sipgo.WithUserAgentDNSResolver(noDNS))
+		sipgo.WithUserAgentDNSResolver(noDNS),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(s.strayResponse)))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
@@ -185,6 +191,14 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// strayResponse passes a response no client transaction matches to the
+// handler that takes them (set by Route, before serving).
+func (s *Server) strayResponse(res *sip.Response) {
+	if s.h.StrayResponse != nil {
+		s.h.StrayResponse(res)
+	}
 }
 
 // Client is the SIP client the server's own requests go out through (the
