@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +249,38 @@ func canceled(t *testing.T, b *B2BUA, tx *siptest.Tx, done <-chan struct{}) {
 func branchOf(req *sip.Request) string {
 	br, _ := req.Via().Params.Get("branch")
 	return br
+}
+
+// TestReinviteRetransmitted2xxAckedAgain: B's 2xx to a relayed re-INVITE,
+// retransmitted after we ACKed it (our ACK lost), gets the same ACK again
+// (RFC 3261 13.2.2.4), though the INVITE's transaction ended at the first
+// 2xx: the ACK is kept by the INVITE's branch (sendAck).
+func TestReinviteRetransmitted2xxAckedAgain(t *testing.T) {
+	var ok atomic.Pointer[sip.Response]
+	b, _, pa, pb := restoredPair(t, nil, func(p *phone, req *sip.Request) []*sip.Response {
+		if req.IsInvite() {
+			res := p.reply(req, 200, answerSDP)
+			ok.Store(res)
+			return []*sip.Response{res}
+		}
+		return nil
+	})
+	inv := fromA(pa, sip.INVITE, 2, offerSDP)
+	tx := siptest.NewTx(inv)
+	b.HandleInDialog(inv, tx)
+	pb.next(sip.INVITE)
+	if r := tx.Result(); r.Code() != 200 {
+		t.Fatalf("A's re-INVITE answered %d, want 200", r.Code())
+	}
+	b.HandleAck(fromA(pa, sip.ACK, 2, ""), siptest.NewTx(nil))
+	first := pb.next(sip.ACK)
+	if _, err := pb.conn.WriteToUDP([]byte(ok.Load().String()), pb.from.Load()); err != nil {
+		t.Fatal(err)
+	}
+	again := pb.next(sip.ACK)
+	for _, h := range []string{"Via", "CSeq", "Call-ID", "To", "From"} {
+		if a, b := first.GetHeader(h), again.GetHeader(h); a == nil || b == nil || a.Value() != b.Value() {
+			t.Errorf("%s of the ACK sent again %v, want %v", h, b, a)
+		}
+	}
 }

@@ -592,7 +592,7 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		return nil, errs.add(name, 0, 0, "%v", err).err()
 	}
 
-	pos := scanPositions(data)
+	pos := newPositions(data)
 	c := &Config{
 		SIP:    fc.SIP.SIP,
 		HTTP:   fc.HTTP,

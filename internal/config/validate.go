@@ -59,7 +59,7 @@ var notifications = []string{NotifyScreen, NotifyAutoRecall}
 
 type validator struct {
 	name string
-	pos  positions
+	pos  *positions // nil: no file
 	errs *errorList
 }
 
@@ -74,7 +74,7 @@ func (v *validator) errorf(path, format string, args ...any) {
 // File and Line are empty.
 func CheckCallback(cb Callback) []*Error {
 	var errs errorList
-	v := validator{pos: positions{}, errs: &errs}
+	v := validator{errs: &errs}
 	for key, d := range map[string]Duration{
 		"callback.offer_window": cb.OfferWindow, "callback.t1": cb.T1, "callback.t3": cb.T3,
 		"callback.lifetime": cb.Lifetime, "callback.lifetime_ccnr": cb.LifetimeCCNR,
@@ -91,7 +91,7 @@ func CheckCallback(cb Callback) []*Error {
 // ("line[0].dn" becomes "dn").
 func CheckLine(l Line) []*Error {
 	var errs errorList
-	v := validator{pos: positions{}, errs: &errs}
+	v := validator{errs: &errs}
 	v.lines([]Line{l})
 	for _, e := range errs {
 		e.Key = strings.TrimPrefix(e.Key, "line[0].")
@@ -276,7 +276,7 @@ func (v *validator) references(c *Config) {
 // is called through a trunk. Each Error's Key names the field.
 func LineReferences(l Line, kind func(dn string) (string, bool), external func(number string) bool) []*Error {
 	var errs errorList
-	v := validator{pos: positions{}, errs: &errs}
+	v := validator{errs: &errs}
 	v.lineReferences("", l, kind, external)
 	return errs
 }
@@ -438,11 +438,11 @@ func (v *validator) media(m *Media, sip *SIP) {
 		// The default is the first listener's host, which is fine for a
 		// SIP socket but not for SDP when it is unspecified or zoned.
 		// Point at media.address if the file has it, else at the listener.
-		at := "sip.listen[0]"
-		if _, ok := v.pos["media.address"]; ok {
-			at = "media.address"
-		}
 		if a, err := netip.ParseAddr(m.Addr(*sip)); err == nil && (a.IsUnspecified() || a.Zone() != "") {
+			at := "sip.listen[0]"
+			if v.pos.has("media.address") {
+				at = "media.address"
+			}
 			v.errorf(at, "media.address is empty and the first sip.listen %q has no address for SDP: set media.address to this host's IP address", sip.Listen[0])
 		}
 	}
@@ -459,11 +459,7 @@ func (v *validator) media(m *Media, sip *SIP) {
 	}
 	if inRange && m.RTPPortMin >= m.RTPPortMax {
 		// As for the feature codes: point at the later of the two.
-		at := "media.rtp_port_min"
-		if v.pos["media.rtp_port_max"] > v.pos["media.rtp_port_min"] {
-			at = "media.rtp_port_max"
-		}
-		v.errorf(at, "media.rtp_port_min %d is not below rtp_port_max %d: the range needs at least 2 ports",
+		v.errorf(v.pos.later("media.rtp_port_max", "media.rtp_port_min"), "media.rtp_port_min %d is not below rtp_port_max %d: the range needs at least 2 ports",
 			m.RTPPortMin, m.RTPPortMax)
 	}
 }
@@ -506,15 +502,11 @@ func (v *validator) callback(cb *Callback) {
 	// a prefix of the other. The error points at the later of the two in
 	// the file, as the one most likely just changed.
 	a, c := cb.ActivateCode, cb.CancelCode
-	at := "callback.cancel_code"
-	if v.pos["callback.activate_code"] > v.pos["callback.cancel_code"] {
-		at = "callback.activate_code"
-	}
 	switch {
 	case a == c:
-		v.errorf(at, "callback.activate_code and callback.cancel_code are both %q: they must differ", a)
+		v.errorf(v.pos.later("callback.activate_code", "callback.cancel_code"), "callback.activate_code and callback.cancel_code are both %q: they must differ", a)
 	case strings.HasPrefix(a, c) || strings.HasPrefix(c, a):
-		v.errorf(at, "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
+		v.errorf(v.pos.later("callback.activate_code", "callback.cancel_code"), "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
 	}
 	// Nor may either be a prefix of a line's own feature codes, or one of
 	// those of it: the call back codes are recognised first, and would
