@@ -284,3 +284,31 @@ func TestReinviteRetransmitted2xxAckedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestAckLostThenBye: A's ACK for our 2xx is lost and A hangs up: the BYE
+// ends the call, and 64*T1 later nothing ends it again (no BYE to either
+// side, which at load came back as a burst for calls long gone).
+func TestAckLostThenBye(t *testing.T) {
+	b, _, pa, pb := restoredPair(t, okToAll, okToAll)
+	inv := fromA(pa, sip.INVITE, 2, offerSDP)
+	tx := siptest.NewTx(inv)
+	b.HandleInDialog(inv, tx)
+	pb.next(sip.INVITE)
+	if r := tx.Result(); r.Code() != 200 {
+		t.Fatalf("A's re-INVITE answered %d, want 200", r.Code())
+	}
+	bye := fromA(pa, sip.BYE, 3, "")
+	if r := inDialog(b, bye); r.Code() != 200 {
+		t.Fatalf("A's BYE answered %d, want 200", r.Code())
+	}
+	pb.next(sip.BYE) // relayed
+	waitFor(t, "the call to end", func() bool { return b.Calls() == 0 })
+	// 64*T1 is 1.28 s here: wait past it for a BYE that must not come.
+	select {
+	case req := <-pa.reqs:
+		t.Errorf("A got %s after its own BYE, want nothing", req.Method)
+	case req := <-pb.reqs:
+		t.Errorf("B got %s after the relayed BYE, want nothing", req.Method)
+	case <-time.After(64*sip.T1 + 300*time.Millisecond):
+	}
+}
