@@ -265,13 +265,7 @@ func TestReinviteRetransmitted2xxAckedAgain(t *testing.T) {
 		}
 		return nil
 	})
-	inv := fromA(pa, sip.INVITE, 2, offerSDP)
-	tx := siptest.NewTx(inv)
-	b.HandleInDialog(inv, tx)
-	pb.next(sip.INVITE)
-	if r := tx.Result(); r.Code() != 200 {
-		t.Fatalf("A's re-INVITE answered %d, want 200", r.Code())
-	}
+	reinviteAnswered(t, b, pa, pb)
 	b.HandleAck(fromA(pa, sip.ACK, 2, ""), siptest.NewTx(nil))
 	first := pb.next(sip.ACK)
 	if _, err := pb.conn.WriteToUDP([]byte(ok.Load().String()), pb.from.Load()); err != nil {
@@ -290,13 +284,7 @@ func TestReinviteRetransmitted2xxAckedAgain(t *testing.T) {
 // side, which at load came back as a burst for calls long gone).
 func TestAckLostThenBye(t *testing.T) {
 	b, _, pa, pb := restoredPair(t, okToAll, okToAll)
-	inv := fromA(pa, sip.INVITE, 2, offerSDP)
-	tx := siptest.NewTx(inv)
-	b.HandleInDialog(inv, tx)
-	pb.next(sip.INVITE)
-	if r := tx.Result(); r.Code() != 200 {
-		t.Fatalf("A's re-INVITE answered %d, want 200", r.Code())
-	}
+	reinviteAnswered(t, b, pa, pb)
 	bye := fromA(pa, sip.BYE, 3, "")
 	if r := inDialog(b, bye); r.Code() != 200 {
 		t.Fatalf("A's BYE answered %d, want 200", r.Code())
@@ -310,5 +298,18 @@ func TestAckLostThenBye(t *testing.T) {
 	case req := <-pb.reqs:
 		t.Errorf("B got %s after the relayed BYE, want nothing", req.Method)
 	case <-time.After(64*sip.T1 + 300*time.Millisecond):
+	}
+}
+
+// reinviteAnswered relays A's re-INVITE (CSeq 2, an offer) to B and
+// checks that A got B's 200.
+func reinviteAnswered(t *testing.T, b *B2BUA, pa, pb *phone) {
+	t.Helper()
+	inv := fromA(pa, sip.INVITE, 2, offerSDP)
+	tx := siptest.NewTx(inv)
+	b.HandleInDialog(inv, tx)
+	pb.next(sip.INVITE)
+	if r := tx.Result(); r.Code() != 200 {
+		t.Fatalf("A's re-INVITE answered %d, want 200", r.Code())
 	}
 }
