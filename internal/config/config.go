@@ -568,6 +568,12 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		},
 		Log: base.Log,
 	}
+	// Room for every [[line]] table (a header may be spelled otherwise:
+	// then append grows it): go-toml appends each one through reflect, and
+	// growing a slice of 100k lines cost about a fifth of the decode.
+	if n := bytes.Count(data, []byte("[[line]]")); n > 0 {
+		fc.Lines = make([]fileLine, 0, n)
+	}
 	fc.SIP.Listen = slices.Clone(base.SIP.Listen)
 	fc.HTTP.Hosts = slices.Clone(base.HTTP.Hosts)
 	fc.HTTP.AllowedOrigins = slices.Clone(base.HTTP.AllowedOrigins)
@@ -637,6 +643,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		}
 		p.DialOut = v.dialOut(fmt.Sprintf("profile[%d].dial_out", i), fp.Name, fp.DialOut)
 		c.Profiles = append(c.Profiles, p)
+	}
+	if len(fc.Lines) > 0 {
+		c.Lines = make([]Line, 0, len(fc.Lines))
 	}
 	for _, fl := range fc.Lines {
 		c.Lines = append(c.Lines, lineWithDefaults(fl))
