@@ -12,6 +12,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,7 +125,9 @@ func TestSmoke(t *testing.T) {
 	}
 	slots := make(chan struct{}, parallel)
 	var mu sync.Mutex // ports handed out one block per run
-	next := 21000
+	// From a random block: other checkouts run this test on the same box
+	// (fixed blocks from 21000 collided: "address already in use").
+	next := 20000 + 100*rand.IntN(200)
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
 			for _, tool := range r.tools {
@@ -136,8 +140,8 @@ func TestSmoke(t *testing.T) {
 			}
 			t.Parallel()
 			mu.Lock()
-			base := next
-			next += 100
+			base := freeBlock(next)
+			next = base + 100
 			mu.Unlock()
 			slots <- struct{}{}
 			defer func() { <-slots }()
@@ -148,6 +152,45 @@ func TestSmoke(t *testing.T) {
 			}
 		})
 	}
+}
+
+// freeBlock returns the first block of 100 ports from base (wrapping
+// within 20000-39999) whose ports a run binds (base, +10, +20 on UDP; +30,
+// +31 on TCP) are free now.
+func freeBlock(base int) int {
+	for range 200 {
+		if base >= 40000 {
+			base = 20000
+		}
+		free := true
+		for _, p := range []struct {
+			network string
+			off     int
+		}{{"udp", 0}, {"udp", 10}, {"udp", 20}, {"tcp", 30}, {"tcp", 31}, {"tcp", 0}} {
+			addr := fmt.Sprintf("127.0.0.1:%d", base+p.off)
+			var err error
+			if p.network == "udp" {
+				var c net.PacketConn
+				if c, err = net.ListenPacket("udp", addr); err == nil {
+					c.Close()
+				}
+			} else {
+				var l net.Listener
+				if l, err = net.Listen("tcp", addr); err == nil {
+					l.Close()
+				}
+			}
+			if err != nil {
+				free = false
+				break
+			}
+		}
+		if free {
+			return base
+		}
+		base += 100
+	}
+	return base
 }
 
 // runScript runs r on its own ports (base..base+99) and returns its

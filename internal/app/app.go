@@ -157,6 +157,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		Counted:        a.Metrics.SIPMessage,
 		Refreshes:      a.refreshes,
 		Serving:        a.acting,
+		StrayResponse:  a.B2BUA.HandleStrayResponse,
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them

@@ -148,6 +148,7 @@ type B2BUA struct {
 	auth   *auth.Authenticator
 	log    *slog.Logger
 	msg    *sipmsg.Builder // the requests the server sends, from its addresses
+	acks   *sipmsg.Recent  // ACKs sent for 2xx, for their retransmissions (sendAck)
 
 	mu   sync.Mutex
 	legs map[string]*leg // by Call-ID of the leg
@@ -194,8 +195,13 @@ type B2BUA struct {
 // New returns a B2BUA sending through client. local gives our address per
 // transport ("UDP", "TCP").
 func New(cfg Config, client *sipgo.Client, dir *directory.Directory, reg *registrar.Registrar, lines *linestate.Tracker, a *auth.Authenticator, local map[string]Local, log *slog.Logger) *B2BUA {
-	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, msg: sipmsg.NewBuilder(local), log: log, legs: map[string]*leg{}}
+	return &B2BUA{cfg: cfg, client: client, dir: dir, reg: reg, lines: lines, auth: a, msg: sipmsg.NewBuilder(local), log: log, legs: map[string]*leg{},
+		acks: sipmsg.NewRecent(maxAcksKept)}
 }
+
+// maxAcksKept bounds the ACKs kept for 2xx retransmissions (64*T1 each):
+// 32 s of 4,000 answered calls/s, about 1 KB each.
+const maxAcksKept = 128 * 1024
 
 // Calls returns the number of calls in progress (ringing or connected).
 func (b *B2BUA) Calls() int {

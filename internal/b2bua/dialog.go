@@ -17,7 +17,10 @@ const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY"
 
 // awaitAck retransmits our 2xx over UDP until the ACK comes (RFC 3261
 // 13.3.1.4: T1 doubling up to T2). Without an ACK after 64*T1 the session
-// is ended with BYE on both sides.
+// is ended with BYE on both sides. A call that ended meanwhile (its BYE
+// came after a lost ACK) needs neither: at load a moment of lost
+// datagrams otherwise came back 32 s later as a burst of BYEs for calls
+// long gone.
 func (b *B2BUA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, stop chan struct{}, reliable bool) {
 	interval := sip.T1
 	deadline := time.NewTimer(64 * sip.T1)
@@ -29,10 +32,16 @@ func (b *B2BUA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, s
 		case <-stop:
 			return
 		case <-deadline.C:
+			if c.isEnded() {
+				return
+			}
 			b.log.Info("no ACK for 200 OK, ending call", "call", c.id)
 			b.hangup(c)
 			return
 		case <-tick.C:
+			if c.isEnded() {
+				return
+			}
 			if !reliable {
 				if err := tx.Respond(res); err != nil {
 					b.log.Debug("2xx retransmission", "error", err)
@@ -44,13 +53,11 @@ func (b *B2BUA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, s
 	}
 }
 
-// resendAck answers a retransmitted 2xx with the ACK we already sent.
-func (b *B2BUA) resendAck(rel *relayed) {
-	if ack := b.sentAck(rel); ack != nil {
-		if err := b.client.WriteRequest(ack, noBuild); err != nil {
-			b.log.Debug("ack retransmission", "error", err)
-		}
-	}
+// isEnded reports whether the call has ended (b.end).
+func (c *call) isEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
 }
 
 // hangup ends a call from the server side: BYE to both parties.
@@ -94,8 +101,7 @@ func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
 		ct = h[0]
 	}
 	ack := b.ack(peer, p.invite, req.Body(), ct)
-	p.storeAck(peer, ack)
-	if err := b.client.WriteRequest(ack, noBuild); err != nil {
+	if err := b.sendAck(p.invite, ack); err != nil {
 		b.log.Info("forward ACK failed", "call", c.id, "error", err)
 	}
 }
@@ -177,7 +183,6 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 				c.mu.Lock()
 				l.pendingAck = rel
 				c.mu.Unlock()
-				otx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 				if err := tx.Respond(res); err != nil {
 					b.log.Debug("relay re-INVITE answer", "error", err)
 				}

@@ -83,8 +83,7 @@ func (b *B2BUA) hold(l *leg) error {
 			}
 			l.sent(req)
 			ack := b.ack(l, req, nil, nil)
-			tx.OnRetransmission(func(*sip.Response) { b.client.WriteRequest(ack, noBuild) })
-			return b.client.WriteRequest(ack, noBuild)
+			return b.sendAck(req, ack)
 		case <-tx.Done():
 			return fmt.Errorf("hold: no answer: %w", tx.Err())
 		}

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -60,44 +61,49 @@ func (l *leg) remoteCSeqFor(p *relayed) uint32 {
 
 // relayed is a 2xx received on one leg and relayed to the other.
 type relayed struct {
-	invite *sip.Request            // our INVITE on the leg that answered
-	res    *sip.Response           // its 2xx
-	ack    atomic.Pointer[sentAck] // the ACK we sent for it, sent again on retransmissions
-	stop   chan struct{}           // closed when the ACK for our own 2xx arrived
-	cseq   uint32                  // CSeq of the INVITE we answered on this leg (0: A's initial INVITE)
+	invite *sip.Request  // our INVITE on the leg that answered
+	res    *sip.Response // its 2xx
+	stop   chan struct{} // closed when the ACK for our own 2xx arrived
+	cseq   uint32        // CSeq of the INVITE we answered on this leg (0: A's initial INVITE)
 }
 
-// sentAck is what the ACK we sent for a 2xx is made of. It is kept, not
-// the message (some 2 KB of headers), for as long as the 2xx may be
-// retransmitted (64*T1, Timer M of RFC 6026), which at call load is 32 s
-// of every call, and the same ACK, branch included, is built again for
-// each retransmission, which hardly ever comes (RFC 3261 13.2.2.4).
-type sentAck struct {
-	leg    *leg
-	body   []byte
-	ct     sip.Header
-	branch string
-}
-
-// storeAck keeps what ack, sent on l for r's 2xx, is made of.
-func (r *relayed) storeAck(l *leg, ack *sip.Request) {
-	branch, _ := ack.Via().Params.Get("branch")
-	a := &sentAck{leg: l, body: ack.Body(), branch: branch}
-	if h := ack.GetHeaders("Content-Type"); len(h) > 0 {
-		a.ct = h[0]
+// sendAck sends ack, for the 2xx to our INVITE invite, and keeps its bytes
+// by the INVITE's client transaction key (its branch, RFC 3261 17.1.3) for
+// 64*T1: sipgo's transaction ended at the 2xx (sipserver sets Timer M to
+// 0), so a 2xx retransmitted because the ACK was lost reaches
+// HandleStrayResponse, which sends the same ACK again (13.2.2.4). Kept
+// as bytes, not the call: at call load that is 32 s of every call.
+func (b *B2BUA) sendAck(invite, ack *sip.Request) error {
+	if key, err := sip.ClientTxKeyMake(invite); err == nil {
+		b.acks.Put(key, []byte(ack.String()), time.Now(), 64*sip.T1)
 	}
-	r.ack.Store(a)
+	return b.client.WriteRequest(ack, noBuild)
 }
 
-// sentAck builds again the ACK stored for r, nil if none was sent.
-func (b *B2BUA) sentAck(r *relayed) *sip.Request {
-	a := r.ack.Load()
-	if a == nil {
-		return nil
+// HandleStrayResponse takes a response no client transaction matches. A
+// 2xx to an INVITE we acknowledged already gets the ACK again (RFC 3261
+// 13.2.2.4), sent where the 2xx came from; anything else is dropped
+// (17.1.1.2 for a stray non-2xx; RFC 6026 7.2).
+func (b *B2BUA) HandleStrayResponse(res *sip.Response) {
+	if !res.IsSuccess() || res.CSeq() == nil || res.CSeq().MethodName != sip.INVITE {
+		return
 	}
-	ack := b.ack(a.leg, r.invite, a.body, a.ct)
-	ack.Via().Params.Add("branch", a.branch)
-	return ack
+	key, err := sip.ClientTxKeyMake(res)
+	if err != nil {
+		return
+	}
+	raw := b.acks.Get(key, time.Now())
+	if raw == nil {
+		b.log.Debug("2xx matching no INVITE of ours still acknowledged: dropped", "source", res.Source())
+		return
+	}
+	ack, err := b.msg.Again(raw, res.Source(), res.Transport())
+	if err == nil {
+		err = b.client.WriteRequest(ack, noBuild)
+	}
+	if err != nil {
+		b.log.Debug("ack retransmission", "error", err)
+	}
 }
 
 func (l *leg) peer() *leg {

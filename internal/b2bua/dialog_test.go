@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 func TestMain(m *testing.M) {
 	// Short timers: an unacknowledged 2xx is given up after 64*T1 = 1.28 s.
 	sip.SetTimers(20*time.Millisecond, 80*time.Millisecond, 100*time.Millisecond)
+	// INVITE transactions end at their 2xx, as sipserver.New sets them:
+	// 2xx retransmissions reach HandleStrayResponse (testB2BUA).
+	sip.Timer_L, sip.Timer_M = 0, 0
 	os.Exit(m.Run())
 }
 
@@ -245,4 +249,67 @@ func canceled(t *testing.T, b *B2BUA, tx *siptest.Tx, done <-chan struct{}) {
 func branchOf(req *sip.Request) string {
 	br, _ := req.Via().Params.Get("branch")
 	return br
+}
+
+// TestReinviteRetransmitted2xxAckedAgain: B's 2xx to a relayed re-INVITE,
+// retransmitted after we ACKed it (our ACK lost), gets the same ACK again
+// (RFC 3261 13.2.2.4), though the INVITE's transaction ended at the first
+// 2xx: the ACK is kept by the INVITE's branch (sendAck).
+func TestReinviteRetransmitted2xxAckedAgain(t *testing.T) {
+	var ok atomic.Pointer[sip.Response]
+	b, _, pa, pb := restoredPair(t, nil, func(p *phone, req *sip.Request) []*sip.Response {
+		if req.IsInvite() {
+			res := p.reply(req, 200, answerSDP)
+			ok.Store(res)
+			return []*sip.Response{res}
+		}
+		return nil
+	})
+	reinviteAnswered(t, b, pa, pb)
+	b.HandleAck(fromA(pa, sip.ACK, 2, ""), siptest.NewTx(nil))
+	first := pb.next(sip.ACK)
+	if _, err := pb.conn.WriteToUDP([]byte(ok.Load().String()), pb.from.Load()); err != nil {
+		t.Fatal(err)
+	}
+	again := pb.next(sip.ACK)
+	for _, h := range []string{"Via", "CSeq", "Call-ID", "To", "From"} {
+		if a, b := first.GetHeader(h), again.GetHeader(h); a == nil || b == nil || a.Value() != b.Value() {
+			t.Errorf("%s of the ACK sent again %v, want %v", h, b, a)
+		}
+	}
+}
+
+// TestAckLostThenBye: A's ACK for our 2xx is lost and A hangs up: the BYE
+// ends the call, and 64*T1 later nothing ends it again (no BYE to either
+// side, which at load came back as a burst for calls long gone).
+func TestAckLostThenBye(t *testing.T) {
+	b, _, pa, pb := restoredPair(t, okToAll, okToAll)
+	reinviteAnswered(t, b, pa, pb)
+	bye := fromA(pa, sip.BYE, 3, "")
+	if r := inDialog(b, bye); r.Code() != 200 {
+		t.Fatalf("A's BYE answered %d, want 200", r.Code())
+	}
+	pb.next(sip.BYE) // relayed
+	waitFor(t, "the call to end", func() bool { return b.Calls() == 0 })
+	// 64*T1 is 1.28 s here: wait past it for a BYE that must not come.
+	select {
+	case req := <-pa.reqs:
+		t.Errorf("A got %s after its own BYE, want nothing", req.Method)
+	case req := <-pb.reqs:
+		t.Errorf("B got %s after the relayed BYE, want nothing", req.Method)
+	case <-time.After(64*sip.T1 + 300*time.Millisecond):
+	}
+}
+
+// reinviteAnswered relays A's re-INVITE (CSeq 2, an offer) to B and
+// checks that A got B's 200.
+func reinviteAnswered(t *testing.T, b *B2BUA, pa, pb *phone) {
+	t.Helper()
+	inv := fromA(pa, sip.INVITE, 2, offerSDP)
+	tx := siptest.NewTx(inv)
+	b.HandleInDialog(inv, tx)
+	pb.next(sip.INVITE)
+	if r := tx.Result(); r.Code() != 200 {
+		t.Fatalf("A's re-INVITE answered %d, want 200", r.Code())
+	}
 }

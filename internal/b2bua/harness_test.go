@@ -186,7 +186,9 @@ func (m *memStore) Registrations(context.Context) ([]store.Registration, error) 
 // a device of line dn registered at phones[dn].
 func testB2BUA(t *testing.T, phones map[string]*phone) (*B2BUA, *memStore) {
 	t.Helper()
-	ua, err := sipgo.NewUA()
+	var b *B2BUA // responses come once it is set: they answer its requests
+	ua, err := sipgo.NewUA(sipgo.WithUserAgentTransactionLayerOptions(
+		sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { b.HandleStrayResponse(res) })))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +216,7 @@ func testB2BUA(t *testing.T, phones map[string]*phone) (*B2BUA, *memStore) {
 	if err := reg.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	b := New(Config{Domain: "test.invalid", NoAnswerTimeout: 3 * time.Second, MediaIP: netip.MustParseAddr("127.0.0.1")},
+	b = New(Config{Domain: "test.invalid", NoAnswerTimeout: 3 * time.Second, MediaIP: netip.MustParseAddr("127.0.0.1")},
 		client, dir, reg, tracker, nil, map[string]Local{"UDP": {Host: "127.0.0.1"}}, log)
 	b.Store = st
 	return b, st

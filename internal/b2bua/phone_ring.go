@@ -93,8 +93,7 @@ func (b *B2BUA) joinCallee(c *call, fb answered) *leg {
 // the 2xx's retransmissions.
 func (b *B2BUA) ackAnswer(l *leg, rel *relayed, body []byte, contentType sip.Header) {
 	ack := b.ack(l, rel.invite, body, contentType)
-	rel.storeAck(l, ack)
-	if err := b.client.WriteRequest(ack, noBuild); err != nil {
+	if err := b.sendAck(rel.invite, ack); err != nil {
 		b.log.Info("ack failed", "call", l.call.id, "leg", l.name, "error", err)
 	}
 }
@@ -115,13 +114,12 @@ type failed struct {
 func (f *failed) Error() string { return fmt.Sprintf("%d %s", f.code, f.reason) }
 
 // dialogOf completes the dialog of a fork whose device answered (RFC 3261
-// 12.1.2), and the 2xx to acknowledge, whose ACK (once stored) answers
-// each retransmission of it.
+// 12.1.2), and the 2xx to acknowledge (sendAck keeps the ACK for its
+// retransmissions).
 func (b *B2BUA) dialogOf(a answered) (*leg, *relayed) {
 	l := a.f.leg
 	l.confirm(a.res)
 	rel := &relayed{invite: a.f.invite, res: a.res}
-	a.f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 	return l, rel
 }
 

@@ -412,7 +412,6 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	b.lines.Answered(c.callee, c.id)
 	b.save(c)
 	b.result(c.result(200, Answered, time.Now()))
-	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })
 
 	res := sip.NewResponseFromRequest(r.req, 200, "OK", nil)
 	res.To().Params.Add("tag", c.a.LocalTag)

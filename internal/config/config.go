@@ -590,6 +590,12 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		Cluster: fileCluster{Name: base.Cluster.Name, Priority: base.Cluster.Priority,
 			Lease: base.Cluster.Lease.String(), HandoverWait: base.Cluster.HandoverWait.String()},
 	}
+	// Room for every [[line]] table (a header may be spelled otherwise:
+	// then append grows it): go-toml appends each one through reflect, and
+	// growing a slice of 100k lines cost about a fifth of the decode.
+	if n := bytes.Count(data, []byte("[[line]]")); n > 0 {
+		fc.Lines = make([]fileLine, 0, n)
+	}
 	fc.SIP.Listen = slices.Clone(base.SIP.Listen)
 	fc.HTTP.Hosts = slices.Clone(base.HTTP.Hosts)
 	fc.HTTP.AllowedOrigins = slices.Clone(base.HTTP.AllowedOrigins)
@@ -614,7 +620,7 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		return nil, errs.add(name, 0, 0, "%v", err).err()
 	}
 
-	pos := scanPositions(data)
+	pos := newPositions(data)
 	c := &Config{
 		SIP:    fc.SIP.SIP,
 		HTTP:   fc.HTTP,
@@ -662,6 +668,9 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		}
 		p.DialOut = v.dialOut(fmt.Sprintf("profile[%d].dial_out", i), fp.Name, fp.DialOut)
 		c.Profiles = append(c.Profiles, p)
+	}
+	if len(fc.Lines) > 0 {
+		c.Lines = make([]Line, 0, len(fc.Lines))
 	}
 	for _, fl := range fc.Lines {
 		c.Lines = append(c.Lines, lineWithDefaults(fl))

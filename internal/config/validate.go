@@ -61,7 +61,7 @@ var notifications = []string{NotifyScreen, NotifyAutoRecall}
 
 type validator struct {
 	name string
-	pos  positions
+	pos  *positions // nil: no file
 	errs *errorList
 }
 
@@ -76,7 +76,7 @@ func (v *validator) errorf(path, format string, args ...any) {
 // File and Line are empty.
 func CheckCallback(cb Callback) []*Error {
 	var errs errorList
-	v := validator{pos: positions{}, errs: &errs}
+	v := validator{errs: &errs}
 	for key, d := range map[string]Duration{
 		"callback.offer_window": cb.OfferWindow, "callback.t1": cb.T1, "callback.t3": cb.T3,
 		"callback.lifetime": cb.Lifetime, "callback.lifetime_ccnr": cb.LifetimeCCNR,
@@ -93,7 +93,7 @@ func CheckCallback(cb Callback) []*Error {
 // ("line[0].dn" becomes "dn").
 func CheckLine(l Line) []*Error {
 	var errs errorList
-	v := validator{pos: positions{}, errs: &errs}
+	v := validator{errs: &errs}
 	v.lines([]Line{l})
 	for _, e := range errs {
 		e.Key = strings.TrimPrefix(e.Key, "line[0].")
@@ -246,7 +246,7 @@ func (v *validator) trunks(c *Config) {
 // users checks the Extension Mobility users: unique IDs, PINs, and lines
 // that exist and are phones.
 func (v *validator) users(c *Config) {
-	kind := map[string]string{}
+	kind := make(map[string]string, len(c.Lines))
 	for _, l := range c.Lines {
 		kind[l.DN] = l.Kind
 	}
@@ -277,7 +277,7 @@ func (v *validator) references(c *Config) {
 	v.users(c)
 	v.trunks(c)
 	v.profiles(c)
-	kind := map[string]string{}
+	kind := make(map[string]string, len(c.Lines))
 	for _, l := range c.Lines {
 		kind[l.DN] = l.Kind
 	}
@@ -287,7 +287,7 @@ func (v *validator) references(c *Config) {
 	lineKind := func(dn string) (string, bool) { k, ok := kind[dn]; return k, ok }
 	external := func(number string) bool { _, ok := c.Trunks.For(number); return ok }
 	for i, l := range c.Lines {
-		path := fmt.Sprintf("line[%d].", i)
+		path := "line[" + strconv.Itoa(i) + "]." // not Sprintf: 100k lines
 		v.lineReferences(path, l, lineKind, external)
 		for _, f := range l.Forwards() {
 			if _, ok := kind[f.Target]; dialplan.IsDN(f.Target) && !ok && external(f.Target) {
@@ -308,7 +308,7 @@ func (v *validator) references(c *Config) {
 // is called through a trunk. Each Error's Key names the field.
 func LineReferences(l Line, kind func(dn string) (string, bool), external func(number string) bool) []*Error {
 	var errs errorList
-	v := validator{pos: positions{}, errs: &errs}
+	v := validator{errs: &errs}
 	v.lineReferences("", l, kind, external)
 	return errs
 }
@@ -470,11 +470,11 @@ func (v *validator) media(m *Media, sip *SIP) {
 		// The default is the first listener's host, which is fine for a
 		// SIP socket but not for SDP when it is unspecified or zoned.
 		// Point at media.address if the file has it, else at the listener.
-		at := "sip.listen[0]"
-		if _, ok := v.pos["media.address"]; ok {
-			at = "media.address"
-		}
 		if a, err := netip.ParseAddr(m.Addr(*sip)); err == nil && (a.IsUnspecified() || a.Zone() != "") {
+			at := "sip.listen[0]"
+			if v.pos.has("media.address") {
+				at = "media.address"
+			}
 			v.errorf(at, "media.address is empty and the first sip.listen %q has no address for SDP: set media.address to this host's IP address", sip.Listen[0])
 		}
 	}
@@ -491,11 +491,7 @@ func (v *validator) media(m *Media, sip *SIP) {
 	}
 	if inRange && m.RTPPortMin >= m.RTPPortMax {
 		// As for the feature codes: point at the later of the two.
-		at := "media.rtp_port_min"
-		if v.pos["media.rtp_port_max"] > v.pos["media.rtp_port_min"] {
-			at = "media.rtp_port_max"
-		}
-		v.errorf(at, "media.rtp_port_min %d is not below rtp_port_max %d: the range needs at least 2 ports",
+		v.errorf(v.pos.later("media.rtp_port_max", "media.rtp_port_min"), "media.rtp_port_min %d is not below rtp_port_max %d: the range needs at least 2 ports",
 			m.RTPPortMin, m.RTPPortMax)
 	}
 }
@@ -538,15 +534,11 @@ func (v *validator) callback(cb *Callback) {
 	// a prefix of the other. The error points at the later of the two in
 	// the file, as the one most likely just changed.
 	a, c := cb.ActivateCode, cb.CancelCode
-	at := "callback.cancel_code"
-	if v.pos["callback.activate_code"] > v.pos["callback.cancel_code"] {
-		at = "callback.activate_code"
-	}
 	switch {
 	case a == c:
-		v.errorf(at, "callback.activate_code and callback.cancel_code are both %q: they must differ", a)
+		v.errorf(v.pos.later("callback.activate_code", "callback.cancel_code"), "callback.activate_code and callback.cancel_code are both %q: they must differ", a)
 	case strings.HasPrefix(a, c) || strings.HasPrefix(c, a):
-		v.errorf(at, "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
+		v.errorf(v.pos.later("callback.activate_code", "callback.cancel_code"), "callback.activate_code %q and callback.cancel_code %q: neither may be a prefix of the other", a, c)
 	}
 	// Nor may either be a prefix of a line's own feature codes, or one of
 	// those of it: the call back codes are recognised first, and would
@@ -639,9 +631,9 @@ func (v *validator) featureCode(key, s string) bool {
 }
 
 func (v *validator) lines(lines []Line) {
-	first := map[string]int{}
+	first := make(map[string]int, len(lines))
 	for i, l := range lines {
-		path := fmt.Sprintf("line[%d]", i)
+		path := "line[" + strconv.Itoa(i) + "]" // not Sprintf: 100k lines
 		who := fmt.Sprintf("line %q", l.DN)
 		if l.DN == "" {
 			who = fmt.Sprintf("line #%d", i+1)

@@ -188,6 +188,7 @@ func (r *Registrar) Load(ctx context.Context) error {
 	}
 	now := r.now()
 	kept := 0
+	loaded := map[string][]Binding{}
 	for _, b := range regs {
 		if _, ok := r.dir.Line(b.DN); !ok || !b.Expires.After(now) {
 			if err := r.store.DeleteRegistration(ctx, b.DN, b.Contact); err != nil {
@@ -195,12 +196,22 @@ func (r *Registrar) Load(ctx context.Context) error {
 			}
 			continue
 		}
-		r.bindings[b.DN] = append(r.bindings[b.DN], b)
+		loaded[b.DN] = append(loaded[b.DN], b)
 		kept++
 	}
-	for dn, bs := range r.bindings {
-		r.lines.SetDevices(dn, len(bs))
-		r.index(dn, bs)
+	// Under the lock: the metrics sampler counts bindings from the start
+	// (a start with 100k registrations died of "concurrent map iteration
+	// and map write").
+	devices := make(map[string]int, len(loaded))
+	r.mu.Lock()
+	for dn, bs := range loaded {
+		r.bindings[dn] = append(r.bindings[dn], bs...)
+		r.index(dn, r.bindings[dn])
+		devices[dn] = len(r.bindings[dn])
+	}
+	r.mu.Unlock()
+	for dn, n := range devices {
+		r.lines.SetDevices(dn, n)
 	}
 	r.log.Info("registrations restored", "bindings", kept, "dropped", len(regs)-kept)
 	return nil

@@ -8,6 +8,7 @@
 package sipmsg
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -115,6 +116,21 @@ func (b *Builder) route(m *sip.Request, dest, transport string) {
 		loc := b.local["UDP"]
 		m.Laddr = sip.Addr{IP: b.ip, Port: loc.Port}
 	}
+}
+
+// Again parses a request the server sent before (raw, as it went out) to
+// send it again to dest over transport, from the listening socket.
+func (b *Builder) Again(raw []byte, dest, transport string) (*sip.Request, error) {
+	m, err := sip.ParseMessage(raw)
+	if err != nil {
+		return nil, err
+	}
+	req, ok := m.(*sip.Request)
+	if !ok {
+		return nil, errors.New("not a request")
+	}
+	b.route(req, dest, transport)
+	return req, nil
 }
 
 // Request builds a request inside dialog d (RFC 3261 12.2.1.1) with CSeq

@@ -3,6 +3,7 @@ package sipserver
 import (
 	"context"
 	"hash/maphash"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -276,15 +277,21 @@ func (s *Server) refuse(req *sip.Request, tx sip.ServerTransaction) bool {
 		}
 		return true
 	}
-	if c, ok := tx.(interface{ Connection() sip.Connection }); ok && c.Connection() != nil {
-		if err := c.Connection().WriteMsg(res); err != nil {
-			s.Log.Debug("503 not sent", "error", err)
+	writeOnce(tx, res, s.Log)
+	return true
+}
+
+// writeOnce writes res once on the connection tx's request came in on and
+// ends tx: a stateless answer (RFC 3261 8.2.7), nothing kept.
+func writeOnce(tx sip.ServerTransaction, res *sip.Response, log *slog.Logger) {
+	if c := txConnection(tx); c != nil {
+		if err := c.WriteMsg(res); err != nil {
+			log.Debug("response not sent", "code", res.StatusCode, "error", err)
 		}
 	} else if err := tx.Respond(res); err != nil { // tests' transactions
-		s.Log.Debug("503 not sent", "error", err)
+		log.Debug("response not sent", "code", res.StatusCode, "error", err)
 	}
 	tx.Terminate()
-	return true
 }
 
 // draw places req in [0, 1000) by its Call-ID: a request is refused when

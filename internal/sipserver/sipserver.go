@@ -42,6 +42,7 @@ type Server struct {
 	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
 	txOpen    atomic.Int64  // server transactions alive (admit)
 	maxTx     int64         // sip.max_transactions
+	finished  *finished     // final responses of ended transactions (finished.go)
 	overload  *overload     // refusing new work while behind (overload.go)
 	stop      chan struct{} // closed by Close: ends overload.run
 
@@ -74,6 +75,11 @@ type Handlers struct {
 	// Counted is told of every SIP message read or written: "in" or
 	// "out", and its method or status code (the metrics).
 	Counted func(dir, kind string)
+	// StrayResponse takes a response no client transaction matches:
+	// a 2xx retransmitted after the INVITE's transaction ended at the
+	// first one (acceptedAtOnce), to be acknowledged again (RFC 3261
+	// 13.2.2.4). Nil: dropped.
+	StrayResponse func(res *sip.Response)
 	// Refreshes reports whether a REGISTER refreshes a binding the
 	// registrar holds (same line, same Call-ID): overload control lets
 	// it through (overload.go, newWork).
@@ -102,6 +108,8 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	}
 	s.limits = newConnLimits(time.Duration(c.TCPIdleTimeout)*time.Second, maxConns, min(c.TCPMaxPerSource, maxConns), log)
 	s.maxTx = int64(c.MaxTransactions)
+	s.finished = newFinished(c.MaxTransactions)
+	acceptedAtOnce()
 	s.overload, s.stop = newOverload(c.OverloadDelay.Duration), make(chan struct{})
 	if s.overload.force != "" {
 		log.Warn("test knob set: SIP overload forced while its file exists", "env", overloadForceEnv, "file", s.overload.force)
@@ -156,7 +164,8 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	sipLog := slog.New(newSipgoLog(log.Handler())).With("component", "sip")
 	sip.SetDefaultLogger(sipLog)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(c.UserAgent), sipgo.WithUserAgentHostname(c.Domain),
-		sipgo.WithUserAgentDNSResolver(noDNS))
+		sipgo.WithUserAgentDNSResolver(noDNS),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(s.strayResponse)))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
@@ -189,6 +198,14 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// strayResponse passes a response no client transaction matches to the
+// handler that takes them (set by Route, before serving).
+func (s *Server) strayResponse(res *sip.Response) {
+	if s.h.StrayResponse != nil {
+		s.h.StrayResponse(res)
+	}
+}
+
 // Client is the SIP client the server's own requests go out through (the
 // B2BUA's), sharing the listeners' transports.
 func (s *Server) Client() *sipgo.Client { return s.client }
@@ -198,9 +215,10 @@ func (s *Server) Client() *sipgo.Client { return s.client }
 func (s *Server) Local() map[string]sipmsg.Local { return s.local }
 
 // Collectors are the transport's metrics (connections, UDP loop restarts,
-// transactions cap, event-loop lag) and overload control's.
+// transactions cap, event-loop lag), overload control's and the finished
+// transactions'.
 func (s *Server) Collectors() []prometheus.Collector {
-	return append(s.limits.collectors(), s.overload.collectors()...)
+	return append(append(s.limits.collectors(), s.overload.collectors()...), s.finished.collectors()...)
 }
 
 // Route takes the handlers and routes requests to them; the SIP trace
@@ -492,7 +510,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
-		if tx != nil && (s.refuse(req, tx) || !s.admit(req, tx)) {
+		if tx != nil && (s.answerAgain(req, tx) || s.refuse(req, tx) || !s.admit(req, tx)) {
 			return
 		}
 		if req.SipVersion != "SIP/2.0" {
@@ -523,6 +541,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				respond(tx, req, 503, "Service Unavailable", s.Log, sip.NewHeader("Retry-After", "1"))
 			}
 			return
+		}
+		if tx != nil {
+			tx = s.finishing(req, tx)
 		}
 		h(req, tx)
 	}

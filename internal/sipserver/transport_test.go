@@ -260,9 +260,10 @@ func TestB7_UDPSourcesBounded(t *testing.T) {
 	}
 }
 
-// TestB7_TransactionsBounded: with sip.max_transactions alive (each OPTIONS
-// transaction lives 32 s after its 200 over UDP), a new request gets 503
-// with Retry-After at once and leaves nothing behind.
+// TestB7_TransactionsBounded: with sip.max_transactions alive (each INVITE
+// answered 404 lives until its ACK, which never comes: Timer H, 32 s over
+// UDP), a new request gets 503 with Retry-After at once and leaves nothing
+// behind. (Finished transactions are not alive: TestB7_FinishedKeepsOnlyTheResponse.)
 func TestB7_TransactionsBounded(t *testing.T) {
 	srv := newTestServerWith(t, func(c *config.Config) { c.SIP.MaxTransactions = 8 }, "udp:127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -280,8 +281,8 @@ func TestB7_TransactionsBounded(t *testing.T) {
 		if i == 8 { // with credentials: the reserved quarter
 			auth = "Authorization: Digest username=\"1001\", realm=\"callbackd\", nonce=\"x\", uri=\"sip:x@127.0.0.1\", response=\"0\"\r\n"
 		}
-		c.WriteTo([]byte("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP "+la+";branch=z9hG4bKt"+la+";rport\r\n"+
-			"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: t"+la+"\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"+auth+"Content-Length: 0\r\n\r\n"), dst)
+		c.WriteTo([]byte("INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP "+la+";branch=z9hG4bKt"+la+";rport\r\n"+
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: t"+la+"\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"+auth+"Content-Length: 0\r\n\r\n"), dst)
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		buf := make([]byte, 2048)
 		n, _, err := c.ReadFrom(buf)
@@ -297,8 +298,8 @@ func TestB7_TransactionsBounded(t *testing.T) {
 	}
 	// 8 at most, a quarter of them kept for requests with credentials or
 	// in a dialog: anonymous ones get 6.
-	if got := strings.Join(codes, " "); got != "200 200 200 200 200 200 503 503 200" {
-		t.Errorf("answers = %s, want six 200, two 503, then 200 for the request with credentials", got)
+	if got := strings.Join(codes, " "); got != "404 404 404 404 404 404 503 503 404" {
+		t.Errorf("answers = %s, want six 404, two 503, then 404 for the request with credentials", got)
 	}
 	if n := srv.txOpen.Load(); n != 7 {
 		t.Errorf("transactions alive = %d, want 7 (the refused ones kept nowhere)", n)

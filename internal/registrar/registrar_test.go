@@ -2,8 +2,10 @@ package registrar
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +22,7 @@ import (
 // login is not.
 func TestMobilityAndReset(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	phone := Binding{DN: "3001", Contact: "sip:3001@127.0.0.1:5070", Source: "127.0.0.1:5070", Transport: "UDP",
 		CallID: "boot-1", CSeq: 1, Expires: now.Add(time.Hour)}
@@ -96,4 +94,52 @@ func TestMobilityAndReset(t *testing.T) {
 	if len(resets) != 1 || resets[0] != "3001" {
 		t.Fatalf("resets after the expiry: %v, want 3001", resets)
 	}
+}
+
+// TestB3_LoadWhileCounted: the stored registrations are loaded while the
+// metrics sampler already counts bindings (as at a start): no unlocked
+// map write (a start with 100k of them died of "concurrent map iteration
+// and map write"), and every binding is there afterwards.
+func TestB3_LoadWhileCounted(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	const n = 3000
+	var lines []config.Line
+	for i := range n {
+		dn := fmt.Sprint(10000 + i)
+		lines = append(lines, config.Line{DN: dn, Kind: config.KindPhone, MaxDevices: 1})
+		if err := st.PutRegistration(ctx, Binding{DN: dn, Contact: "sip:" + dn + "@127.0.0.1:5070", Source: "127.0.0.1:5070",
+			Transport: "UDP", CallID: "c" + dn, CSeq: 1, Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := linestate.New(slog.New(slog.DiscardHandler))
+	r := New(config.Default().SIP, directory.New(lines), auth.New("test"), st, tr, slog.New(slog.DiscardHandler))
+	var stop atomic.Bool
+	counted := make(chan struct{})
+	go func() {
+		defer close(counted)
+		for !stop.Load() {
+			r.Count()
+		}
+	}()
+	err := r.Load(ctx)
+	stop.Store(true)
+	<-counted
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Count(); got != n {
+		t.Errorf("Count after Load = %d, want %d", got, n)
+	}
+}
+
+// openStore is a new SQLite store in the test's folder, closed at its end.
+func openStore(t *testing.T) *sqlite.SQLite {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
