@@ -65,6 +65,9 @@ type Handlers struct {
 	// InDialog takes BYE, INFO, UPDATE, NOTIFY, OPTIONS and MESSAGE with a
 	// To tag (RFC 3261 12.2.2): the B2BUA's dialogs.
 	InDialog sipgo.RequestHandler
+	// Publish, when set, takes PUBLISH (RFC 3903): the call completion
+	// monitor's suspend and resume (RFC 6910 s9). Unset: 405.
+	Publish sipgo.RequestHandler
 	// IsLine reports whether user is a line's DN (a MESSAGE to a line is
 	// refused with 405, to anything else 404).
 	IsLine func(user string) bool
@@ -405,6 +408,9 @@ func (s *Server) routes() {
 		h[m] = func(req *sip.Request, tx sip.ServerTransaction) {
 			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", lineAllowed))
 		}
+	}
+	if s.h.Publish != nil {
+		h[sip.PUBLISH] = s.h.Publish
 	}
 	s.handlers = h
 	for m := range h {
