@@ -55,6 +55,14 @@ type Phones interface {
 	Hold(dn string) int
 }
 
+// Peers carries the engine's call completion messages to the servers
+// behind trunks (RFC 6910 on the wire: internal/callcompletion). Send runs
+// on the engine's goroutine: it must not wait for the wire, nor step the
+// engine itself (it queues the answers with Submit).
+type Peers interface {
+	Send(m engine.PeerMessage)
+}
+
 // Service owns the engine. Create with New, start with Run.
 type Service struct {
 	cfg    config.Callback // guarded by mu: changed live (SetParams)
@@ -76,6 +84,9 @@ type Service struct {
 	// Profile, set before Run, gives a line's profile (F33: may it use
 	// Call Back?); nil: every line may.
 	Profile func(name string) (config.Profile, bool)
+	// Peers, set before Run, carries ToPeer (F3); nil: no trunk speaks
+	// call completion, and a ToPeer is logged.
+	Peers Peers
 
 	// loop-owned
 	eng     *engine.Engine
@@ -454,16 +465,20 @@ func (s *Service) do(a engine.Action, from *origin) {
 		}()
 	case engine.PlaceCall:
 		s.place(a, from)
-	case engine.Reorder, engine.Offer, engine.Pressed:
+	case engine.ToPeer:
+		if s.Peers == nil {
+			s.log.Warn("call back message to a peer, but no trunk speaks call completion", "action", a.String())
+			return
+		}
+		s.Peers.Send(a.Msg)
+	case engine.Reorder, engine.Offer, engine.Pressed, engine.Admit:
 		// Answers to the side the event came from, which waits for the
 		// step: the feature code's INVITE (Feature: 503 for Reorder, 603
 		// with the Pressed's reason), the failed call (Offered: the
 		// Offer's form), the answered recall (RecallAnswered: no route
-		// after Reorder), the console and the API (Press, Activate).
+		// after Reorder), the console and the API (Press, Activate), a
+		// peer's call completion call (PeerCall: the Admit).
 	default:
-		// ToPeer, Admit: call completion between servers (RFC 6910) is
-		// not served by this build; the engine only emits them for
-		// lines behind a peer, which the configuration cannot declare.
 		s.log.Warn("call back action not supported here", "action", a.String())
 	}
 }
@@ -877,6 +892,18 @@ func (s *Service) engineLine(l config.Line) engine.Line {
 		el.Kind = engine.Voicemail
 	}
 	return el
+}
+
+// PeerCall steps the arrival of a peer's call completion call (an INVITE
+// to our cc-URI, RFC 6910 s10) for its request ref and says where it goes
+// and whether B's forwarding is overridden (F21: only while T3 runs).
+func (s *Service) PeerCall(peer string, ref int64, b string) engine.Admit {
+	for _, a := range s.Do(engine.PeerCall{Peer: peer, Ref: ref, B: b}, b) {
+		if ad, ok := a.(engine.Admit); ok {
+			return ad
+		}
+	}
+	return engine.Admit{Peer: peer, Ref: ref, To: b}
 }
 
 // DeviceReset tells the engine that a device of line dn went away or
