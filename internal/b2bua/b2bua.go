@@ -457,7 +457,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			b.announceOffer(req, tx, c, code, reason, why, now)
 			return
 		}
-		b.respond(tx, req, code, reason)
+		b.respond(tx, req, code, reason, b.callCompletionInfo(trunkName, dialed, req.Transport(), why)...)
 		b.result(Result{Caller: caller, CallerTrunk: trunkName, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
 	}
 	var trunk *config.Trunk

@@ -181,6 +181,9 @@ func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) 
 	}
 	res := sip.NewResponseFromRequest(r.req, code, reason, nil)
 	res.To().Params.Add("tag", c.a.LocalTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+	for _, h := range b.callInfoOf(c, why) {
+		res.AppendHeader(h)
+	}
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Debug("respond failed", "code", code, "error", err)
 	}
@@ -387,6 +390,11 @@ func (r *ringing) relayProvisional(in *sip.Response) {
 	res := sip.NewResponseFromRequest(r.req, in.StatusCode, in.Reason, nil)
 	res.To().Params.Add("tag", c.a.LocalTag)
 	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
+	if in.StatusCode == 180 { // ringing: call completion on no reply (RFC 6910 s7.1)
+		for _, h := range b.callInfoOf(c, FailNoAnswer) {
+			res.AppendHeader(h)
+		}
+	}
 	sipmsg.CopyBody(in, res)
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Debug("relay provisional", "error", err)

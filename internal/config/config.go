@@ -278,6 +278,11 @@ type Trunk struct {
 	// Hairpin lets calls from this trunk go out through a trunk again
 	// (dialed, or by a line's forwarding); off by default (toll fraud).
 	Hairpin bool `toml:"hairpin"`
+	// CallCompletion: the server behind the trunk speaks RFC 6910 call
+	// completion, as agent and monitor: its callers' failed calls carry
+	// Call-Info and may subscribe; a call back to its numbers subscribes
+	// there (F3). Off by default: no call back across it.
+	CallCompletion bool `toml:"call_completion"`
 }
 
 // Trunks are the [[trunk]] tables.
