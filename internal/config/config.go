@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -287,6 +288,18 @@ type Trunk struct {
 
 // Trunks are the [[trunk]] tables.
 type Trunks []Trunk
+
+// At returns the trunk a request comes from: its transport and source
+// address (host:port) are the trunk's address.
+func (ts Trunks) At(transport, source string) (Trunk, bool) {
+	for _, t := range ts {
+		a, err := ParseAddress(t.Address)
+		if err == nil && net.JoinHostPort(a.IP(), a.Port) == source && strings.EqualFold(a.Via(), transport) {
+			return t, true
+		}
+	}
+	return Trunk{}, false
+}
 
 // For returns the trunk that number is called through, if any.
 func (ts Trunks) For(number string) (Trunk, bool) {
