@@ -166,6 +166,12 @@ type B2BUA struct {
 	IsFeature func(dialed string) bool
 	OnFeature func(caller, dialed string, from Origin) Feature
 
+	// OnCCCall, when set, routes the call completion call of a trunk's
+	// caller (RFC 6910 s10: an INVITE with the m parameter in its
+	// Request-URI from a trunk with call_completion): the line it goes to
+	// and whether that line's forwarding is overridden (F21).
+	OnCCCall func(trunk, caller, callee string) (to string, override bool)
+
 	// OfferCallBack, when set, is asked about a call that failed busy or
 	// with no device registered (F28): it reports the failure to Call Back
 	// (OnResult is not called for it) and says how a call back is offered
@@ -430,6 +436,9 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		callee, override = f.Route, true
+	}
+	if w.trunk != nil && w.trunk.CallCompletion && b.OnCCCall != nil && req.Recipient.UriParams.Has("m") {
+		callee, override = b.OnCCCall(w.trunk.Name, caller, callee)
 	}
 	_, calleeIsLine := b.dir.Line(callee)
 	if _, external := b.cfg.Trunks.For(callee); !calleeIsLine && !external {

@@ -218,16 +218,21 @@ func (p *Publications) Len() int {
 	return len(p.pubs)
 }
 
-// refuse answers code and logs why, once a minute per source and code.
 func (p *Publications) refuse(tx sip.ServerTransaction, req *sip.Request, code int, reason, why string, hdrs ...sip.Header) {
+	refuse(p.once, p.Log, tx, req, code, reason, why, hdrs...)
+}
+
+// refuse answers code and logs why, once a minute per source, code and
+// why: what a peer sends wrong is logged once, not once per request.
+func refuse(once *throttle.Every, log *slog.Logger, tx sip.ServerTransaction, req *sip.Request, code int, reason, why string, hdrs ...sip.Header) {
 	src := req.Source()
 	if host, _, err := sip.ParseAddr(src); err == nil {
 		src = host
 	}
-	if ok, n := p.once.OK(strconv.Itoa(code) + " " + src); ok {
-		p.Log.Info("PUBLISH refused", "code", code, "why", why, "source_ip", src, "more_since_last_log", n)
+	if ok, n := once.OK(strconv.Itoa(code) + " " + src + " " + why); ok {
+		log.Info("call completion refused", "method", req.Method, "code", code, "why", why, "source_ip", src, "more_since_last_log", n)
 	}
-	sipmsg.Respond(tx, req, code, reason, p.Log, hdrs...)
+	sipmsg.Respond(tx, req, code, reason, log, hdrs...)
 }
 
 // eventName is the Event header's package, lower case, without parameters.
