@@ -31,8 +31,10 @@ import (
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/screen"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/subscription"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
 
@@ -49,6 +51,9 @@ type App struct {
 	Callback  *callback.Service
 	Metrics   *metrics.Metrics
 	Hub       *events.Hub // live events (the API's server-sent events)
+	// Subscriptions is SUBSCRIBE/NOTIFY (RFC 6665), both sides, for the
+	// event packages registered on it.
+	Subscriptions *subscription.Layer
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
@@ -143,6 +148,8 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.B2BUA.OnMediaStats = func(st media.StreamStats) { a.Metrics.RTPStream(st.Packets, st.Late) }
 	a.B2BUA.OnForeignRTP = a.Metrics.RTPForeign
 
+	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
+
 	sip.Route(sipserver.Handlers{
 		Register:       a.Registrar.HandleRegister,
 		Invite:         a.B2BUA.HandleInvite,
@@ -152,6 +159,8 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		RegisteredFrom: a.Registrar.RegisteredFrom,
 		Counted:        a.Metrics.SIPMessage,
 		Refreshes:      a.refreshes,
+		Events:         a.Subscriptions.Handle,
+		IsSubscription: a.Subscriptions.Owns,
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them
@@ -211,6 +220,7 @@ func (a *App) run(ctx context.Context) error {
 	// first, then wait.
 	defer func() {
 		cancel()
+		a.Subscriptions.Close()
 		a.SIP.Close()
 		wg.Wait()
 	}()
@@ -218,6 +228,9 @@ func (a *App) run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.Registrar.Run(ctx) }()
 	a.SIP.Start(ctx)
 	a.B2BUA.Audit()
+	if err := a.Subscriptions.Restore(ctx); err != nil {
+		return err
+	}
 	ready := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); a.Callback.Run(ctx, ready) }()

@@ -1020,7 +1020,7 @@ func TestSeedsSane(t *testing.T) {
 		"ack-alone":               {0},
 		"cancel-alone":            {481},
 		"unknown-method":          {501},
-		"subscribe":               {405},
+		"subscribe":               {489}, // RFC 6665 8.2.2: an event package we do not serve
 		"message-in-dialog":       {481},
 		"message-to-service":      {200}, // RFC 3428 7: accepted, ignored, no challenge (B7)
 		"message-to-line":         {405},
