@@ -22,6 +22,7 @@ import (
 	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/callback"
+	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
@@ -54,6 +55,8 @@ type App struct {
 	// Subscriptions is SUBSCRIBE/NOTIFY (RFC 6665), both sides, for the
 	// event packages registered on it.
 	Subscriptions *subscription.Layer
+	// CallCompletion is the RFC 6910 monitor; nil when no trunk speaks it.
+	CallCompletion *callcompletion.Monitor
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
@@ -123,6 +126,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	// internal number), the feature codes to Call Back or the line's own.
 	a.B2BUA.OnResult = func(r b2bua.Result) {
 		a.Metrics.CallResult(string(r.Outcome))
+		a.callFailed(r)
 		if a.impersonates(r) {
 			return
 		}
@@ -137,6 +141,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	}
 	a.B2BUA.OfferCallBack = func(r b2bua.Result) b2bua.Offer {
 		a.Metrics.CallResult(string(r.Outcome))
+		a.callFailed(r)
 		if a.impersonates(r) {
 			return b2bua.Offer{}
 		}
@@ -149,6 +154,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.B2BUA.OnForeignRTP = a.Metrics.RTPForeign
 
 	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
+	a.CallCompletion = a.callCompletion(cfg)
 
 	sip.Route(sipserver.Handlers{
 		Register:       a.Registrar.HandleRegister,
@@ -161,6 +167,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		Refreshes:      a.refreshes,
 		Events:         a.Subscriptions.Handle,
 		IsSubscription: a.Subscriptions.Owns,
+		Publish:        a.publishHandler(),
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them
@@ -230,6 +237,9 @@ func (a *App) run(ctx context.Context) error {
 	a.B2BUA.Audit()
 	if err := a.Subscriptions.Restore(ctx); err != nil {
 		return err
+	}
+	if a.CallCompletion != nil {
+		a.CallCompletion.Restore()
 	}
 	ready := make(chan error, 1)
 	wg.Add(1)
