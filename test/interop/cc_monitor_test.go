@@ -75,3 +75,67 @@ func TestB1_MonitorCCBSAcrossTrunk(t *testing.T) {
 		t.Fatalf("1002's other phone got %d INVITEs, want the CC call from 5001", len(inv))
 	}
 }
+
+// TestB1_MonitorRefuses: from the trunk, a SUBSCRIBE of a caller whose
+// call did not fail there is 403, an unknown event package 489 (SUBSCRIBE
+// and PUBLISH), a PUBLISH for no request 404; from an address that is no
+// trunk, even the failed call's caller is 403. Nothing is stored.
+func TestB1_MonitorRefuses(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 2)
+	pt, px := ports[0], ports[1]
+	s := ccMonitorServer(t, pt, "")
+	for _, from := range []struct {
+		name        string
+		port        int
+		publishCode string
+	}{{"the trunk", pt, "404"}, {"not a trunk", px, "403"}} {
+		r := s.cbRun(t, from.name+": refused requests", "cc_refused.xml", from.port, "-s", "1002")
+		var codes []string
+		for _, m := range r.messages() {
+			if m.Received {
+				codes = append(codes, strings.Fields(m.StartLine())[1]+" "+strings.Fields(m.Header("CSeq"))[1])
+			}
+		}
+		want := "403 SUBSCRIBE, 489 SUBSCRIBE, 489 PUBLISH, " + from.publishCode + " PUBLISH"
+		if got := strings.Join(codes, ", "); got != want {
+			t.Errorf("%s: answers %s, want %s", from.name, got, want)
+		}
+	}
+	if log := s.Log(); strings.Contains(log, "persist #") || strings.Contains(log, "subscription accepted") {
+		t.Fatalf("a refused request stored something:\n%s", log)
+	}
+}
+
+// TestB1_MonitorCancelAndQueueFull: a subscriber's Expires: 0 cancels its
+// request (the final NOTIFY terminated); 17 callers of the trunk fail on
+// busy 1002 and subscribe: 16 are queued, the 17th is refused 480.
+func TestB1_MonitorCancelAndQueueFull(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pt, pb, pd := ports[0], ports[1], ports[2]
+	s := ccMonitorServer(t, pt, "")
+	s.registerAll(t, dev{"1002", pb}, dev{"1004", pd})
+	mark := s.cbMark()
+	bBusy, c := s.cbBusyBUntil(t, pb, "1004", pd)
+
+	s.cbRun(t, "5999 subscribes and cancels", "cc_cancel.xml", pt, "-m", "1", "-s", "1002", "-set", "caller", "5999")
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=cancelled`)
+
+	q := s.cbRun(t, "17 callers subscribe", "cc_queue.xml", pt, "-m", "17", "-l", "1", "-r", "50", "-s", "1002")
+	var ok, full int
+	for _, m := range q.messages() {
+		switch {
+		case !m.Received || !strings.HasSuffix(m.Header("CSeq"), "SUBSCRIBE"):
+		case strings.HasPrefix(m.StartLine(), "SIP/2.0 200"):
+			ok++
+		case strings.HasPrefix(m.StartLine(), "SIP/2.0 480"):
+			full++
+		}
+	}
+	if ok != 16 || full != 1 {
+		t.Fatalf("SUBSCRIBEs: %d accepted, %d refused 480; want 16 and 1", ok, full)
+	}
+	c.hangUp(t, pd)
+	bBusy.pass(t)
+}
