@@ -57,6 +57,7 @@ type App struct {
 	Subscriptions *subscription.Layer
 	// CallCompletion is the RFC 6910 monitor; nil when no trunk speaks it.
 	CallCompletion *callcompletion.Monitor
+	CCAgent        *callcompletion.Agent // with CallCompletion
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard

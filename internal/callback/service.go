@@ -641,7 +641,10 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 	s.mu.Lock()
 	s.lastCallee[r.Caller] = [2]string{r.Callee, r.Reached}
 	s.mu.Unlock()
-	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o, Reached: r.Reached}, true
+	// F3: a callee behind a trunk; the trunk's Call-Info says it speaks
+	// call completion (RFC 6910 s7.1), else no call back (F8).
+	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o, Reached: r.Reached,
+		Peer: r.CalleeTrunk, PeerCC: r.CallInfo != ""}, true
 }
 
 // Offered reports a failed call as CallResult does, and waits for the
