@@ -33,8 +33,19 @@ func ccTrunkTo(name string, port int, prefix string) string {
 // at X (Y restarts with its configuration rewritten).
 func twoServers(t *testing.T) (x, y *server) {
 	t.Helper()
+	return twoServersCC(t, true)
+}
+
+// twoServersCC is twoServers; without cc, Y's trunk to X is a plain one
+// (no call_completion): Y's failed calls carry no Call-Info.
+func twoServersCC(t *testing.T, cc bool) (x, y *server) {
+	t.Helper()
 	const unknown = 9 // Y's trunk port until X's is known
-	y = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+ccTrunkTo("srv-x", unknown, "1")+yLines)
+	yTrunk := ccTrunkTo("srv-x", unknown, "1")
+	if !cc {
+		yTrunk = strings.Replace(yTrunk, "call_completion = true\n", "", 1)
+	}
+	y = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+yTrunk+yLines)
 	x = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+ccTrunkTo("srv-y", y.SIPPort, "2")+
 		"[[profile]]\nname = \"default\"\ndial_out = \"all\"\n"+demoLines)
 	y.stop()
@@ -102,4 +113,94 @@ func TestF3_B1_CCBSBetweenTwoServers(t *testing.T) {
 	}
 	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=completed`)
 	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=completed`)
+}
+
+// activateAcross: 1001 on x calls 2001 on y, which fails with scenario
+// (uac_busy.xml or uac_unavailable.xml), dials *39, and the request is
+// active on both servers. It returns the log marks from before *39.
+func activateAcross(t *testing.T, x, y *server, pa int, scenario, kind string) (xm, ym int) {
+	t.Helper()
+	x.cbRun(t, "1001 calls 2001 behind Y", scenario, pa, "-s", "2001", "-set", "caller", "1001")
+	xm, ym = x.cbMark(), y.cbMark()
+	if got, _ := x.cbCode(t, "1001", pa, "*39"); !strings.HasPrefix(got, "603 ") {
+		t.Fatalf("1001 dials *39: %q, want 603", got)
+	}
+	y.cbWaitLog(t, ym, `msg="call completion request queued" trunk=srv-x caller=1001 callee=2001 kind=`+kind)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 `+kind+` active via srv-y"`)
+	return xm, ym
+}
+
+// TestF17_SuspendResumeBetweenTwoServers: 1001 (on X) is in a call with
+// 1003 when 2001 (on Y) hangs up: X suspends its request and PUBLISHes
+// closed, Y suspends its own (F17 across servers); 1001 hangs up: X
+// resumes and PUBLISHes open, Y finds 2001 free and NOTIFYs ready, and X's
+// request turns available.
+func TestF17_SuspendResumeBetweenTwoServers(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pb, pc, p3 := ports[0], ports[1], ports[2], ports[3]
+	x, y := twoServers(t)
+	x.registerAll(t, dev{"1001", pa}, dev{"1003", p3})
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	xm, ym := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
+
+	aBusy, a3 := busyOn(t, x, "1001", pa, "1003", p3)
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS suspended via srv-y"`)
+	y.cbWaitLog(t, ym, `action="persist #1 1001->2001 CCBS suspended for srv-x#`)
+
+	a3.hangUp(t, p3)
+	aBusy.pass(t)
+	y.cbWaitLog(t, ym, `action="persist #1 1001->2001 CCBS active for srv-x#`)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
+}
+
+// TestF8_CancelAcross: 1001 cancels with #39: X unsubscribes (Expires: 0)
+// and Y ends its request.
+func TestF8_CancelAcross(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pb, pc := ports[0], ports[1], ports[2]
+	x, y := twoServers(t)
+	x.register(t, "1001", pa)
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	xm, ym := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
+
+	if got, _ := x.cbCode(t, "1001", pa, "#39"); !strings.HasPrefix(got, "603 ") {
+		t.Fatalf("1001 dials #39: %q, want 603", got)
+	}
+	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=cancelled`)
+	y.cbWaitLog(t, ym, `msg="subscription ended by the subscriber"`)
+	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=cancelled`)
+	c.hangUp(t, pc)
+	b.pass(t)
+}
+
+// TestF8_TrunkWithoutCallCompletion: Y's trunk to X does not speak call
+// completion: 2001's busy answer carries no Call-Info, and *39 on X
+// answers "cannot be activated", the reason logged.
+func TestF8_TrunkWithoutCallCompletion(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pb, pc := ports[0], ports[1], ports[2]
+	x, y := twoServersCC(t, false)
+	x.register(t, "1001", pa)
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	xm := x.cbMark()
+	r := x.cbRun(t, "1001 calls 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001")
+	if _, res := r.final(t); res.Header("Call-Info") != "" {
+		t.Errorf("486 through a plain trunk carries Call-Info %q", res.Header("Call-Info"))
+	}
+	got, _ := x.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "*39 on a callee behind a plain trunk", got, "603 CallBack Cannot Be Activated")
+	x.cbWaitLog(t, xm, `msg="call completion not offered by the trunk: call back cannot be activated" trunk=srv-y`)
+	if log := y.Log(); strings.Contains(log, "SUBSCRIBE") && strings.Contains(log, "subscription accepted") {
+		t.Error("Y accepted a subscription over a plain trunk")
+	}
+	c.hangUp(t, pc)
+	b.pass(t)
 }
