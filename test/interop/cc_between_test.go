@@ -204,3 +204,25 @@ func TestF8_TrunkWithoutCallCompletion(t *testing.T) {
 	c.hangUp(t, pc)
 	b.pass(t)
 }
+
+// TestB3_CCNLBetweenServersSurvivesKill9: 2001 (on Y) is not logged in;
+// 1001 (on X) activates (CCNL across). Y is killed with SIGKILL and
+// restarted, then X: both requests and the subscription come back (B3).
+// 2001 logs in: Y NOTIFYs ready in the restored subscription, and X's
+// restored request turns available.
+func TestB3_CCNLBetweenServersSurvivesKill9(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 2)
+	pa, pb := ports[0], ports[1]
+	x, y := twoServers(t)
+	x.register(t, "1001", pa)
+	activateAcross(t, x, y, pa, "uac_unavailable.xml", "CCNL")
+
+	y.kill9()
+	y.restart()
+	x.kill9()
+	x.restart()
+	xm := x.cbMark()
+	y.register(t, "2001", pb)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNL available via srv-y"`)
+}
