@@ -72,6 +72,21 @@ func busyOn(t *testing.T, s *server, dn string, pd int, c string, pc int) (b, ca
 	return b, caller
 }
 
+// busyAcross starts the two servers (Y's trunk with call completion or
+// not), registers 1001 on X (port pa) and 2001 (pb), 2002 (pc) on Y, and makes 2001
+// busy with 2002 (on pc) until c.hangUp(t, pc); b is 2001's phone.
+func busyAcross(t *testing.T, cc bool) (x, y *server, pa, pb, pc int, b, c *cbPhone) {
+	t.Helper()
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pb, pc = ports[0], ports[1], ports[2]
+	x, y = twoServersCC(t, cc)
+	x.register(t, "1001", pa)
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	b, c = busyOn(t, y, "2001", pb, "2002", pc)
+	return x, y, pa, pb, pc, b, c
+}
+
 // TestF3_B1_CCBSBetweenTwoServers: 1001 on X calls 2001 on Y, busy: 486
 // (Y's Call-Info m=BS reaches X). 1001 dials *39: X subscribes at Y (F3,
 // B1), Y queues it, X's request turns active on Y's NOTIFY queued. 2001
@@ -80,13 +95,7 @@ func busyOn(t *testing.T, s *server, dn string, pd int, c string, pc int) (b, ca
 // m=BS and rings 2001 with 1001's identity; both servers end the request
 // as completed.
 func TestF3_B1_CCBSBetweenTwoServers(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 3)
-	pa, pb, pc := ports[0], ports[1], ports[2]
-	x, y := twoServers(t)
-	x.register(t, "1001", pa)
-	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
-	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	x, y, pa, pb, pc, b, c := busyAcross(t, true)
 
 	x.cbRun(t, "1001 calls 2001 behind Y", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001")
 	xm, ym := x.cbMark(), y.cbMark()
@@ -160,13 +169,7 @@ func TestF17_SuspendResumeBetweenTwoServers(t *testing.T) {
 // TestF8_CancelAcross: 1001 cancels with #39: X unsubscribes (Expires: 0)
 // and Y ends its request.
 func TestF8_CancelAcross(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 3)
-	pa, pb, pc := ports[0], ports[1], ports[2]
-	x, y := twoServers(t)
-	x.register(t, "1001", pa)
-	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
-	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	x, y, pa, _, pc, b, c := busyAcross(t, true)
 	xm, ym := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
 
 	if got, _ := x.cbCode(t, "1001", pa, "#39"); !strings.HasPrefix(got, "603 ") {
@@ -183,13 +186,7 @@ func TestF8_CancelAcross(t *testing.T) {
 // completion: 2001's busy answer carries no Call-Info, and *39 on X
 // answers "cannot be activated", the reason logged.
 func TestF8_TrunkWithoutCallCompletion(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 3)
-	pa, pb, pc := ports[0], ports[1], ports[2]
-	x, y := twoServersCC(t, false)
-	x.register(t, "1001", pa)
-	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
-	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	x, y, pa, _, pc, b, c := busyAcross(t, false)
 	xm := x.cbMark()
 	r := x.cbRun(t, "1001 calls 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001")
 	if _, res := r.final(t); res.Header("Call-Info") != "" {
