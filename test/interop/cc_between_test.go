@@ -33,19 +33,20 @@ func ccTrunkTo(name string, port int, prefix string) string {
 // at X (Y restarts with its configuration rewritten).
 func twoServers(t *testing.T) (x, y *server) {
 	t.Helper()
-	return twoServersCC(t, true)
+	return twoServersCC(t, true, "")
 }
 
 // twoServersCC is twoServers; without cc, Y's trunk to X is a plain one
-// (no call_completion): Y's failed calls carry no Call-Info.
-func twoServersCC(t *testing.T, cc bool) (x, y *server) {
+// (no call_completion): Y's failed calls carry no Call-Info. yExtra
+// (TOML tables) goes into Y's configuration.
+func twoServersCC(t *testing.T, cc bool, yExtra string) (x, y *server) {
 	t.Helper()
 	const unknown = 9 // Y's trunk port until X's is known
 	yTrunk := ccTrunkTo("srv-x", unknown, "1")
 	if !cc {
 		yTrunk = strings.Replace(yTrunk, "call_completion = true\n", "", 1)
 	}
-	y = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+yTrunk+yLines)
+	y = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+yExtra+yTrunk+yLines)
 	x = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+ccTrunkTo("srv-y", y.SIPPort, "2")+
 		"[[profile]]\nname = \"default\"\ndial_out = \"all\"\n"+demoLines)
 	y.stop()
@@ -80,7 +81,7 @@ func busyAcross(t *testing.T, cc bool) (x, y *server, pa, pb, pc int, b, c *cbPh
 	need(t, "sipp")
 	ports := callPorts(t, 3)
 	pa, pb, pc = ports[0], ports[1], ports[2]
-	x, y = twoServersCC(t, cc)
+	x, y = twoServersCC(t, cc, "")
 	x.register(t, "1001", pa)
 	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
 	b, c = busyOn(t, y, "2001", pb, "2002", pc)
@@ -222,4 +223,28 @@ func TestB3_CCNLBetweenServersSurvivesKill9(t *testing.T) {
 	xm := x.cbMark()
 	y.register(t, "2001", pb)
 	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNL available via srv-y"`)
+}
+
+// TestF3_CCNRBetweenTwoServers: 2001 (on Y) rings unanswered: Y's 480 No
+// Answer carries m=NR; 1001 (on X) activates CCNR across. 2001 is idle,
+// but CCNR waits for its next call to end: only when 2001's call with 2002
+// ends does Y NOTIFY ready and X's request turn available.
+func TestF3_CCNRBetweenTwoServers(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pa, pb, pc := ports[0], ports[1], ports[2]
+	x, y := twoServersCC(t, true, "[calls]\nno_answer_timeout = \"2s\"\n")
+	x.register(t, "1001", pa)
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	ring := y.cbStart(t, "2001 rings, nobody answers", "uas_ring.xml", pb, true, "-m", "1")
+	xm, _ := activateAcross(t, x, y, pa, "uac_no_answer.xml", "CCNR")
+	ring.pass(t)
+
+	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	if strings.Contains(x.cbLogSince(xm), "CCNR available") {
+		t.Fatal("X's CCNR request turned available before 2001's next call ended")
+	}
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNR available via srv-y"`)
 }
