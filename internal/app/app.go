@@ -23,6 +23,7 @@ import (
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/callback"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/dialogevent"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/events"
@@ -54,6 +55,7 @@ type App struct {
 	// Subscriptions is SUBSCRIBE/NOTIFY (RFC 6665), both sides, for the
 	// event packages registered on it.
 	Subscriptions *subscription.Layer
+	Dialogs       *dialogevent.Server // Event: dialog for our lines (RFC 4235)
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
@@ -149,6 +151,14 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.B2BUA.OnForeignRTP = a.Metrics.RTPForeign
 
 	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
+	a.Subscriptions.Limits = subscription.Limits{Min: time.Duration(cfg.SIP.MinExpires) * time.Second,
+		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second}
+	a.Dialogs = dialogevent.NewServer(a.Subscriptions, a.Lines, au)
+	a.Dialogs.Domain, a.Dialogs.Log = cfg.SIP.Domain, log
+	a.Dialogs.Line, a.Dialogs.Profile = a.Directory.Line, a.Profile
+	a.Dialogs.Password, a.Dialogs.Home = a.Directory.Password, a.Registrar.HomeOf
+	a.Subscriptions.Register(a.Dialogs)
+	a.Dialogs.Follow()
 
 	sip.Route(sipserver.Handlers{
 		Register:       a.Registrar.HandleRegister,

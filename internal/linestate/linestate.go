@@ -38,25 +38,50 @@ type Change struct {
 	Old, New Snapshot
 }
 
+// Phase is where one call of a line is (the dialog event package,
+// RFC 4235, shows it).
+type Phase string
+
+const (
+	PhaseRinging   Phase = "ringing"   // incoming, not answered
+	PhaseDialing   Phase = "dialing"   // placed by the line, not answered
+	PhaseConnected Phase = "connected" // answered
+	PhaseEnded     Phase = "ended"
+)
+
+// CallChange is one call of one line changing phase.
+type CallChange struct {
+	DN, CallID string
+	Phase      Phase
+	Outgoing   bool // placed by the line
+}
+
 type callPhase int
 
 const (
 	ringingIn callPhase = iota // incoming, not answered
-	offHook                    // answered, or placed by this line
+	offHook                    // answered
+	dialing                    // placed by this line, not answered: off hook too
 )
+
+type call struct {
+	phase    callPhase
+	outgoing bool
+}
 
 type line struct {
 	trigger int
 	devices int
-	calls   map[string]callPhase
+	calls   map[string]call
 }
 
 // Tracker holds every line's state. It is safe for concurrent use.
 type Tracker struct {
-	mu    sync.Mutex
-	lines map[string]*line
-	subs  []func(Change)
-	log   *slog.Logger
+	mu       sync.Mutex
+	lines    map[string]*line
+	subs     []func(Change)
+	callSubs []func(CallChange)
+	log      *slog.Logger
 }
 
 // New returns an empty Tracker; log may be nil.
@@ -73,6 +98,15 @@ func New(log *slog.Logger) *Tracker {
 func (t *Tracker) Subscribe(f func(Change)) {
 	t.mu.Lock()
 	t.subs = append(t.subs, f)
+	t.mu.Unlock()
+}
+
+// SubscribeCalls registers f for every call's change of phase, with the
+// same rules as Subscribe. Each call of a line is reported before the
+// line's Change it causes.
+func (t *Tracker) SubscribeCalls(f func(CallChange)) {
+	t.mu.Lock()
+	t.callSubs = append(t.callSubs, f)
 	t.mu.Unlock()
 }
 
@@ -106,28 +140,87 @@ func (t *Tracker) Offer(dn, callID string) (Snapshot, bool) {
 	if before.Full() {
 		return before, false
 	}
-	l.calls[callID] = ringingIn
+	t.setCall(dn, l, callID, call{phase: ringingIn}, true)
 	t.changed(before, l.snapshot(dn))
 	return before, true
 }
 
 // Originate records a call placed by the line (it is off hook).
 func (t *Tracker) Originate(dn, callID string) {
-	t.update(dn, func(l *line) { l.calls[callID] = offHook }, false)
+	t.update(dn, func(l *line) { t.setCall(dn, l, callID, call{phase: dialing, outgoing: true}, true) }, false)
 }
 
-// Answered records that the line answered an incoming call.
+// Answered records that a call of the line was answered: an incoming
+// call by the line, or one it placed by the other party.
 func (t *Tracker) Answered(dn, callID string) {
 	t.update(dn, func(l *line) {
-		if _, ok := l.calls[callID]; ok {
-			l.calls[callID] = offHook
+		if c, ok := l.calls[callID]; ok {
+			t.setCall(dn, l, callID, call{phase: offHook, outgoing: c.outgoing}, true)
 		}
 	}, false)
 }
 
+// Connected records an answered call of the line at once (a call
+// restored after a restart): outgoing when the line placed it.
+func (t *Tracker) Connected(dn, callID string, outgoing bool) {
+	t.update(dn, func(l *line) { t.setCall(dn, l, callID, call{phase: offHook, outgoing: outgoing}, true) }, false)
+}
+
 // Ended records the end of a call of the line (any phase).
 func (t *Tracker) Ended(dn, callID string) {
-	t.update(dn, func(l *line) { delete(l.calls, callID) }, false)
+	t.update(dn, func(l *line) {
+		if c, ok := l.calls[callID]; ok {
+			t.setCall(dn, l, callID, c, false)
+		}
+	}, false)
+}
+
+// setCall (t.mu held) sets or, when !live, removes a call of line dn and
+// reports a change of its phase.
+func (t *Tracker) setCall(dn string, l *line, callID string, c call, live bool) {
+	old, had := l.calls[callID]
+	if !live {
+		delete(l.calls, callID)
+		if had {
+			t.callChanged(CallChange{DN: dn, CallID: callID, Phase: PhaseEnded, Outgoing: old.outgoing})
+		}
+		return
+	}
+	l.calls[callID] = c
+	if !had || old.phase != c.phase {
+		t.callChanged(CallChange{DN: dn, CallID: callID, Phase: c.phaseName(), Outgoing: c.outgoing})
+	}
+}
+
+func (c call) phaseName() Phase {
+	switch c.phase {
+	case ringingIn:
+		return PhaseRinging
+	case dialing:
+		return PhaseDialing
+	}
+	return PhaseConnected
+}
+
+func (t *Tracker) callChanged(c CallChange) {
+	for _, f := range t.callSubs {
+		f(c)
+	}
+}
+
+// Calls returns the calls of a line, in no order.
+func (t *Tracker) Calls(dn string) []CallChange {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.lines[dn]
+	if !ok {
+		return nil
+	}
+	out := make([]CallChange, 0, len(l.calls))
+	for id, c := range l.calls {
+		out = append(out, CallChange{DN: dn, CallID: id, Phase: c.phaseName(), Outgoing: c.outgoing})
+	}
+	return out
 }
 
 // Get returns a line's state; ok is false for an unknown line.
@@ -161,7 +254,7 @@ func (t *Tracker) update(dn string, f func(*line), create bool) {
 		if !create {
 			return
 		}
-		l = &line{trigger: 1, calls: map[string]callPhase{}}
+		l = &line{trigger: 1, calls: map[string]call{}}
 		t.lines[dn] = l
 	}
 	before := l.snapshot(dn)
@@ -182,8 +275,8 @@ func (t *Tracker) changed(old, new Snapshot) {
 func (l *line) snapshot(dn string) Snapshot {
 	s := Snapshot{DN: dn, Devices: l.devices, Calls: len(l.calls), BusyTrigger: l.trigger}
 	ringing := 0
-	for _, p := range l.calls {
-		if p == ringingIn {
+	for _, c := range l.calls {
+		if c.phase == ringingIn {
 			ringing++
 		}
 	}
