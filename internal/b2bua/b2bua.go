@@ -478,6 +478,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			fail(480, "Temporarily Unavailable", FailUnregistered)
 			return
 		}
+		b.lines.Between(callID, caller, callee) // named in each line's dialog state (RFC 4235)
 		if _, ok := b.lines.Offer(callee, callID); !ok {
 			fail(486, "Busy Here", FailBusy)
 			return

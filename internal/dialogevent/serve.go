@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -39,9 +38,6 @@ type Server struct {
 	auth  *auth.Authenticator
 	lines *linestate.Tracker
 	layer *subscription.Layer
-
-	mu    sync.Mutex
-	calls map[string][]string // Call-ID -> the lines of ours in that call
 }
 
 // grant is what a dialog subscription keeps (subscription.Info.Data).
@@ -53,7 +49,7 @@ type grant struct {
 // NewServer serves the line state of lines to the subscribers layer
 // accepts; call Register on the layer, then Follow.
 func NewServer(layer *subscription.Layer, lines *linestate.Tracker, a *auth.Authenticator) *Server {
-	return &Server{layer: layer, lines: lines, auth: a, calls: map[string][]string{}, Log: slog.New(slog.DiscardHandler)}
+	return &Server{layer: layer, lines: lines, auth: a, Log: slog.New(slog.DiscardHandler)}
 }
 
 // Follow sends a partial NOTIFY for each change of a call of a line to
@@ -96,7 +92,7 @@ func (s *Server) Authorize(req *sip.Request, tx sip.ServerTransaction) (subscrip
 		w, _ := s.Line(watcher)
 		p, _ := s.Profile(w.Profile)
 		if p.WatchLines == config.WatchNone || p.WatchLines == "" {
-			s.Log.Info("dialog subscription refused: the line's profile does not allow watching lines", "watcher", watcher, "line", dn)
+			s.Log.Debug("dialog subscription refused: the line's profile does not allow watching lines", "watcher", watcher, "line", dn)
 			sipmsg.Respond(tx, req, 403, "Forbidden", s.Log)
 			return subscription.Grant{}, false
 		}
@@ -123,7 +119,7 @@ func (s *Server) State(i subscription.Info) subscription.Body {
 	doc := dialoginfo.Info{Version: uint64(i.Version), State: dialoginfo.Full, Entity: s.aor(i.Resource)}
 	g := grantOf(i)
 	for _, c := range s.lines.Calls(i.Resource) {
-		doc.Dialogs = append(doc.Dialogs, s.dialog(c, s.remote(c), g))
+		doc.Dialogs = append(doc.Dialogs, s.dialog(c, g))
 	}
 	return body(doc)
 }
@@ -141,69 +137,17 @@ func body(doc dialoginfo.Info) subscription.Body {
 // callChanged (linestate's lock held: quick) queues one partial NOTIFY
 // per subscriber of the line.
 func (s *Server) callChanged(c linestate.CallChange) {
-	remote := s.track(c)
 	s.layer.Changed(Event, c.DN, func(i subscription.Info) (subscription.Body, bool) {
 		doc := dialoginfo.Info{Version: uint64(i.Version), State: dialoginfo.Partial, Entity: s.aor(c.DN),
-			Dialogs: []dialoginfo.Dialog{s.dialog(c, remote, grantOf(i))}}
+			Dialogs: []dialoginfo.Dialog{s.dialog(c, grantOf(i))}}
 		return body(doc), true
 	})
 }
 
-// track keeps which of our lines are in each call, and returns the other
-// line of c's call ("" for a party outside, behind a trunk).
-func (s *Server) track(c linestate.CallChange) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dns := s.calls[c.CallID]
-	remote := other(dns, c.DN)
-	if c.Phase == linestate.PhaseEnded {
-		kept := dns[:0]
-		for _, dn := range dns {
-			if dn != c.DN {
-				kept = append(kept, dn)
-			}
-		}
-		if len(kept) == 0 {
-			delete(s.calls, c.CallID)
-		} else {
-			s.calls[c.CallID] = kept
-		}
-		return remote
-	}
-	if !contains(dns, c.DN) {
-		s.calls[c.CallID] = append(dns, c.DN)
-	}
-	return remote
-}
-
-func (s *Server) remote(c linestate.CallChange) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return other(s.calls[c.CallID], c.DN)
-}
-
-func other(dns []string, dn string) string {
-	for _, d := range dns {
-		if d != dn {
-			return d
-		}
-	}
-	return ""
-}
-
-func contains(dns []string, dn string) bool {
-	for _, d := range dns {
-		if d == dn {
-			return true
-		}
-	}
-	return false
-}
-
 // dialog is one call of a line as RFC 4235 shows it: an id that does not
 // reveal the Call-ID, the direction, the state, and the remote party
-// when the subscriber may see it and it is a line of ours.
-func (s *Server) dialog(c linestate.CallChange, remote string, g grant) dialoginfo.Dialog {
+// when the subscriber may see it.
+func (s *Server) dialog(c linestate.CallChange, g grant) dialoginfo.Dialog {
 	sum := sha256.Sum256([]byte(c.DN + "\x00" + c.CallID))
 	d := dialoginfo.Dialog{ID: hex.EncodeToString(sum[:8]), Direction: dialoginfo.Recipient,
 		Local: &dialoginfo.Party{Identity: &dialoginfo.Identity{URI: s.aor(c.DN)}}}
@@ -220,9 +164,9 @@ func (s *Server) dialog(c linestate.CallChange, remote string, g grant) dialogin
 	default:
 		d.State.Value = dialoginfo.Terminated
 	}
-	if g.Identity && remote != "" {
-		id := &dialoginfo.Identity{URI: s.aor(remote)}
-		if l, ok := s.Line(remote); ok {
+	if g.Identity && c.Remote != "" {
+		id := &dialoginfo.Identity{URI: s.aor(c.Remote)}
+		if l, ok := s.Line(c.Remote); ok {
 			id.Display = l.Name
 		}
 		d.Remote = &dialoginfo.Party{Identity: id}

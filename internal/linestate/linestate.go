@@ -53,7 +53,8 @@ const (
 type CallChange struct {
 	DN, CallID string
 	Phase      Phase
-	Outgoing   bool // placed by the line
+	Outgoing   bool   // placed by the line
+	Remote     string // the other party's number, when the B2BUA told (Between)
 }
 
 type callPhase int
@@ -81,6 +82,8 @@ type Tracker struct {
 	lines    map[string]*line
 	subs     []func(Change)
 	callSubs []func(CallChange)
+	parties  map[string][2]string // Call-ID -> caller, callee (Between)
+	refs     map[string]int       // Call-ID -> lines in that call
 	log      *slog.Logger
 }
 
@@ -89,7 +92,7 @@ func New(log *slog.Logger) *Tracker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{lines: map[string]*line{}, log: log}
+	return &Tracker{lines: map[string]*line{}, parties: map[string][2]string{}, refs: map[string]int{}, log: log}
 }
 
 // Subscribe registers f for every change. f runs with the tracker locked, in
@@ -107,6 +110,15 @@ func (t *Tracker) Subscribe(f func(Change)) {
 func (t *Tracker) SubscribeCalls(f func(CallChange)) {
 	t.mu.Lock()
 	t.callSubs = append(t.callSubs, f)
+	t.mu.Unlock()
+}
+
+// Between records who the parties of a call are (numbers: a line's DN or
+// an outside number), so that each line's CallChange names the other.
+// Call it before the call's first phase.
+func (t *Tracker) Between(callID, caller, callee string) {
+	t.mu.Lock()
+	t.parties[callID] = [2]string{caller, callee}
 	t.mu.Unlock()
 }
 
@@ -138,6 +150,9 @@ func (t *Tracker) Offer(dn, callID string) (Snapshot, bool) {
 	}
 	before := l.snapshot(dn)
 	if before.Full() {
+		if t.refs[callID] == 0 {
+			delete(t.parties, callID) // Between's, for a call that never was
+		}
 		return before, false
 	}
 	t.setCall(dn, l, callID, call{phase: ringingIn}, true)
@@ -180,16 +195,35 @@ func (t *Tracker) Ended(dn, callID string) {
 func (t *Tracker) setCall(dn string, l *line, callID string, c call, live bool) {
 	old, had := l.calls[callID]
 	if !live {
-		delete(l.calls, callID)
 		if had {
-			t.callChanged(CallChange{DN: dn, CallID: callID, Phase: PhaseEnded, Outgoing: old.outgoing})
+			delete(l.calls, callID)
+			t.callChanged(CallChange{DN: dn, CallID: callID, Phase: PhaseEnded, Outgoing: old.outgoing, Remote: t.remote(callID, dn)})
+			if t.refs[callID]--; t.refs[callID] <= 0 {
+				delete(t.refs, callID)
+				delete(t.parties, callID)
+			}
 		}
 		return
 	}
 	l.calls[callID] = c
-	if !had || old.phase != c.phase {
-		t.callChanged(CallChange{DN: dn, CallID: callID, Phase: c.phaseName(), Outgoing: c.outgoing})
+	if !had {
+		t.refs[callID]++
 	}
+	if !had || old.phase != c.phase {
+		t.callChanged(CallChange{DN: dn, CallID: callID, Phase: c.phaseName(), Outgoing: c.outgoing, Remote: t.remote(callID, dn)})
+	}
+}
+
+// remote (t.mu held) is the party of the call that is not dn.
+func (t *Tracker) remote(callID, dn string) string {
+	p, ok := t.parties[callID]
+	switch {
+	case !ok:
+		return ""
+	case p[0] == dn:
+		return p[1]
+	}
+	return p[0]
 }
 
 func (c call) phaseName() Phase {
@@ -218,7 +252,7 @@ func (t *Tracker) Calls(dn string) []CallChange {
 	}
 	out := make([]CallChange, 0, len(l.calls))
 	for id, c := range l.calls {
-		out = append(out, CallChange{DN: dn, CallID: id, Phase: c.phaseName(), Outgoing: c.outgoing})
+		out = append(out, CallChange{DN: dn, CallID: id, Phase: c.phaseName(), Outgoing: c.outgoing, Remote: t.remote(id, dn)})
 	}
 	return out
 }
