@@ -55,7 +55,8 @@ type App struct {
 	// Subscriptions is SUBSCRIBE/NOTIFY (RFC 6665), both sides, for the
 	// event packages registered on it.
 	Subscriptions *subscription.Layer
-	Dialogs       *dialogevent.Server // Event: dialog for our lines (RFC 4235)
+	Dialogs       *dialogevent.Server  // Event: dialog for our lines (RFC 4235)
+	Watcher       *dialogevent.Watcher // Event: dialog of callees on other servers (B6)
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
@@ -159,6 +160,12 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.Dialogs.Password, a.Dialogs.Home = a.Directory.Password, a.Registrar.HomeOf
 	a.Subscriptions.Register(a.Dialogs)
 	a.Dialogs.Follow()
+	// B6: callees on a trunk marked monitor = "dialog" are watched there.
+	a.Watcher = dialogevent.NewWatcher(a.Subscriptions)
+	a.Watcher.Domain, a.Watcher.Log, a.Watcher.Trunks = cfg.SIP.Domain, log, cfg.Trunks
+	a.Watcher.Status = a.Callback.RemoteStatus
+	a.Subscriptions.Register(a.Watcher)
+	a.Callback.Remote = a.Watcher
 
 	sip.Route(sipserver.Handlers{
 		Register:       a.Registrar.HandleRegister,
@@ -241,6 +248,7 @@ func (a *App) run(ctx context.Context) error {
 	if err := a.Subscriptions.Restore(ctx); err != nil {
 		return err
 	}
+	a.Watcher.Restore()
 	ready := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); a.Callback.Run(ctx, ready) }()

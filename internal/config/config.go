@@ -292,7 +292,14 @@ type Trunk struct {
 	// Hairpin lets calls from this trunk go out through a trunk again
 	// (dialed, or by a line's forwarding); off by default (toll fraud).
 	Hairpin bool `toml:"hairpin"`
+	// Monitor is how a call back on a number of this trunk learns that
+	// the callee is free: MonitorDialog subscribes to its dialog state on
+	// the other server (RFC 4235, B6); "" (default): no call back there.
+	Monitor string `toml:"monitor"`
 }
+
+// MonitorDialog is Trunk.Monitor for the dialog event package.
+const MonitorDialog = "dialog"
 
 // Trunks are the [[trunk]] tables.
 type Trunks []Trunk

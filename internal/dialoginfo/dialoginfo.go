@@ -154,11 +154,12 @@ type View struct {
 	dialogs map[string]string // id -> state, terminated ones dropped
 }
 
-// Apply takes the next document. A version not above the last one is
-// ignored (a reordered or repeated NOTIFY: false); a full document
-// replaces what was known, a partial one updates it.
+// Apply takes the next document. A full document replaces what was known
+// (a new subscription numbers its versions from anew); a partial one
+// updates it, unless its version is not above the last one (a reordered
+// or repeated NOTIFY: false).
 func (v *View) Apply(i Info) bool {
-	if v.seen && i.Version <= v.version {
+	if i.State == Partial && v.seen && i.Version <= v.version {
 		return false
 	}
 	if v.dialogs == nil || i.State == Full {
@@ -174,9 +175,6 @@ func (v *View) Apply(i Info) bool {
 	}
 	return true
 }
-
-// Reset forgets the version (a new subscription numbers from anew).
-func (v *View) Reset() { v.seen = false }
 
 // Busy reports whether any dialog of the entity is not terminated: it is
 // off hook, dialing or ringing.
