@@ -24,6 +24,7 @@ import (
 	"github.com/callbackd/callbackd/internal/callback"
 	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/dialogevent"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/events"
@@ -58,6 +59,8 @@ type App struct {
 	// CallCompletion is the RFC 6910 monitor; nil when no trunk speaks it.
 	CallCompletion *callcompletion.Monitor
 	CCAgent        *callcompletion.Agent // with CallCompletion
+	Dialogs        *dialogevent.Server   // Event: dialog for our lines (RFC 4235)
+	Watcher        *dialogevent.Watcher  // Event: dialog of callees on other servers (B6)
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
@@ -156,6 +159,20 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 
 	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
 	a.CallCompletion = a.callCompletion(cfg)
+	a.Subscriptions.Limits = subscription.Limits{Min: time.Duration(cfg.SIP.MinExpires) * time.Second,
+		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second}
+	a.Dialogs = dialogevent.NewServer(a.Subscriptions, a.Lines, au)
+	a.Dialogs.Domain, a.Dialogs.Log = cfg.SIP.Domain, log
+	a.Dialogs.Line, a.Dialogs.Profile = a.Directory.Line, a.Profile
+	a.Dialogs.Password, a.Dialogs.Home = a.Directory.Password, a.Registrar.HomeOf
+	a.Subscriptions.Register(a.Dialogs)
+	a.Dialogs.Follow()
+	// B6: callees on a trunk marked monitor = "dialog" are watched there.
+	a.Watcher = dialogevent.NewWatcher(a.Subscriptions)
+	a.Watcher.Domain, a.Watcher.Log, a.Watcher.Trunks = cfg.SIP.Domain, log, cfg.Trunks
+	a.Watcher.Status = a.Callback.RemoteStatus
+	a.Subscriptions.Register(a.Watcher)
+	a.Callback.Remote = a.Watcher
 
 	sip.Route(sipserver.Handlers{
 		Register:       a.Registrar.HandleRegister,
@@ -242,6 +259,7 @@ func (a *App) run(ctx context.Context) error {
 	if a.CallCompletion != nil {
 		a.CallCompletion.Restore()
 	}
+	a.Watcher.Restore()
 	ready := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); a.Callback.Run(ctx, ready) }()

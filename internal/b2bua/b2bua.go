@@ -479,9 +479,6 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		b.result(Result{Caller: caller, CallerTrunk: trunkName, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
 	}
 	var trunk *config.Trunk
-	if t, external := b.cfg.Trunks.For(callee); override && !calleeIsLine && external {
-		trunk = &t // Dial of a call back to a number behind a trunk (F3)
-	}
 	if !override {
 		rt := b.routeCall(dialed, w)
 		callee, reached, trunk = rt.dn, rt.reached, rt.trunk
@@ -489,6 +486,8 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			fail(rt.code, rt.reason, rt.why)
 			return
 		}
+	} else if t, ok := b.cfg.Trunks.For(callee); ok && !calleeIsLine {
+		trunk = &t // Dial of a call back on a callee of another server (B6, F3)
 	}
 	var devices []registrar.Binding
 	if trunk != nil { // an external number: the trunk's line state is not ours
@@ -504,6 +503,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			fail(480, "Temporarily Unavailable", FailUnregistered)
 			return
 		}
+		b.lines.Between(callID, caller, callee) // named in each line's dialog state (RFC 4235)
 		if _, ok := b.lines.Offer(callee, callID); !ok {
 			fail(486, "Busy Here", FailBusy)
 			return

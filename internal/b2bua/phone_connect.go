@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/media"
+	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
@@ -38,14 +39,15 @@ import (
 // call is an ordinary call of the B2BUA afterwards: stored, counted on both
 // lines, its BYEs and re-INVITEs relayed.
 func (b *B2BUA) Connect(caller, callee string) error {
-	if _, ok := b.dir.Line(callee); !ok {
+	calleeLine, isLine := b.dir.Line(callee)
+	trunk, viaTrunk := b.cfg.Trunks.For(callee)
+	if !isLine && !viaTrunk {
 		return fmt.Errorf("connect: %s is not a line", callee)
 	}
 	callerLine, ok := b.dir.Line(caller)
 	if !ok {
 		return fmt.Errorf("connect: %s is not a line", caller)
 	}
-	calleeLine, _ := b.dir.Line(callee)
 	aDevices := b.reg.Bindings(caller)
 	if len(aDevices) == 0 {
 		return fmt.Errorf("connect: %s has no registered device", caller)
@@ -69,11 +71,12 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		return reject(errors.New("connect: the caller's answer has no SDP offer"))
 	}
 	bDevices := b.reg.Bindings(callee)
-	if len(bDevices) == 0 {
+	if !isLine { // a callee of another server (B6): through its trunk
+		bDevices = []registrar.Binding{trunkDevice(trunk, callee)}
+	} else if len(bDevices) == 0 {
 		b.result(Result{Caller: caller, Callee: callee, Code: 480, Outcome: FailUnregistered, At: time.Now()})
 		return reject(fmt.Errorf("connect: %s has no registered device", callee))
-	}
-	if _, ok := b.lines.Offer(callee, c.id); !ok {
+	} else if _, ok := b.lines.Offer(callee, c.id); !ok {
 		b.result(Result{Caller: caller, Callee: callee, Code: 486, Outcome: FailBusy, At: time.Now()})
 		return reject(fmt.Errorf("connect: %s is busy", callee))
 	}

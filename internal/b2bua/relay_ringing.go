@@ -449,6 +449,9 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	c.mu.Unlock()
 	b.addLeg(l)
 	b.lines.Answered(c.callee, c.id)
+	if c.trunk == "" {
+		b.lines.Answered(c.caller, c.id) // its dialog is confirmed too (RFC 4235)
+	}
 	b.save(c)
 	b.result(c.result(200, Answered, time.Now()))
 	f.tx.OnRetransmission(func(*sip.Response) { b.resendAck(rel) })

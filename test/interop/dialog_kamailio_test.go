@@ -1,0 +1,185 @@
+package interop
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/test/sipptrace"
+)
+
+// Beside another server (B6): Kamailio from Debian, with its presence
+// modules, is the PBX whose users' dialog state callbackd watches
+// (test/interop/kamailio/dialog.cfg). SIPp phones register there.
+
+// kamailio is a running Kamailio, started by the test and stopped by pid.
+type kamailio struct {
+	Port int
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+}
+
+// startKamailio runs Kamailio with the repository's dialog.cfg on a free
+// loopback port, its db_text tables (presence, pua) in a temp folder, and
+// returns once it listens.
+func startKamailio(t *testing.T) *kamailio {
+	t.Helper()
+	bin := need(t, "kamailio")
+	for _, m := range []string{"presence.so", "presence_dialoginfo.so", "pua.so", "pua_dialoginfo.so"} {
+		if _, err := os.Stat(filepath.Join("/usr/lib/x86_64-linux-gnu/kamailio/modules", m)); err != nil {
+			t.Fatalf("Kamailio module %s missing: apt-get install kamailio-presence-modules (.ci/run)", m)
+		}
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "db")
+	if err := os.Mkdir(db, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"version", "presentity", "active_watchers", "watchers", "xcap", "pua"} {
+		b, err := os.ReadFile(filepath.Join("/usr/share/kamailio/dbtext/kamailio", table))
+		if err != nil {
+			t.Fatalf("Kamailio's db_text schema: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(db, table), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := filepath.Abs("kamailio/dialog.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &kamailio{Port: freePort(t)}
+	k.cmd = exec.Command(bin, "-DD", "-E", "-f", cfg, "-l", fmt.Sprintf("udp:127.0.0.1:%d", k.Port),
+		"-A", `DBURL="text://`+db+`"`, "-A", fmt.Sprintf(`PRES="sip:127.0.0.1:%d"`, k.Port), "-m", "64", "-M", "8", "-w", dir)
+	k.cmd.Stdout, k.cmd.Stderr = &k.out, &k.out
+	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children go with it
+	if err := k.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { k.cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-k.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kamailio log:\n%s", lastChars(k.out.String(), 6000))
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !portBound("udp", k.Port) {
+		select {
+		case <-done:
+			t.Fatalf("kamailio exited: %s", k.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kamailio does not listen after 10 s: %s", k.out.String())
+		}
+	}
+	return k
+}
+
+// sipp is a SIPp runner aimed at Kamailio instead of callbackd.
+func (k *kamailio) sipp(t *testing.T) *server {
+	return &server{t: t, SIPPort: k.Port}
+}
+
+// monitorTrunk is the [[trunk]] to Kamailio: its numbers 2xxx, watched
+// through the dialog event package; the lines may call them.
+func monitorTrunk(k *kamailio) string {
+	return fmt.Sprintf("[[trunk]]\nname = \"pbx\"\naddress = \"udp:127.0.0.1:%d\"\nprefixes = [\"2\"]\nmonitor = \"dialog\"\n"+
+		"[[profile]]\nname = \"default\"\ndial_out = \"all\"\n", k.Port)
+}
+
+// TestB6_F11_KamailioCalleeBusyThenFree: line 1001 calls 2001, a user of
+// Kamailio busy in a call with 2002 there: 486 through the trunk. 1001
+// activates (*39); callbackd subscribes to 2001's dialog state on
+// Kamailio. 2002 hangs up: within a second 1001 sees "2001 has become
+// available" and its phone rings with the recall alert (F11, F12); Dial
+// (*39 again) rings 2001 through the trunk with 1001's identity.
+func TestB6_F11_KamailioCalleeBusyThenFree(t *testing.T) {
+	need(t, "sipp")
+	k := startKamailio(t)
+	kp := k.sipp(t)
+	ports := callPorts(t, 4)
+	pa, pd, pb, pc := ports[0], ports[1], ports[2], ports[3] // 1001, 1001's display; 2001, 2002 at Kamailio
+	s := startServer(t, cbConfig("", monitorTrunk(k)))
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pd)
+	for dn, port := range map[string]int{"2001": pb, "2002": pc} {
+		mustPass(t, "register "+dn+" at Kamailio", kp.sippPlay(t, "dialog_kam_register.xml", port, "-s", dn))
+	}
+	display := s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
+
+	// 2001 busy: 2002 calls it, it answers; 2002 hangs up after 4 s.
+	b := kp.sippDevice(t, "2001", "uas.xml", pb)
+	cDone := make(chan sippRun, 1)
+	go func() {
+		cDone <- kp.sippPlay(t, "dialog_kam_uac.xml", pc, "-s", "2001", "-set", "caller", "2002", "-d", "4000")
+	}()
+	b.waitReceived(t, "ACK", 1)
+
+	a := s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001")
+	a.pass(t)
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->2001 CCBS active seen=2001"`)
+	s.cbWaitLog(t, mark, `msg="watching a number's dialog state" number=2001 trunk=pbx`)
+	display.expectScreen(t, 1, activatedScreen("2001"))
+	// Kamailio's NOTIFY: 2001 in a confirmed call.
+	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
+
+	c := <-cDone
+	mustPass(t, "2002 calls 2001 and hangs up", c)
+	mustPass(t, "2001 answers, gets BYE", b.wait(t))
+	bye := sentRequest(t, c.Trace, "BYE")
+	avail := display.expectAvailable(t, 2, "2001")
+	if lag := avail.At.Sub(bye.At); lag < -50*time.Millisecond || lag > time.Second {
+		t.Errorf("1001's availability screen came %v after 2001's call ended (BYE), want within 1 s", lag)
+	}
+	display.mustAlert(t, "2001")
+	display.pass(t)
+	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=false`)
+
+	// Dial: 2001 rings through Kamailio with 1001's identity.
+	mark = s.cbMark()
+	bAgain := kp.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
+	dial := s.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
+	bAgain.pass(t)
+	invs := bAgain.received("INVITE")
+	if len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1001@") || !strings.Contains(invs[0].Header("To"), "sip:2001@") {
+		t.Fatalf("2001 got INVITEs %v, want one from sip:1001@ to sip:2001@", invs)
+	}
+	if st, _ := dial.final(t); st != "200 OK" {
+		t.Errorf("1001's Dial call: final response %q, want 200 OK", st)
+	}
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=completed`)
+	if regexp.MustCompile(`level=ERROR`).MatchString(s.Log()) {
+		t.Error("the server logged an error")
+	}
+}
+
+// sentRequest is the first request of method a SIPp run sent.
+func sentRequest(t *testing.T, trace, method string) sipptrace.Message {
+	t.Helper()
+	for _, m := range sipptrace.Parse(trace) {
+		if !m.Received && m.IsRequest(method) {
+			return m
+		}
+	}
+	t.Fatalf("no %s sent", method)
+	return sipptrace.Message{}
+}
