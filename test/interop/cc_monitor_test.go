@@ -139,3 +139,21 @@ func TestB1_MonitorCancelAndQueueFull(t *testing.T) {
 	c.hangUp(t, pd)
 	bBusy.pass(t)
 }
+
+// TestB1_MonitorSubscriptionExpires: a subscriber that does not refresh
+// gets NOTIFY terminated;reason=timeout when its subscription expires,
+// and the request it held ends (cancelled: the agent is gone).
+func TestB1_MonitorSubscriptionExpires(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pt, pb, pd := ports[0], ports[1], ports[2]
+	s := ccMonitorServer(t, pt, "")
+	s.registerAll(t, dev{"1002", pb}, dev{"1004", pd})
+	mark := s.cbMark()
+	bBusy, c := s.cbBusyBUntil(t, pb, "1004", pd)
+	s.cbRun(t, "5998 subscribes for 2 s", "cc_expire.xml", pt, "-s", "1002", "-set", "caller", "5998")
+	s.cbWaitLog(t, mark, `msg="call completion subscription ended" trunk=pbx-a caller=5998 callee=1002 reason=timeout`)
+	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=cancelled`)
+	c.hangUp(t, pd)
+	bBusy.pass(t)
+}
