@@ -492,10 +492,8 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	var devices []registrar.Binding
 	if trunk != nil { // an external number: the trunk's line state is not ours
 		devices = []registrar.Binding{trunkDevice(*trunk, callee)}
-		if trunk.CallCompletion && b.CCCallTo != nil && w.trunk == nil {
-			if m := b.CCCallTo(trunk.Name, caller, callee); m != "" { // RFC 6910 s10: the CC call
-				devices[0].Contact += ";m=" + m
-			}
+		if w.trunk == nil {
+			b.markCCCall(&devices[0], *trunk, caller, callee)
 		}
 	} else {
 		devices = b.reg.Bindings(callee)

@@ -73,6 +73,7 @@ func (b *B2BUA) Connect(caller, callee string) error {
 	bDevices := b.reg.Bindings(callee)
 	if !isLine { // a callee of another server (B6): through its trunk
 		bDevices = []registrar.Binding{trunkDevice(trunk, callee)}
+		b.markCCCall(&bDevices[0], trunk, caller, callee)
 	} else if len(bDevices) == 0 {
 		b.result(Result{Caller: caller, Callee: callee, Code: 480, Outcome: FailUnregistered, At: time.Now()})
 		return reject(fmt.Errorf("connect: %s has no registered device", callee))

@@ -4,6 +4,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/callcompletion"
+	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/registrar"
 )
 
 // callCompletionInfo is the Call-Info that the responses of a failed call
@@ -46,4 +48,17 @@ func (b *B2BUA) callInfoOf(c *call, why Outcome) []sip.Header {
 	}
 	c.mu.Unlock()
 	return b.callCompletionInfo(trunk, dialed, transport, why)
+}
+
+// markCCCall marks a line's call to callee through a trunk with
+// call_completion as the CC call of its request there, when it is one
+// (CCCallTo): the m parameter in the Request-URI (RFC 6910 s10), which
+// the other server's monitor recognizes.
+func (b *B2BUA) markCCCall(d *registrar.Binding, t config.Trunk, caller, callee string) {
+	if !t.CallCompletion || b.CCCallTo == nil {
+		return
+	}
+	if m := b.CCCallTo(t.Name, caller, callee); m != "" {
+		d.Contact += ";m=" + m
+	}
 }

@@ -270,7 +270,27 @@ func (g *Agent) CCCall(trunk, caller, callee string) Service {
 	if m == "" {
 		m = BS
 	}
+	// The monitor ends the subscription once it admits the CC call; if it
+	// does not (it did not know the call as one), we end it ourselves.
+	for ref, ar := range g.byRef {
+		if ar.data.A == caller && ar.data.B == callee && ar.data.Peer == trunk {
+			time.AfterFunc(publishTimeout, func() { g.giveUp(ref, ar) })
+		}
+	}
 	return m
+}
+
+// giveUp unsubscribes ar unless its subscription ended meanwhile.
+func (g *Agent) giveUp(ref int64, ar *agentReq) {
+	g.mu.Lock()
+	live := g.byRef[ref] == ar
+	if live {
+		delete(g.byRef, ref)
+	}
+	g.mu.Unlock()
+	if live {
+		g.Subs.Unsubscribe(ar.sub)
+	}
 }
 
 // publish sends our caller's presence to the monitor (RFC 6910 s9, RFC
