@@ -184,3 +184,40 @@ func TestB1_PublishRefused(t *testing.T) {
 		t.Errorf("refused PUBLISHes stepped %q and left %d publications", s, p.Len())
 	}
 }
+
+// FuzzPublishHandle: whatever a PUBLISH carries (Event, Expires,
+// SIP-If-Match, Content-Type, body), the monitor answers it once with one
+// of the RFC 3903 answers, and never panics.
+func FuzzPublishHandle(f *testing.F) {
+	f.Add("call-completion", "600", "", "application/pidf+xml", string(BuildPIDF("sip:1001@a", false)))
+	f.Add("presence", "0", "abc", "", "")
+	f.Add("Call-Completion;id=1", "4294967296", "", "application/pidf+xml; charset=x", "<presence><tuple><status><basic>open")
+	f.Fuzz(func(t *testing.T, event, expires, ifMatch, ctype, body string) {
+		p := newPublisher(t)
+		raw := "PUBLISH sip:2001@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKf\r\n" +
+			"From: <sip:1001@a>;tag=1\r\nTo: <sip:2001@b>\r\nCall-ID: f\r\nCSeq: 1 PUBLISH\r\nMax-Forwards: 70\r\n" +
+			"Event: " + event + "\r\nExpires: " + expires + "\r\nSIP-If-Match: " + ifMatch + "\r\nContent-Type: " + ctype + "\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+		m, err := sip.ParseMessage([]byte(raw))
+		if err != nil {
+			return
+		}
+		req, ok := m.(*sip.Request)
+		if !ok {
+			return
+		}
+		req.SetSource("127.0.0.2:5060")
+		tx := siptest.NewTx(req)
+		p.Handle(req, tx)
+		codes := tx.Result().Codes()
+		if len(codes) != 1 {
+			t.Fatalf("answered %v, want one final response", codes)
+		}
+		switch codes[0] {
+		case 200, 400, 412, 415, 423, 489:
+		default:
+			t.Fatalf("answered %d", codes[0])
+		}
+		p.Publications.Forget(Subscriber{Peer: "pbx1", Ref: 7}) // stop its timer
+	})
+}
