@@ -248,3 +248,28 @@ func TestF3_CCNRBetweenTwoServers(t *testing.T) {
 	b.pass(t)
 	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNR available via srv-y"`)
 }
+
+// TestF21_ForwardingOverriddenAcrossWithinT3: after 1001 (on X) activated
+// on busy 2001 (on Y), 2001 forwards all its calls to 2002 (*212002). 2001
+// frees, X's request is available, and 1001's Dial within T3 reaches 2001
+// itself, not 2002: Y admits the CC call past the forwarding (F21).
+func TestF21_ForwardingOverriddenAcrossWithinT3(t *testing.T) {
+	x, y, pa, pb, pc, b, c := busyAcross(t, true)
+	pf := callPorts(t, 1)[0]
+	xm, _ := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
+	got, _ := y.cbCode(t, "2001", pf, "*212002")
+	expectStatus(t, "2001 forwards all to 2002", got, "603 Forward All To 2002")
+
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
+	b2 := y.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
+	a := x.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
+	b2.pass(t)
+	if invs := b2.received("INVITE"); len(invs) != 1 || !strings.Contains(invs[0].Header("To"), "sip:2001@") {
+		t.Fatalf("2001's phone got %d INVITEs, want the call back to 2001 itself", len(invs))
+	}
+	if got, _ := a.final(t); got != "200 OK" {
+		t.Errorf("1001's Dial: final response %q, want 200 OK", got)
+	}
+}
