@@ -33,13 +33,14 @@ func ccTrunkTo(name string, port int, prefix string) string {
 // at X (Y restarts with its configuration rewritten).
 func twoServers(t *testing.T) (x, y *server) {
 	t.Helper()
-	return twoServersCC(t, true, "")
+	return twoServersCC(t, true, "", "")
 }
 
 // twoServersCC is twoServers; without cc, Y's trunk to X is a plain one
-// (no call_completion): Y's failed calls carry no Call-Info. yExtra
-// (TOML tables) goes into Y's configuration.
-func twoServersCC(t *testing.T, cc bool, yExtra string) (x, y *server) {
+// (no call_completion): Y's failed calls carry no Call-Info. xExtra and
+// yExtra go into X's and Y's configuration, in their [callback] table
+// (keys) or after it (tables).
+func twoServersCC(t *testing.T, cc bool, xExtra, yExtra string) (x, y *server) {
 	t.Helper()
 	const unknown = 9 // Y's trunk port until X's is known
 	yTrunk := ccTrunkTo("srv-x", unknown, "1")
@@ -47,7 +48,7 @@ func twoServersCC(t *testing.T, cc bool, yExtra string) (x, y *server) {
 		yTrunk = strings.Replace(yTrunk, "call_completion = true\n", "", 1)
 	}
 	y = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+yExtra+yTrunk+yLines)
-	x = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+ccTrunkTo("srv-y", y.SIPPort, "2")+
+	x = startServer(t, "[callback]\nalert_ring = \"0s\"\nannounce = false\n"+xExtra+ccTrunkTo("srv-y", y.SIPPort, "2")+
 		"[[profile]]\nname = \"default\"\ndial_out = \"all\"\n"+demoLines)
 	y.stop()
 	cfg, err := os.ReadFile(y.Config)
@@ -81,7 +82,7 @@ func busyAcross(t *testing.T, cc bool) (x, y *server, pa, pb, pc int, b, c *cbPh
 	need(t, "sipp")
 	ports := callPorts(t, 3)
 	pa, pb, pc = ports[0], ports[1], ports[2]
-	x, y = twoServersCC(t, cc, "")
+	x, y = twoServersCC(t, cc, "", "")
 	x.register(t, "1001", pa)
 	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
 	b, c = busyOn(t, y, "2001", pb, "2002", pc)
@@ -233,7 +234,7 @@ func TestF3_CCNRBetweenTwoServers(t *testing.T) {
 	need(t, "sipp")
 	ports := callPorts(t, 3)
 	pa, pb, pc := ports[0], ports[1], ports[2]
-	x, y := twoServersCC(t, true, "[calls]\nno_answer_timeout = \"2s\"\n")
+	x, y := twoServersCC(t, true, "", "[calls]\nno_answer_timeout = \"2s\"\n")
 	x.register(t, "1001", pa)
 	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
 	ring := y.cbStart(t, "2001 rings, nobody answers", "uas_ring.xml", pb, true, "-m", "1")
@@ -272,4 +273,34 @@ func TestF21_ForwardingOverriddenAcrossWithinT3(t *testing.T) {
 	if got, _ := a.final(t); got != "200 OK" {
 		t.Errorf("1001's Dial: final response %q, want 200 OK", got)
 	}
+}
+
+// TestF16_F18_TwoCallersFIFOAcrossT3: 1001 and 1003 (on X) both activate
+// on busy 2001 (on Y, policy fifo). 2001 frees: Y serves the first, so only
+// 1001's request turns available on X. 1001 does not dial: X's T3 (3 s)
+// ends it and X unsubscribes; Y serves the next: 1003's request turns
+// available (F16, F18 across servers).
+func TestF16_F18_TwoCallersFIFOAcrossT3(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, p3, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	x, y := twoServersCC(t, true, "t3 = \"3s\"\n", "policy = \"fifo\"\n")
+	x.registerAll(t, dev{"1001", pa}, dev{"1003", p3})
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	xm, _ := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
+	x.cbRun(t, "1003 calls 2001 behind Y", "uac_busy.xml", p3, "-s", "2001", "-set", "caller", "1003")
+	if got, _ := x.cbCode(t, "1003", p3, "*39"); !strings.HasPrefix(got, "603 ") {
+		t.Fatalf("1003 dials *39: %q, want 603", got)
+	}
+	x.cbWaitLog(t, xm, `action="persist #2 1003->2001 CCBS active via srv-y"`)
+
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
+	if strings.Contains(x.cbLogSince(xm), "#2 1003->2001 CCBS available") {
+		t.Fatal("fifo: 1003's request turned available together with 1001's")
+	}
+	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=t3`)
+	x.cbWaitLog(t, xm, `action="persist #2 1003->2001 CCBS available via srv-y"`)
 }
