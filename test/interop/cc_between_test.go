@@ -89,6 +89,21 @@ func busyAcross(t *testing.T, cc bool) (x, y *server, pa, pb, pc int, b, c *cbPh
 	return x, y, pa, pb, pc, b, c
 }
 
+// dialAcross: 2001 (busy with 2002 on pc) hangs up, X's request 1
+// (1001's on 2001) turns available, and 1001 dials *39 (Dial) from pa
+// while 2001's phone on pb waits for the call back. It returns that
+// phone and 1001's, both done.
+func dialAcross(t *testing.T, x, y *server, xm, pa, pb, pc int, b, c *cbPhone) (b2, a *cbPhone) {
+	t.Helper()
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
+	b2 = y.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
+	a = x.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
+	b2.pass(t)
+	return b2, a
+}
+
 // TestF3_B1_CCBSBetweenTwoServers: 1001 on X calls 2001 on Y, busy: 486
 // (Y's Call-Info m=BS reaches X). 1001 dials *39: X subscribes at Y (F3,
 // B1), Y queues it, X's request turns active on Y's NOTIFY queued. 2001
@@ -108,13 +123,7 @@ func TestF3_B1_CCBSBetweenTwoServers(t *testing.T) {
 	y.cbWaitLog(t, ym, `msg="call completion request queued" trunk=srv-x caller=1001 callee=2001 kind=CCBS`)
 	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS active via srv-y"`)
 
-	c.hangUp(t, pc)
-	b.pass(t)
-	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
-
-	b2 := y.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
-	a := x.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
-	b2.pass(t)
+	b2, a := dialAcross(t, x, y, xm, pa, pb, pc, b, c)
 	invs := b2.received("INVITE")
 	if len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1001@") {
 		t.Fatalf("2001's device got %d INVITEs (From %q), want the call back from 1001", len(invs), firstHeader(invs, "From"))
@@ -261,12 +270,7 @@ func TestF21_ForwardingOverriddenAcrossWithinT3(t *testing.T) {
 	got, _ := y.cbCode(t, "2001", pf, "*212002")
 	expectStatus(t, "2001 forwards all to 2002", got, "603 Forward All To 2002")
 
-	c.hangUp(t, pc)
-	b.pass(t)
-	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
-	b2 := y.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
-	a := x.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
-	b2.pass(t)
+	b2, a := dialAcross(t, x, y, xm, pa, pb, pc, b, c)
 	if invs := b2.received("INVITE"); len(invs) != 1 || !strings.Contains(invs[0].Header("To"), "sip:2001@") {
 		t.Fatalf("2001's phone got %d INVITEs, want the call back to 2001 itself", len(invs))
 	}

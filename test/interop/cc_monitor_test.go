@@ -76,6 +76,20 @@ func TestB1_MonitorCCBSAcrossTrunk(t *testing.T) {
 	}
 }
 
+// busyMonitor starts the monitor's server (its trunk is SIPp at pt) and
+// makes 1002 busy with 1004 (on pd) until c.hangUp(t, pd).
+func busyMonitor(t *testing.T) (s *server, pt, pd, mark int, bBusy, c *cbPhone) {
+	t.Helper()
+	need(t, "sipp")
+	ports := callPorts(t, 3)
+	pt, pb, pd := ports[0], ports[1], ports[2]
+	s = ccMonitorServer(t, pt, "")
+	s.registerAll(t, dev{"1002", pb}, dev{"1004", pd})
+	mark = s.cbMark()
+	bBusy, c = s.cbBusyBUntil(t, pb, "1004", pd)
+	return s, pt, pd, mark, bBusy, c
+}
+
 // TestB1_MonitorRefuses: from the trunk, a SUBSCRIBE of a caller whose
 // call did not fail there is 403, an unknown event package 489 (SUBSCRIBE
 // and PUBLISH), a PUBLISH for no request 404; from an address that is no
@@ -111,13 +125,7 @@ func TestB1_MonitorRefuses(t *testing.T) {
 // request (the final NOTIFY terminated); 17 callers of the trunk fail on
 // busy 1002 and subscribe: 16 are queued, the 17th is refused 480.
 func TestB1_MonitorCancelAndQueueFull(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 3)
-	pt, pb, pd := ports[0], ports[1], ports[2]
-	s := ccMonitorServer(t, pt, "")
-	s.registerAll(t, dev{"1002", pb}, dev{"1004", pd})
-	mark := s.cbMark()
-	bBusy, c := s.cbBusyBUntil(t, pb, "1004", pd)
+	s, pt, pd, mark, bBusy, c := busyMonitor(t)
 
 	s.cbRun(t, "5999 subscribes and cancels", "cc_cancel.xml", pt, "-m", "1", "-s", "1002", "-set", "caller", "5999")
 	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=cancelled`)
@@ -144,13 +152,7 @@ func TestB1_MonitorCancelAndQueueFull(t *testing.T) {
 // gets NOTIFY terminated;reason=timeout when its subscription expires,
 // and the request it held ends (cancelled: the agent is gone).
 func TestB1_MonitorSubscriptionExpires(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 3)
-	pt, pb, pd := ports[0], ports[1], ports[2]
-	s := ccMonitorServer(t, pt, "")
-	s.registerAll(t, dev{"1002", pb}, dev{"1004", pd})
-	mark := s.cbMark()
-	bBusy, c := s.cbBusyBUntil(t, pb, "1004", pd)
+	s, pt, pd, mark, bBusy, c := busyMonitor(t)
 	s.cbRun(t, "5998 subscribes for 2 s", "cc_expire.xml", pt, "-s", "1002", "-set", "caller", "5998")
 	s.cbWaitLog(t, mark, `msg="call completion subscription ended" trunk=pbx-a caller=5998 callee=1002 reason=timeout`)
 	s.cbWaitLog(t, mark, `msg="call back ended" id=1 reason=cancelled`)
