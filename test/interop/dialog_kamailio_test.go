@@ -118,18 +118,8 @@ func TestB6_F11_KamailioCalleeBusyThenFree(t *testing.T) {
 	s := startServer(t, cbConfig("", monitorTrunk(k)))
 	s.register(t, "1001", pa)
 	s.register(t, "1001", pd)
-	for dn, port := range map[string]int{"2001": pb, "2002": pc} {
-		mustPass(t, "register "+dn+" at Kamailio", kp.sippPlay(t, "dialog_kam_register.xml", port, "-s", dn))
-	}
 	display := s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
-
-	// 2001 busy: 2002 calls it, it answers; 2002 hangs up after 4 s.
-	b := kp.sippDevice(t, "2001", "uas.xml", pb)
-	cDone := make(chan sippRun, 1)
-	go func() {
-		cDone <- kp.sippPlay(t, "dialog_kam_uac.xml", pc, "-s", "2001", "-set", "caller", "2002", "-d", "4000")
-	}()
-	b.waitReceived(t, "ACK", 1)
+	b, cDone := kamBusy(t, kp, pb, pc, "4000") // 2002 hangs up after 4 s
 
 	a := s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001")
 	a.pass(t)
@@ -182,4 +172,57 @@ func sentRequest(t *testing.T, trace, method string) sipptrace.Message {
 	}
 	t.Fatalf("no %s sent", method)
 	return sipptrace.Message{}
+}
+
+// kamBusy makes 2001 busy at Kamailio: 2002 calls it there (both
+// registered from pb and pc), 2001 answers; 2002 hangs up after holdMs.
+// It returns once 2001 is in the call, with 2001's phone and the channel
+// 2002's run ends on.
+func kamBusy(t *testing.T, kp *server, pb, pc int, holdMs string) (*sippDevice, chan sippRun) {
+	t.Helper()
+	for dn, port := range map[string]int{"2001": pb, "2002": pc} {
+		mustPass(t, "register "+dn+" at Kamailio", kp.sippPlay(t, "dialog_kam_register.xml", port, "-s", dn))
+	}
+	b := kp.sippDevice(t, "2001", "uas.xml", pb)
+	done := make(chan sippRun, 1)
+	go func() {
+		done <- kp.sippPlay(t, "dialog_kam_uac.xml", pc, "-s", "2001", "-set", "caller", "2002", "-d", holdMs)
+	}()
+	b.waitReceived(t, "ACK", 1)
+	return b, done
+}
+
+// TestB6_F29_KamailioAutoRecall: as TestB6_F11_KamailioCalleeBusyThenFree
+// with 1001 on the automatic recall (F29): once 2002 hangs up, the server
+// rings 1001, and when 1001 answers it calls 2001 through the trunk, with
+// 1001's identity, and connects the two.
+func TestB6_F29_KamailioAutoRecall(t *testing.T) {
+	need(t, "sipp")
+	k := startKamailio(t)
+	kp := k.sipp(t)
+	ports := callPorts(t, 3)
+	pa, pb, pc := ports[0], ports[1], ports[2]
+	s := startServer(t, "[callback]\nannounce = false\n"+monitorTrunk(k)+demoLinesWith("1001", "notification = \"auto-recall\"\n"))
+	rtpA, rtpB := newRTPPeer(t, 0xA), newRTPPeer(t, 0xB)
+	s.register(t, "1001", pa)
+	b, cDone := kamBusy(t, kp, pb, pc, "3000")
+
+	s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001").pass(t)
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->2001 CCBS active auto-recall`)
+	recall := s.cbStart(t, "1001 takes the recall", "media_uas_recall.xml", pa, true, "-m", "2", "-key", "rtpport", fmt.Sprint(rtpA.port()))
+
+	mustPass(t, "2002 calls 2001 and hangs up", <-cDone)
+	mustPass(t, "2001 answers, gets BYE", b.wait(t))
+	bAns := kp.cbStart(t, "2001 answers the recall's call", "media_uas_hangs_up.xml", pb, true, "-m", "1", "-d", "1000",
+		"-key", "rtpport", fmt.Sprint(rtpB.port()))
+	bAns.pass(t)
+	recall.pass(t)
+	invs := bAns.received("INVITE")
+	if len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1001@") {
+		t.Fatalf("2001 got INVITEs %v, want one from sip:1001@", invs)
+	}
+	s.cbWaitLog(t, mark, `msg="recall connected" caller=1001 callee=2001`)
 }
