@@ -226,3 +226,47 @@ func TestB6_F29_KamailioAutoRecall(t *testing.T) {
 	}
 	s.cbWaitLog(t, mark, `msg="recall connected" caller=1001 callee=2001`)
 }
+
+// TestB6_B3_KamailioWatchSurvivesKill9: 1001 has a call back on 2001,
+// busy at Kamailio; callbackd is killed (SIGKILL) and started again: its
+// stored subscription to 2001's dialog state is refreshed in its dialog
+// (Kamailio keeps one watcher), the request comes back, and when 2002
+// hangs up 1001 is told within a second.
+func TestB6_B3_KamailioWatchSurvivesKill9(t *testing.T) {
+	need(t, "sipp")
+	k := startKamailio(t)
+	kp := k.sipp(t)
+	ports := callPorts(t, 4)
+	pa, pd, pb, pc := ports[0], ports[1], ports[2], ports[3]
+	s := startServer(t, cbConfig("", monitorTrunk(k)))
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pd)
+	display := s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
+	b, cDone := kamBusy(t, kp, pb, pc, "6000")
+
+	s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001").pass(t)
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
+	display.expectScreen(t, 1, activatedScreen("2001"))
+
+	s.kill9()
+	mark = s.cbMark()
+	s.restart()
+	s.cbWaitLog(t, mark, `msg="call back requests restored" requests=1`)
+	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
+	if strings.Contains(s.cbLogSince(mark), `msg="watching a number's dialog state"`) {
+		t.Error("a new subscription was made after the restart; want the stored one refreshed")
+	}
+
+	c := <-cDone
+	mustPass(t, "2002 calls 2001 and hangs up", c)
+	mustPass(t, "2001 answers, gets BYE", b.wait(t))
+	avail := display.expectAvailable(t, 2, "2001")
+	if lag := avail.At.Sub(sentRequest(t, c.Trace, "BYE").At); lag < -50*time.Millisecond || lag > time.Second {
+		t.Errorf("1001's availability screen came %v after 2001's call ended, want within 1 s", lag)
+	}
+	display.mustAlert(t, "2001")
+	display.pass(t)
+}
