@@ -270,3 +270,49 @@ func TestB6_B3_KamailioWatchSurvivesKill9(t *testing.T) {
 	display.mustAlert(t, "2001")
 	display.pass(t)
 }
+
+// TestB6_F17_KamailioCalleeFreeWhileCallerBusy: 2001 (at Kamailio) becomes
+// free while 1001 is in a call of its own: 1001 is not alerted, the
+// request is suspended (F17); when 1001's call ends, monitoring resumes,
+// 2001 being free, and 1001 is told.
+func TestB6_F17_KamailioCalleeFreeWhileCallerBusy(t *testing.T) {
+	need(t, "sipp")
+	k := startKamailio(t)
+	kp := k.sipp(t)
+	ports := callPorts(t, 5)
+	pa, pd, p2, pb, pc := ports[0], ports[1], ports[2], ports[3], ports[4] // 1001, its display, 1002; 2001, 2002
+	s := startServer(t, cbConfig("", monitorTrunk(k)))
+	s.register(t, "1001", pa)
+	s.register(t, "1001", pd)
+	s.register(t, "1002", p2)
+	display := s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
+	b, cDone := kamBusy(t, kp, pb, pc, "8000")
+
+	s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001").pass(t)
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
+	display.expectScreen(t, 1, activatedScreen("2001"))
+
+	// 1001 busy: it calls 1002 for 10 s (past 2002's hang-up).
+	other := s.cbStart(t, "1002 answers 1001", "uas.xml", p2, true, "-m", "1")
+	call := s.cbStart(t, "1001 calls 1002", "uac.xml", pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001", "-d", "10000")
+	s.cbWaitLog(t, mark, `msg="line state" dn=1001 from=\S+ to=busy calls=1 `)
+
+	c := <-cDone
+	mustPass(t, "2002 calls 2001 and hangs up", c)
+	mustPass(t, "2001 answers, gets BYE", b.wait(t))
+	s.cbWaitLog(t, mark, `action="persist #1 1001->2001 CCBS suspended`)
+	if strings.Contains(s.cbLogSince(mark), `action="1001: alert"`) {
+		t.Fatal("1001 was alerted while in a call (F17)")
+	}
+	call.pass(t)
+	other.pass(t)
+	end := time.Now()
+	avail := display.expectAvailable(t, 2, "2001")
+	if lag := avail.At.Sub(end); lag > time.Second {
+		t.Errorf("1001 told %v after its call ended, want within 1 s", lag)
+	}
+	display.mustAlert(t, "2001")
+	display.pass(t)
+}
