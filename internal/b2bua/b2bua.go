@@ -486,7 +486,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			fail(rt.code, rt.reason, rt.why)
 			return
 		}
-	} else if t, ok := b.cfg.Trunks.For(callee); ok && !calleeIsLine {
+	} else if t, ok := b.remoteCallee(callee); ok {
 		trunk = &t // Dial of a call back on a callee of another server (B6, F3)
 	}
 	var devices []registrar.Binding

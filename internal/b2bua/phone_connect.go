@@ -7,8 +7,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/media"
-	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 )
 
@@ -40,7 +40,7 @@ import (
 // lines, its BYEs and re-INVITEs relayed.
 func (b *B2BUA) Connect(caller, callee string) error {
 	calleeLine, isLine := b.dir.Line(callee)
-	trunk, viaTrunk := b.cfg.Trunks.For(callee)
+	trunk, viaTrunk := b.remoteCallee(callee)
 	if !isLine && !viaTrunk {
 		return fmt.Errorf("connect: %s is not a line", callee)
 	}
@@ -71,8 +71,8 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		return reject(errors.New("connect: the caller's answer has no SDP offer"))
 	}
 	bDevices := b.reg.Bindings(callee)
-	if !isLine { // a callee of another server (B6): through its trunk
-		bDevices = []registrar.Binding{trunkDevice(trunk, callee)}
+	if viaTrunk { // a callee of another server (B6): through its trunk
+		bDevices = []Binding{trunkDevice(trunk, callee)}
 		b.markCCCall(&bDevices[0], trunk, caller, callee)
 	} else if len(bDevices) == 0 {
 		b.result(Result{Caller: caller, Callee: callee, Code: 480, Outcome: FailUnregistered, At: time.Now()})
@@ -106,6 +106,15 @@ func (b *B2BUA) Connect(caller, callee string) error {
 	b.result(Result{Caller: caller, Callee: callee, Code: 200, Outcome: Answered, At: time.Now()})
 	b.log.Info("call back call connected", "caller", caller, "callee", callee, "call", c.id)
 	return nil
+}
+
+// remoteCallee is the trunk a call back's callee is reached through when
+// it is a number of another server (B6), not a line of ours.
+func (b *B2BUA) remoteCallee(number string) (config.Trunk, bool) {
+	if _, line := b.dir.Line(number); line {
+		return config.Trunk{}, false
+	}
+	return b.cfg.Trunks.For(number)
 }
 
 // ackWindow bounds how long B may ring in Connect: A retransmits its

@@ -5,7 +5,6 @@ import (
 
 	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/config"
-	"github.com/callbackd/callbackd/internal/registrar"
 )
 
 // callCompletionInfo is the Call-Info that the responses of a failed call
@@ -54,7 +53,7 @@ func (b *B2BUA) callInfoOf(c *call, why Outcome) []sip.Header {
 // call_completion as the CC call of its request there, when it is one
 // (CCCallTo): the m parameter in the Request-URI (RFC 6910 s10), which
 // the other server's monitor recognizes.
-func (b *B2BUA) markCCCall(d *registrar.Binding, t config.Trunk, caller, callee string) {
+func (b *B2BUA) markCCCall(d *Binding, t config.Trunk, caller, callee string) {
 	if !t.CallCompletion || b.CCCallTo == nil {
 		return
 	}

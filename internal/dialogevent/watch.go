@@ -28,6 +28,7 @@ type Watcher struct {
 	mu    sync.Mutex
 	byDN  map[string]string // number -> subscription ID
 	views map[string]*dialoginfo.View
+	last  map[string]bool // number -> off hook, once a NOTIFY told
 	bad   map[string]bool // subscriptions whose bad body is logged already
 }
 
@@ -39,7 +40,7 @@ type watched struct {
 // NewWatcher watches through layer; Register it there.
 func NewWatcher(layer *subscription.Layer) *Watcher {
 	return &Watcher{layer: layer, Log: slog.New(slog.DiscardHandler),
-		byDN: map[string]string{}, views: map[string]*dialoginfo.View{}, bad: map[string]bool{}}
+		byDN: map[string]string{}, views: map[string]*dialoginfo.View{}, bad: map[string]bool{}, last: map[string]bool{}}
 }
 
 func (w *Watcher) Event() string { return Event }
@@ -51,8 +52,9 @@ func (w *Watcher) Monitors(number string) bool {
 	return ok && t.Monitor == config.MonitorDialog
 }
 
-// Watch subscribes to number's dialog state on its trunk, unless it is
-// watched already.
+// Watch subscribes to number's dialog state on its trunk; watched
+// already (a subscription restored after a restart), it tells Status the
+// state known so far.
 func (w *Watcher) Watch(number string) {
 	t, ok := w.Trunks.For(number)
 	if !ok || t.Monitor != config.MonitorDialog {
@@ -60,8 +62,12 @@ func (w *Watcher) Watch(number string) {
 	}
 	w.mu.Lock()
 	_, on := w.byDN[number]
+	offHook, known := w.last[number]
 	w.mu.Unlock()
 	if on {
+		if known && w.Status != nil {
+			w.Status(number, true, offHook)
+		}
 		return
 	}
 	a, err := config.ParseAddress(t.Address)
@@ -93,6 +99,7 @@ func (w *Watcher) Unwatch(number string) {
 	delete(w.byDN, number)
 	delete(w.views, id)
 	delete(w.bad, id)
+	delete(w.last, number)
 	w.mu.Unlock()
 	if on {
 		w.layer.Unsubscribe(id)
@@ -141,6 +148,9 @@ func (w *Watcher) Notified(i subscription.Info, state string, b subscription.Bod
 	}
 	applied := v.Apply(doc)
 	offHook := v.OffHook()
+	if applied && d.DN != "" {
+		w.last[d.DN] = offHook
+	}
 	w.mu.Unlock()
 	if applied && w.Status != nil && d.DN != "" {
 		w.Log.Debug("watched number's dialog state", "number", d.DN, "off_hook", offHook, "subscription", state)
@@ -157,6 +167,7 @@ func (w *Watcher) Ended(i subscription.Info, reason string) {
 	w.mu.Lock()
 	if w.byDN[d.DN] == i.ID {
 		delete(w.byDN, d.DN)
+		delete(w.last, d.DN)
 	}
 	delete(w.views, i.ID)
 	delete(w.bad, i.ID)

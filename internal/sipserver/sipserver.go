@@ -57,9 +57,8 @@ type Server struct {
 
 // Handlers are the parts that answer what the server routes to them
 // (built by internal/app). Each takes the request and its server
-// transaction as sipgo hands them over. A method served later (SUBSCRIBE
-// and PUBLISH: RFC 4235, RFC 6910) gets a field here and its line in
-// routes.
+// transaction as sipgo hands them over. A method served later (PUBLISH:
+// RFC 6910) gets a field here and its line in routes.
 type Handlers struct {
 	Register sipgo.RequestHandler // REGISTER: the registrar
 	Invite   sipgo.RequestHandler // INVITE: the B2BUA (new calls and re-INVITEs)

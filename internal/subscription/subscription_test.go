@@ -538,3 +538,48 @@ func TestNotify481Ends(t *testing.T) {
 		t.Error("still stored")
 	}
 }
+
+// A NOTIFY nobody answers ends the subscription (RFC 6665 4.2.2), once
+// its transaction times out (shortened here).
+func TestNotifyUnansweredEnds(t *testing.T) {
+	old := notifyTimeout
+	notifyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { notifyTimeout = old })
+	a := newNode(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "a.db"))
+	pa := newPkg("test")
+	a.layer.Register(pa)
+	silent := newNode(t, "127.0.0.1:0", "", func(n *node) {
+		n.srv.OnNotify(func(*sip.Request, sip.ServerTransaction) {}) // never answers
+	})
+	if res := do(t, silent, a, subscribe("test", "")); res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE answered %v", res)
+	}
+	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " timeout") {
+		t.Errorf("ended %q, want timeout", e)
+	}
+	if len(stored(t, a)) != 0 {
+		t.Error("still stored")
+	}
+}
+
+// terminated with retry-after: the subscriber subscribes again then, in a
+// new dialog (RFC 6665 4.1.3).
+func TestSubscriberRetryAfter(t *testing.T) {
+	b := newNode(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "b.db"))
+	pb := newPkg("test")
+	b.layer.Register(pb)
+	peer, subs := rawNotifier(t)
+	b.layer.Subscribe(spec("test", peer, time.Hour))
+	first := wait(t, subs, "SUBSCRIBE")
+	notifyFor(t, peer, first, "n1", 1, "active")
+	wait(t, pb.notes, "NOTIFY")
+	at := time.Now()
+	notifyFor(t, peer, first, "n1", 2, "terminated;reason=probation;retry-after=1")
+	again := wait(t, subs, "SUBSCRIBE again")
+	if waited := time.Since(at); waited < 900*time.Millisecond {
+		t.Errorf("subscribed again after %v, want the 1 s retry-after", waited)
+	}
+	if again.CallID().Value() == first.CallID().Value() {
+		t.Error("subscribed again in the old dialog")
+	}
+}

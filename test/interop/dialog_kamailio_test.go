@@ -110,52 +110,15 @@ func monitorTrunk(k *kamailio) string {
 // available" and its phone rings with the recall alert (F11, F12); Dial
 // (*39 again) rings 2001 through the trunk with 1001's identity.
 func TestB6_F11_KamailioCalleeBusyThenFree(t *testing.T) {
-	need(t, "sipp")
-	k := startKamailio(t)
-	kp := k.sipp(t)
-	ports := callPorts(t, 4)
-	pa, pd, pb, pc := ports[0], ports[1], ports[2], ports[3] // 1001, 1001's display; 2001, 2002 at Kamailio
-	s := startServer(t, cbConfig("", monitorTrunk(k)))
-	s.register(t, "1001", pa)
-	s.register(t, "1001", pd)
-	for dn, port := range map[string]int{"2001": pb, "2002": pc} {
-		mustPass(t, "register "+dn+" at Kamailio", kp.sippPlay(t, "dialog_kam_register.xml", port, "-s", dn))
-	}
-	display := s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
-
-	// 2001 busy: 2002 calls it, it answers; 2002 hangs up after 4 s.
-	b := kp.sippDevice(t, "2001", "uas.xml", pb)
-	cDone := make(chan sippRun, 1)
-	go func() {
-		cDone <- kp.sippPlay(t, "dialog_kam_uac.xml", pc, "-s", "2001", "-set", "caller", "2002", "-d", "4000")
-	}()
-	b.waitReceived(t, "ACK", 1)
-
-	a := s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001")
-	a.pass(t)
-	mark := s.cbMark()
-	got, _ := s.cbCode(t, "1001", pa, "*39")
-	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
-	s.cbWaitLog(t, mark, `action="persist #1 1001->2001 CCBS active seen=2001"`)
-	s.cbWaitLog(t, mark, `msg="watching a number's dialog state" number=2001 trunk=pbx`)
-	display.expectScreen(t, 1, activatedScreen("2001"))
-	// Kamailio's NOTIFY: 2001 in a confirmed call.
-	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
-
-	c := <-cDone
-	mustPass(t, "2002 calls 2001 and hangs up", c)
-	mustPass(t, "2001 answers, gets BYE", b.wait(t))
-	bye := sentRequest(t, c.Trace, "BYE")
-	avail := display.expectAvailable(t, 2, "2001")
-	if lag := avail.At.Sub(bye.At); lag < -50*time.Millisecond || lag > time.Second {
-		t.Errorf("1001's availability screen came %v after 2001's call ended (BYE), want within 1 s", lag)
-	}
-	display.mustAlert(t, "2001")
-	display.pass(t)
-	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=false`)
+	kc := kamCallBack(t, "4000", "")
+	s, kp, pa, pb := kc.s, kc.kp, kc.pa, kc.pb
+	s.cbWaitLog(t, kc.mark, `action="persist #1 1001->2001 CCBS active seen=2001"`)
+	s.cbWaitLog(t, kc.mark, `msg="watching a number's dialog state" number=2001 trunk=pbx`)
+	kc.told(t, kc.freed(t).At)
+	s.cbWaitLog(t, kc.mark, `msg="watched number's dialog state" number=2001 off_hook=false`)
 
 	// Dial: 2001 rings through Kamailio with 1001's identity.
-	mark = s.cbMark()
+	mark := s.cbMark()
 	bAgain := kp.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
 	dial := s.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
 	bAgain.pass(t)
@@ -182,4 +145,160 @@ func sentRequest(t *testing.T, trace, method string) sipptrace.Message {
 	}
 	t.Fatalf("no %s sent", method)
 	return sipptrace.Message{}
+}
+
+// kamBusy makes 2001 busy at Kamailio: 2002 calls it there (both
+// registered from pb and pc), 2001 answers; 2002 hangs up after holdMs.
+// It returns once 2001 is in the call, with 2001's phone and the channel
+// 2002's run ends on.
+func kamBusy(t *testing.T, kp *server, pb, pc int, holdMs string) (*sippDevice, chan sippRun) {
+	t.Helper()
+	for dn, port := range map[string]int{"2001": pb, "2002": pc} {
+		mustPass(t, "register "+dn+" at Kamailio", kp.sippPlay(t, "dialog_kam_register.xml", port, "-s", dn))
+	}
+	b := kp.sippDevice(t, "2001", "uas.xml", pb)
+	done := make(chan sippRun, 1)
+	go func() {
+		done <- kp.sippPlay(t, "dialog_kam_uac.xml", pc, "-s", "2001", "-set", "caller", "2002", "-d", holdMs)
+	}()
+	b.waitReceived(t, "ACK", 1)
+	return b, done
+}
+
+// kamCase is a call back of 1001 on 2001, a user of Kamailio busy in a
+// call with 2002 there: 1001 (registered from pa, with a display on pd
+// that takes its screens) called 2001, got 486 through the trunk, dialed
+// *39 and is activated; callbackd watches 2001. 2002 hangs up after hold.
+type kamCase struct {
+	k       *kamailio
+	kp, s   *server
+	pa, pb  int
+	display *cbPhone
+	b       *sippDevice  // 2001's phone in the call with 2002
+	c       chan sippRun // 2002's run, once it hung up
+	mark    int          // the server's log before *39
+}
+
+func kamCallBack(t *testing.T, hold string, lines string) *kamCase {
+	t.Helper()
+	need(t, "sipp")
+	kc := &kamCase{k: startKamailio(t)}
+	kc.kp = kc.k.sipp(t)
+	ports := callPorts(t, 4)
+	pd, pc := ports[1], ports[3]
+	kc.pa, kc.pb = ports[0], ports[2]
+	kc.s = startServer(t, cbConfig("", monitorTrunk(kc.k)+lines))
+	kc.s.register(t, "1001", kc.pa)
+	kc.s.register(t, "1001", pd)
+	kc.display = kc.s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
+	kc.b, kc.c = kamBusy(t, kc.kp, kc.pb, pc, hold)
+
+	kc.s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", kc.pa, "-s", "2001", "-set", "caller", "1001").pass(t)
+	kc.mark = kc.s.cbMark()
+	got, _ := kc.s.cbCode(t, "1001", kc.pa, "*39")
+	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
+	kc.display.expectScreen(t, 1, activatedScreen("2001"))
+	// Kamailio's NOTIFY: 2001 in a confirmed call.
+	kc.s.cbWaitLog(t, kc.mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
+	return kc
+}
+
+// freed waits for 2002's hang-up and returns its BYE.
+func (kc *kamCase) freed(t *testing.T) sipptrace.Message {
+	t.Helper()
+	c := <-kc.c
+	mustPass(t, "2002 calls 2001 and hangs up", c)
+	mustPass(t, "2001 answers, gets BYE", kc.b.wait(t))
+	return sentRequest(t, c.Trace, "BYE")
+}
+
+// told checks that 1001's display shows 2001 available within a second
+// of since, and rings with the recall alert.
+func (kc *kamCase) told(t *testing.T, since time.Time) {
+	t.Helper()
+	avail := kc.display.expectAvailable(t, 2, "2001")
+	if lag := avail.At.Sub(since); lag < -50*time.Millisecond || lag > time.Second {
+		t.Errorf("1001's availability screen came %v after 2001 became free, want within 1 s", lag)
+	}
+	kc.display.mustAlert(t, "2001")
+	kc.display.pass(t)
+}
+
+// TestB6_F29_KamailioAutoRecall: as TestB6_F11_KamailioCalleeBusyThenFree
+// with 1001 on the automatic recall (F29): once 2002 hangs up, the server
+// rings 1001, and when 1001 answers it calls 2001 through the trunk, with
+// 1001's identity, and connects the two.
+func TestB6_F29_KamailioAutoRecall(t *testing.T) {
+	need(t, "sipp")
+	k := startKamailio(t)
+	kp := k.sipp(t)
+	ports := callPorts(t, 3)
+	pa, pb, pc := ports[0], ports[1], ports[2]
+	s := startServer(t, "[callback]\nannounce = false\n"+monitorTrunk(k)+demoLinesWith("1001", "notification = \"auto-recall\"\n"))
+	rtpA, rtpB := newRTPPeer(t, 0xA), newRTPPeer(t, 0xB)
+	s.register(t, "1001", pa)
+	b, cDone := kamBusy(t, kp, pb, pc, "3000")
+
+	s.cbRun(t, "1001 calls busy 2001", "uac_busy.xml", pa, "-s", "2001", "-set", "caller", "1001").pass(t)
+	mark := s.cbMark()
+	got, _ := s.cbCode(t, "1001", pa, "*39")
+	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
+	s.cbWaitLog(t, mark, `action="persist #1 1001->2001 CCBS active auto-recall`)
+	recall := s.cbStart(t, "1001 takes the recall", "media_uas_recall.xml", pa, true, "-m", "2", "-key", "rtpport", fmt.Sprint(rtpA.port()))
+
+	mustPass(t, "2002 calls 2001 and hangs up", <-cDone)
+	mustPass(t, "2001 answers, gets BYE", b.wait(t))
+	bAns := kp.cbStart(t, "2001 answers the recall's call", "media_uas_hangs_up.xml", pb, true, "-m", "1", "-d", "1000",
+		"-key", "rtpport", fmt.Sprint(rtpB.port()))
+	bAns.pass(t)
+	recall.pass(t)
+	invs := bAns.received("INVITE")
+	if len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1001@") {
+		t.Fatalf("2001 got INVITEs %v, want one from sip:1001@", invs)
+	}
+	s.cbWaitLog(t, mark, `msg="recall connected" caller=1001 callee=2001`)
+}
+
+// TestB6_B3_KamailioWatchSurvivesKill9: 1001 has a call back on 2001,
+// busy at Kamailio; callbackd is killed (SIGKILL) and started again: its
+// stored subscription to 2001's dialog state is refreshed in its dialog
+// (Kamailio keeps one watcher), the request comes back, and when 2002
+// hangs up 1001 is told within a second.
+func TestB6_B3_KamailioWatchSurvivesKill9(t *testing.T) {
+	kc := kamCallBack(t, "6000", "")
+	s := kc.s
+	s.kill9()
+	mark := s.cbMark()
+	s.restart()
+	s.cbWaitLog(t, mark, `msg="call back requests restored" requests=1`)
+	s.cbWaitLog(t, mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
+	if strings.Contains(s.cbLogSince(mark), `msg="watching a number's dialog state"`) {
+		t.Error("a new subscription was made after the restart; want the stored one refreshed")
+	}
+	kc.told(t, kc.freed(t).At)
+}
+
+// TestB6_F17_KamailioCalleeFreeWhileCallerBusy: 2001 (at Kamailio) becomes
+// free while 1001 is in a call of its own: 1001 is not alerted, the
+// request is suspended (F17); when 1001's call ends, monitoring resumes,
+// 2001 being free, and 1001 is told.
+func TestB6_F17_KamailioCalleeFreeWhileCallerBusy(t *testing.T) {
+	kc := kamCallBack(t, "8000", "")
+	s, p2 := kc.s, onePort(t)
+	s.register(t, "1002", p2)
+
+	// 1001 busy: it calls 1002 for 10 s (past 2002's hang-up).
+	mark := s.cbMark()
+	other := s.cbStart(t, "1002 answers 1001", "uas.xml", p2, true, "-m", "1")
+	call := s.cbStart(t, "1001 calls 1002", "uac.xml", kc.pa, false, "-m", "1", "-s", "1002", "-set", "caller", "1001", "-d", "10000")
+	s.cbWaitLog(t, mark, `msg="line state" dn=1001 from=\S+ to=busy calls=1 `)
+
+	kc.freed(t)
+	s.cbWaitLog(t, mark, `action="persist #1 1001->2001 CCBS suspended`)
+	if strings.Contains(s.cbLogSince(mark), `action="1001: alert"`) {
+		t.Fatal("1001 was alerted while in a call (F17)")
+	}
+	call.pass(t)
+	other.pass(t)
+	kc.told(t, call.sent(t, "BYE").At)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +189,34 @@ func TestB6_DialogExpiryAndRefresh(t *testing.T) {
 		t.Error("ended before its 2 s")
 	}
 	s.waitLog(`msg="subscription expired"`, 5*time.Second)
+}
+
+// TestB6_B3_DialogSubscriptionSurvivesKill9: a watcher's subscription is
+// stored before its 200; the server is killed (SIGKILL) and started again:
+// the subscription goes on, its next NOTIFY in the same dialog with the
+// CSeq and the document's version carried on, and the watcher can still
+// end it in that dialog.
+func TestB6_B3_DialogSubscriptionSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, demoLines)
+	w := s.watcher(t, "dialog_restart.xml", "1003", "1002", onePort(t), "-set", "expires", "600")
+	w.waitReceived(t, "NOTIFY", 1)
+	s.kill9()
+	s.restart()
+	r := w.wait(t)
+	mustPass(t, "watcher across the restart", r)
+	n := notifies(r.Trace, "NOTIFY")
+	if len(n) != 3 {
+		t.Fatalf("%d NOTIFYs, want 3", len(n))
+	}
+	if n[1].Header("From") != n[0].Header("From") || n[1].Header("Call-ID") != n[0].Header("Call-ID") {
+		t.Errorf("the NOTIFY after the restart is not in the subscription's dialog:\n%s\n%s", n[0].Text, n[1].Text)
+	}
+	first, _ := strconv.Atoi(strings.Fields(n[0].Header("CSeq"))[0])
+	after, _ := strconv.Atoi(strings.Fields(n[1].Header("CSeq"))[0])
+	if after != first+1 {
+		t.Errorf("CSeq %d after the restart, want %d", after, first+1)
+	}
+	mustContain(t, "NOTIFY after the restart", n[1], `state="full"`, `version="1"`, "Subscription-State: active;expires=")
+	mustContain(t, "final NOTIFY", n[2], "Subscription-State: terminated")
 }
