@@ -193,18 +193,19 @@ func (g *Agent) Notified(s subscription.Info, state string, body subscription.Bo
 	if ar == nil {
 		return
 	}
-	n := Notification{Terminated: state == "terminated"}
-	if !n.Terminated {
-		b, err := ParseBody(body.Data)
-		if err != nil {
-			if ok, c := g.once.OK("bad body " + ar.data.Peer); ok {
-				g.Log.Info("call completion NOTIFY body ignored", "peer", ar.data.Peer, "error", err, "more_since_last_log", c)
-			}
-			return
-		}
-		n.Body = b
+	if state == "terminated" {
+		// Ended follows when it is over for good; after "timeout" or
+		// "deactivated" the layer subscribes again (RFC 6665 s4.1.3).
+		return
 	}
-	g.deliver(ar, n)
+	b, err := ParseBody(body.Data)
+	if err != nil {
+		if ok, c := g.once.OK("bad body " + ar.data.Peer); ok {
+			g.Log.Info("call completion NOTIFY body ignored", "peer", ar.data.Peer, "error", err, "more_since_last_log", c)
+		}
+		return
+	}
+	g.deliver(ar, Notification{Body: b})
 }
 
 // Ended: the subscription is over for good (refused, terminated, gone).

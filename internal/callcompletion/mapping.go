@@ -53,7 +53,7 @@ func KindOf(m Service, fallback engine.Kind) engine.Kind {
 type Notification struct {
 	Body       Body   // when not Terminated
 	Terminated bool   // Subscription-State: terminated
-	Reason     string // its reason: rejected, timeout, noresource
+	Reason     string // its reason: rejected, noresource (timeout: the layer's expiry)
 }
 
 // Notify is the NOTIFY the monitor sends for the engine's message m about
@@ -67,8 +67,11 @@ func Notify(m engine.PeerMessage, uri string) (n Notification, ok bool) {
 		return Notification{Body: Body{State: Ready, URI: uri}}, true
 	case engine.MsgReject: // RFC 6665 s4.1.3: "rejected", re-subscribing is pointless
 		return Notification{Terminated: true, Reason: "rejected"}, true
-	case engine.MsgEnd: // the monitor's lifetime ran out, or B is gone
-		return Notification{Terminated: true, Reason: "timeout"}, true
+	case engine.MsgEnd:
+		// The request's lifetime ran out (F19) or B is gone: "noresource",
+		// not "timeout", after which an agent re-subscribes (RFC 6665
+		// s4.1.3); "timeout" is the subscription's own expiry.
+		return Notification{Terminated: true, Reason: "noresource"}, true
 	}
 	return Notification{}, false
 }

@@ -158,9 +158,10 @@ func TestB1_MonitorNotifyRate(t *testing.T) {
 	if body := string(m.State(ev.subs[0]).Data); !strings.Contains(body, "cc-state: queued") || !strings.Contains(body, "cc-URI: sip:2001@127.0.0.3") {
 		t.Fatalf("state %q", body)
 	}
-	// The engine ends the request: the subscription ends, reason timeout.
+	// The engine ends the request (its lifetime): the subscription ends,
+	// reason noresource (no re-subscribe, RFC 6665 s4.1.3).
 	m.Send(engine.PeerMessage{Peer: "pbx-a", Type: engine.MsgEnd, Ref: ref})
-	if len(ev.ended) != 1 || ev.ended[0] != "s1 timeout" {
+	if len(ev.ended) != 1 || ev.ended[0] != "s1 noresource" {
 		t.Fatalf("ended %v", ev.ended)
 	}
 }

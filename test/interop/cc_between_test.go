@@ -3,8 +3,10 @@ package interop
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Two callbackd servers joined by trunks that speak call completion (RFC
@@ -307,4 +309,35 @@ func TestF16_F18_TwoCallersFIFOAcrossT3(t *testing.T) {
 	}
 	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=t3`)
 	x.cbWaitLog(t, xm, `action="persist #2 1003->2001 CCBS available via srv-y"`)
+}
+
+// TestF19_LifetimeEndsAcross: Y's request lifetime (1 minute) runs out
+// while 2001 stays logged out: Y ends the subscription (NOTIFY
+// terminated;reason=noresource: no re-subscribe, RFC 6665 s4.1.3) and X
+// ends 1001's request as ended by the peer. Takes a minute.
+func TestF19_LifetimeEndsAcross(t *testing.T) {
+	need(t, "sipp")
+	pa := callPorts(t, 1)[0]
+	x, y := twoServersCC(t, true, "", "lifetime = \"1m\"\n")
+	x.register(t, "1001", pa)
+	xm, ym := activateAcross(t, x, y, pa, "uac_unavailable.xml", "CCNL")
+	waitLogWithin(t, y, ym, `msg="call back ended" id=1 reason=expired`, 90*time.Second)
+	x.cbWaitLog(t, xm, `msg="call completion subscription ended" peer=srv-y caller=1001 callee=2001 reason=terminated;noresource`)
+	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=peer-ended`)
+	if n := strings.Count(y.cbLogSince(ym), "call completion request queued"); n != 1 {
+		t.Errorf("Y queued %d requests, want 1 (no re-subscribe after noresource)", n)
+	}
+}
+
+// waitLogWithin is cbWaitLog with its own deadline (a timer of a minute).
+func waitLogWithin(t *testing.T, s *server, mark int, re string, d time.Duration) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(d)
+	for !rx.MatchString(s.cbLogSince(mark)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no server log line matching %q within %v", re, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
