@@ -153,7 +153,8 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 
 	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
 	a.Subscriptions.Limits = subscription.Limits{Min: time.Duration(cfg.SIP.MinExpires) * time.Second,
-		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second}
+		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second,
+		PerOwner: subscription.DefaultLimits.PerOwner}
 	a.Dialogs = dialogevent.NewServer(a.Subscriptions, a.Lines, au)
 	a.Dialogs.Domain, a.Dialogs.Log = cfg.SIP.Domain, log
 	a.Dialogs.Line, a.Dialogs.Profile = a.Directory.Line, a.Profile

@@ -90,6 +90,11 @@ func newNode(t *testing.T, addr, storePath string, routes ...func(*node)) *node 
 	return n
 }
 
+// withLimits sets a node's layer's limits before it serves.
+func withLimits(lim Limits) func(*node) {
+	return func(n *node) { n.layer.Limits = lim }
+}
+
 // close stops the node as a crash would: nothing sent, the store closed.
 func (n *node) close() {
 	if n.layer != nil {
@@ -137,7 +142,7 @@ func (p *pkg) Authorize(req *sip.Request, tx sip.ServerTransaction) (Grant, bool
 		return Grant{}, false
 	}
 	p.auth <- req.From().Address.User
-	return Grant{Resource: req.Recipient.User, Data: []byte(req.From().Address.User)}, true
+	return Grant{Resource: req.Recipient.User, Data: []byte(req.From().Address.User), Owner: req.From().Address.User}, true
 }
 
 func (p *pkg) State(s Info) Body {
@@ -194,9 +199,9 @@ func spec(event string, notifier *node, expires time.Duration) Spec {
 
 // pair is a notifier a and a subscriber b, each with the package
 // "test" (resource 2001 "idle"), their stores in dir.
-func pair(t *testing.T) (dir string, a, b *node, pa, pb *pkg) {
+func pair(t *testing.T, opts ...func(*node)) (dir string, a, b *node, pa, pb *pkg) {
 	dir = t.TempDir()
-	a, b = newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db")), newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
+	a, b = newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"), opts...), newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
 	pa, pb = newPkg("test"), newPkg("test")
 	pa.set("2001", "idle")
 	a.layer.Register(pa)
@@ -323,8 +328,8 @@ func subscribe(event, expires string) *sip.Request {
 // asks again with it (RFC 6665 4.1.2.1); above the maximum: lowered.
 func TestIntervalTooBrief(t *testing.T) {
 	dir := t.TempDir()
-	a, b := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db")), newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
-	a.layer.Limits = Limits{Min: 2 * time.Minute, Max: 5 * time.Minute, Default: 5 * time.Minute}
+	a := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"), withLimits(Limits{Min: 2 * time.Minute, Max: 5 * time.Minute, Default: 5 * time.Minute}))
+	b := newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
 	pa, pb := newPkg("test"), newPkg("test")
 	a.layer.Register(pa)
 	b.layer.Register(pb)
@@ -347,8 +352,7 @@ func TestIntervalTooBrief(t *testing.T) {
 // asked for one second and is then stopped before it refreshes).
 func TestExpiry(t *testing.T) {
 	dir := t.TempDir()
-	a := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"))
-	a.layer.Limits = Limits{Min: time.Second, Max: time.Hour, Default: time.Hour}
+	a := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"), withLimits(Limits{Min: time.Second, Max: time.Hour, Default: time.Hour}))
 	pa := newPkg("test")
 	a.layer.Register(pa)
 	notifies := make(chan *sip.Request, 8)
@@ -581,5 +585,24 @@ func TestSubscriberRetryAfter(t *testing.T) {
 	}
 	if again.CallID().Value() == first.CallID().Value() {
 		t.Error("subscribed again in the old dialog")
+	}
+}
+
+// An owner holds at most Limits.PerOwner subscriptions: one more is
+// refused 403; once one ends, a new one is accepted.
+func TestPerOwnerLimit(t *testing.T) {
+	_, a, b, pa, pb := pair(t, withLimits(Limits{Min: time.Minute, Max: time.Hour, Default: time.Hour, PerOwner: 1}))
+	id, _ := b.layer.Subscribe(spec("test", a, time.Hour))
+	wait(t, pb.notes, "NOTIFY")
+	second, _ := b.layer.Subscribe(spec("test", a, time.Hour))
+	if e := wait(t, pb.ended, "refusal"); e != second+" refused 403" {
+		t.Errorf("second subscription: %q, want refused 403", e)
+	}
+	b.layer.Unsubscribe(id)
+	wait(t, pb.ended, "end")
+	wait(t, pa.ended, "end at the notifier")
+	b.layer.Subscribe(spec("test", a, time.Hour))
+	if n := wait(t, pb.notes, "NOTIFY"); n.state != "active" {
+		t.Errorf("after the first ended: %+v", n)
 	}
 }
