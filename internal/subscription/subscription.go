@@ -13,9 +13,10 @@
 // who asks (digest, a From check: the package's own rules) and answers a
 // refusal itself (401, 403, 404 ...) returning false, or names the
 // resource subscribed to (and opaque Data kept with the subscription)
-// returning true. The layer then answers 200 with the granted Expires and
-// sends the first NOTIFY with State(info): the package's full state of the
-// resource. When the resource changes, the package calls
+// returning true (Grant.Owner, who it proved the subscriber is, bounds
+// how many one holds: Limits.PerOwner). The layer then answers 200 with
+// the granted Expires and sends the first NOTIFY with State(info): the
+// package's full state of the resource. When the resource changes, the package calls
 // Layer.Changed(event, resource, partial): every subscription to it gets
 // one NOTIFY, its body from partial(info) (nil partial: full state, from
 // State; partial returning false: nothing for that subscription). Notify
