@@ -258,6 +258,7 @@ func (a *App) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		a.Watcher.Prune(a.Callback.Watching) // B6: watches whose call back ended while down
 		close(a.serving)
 	case <-ctx.Done():
 		return nil

@@ -52,3 +52,16 @@ func TestB6_F11_WatcherStatus(t *testing.T) {
 		t.Errorf("the bad body logged %d times, want once:\n%s", n, logs.String())
 	}
 }
+
+// Prune ends the watches no call back needs (ended while the server was
+// down), and keeps the others.
+func TestB6_WatcherPrune(t *testing.T) {
+	w := NewWatcher(nil)
+	w.byDN["2001"], w.byDN["2002"] = "s1", "s2"
+	var ended []string
+	w.unsubscribe = func(id string) { ended = append(ended, id) }
+	w.Prune(func(dn string) bool { return dn == "2002" })
+	if len(ended) != 1 || ended[0] != "s1" || w.byDN["2002"] != "s2" || len(w.byDN) != 1 {
+		t.Errorf("ended %v, left %v", ended, w.byDN)
+	}
+}
