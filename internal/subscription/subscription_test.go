@@ -514,33 +514,43 @@ func TestSubscriberFollowsState(t *testing.T) {
 	}
 }
 
-// A NOTIFY answered 481 ends the subscription (RFC 6665 4.2.2).
-func TestNotify481Ends(t *testing.T) {
+// endsOnNotify subscribes to a notifier from a bare peer whose NOTIFY
+// handler is onNotify, and checks that the subscription ends with reason
+// (told to the package, forgotten by the store) once poke, if any, ran.
+func endsOnNotify(t *testing.T, onNotify sipgo.RequestHandler, poke func(*Layer), reason string) {
+	t.Helper()
 	a := newNode(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "a.db"))
 	pa := newPkg("test")
 	a.layer.Register(pa)
-	codes := make(chan int, 4)
-	codes <- 200
-	codes <- 481
-	peer := newNode(t, "127.0.0.1:0", "", func(n *node) {
-		n.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-			sipmsg.Respond(tx, req, <-codes, "", quiet)
-		})
-	})
+	peer := newNode(t, "127.0.0.1:0", "", func(n *node) { n.srv.OnNotify(onNotify) })
 	if res := do(t, peer, a, subscribe("test", "")); res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE answered %v", res)
 	}
 	wait(t, pa.auth, "authorization")
-	for len(codes) == 2 { // the first NOTIFY is being answered
-		time.Sleep(5 * time.Millisecond)
+	if poke != nil {
+		poke(a.layer)
 	}
-	a.layer.Changed("test", "2001", nil)
-	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " gone") {
-		t.Errorf("ended %q", e)
+	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " "+reason) {
+		t.Errorf("ended %q, want %s", e, reason)
 	}
 	if len(stored(t, a)) != 0 {
 		t.Error("still stored")
 	}
+}
+
+// A NOTIFY answered 481 ends the subscription (RFC 6665 4.2.2).
+func TestNotify481Ends(t *testing.T) {
+	codes := make(chan int, 4)
+	codes <- 200
+	codes <- 481
+	endsOnNotify(t, func(req *sip.Request, tx sip.ServerTransaction) {
+		sipmsg.Respond(tx, req, <-codes, "", quiet)
+	}, func(l *Layer) {
+		for len(codes) == 2 { // the first NOTIFY is being answered
+			time.Sleep(5 * time.Millisecond)
+		}
+		l.Changed("test", "2001", nil)
+	}, "gone")
 }
 
 // A NOTIFY nobody answers ends the subscription (RFC 6665 4.2.2), once
@@ -549,21 +559,7 @@ func TestNotifyUnansweredEnds(t *testing.T) {
 	old := notifyTimeout
 	notifyTimeout = 300 * time.Millisecond
 	t.Cleanup(func() { notifyTimeout = old })
-	a := newNode(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "a.db"))
-	pa := newPkg("test")
-	a.layer.Register(pa)
-	silent := newNode(t, "127.0.0.1:0", "", func(n *node) {
-		n.srv.OnNotify(func(*sip.Request, sip.ServerTransaction) {}) // never answers
-	})
-	if res := do(t, silent, a, subscribe("test", "")); res.StatusCode != 200 {
-		t.Fatalf("SUBSCRIBE answered %v", res)
-	}
-	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " timeout") {
-		t.Errorf("ended %q, want timeout", e)
-	}
-	if len(stored(t, a)) != 0 {
-		t.Error("still stored")
-	}
+	endsOnNotify(t, func(*sip.Request, sip.ServerTransaction) {}, nil, "timeout") // never answers
 }
 
 // terminated with retry-after: the subscriber subscribes again then, in a
