@@ -160,7 +160,8 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
 	a.CallCompletion = a.callCompletion(cfg)
 	a.Subscriptions.Limits = subscription.Limits{Min: time.Duration(cfg.SIP.MinExpires) * time.Second,
-		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second}
+		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second,
+		PerOwner: subscription.DefaultLimits.PerOwner}
 	a.Dialogs = dialogevent.NewServer(a.Subscriptions, a.Lines, au)
 	a.Dialogs.Domain, a.Dialogs.Log = cfg.SIP.Domain, log
 	a.Dialogs.Line, a.Dialogs.Profile = a.Directory.Line, a.Profile
@@ -268,6 +269,7 @@ func (a *App) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		a.Watcher.Prune(a.Callback.Watching) // B6: watches whose call back ended while down
 		close(a.serving)
 	case <-ctx.Done():
 		return nil

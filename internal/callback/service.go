@@ -356,6 +356,13 @@ func (s *Service) knowRemote(number string) {
 	}
 }
 
+// Watching reports whether the engine watches line dn (F38).
+func (s *Service) Watching(dn string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.watched[dn]
+}
+
 // RemoteStatus is a watched callee of another server's state (B6),
 // stepped as a line's; ignored unless the engine watches it.
 func (s *Service) RemoteStatus(dn string, registered, offHook bool) {

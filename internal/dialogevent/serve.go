@@ -99,7 +99,7 @@ func (s *Server) Authorize(req *sip.Request, tx sip.ServerTransaction) (subscrip
 		g.Identity = p.WatchLines == config.WatchIdentity
 	}
 	data, _ := json.Marshal(g)
-	return subscription.Grant{Resource: dn, Data: data}, true
+	return subscription.Grant{Resource: dn, Data: data, Owner: watcher}, true
 }
 
 func accepts(hs []sip.Header) bool {

@@ -23,7 +23,8 @@ type Watcher struct {
 	// Status is told each change of a watched number's state.
 	Status func(dn string, registered, offHook bool)
 
-	layer *subscription.Layer
+	layer       *subscription.Layer
+	unsubscribe func(id string) // the layer's Unsubscribe (a test's own)
 
 	mu    sync.Mutex
 	byDN  map[string]string // number -> subscription ID
@@ -39,8 +40,12 @@ type watched struct {
 
 // NewWatcher watches through layer; Register it there.
 func NewWatcher(layer *subscription.Layer) *Watcher {
-	return &Watcher{layer: layer, Log: slog.New(slog.DiscardHandler),
+	w := &Watcher{layer: layer, Log: slog.New(slog.DiscardHandler),
 		byDN: map[string]string{}, views: map[string]*dialoginfo.View{}, bad: map[string]bool{}, last: map[string]bool{}}
+	if layer != nil {
+		w.unsubscribe = func(id string) { layer.Unsubscribe(id) }
+	}
+	return w
 }
 
 func (w *Watcher) Event() string { return Event }
@@ -102,7 +107,7 @@ func (w *Watcher) Unwatch(number string) {
 	delete(w.last, number)
 	w.mu.Unlock()
 	if on {
-		w.layer.Unsubscribe(id)
+		w.unsubscribe(id)
 	}
 }
 
@@ -118,6 +123,24 @@ func (w *Watcher) Restore() {
 		w.byDN[d.DN] = i.ID
 		w.views[i.ID] = &dialoginfo.View{}
 		w.mu.Unlock()
+	}
+}
+
+// Prune ends the restored subscriptions of numbers nobody watches any
+// more (their call back ended while the server was down): call once the
+// Call Back requests are restored, with whether each number is watched.
+func (w *Watcher) Prune(watched func(number string) bool) {
+	w.mu.Lock()
+	var gone []string
+	for dn := range w.byDN {
+		if !watched(dn) {
+			gone = append(gone, dn)
+		}
+	}
+	w.mu.Unlock()
+	for _, dn := range gone {
+		w.Log.Info("watch of a number no call back needs ended", "number", dn)
+		w.Unwatch(dn)
 	}
 }
 

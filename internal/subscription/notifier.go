@@ -37,13 +37,18 @@ func (l *Layer) subscribed(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		return
 	}
+	if g.Owner != "" && period > 0 && l.Limits.PerOwner > 0 && l.ownedBy(g.Owner) >= l.Limits.PerOwner {
+		l.Log.Debug("subscription refused: too many for its owner", "owner", g.Owner, "limit", l.Limits.PerOwner)
+		l.respond(tx, req, 403, "Forbidden (too many subscriptions)")
+		return
+	}
 	fromTag, _ := req.From().Params.Get("tag")
 	r := record{
 		ID: newID(), Role: roleNotifier, Event: event, EventID: eventID, Resource: g.Resource, Data: g.Data,
 		CallID: req.CallID().Value(), LocalTag: sip.GenerateTagN(16), RemoteTag: fromTag,
 		Local: req.To().Address.String(), Remote: req.From().Address.String(), Target: contact.Address.String(),
 		Dest: req.Source(), Transport: strings.ToUpper(req.Transport()), RemoteCSeq: req.CSeq().SeqNo,
-		Expires: time.Now().Add(period),
+		Expires: time.Now().Add(period), Owner: g.Owner,
 	}
 	for _, h := range req.GetHeaders("Record-Route") { // 12.1.1: the UAS keeps their order
 		r.Routes = append(r.Routes, h.Value())
@@ -222,6 +227,12 @@ func (l *Layer) End(id, reason string) bool {
 		return false
 	}
 	return l.enqueue(s, job{terminate: reason})
+}
+
+func (l *Layer) ownedBy(owner string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.owned[owner]
 }
 
 func (l *Layer) byIDGet(id string) *sub {

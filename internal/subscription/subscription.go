@@ -13,9 +13,10 @@
 // who asks (digest, a From check: the package's own rules) and answers a
 // refusal itself (401, 403, 404 ...) returning false, or names the
 // resource subscribed to (and opaque Data kept with the subscription)
-// returning true. The layer then answers 200 with the granted Expires and
-// sends the first NOTIFY with State(info): the package's full state of the
-// resource. When the resource changes, the package calls
+// returning true (Grant.Owner, who it proved the subscriber is, bounds
+// how many one holds: Limits.PerOwner). The layer then answers 200 with
+// the granted Expires and sends the first NOTIFY with State(info): the
+// package's full state of the resource. When the resource changes, the package calls
 // Layer.Changed(event, resource, partial): every subscription to it gets
 // one NOTIFY, its body from partial(info) (nil partial: full state, from
 // State; partial returning false: nothing for that subscription). Notify
@@ -81,6 +82,10 @@ type Info struct {
 type Grant struct {
 	Resource string
 	Data     []byte
+	// Owner is who the package proved the subscriber is (a line): at most
+	// Limits.PerOwner live subscriptions each (0: no limit); "": not
+	// counted.
+	Owner string
 }
 
 // Package is an event package as notifier (RFC 6665 7.2).
@@ -120,14 +125,18 @@ type Spec struct {
 	Data      []byte // the watcher's own, given back in Info
 }
 
-// Limits bound the duration of subscriptions we grant (RFC 6665 4.2.1.1).
+// Limits bound the duration of subscriptions we grant (RFC 6665 4.2.1.1)
+// and how many one owner may hold (each is a stored row and a NOTIFY per
+// change).
 type Limits struct {
 	Min, Max, Default time.Duration
+	PerOwner          int
 }
 
 // DefaultLimits: a minute at least (423 below), an hour at most and when
-// the SUBSCRIBE says nothing (RFC 4235 6: 3600 s for dialog).
-var DefaultLimits = Limits{Min: time.Minute, Max: time.Hour, Default: time.Hour}
+// the SUBSCRIBE says nothing (RFC 4235 6: 3600 s for dialog); 200 per
+// owner (a phone with a busy lamp field of 100 keys, twice).
+var DefaultLimits = Limits{Min: time.Minute, Max: time.Hour, Default: time.Hour, PerOwner: 200}
 
 // notifyTimeout is how long a NOTIFY or SUBSCRIBE we send may go
 // unanswered: a non-INVITE transaction's Timer F (RFC 3261 17.1.2.2).
@@ -165,7 +174,8 @@ type record struct {
 	RemoteCSeq uint32 `json:",omitempty"`
 
 	Expires time.Time
-	Sent    int `json:",omitempty"` // NOTIFYs sent (notifier)
+	Sent    int    `json:",omitempty"` // NOTIFYs sent (notifier)
+	Owner   string `json:",omitempty"` // Grant.Owner (notifier)
 
 	// Subscriber: what a new SUBSCRIBE is made of.
 	RequestURI string        `json:",omitempty"`
@@ -208,6 +218,7 @@ type Layer struct {
 	watchers map[string]Watcher
 	byID     map[string]*sub
 	byDialog map[string]*sub // dialogKey(Call-ID, our tag)
+	owned    map[string]int  // Grant.Owner -> live subscriptions
 	closed   bool
 
 	ctx    context.Context // ended by Close: the requests in flight give up
@@ -219,7 +230,7 @@ type Layer struct {
 func New(client *sipgo.Client, msg *sipmsg.Builder, st store.Store, log *slog.Logger) *Layer {
 	l := &Layer{Log: log, Limits: DefaultLimits, client: client, msg: msg, store: st,
 		pkgs: map[string]Package{}, watchers: map[string]Watcher{},
-		byID: map[string]*sub{}, byDialog: map[string]*sub{}}
+		byID: map[string]*sub{}, byDialog: map[string]*sub{}, owned: map[string]int{}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	return l
 }
@@ -296,6 +307,9 @@ func (l *Layer) forget(id string) {
 func (l *Layer) add(s *sub) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if _, had := l.byID[s.rec.ID]; !had && s.rec.Owner != "" {
+		l.owned[s.rec.Owner]++
+	}
 	l.byID[s.rec.ID] = s
 	l.byDialog[dialogKey(s.rec.CallID, s.rec.LocalTag)] = s
 }
@@ -305,6 +319,11 @@ func (l *Layer) remove(s *sub) {
 	defer l.mu.Unlock()
 	if l.byID[s.rec.ID] == s {
 		delete(l.byID, s.rec.ID)
+		if o := s.rec.Owner; o != "" {
+			if l.owned[o]--; l.owned[o] <= 0 {
+				delete(l.owned, o)
+			}
+		}
 	}
 	if k := dialogKey(s.rec.CallID, s.rec.LocalTag); l.byDialog[k] == s {
 		delete(l.byDialog, k)

@@ -90,6 +90,11 @@ func newNode(t *testing.T, addr, storePath string, routes ...func(*node)) *node 
 	return n
 }
 
+// withLimits sets a node's layer's limits before it serves.
+func withLimits(lim Limits) func(*node) {
+	return func(n *node) { n.layer.Limits = lim }
+}
+
 // close stops the node as a crash would: nothing sent, the store closed.
 func (n *node) close() {
 	if n.layer != nil {
@@ -137,7 +142,7 @@ func (p *pkg) Authorize(req *sip.Request, tx sip.ServerTransaction) (Grant, bool
 		return Grant{}, false
 	}
 	p.auth <- req.From().Address.User
-	return Grant{Resource: req.Recipient.User, Data: []byte(req.From().Address.User)}, true
+	return Grant{Resource: req.Recipient.User, Data: []byte(req.From().Address.User), Owner: req.From().Address.User}, true
 }
 
 func (p *pkg) State(s Info) Body {
@@ -194,9 +199,9 @@ func spec(event string, notifier *node, expires time.Duration) Spec {
 
 // pair is a notifier a and a subscriber b, each with the package
 // "test" (resource 2001 "idle"), their stores in dir.
-func pair(t *testing.T) (dir string, a, b *node, pa, pb *pkg) {
+func pair(t *testing.T, opts ...func(*node)) (dir string, a, b *node, pa, pb *pkg) {
 	dir = t.TempDir()
-	a, b = newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db")), newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
+	a, b = newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"), opts...), newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
 	pa, pb = newPkg("test"), newPkg("test")
 	pa.set("2001", "idle")
 	a.layer.Register(pa)
@@ -323,8 +328,8 @@ func subscribe(event, expires string) *sip.Request {
 // asks again with it (RFC 6665 4.1.2.1); above the maximum: lowered.
 func TestIntervalTooBrief(t *testing.T) {
 	dir := t.TempDir()
-	a, b := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db")), newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
-	a.layer.Limits = Limits{Min: 2 * time.Minute, Max: 5 * time.Minute, Default: 5 * time.Minute}
+	a := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"), withLimits(Limits{Min: 2 * time.Minute, Max: 5 * time.Minute, Default: 5 * time.Minute}))
+	b := newNode(t, "127.0.0.1:0", filepath.Join(dir, "b.db"))
 	pa, pb := newPkg("test"), newPkg("test")
 	a.layer.Register(pa)
 	b.layer.Register(pb)
@@ -347,8 +352,7 @@ func TestIntervalTooBrief(t *testing.T) {
 // asked for one second and is then stopped before it refreshes).
 func TestExpiry(t *testing.T) {
 	dir := t.TempDir()
-	a := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"))
-	a.layer.Limits = Limits{Min: time.Second, Max: time.Hour, Default: time.Hour}
+	a := newNode(t, "127.0.0.1:0", filepath.Join(dir, "a.db"), withLimits(Limits{Min: time.Second, Max: time.Hour, Default: time.Hour}))
 	pa := newPkg("test")
 	a.layer.Register(pa)
 	notifies := make(chan *sip.Request, 8)
@@ -510,33 +514,43 @@ func TestSubscriberFollowsState(t *testing.T) {
 	}
 }
 
-// A NOTIFY answered 481 ends the subscription (RFC 6665 4.2.2).
-func TestNotify481Ends(t *testing.T) {
+// endsOnNotify subscribes to a notifier from a bare peer whose NOTIFY
+// handler is onNotify, and checks that the subscription ends with reason
+// (told to the package, forgotten by the store) once poke, if any, ran.
+func endsOnNotify(t *testing.T, onNotify sipgo.RequestHandler, poke func(*Layer), reason string) {
+	t.Helper()
 	a := newNode(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "a.db"))
 	pa := newPkg("test")
 	a.layer.Register(pa)
-	codes := make(chan int, 4)
-	codes <- 200
-	codes <- 481
-	peer := newNode(t, "127.0.0.1:0", "", func(n *node) {
-		n.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-			sipmsg.Respond(tx, req, <-codes, "", quiet)
-		})
-	})
+	peer := newNode(t, "127.0.0.1:0", "", func(n *node) { n.srv.OnNotify(onNotify) })
 	if res := do(t, peer, a, subscribe("test", "")); res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE answered %v", res)
 	}
 	wait(t, pa.auth, "authorization")
-	for len(codes) == 2 { // the first NOTIFY is being answered
-		time.Sleep(5 * time.Millisecond)
+	if poke != nil {
+		poke(a.layer)
 	}
-	a.layer.Changed("test", "2001", nil)
-	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " gone") {
-		t.Errorf("ended %q", e)
+	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " "+reason) {
+		t.Errorf("ended %q, want %s", e, reason)
 	}
 	if len(stored(t, a)) != 0 {
 		t.Error("still stored")
 	}
+}
+
+// A NOTIFY answered 481 ends the subscription (RFC 6665 4.2.2).
+func TestNotify481Ends(t *testing.T) {
+	codes := make(chan int, 4)
+	codes <- 200
+	codes <- 481
+	endsOnNotify(t, func(req *sip.Request, tx sip.ServerTransaction) {
+		sipmsg.Respond(tx, req, <-codes, "", quiet)
+	}, func(l *Layer) {
+		for len(codes) == 2 { // the first NOTIFY is being answered
+			time.Sleep(5 * time.Millisecond)
+		}
+		l.Changed("test", "2001", nil)
+	}, "gone")
 }
 
 // A NOTIFY nobody answers ends the subscription (RFC 6665 4.2.2), once
@@ -545,21 +559,7 @@ func TestNotifyUnansweredEnds(t *testing.T) {
 	old := notifyTimeout
 	notifyTimeout = 300 * time.Millisecond
 	t.Cleanup(func() { notifyTimeout = old })
-	a := newNode(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "a.db"))
-	pa := newPkg("test")
-	a.layer.Register(pa)
-	silent := newNode(t, "127.0.0.1:0", "", func(n *node) {
-		n.srv.OnNotify(func(*sip.Request, sip.ServerTransaction) {}) // never answers
-	})
-	if res := do(t, silent, a, subscribe("test", "")); res.StatusCode != 200 {
-		t.Fatalf("SUBSCRIBE answered %v", res)
-	}
-	if e := wait(t, pa.ended, "end"); !strings.HasSuffix(e, " timeout") {
-		t.Errorf("ended %q, want timeout", e)
-	}
-	if len(stored(t, a)) != 0 {
-		t.Error("still stored")
-	}
+	endsOnNotify(t, func(*sip.Request, sip.ServerTransaction) {}, nil, "timeout") // never answers
 }
 
 // terminated with retry-after: the subscriber subscribes again then, in a
@@ -581,5 +581,24 @@ func TestSubscriberRetryAfter(t *testing.T) {
 	}
 	if again.CallID().Value() == first.CallID().Value() {
 		t.Error("subscribed again in the old dialog")
+	}
+}
+
+// An owner holds at most Limits.PerOwner subscriptions: one more is
+// refused 403; once one ends, a new one is accepted.
+func TestPerOwnerLimit(t *testing.T) {
+	_, a, b, pa, pb := pair(t, withLimits(Limits{Min: time.Minute, Max: time.Hour, Default: time.Hour, PerOwner: 1}))
+	id, _ := b.layer.Subscribe(spec("test", a, time.Hour))
+	wait(t, pb.notes, "NOTIFY")
+	second, _ := b.layer.Subscribe(spec("test", a, time.Hour))
+	if e := wait(t, pb.ended, "refusal"); e != second+" refused 403" {
+		t.Errorf("second subscription: %q, want refused 403", e)
+	}
+	b.layer.Unsubscribe(id)
+	wait(t, pb.ended, "end")
+	wait(t, pa.ended, "end at the notifier")
+	b.layer.Subscribe(spec("test", a, time.Hour))
+	if n := wait(t, pb.notes, "NOTIFY"); n.state != "active" {
+		t.Errorf("after the first ended: %+v", n)
 	}
 }
