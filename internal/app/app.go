@@ -22,8 +22,10 @@ import (
 	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/callback"
+	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/cluster"
 	"github.com/callbackd/callbackd/internal/config"
+	"github.com/callbackd/callbackd/internal/dialogevent"
 	"github.com/callbackd/callbackd/internal/directory"
 	"github.com/callbackd/callbackd/internal/engine"
 	"github.com/callbackd/callbackd/internal/events"
@@ -32,8 +34,10 @@ import (
 	"github.com/callbackd/callbackd/internal/metrics"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/screen"
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/sipserver"
 	"github.com/callbackd/callbackd/internal/store"
+	"github.com/callbackd/callbackd/internal/subscription"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
 
@@ -50,6 +54,14 @@ type App struct {
 	Callback  *callback.Service
 	Metrics   *metrics.Metrics
 	Hub       *events.Hub // live events (the API's server-sent events)
+	// Subscriptions is SUBSCRIBE/NOTIFY (RFC 6665), both sides, for the
+	// event packages registered on it.
+	Subscriptions *subscription.Layer
+	// CallCompletion is the RFC 6910 monitor; nil when no trunk speaks it.
+	CallCompletion *callcompletion.Monitor
+	CCAgent        *callcompletion.Agent // with CallCompletion
+	Dialogs        *dialogevent.Server   // Event: dialog for our lines (RFC 4235)
+	Watcher        *dialogevent.Watcher  // Event: dialog of callees on other servers (B6)
 	// Guard throttles failed authentications (B7), shared by SIP digest,
 	// HTTP Basic and the mobility PIN.
 	Guard *throttle.Guard
@@ -122,6 +134,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	// internal number), the feature codes to Call Back or the line's own.
 	a.B2BUA.OnResult = func(r b2bua.Result) {
 		a.Metrics.CallResult(string(r.Outcome))
+		a.callFailed(r)
 		if a.impersonates(r) {
 			return
 		}
@@ -136,6 +149,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	}
 	a.B2BUA.OfferCallBack = func(r b2bua.Result) b2bua.Offer {
 		a.Metrics.CallResult(string(r.Outcome))
+		a.callFailed(r)
 		if a.impersonates(r) {
 			return b2bua.Offer{}
 		}
@@ -146,6 +160,24 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.B2BUA.AlertSound = a.Callback.AlertSound
 	a.B2BUA.OnMediaStats = func(st media.StreamStats) { a.Metrics.RTPStream(st.Packets, st.Late) }
 	a.B2BUA.OnForeignRTP = a.Metrics.RTPForeign
+
+	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
+	a.CallCompletion = a.callCompletion(cfg)
+	a.Subscriptions.Limits = subscription.Limits{Min: time.Duration(cfg.SIP.MinExpires) * time.Second,
+		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second,
+		PerOwner: subscription.DefaultLimits.PerOwner}
+	a.Dialogs = dialogevent.NewServer(a.Subscriptions, a.Lines, au)
+	a.Dialogs.Domain, a.Dialogs.Log = cfg.SIP.Domain, log
+	a.Dialogs.Line, a.Dialogs.Profile = a.Directory.Line, a.Profile
+	a.Dialogs.Password, a.Dialogs.Home = a.Directory.Password, a.Registrar.HomeOf
+	a.Subscriptions.Register(a.Dialogs)
+	a.Dialogs.Follow()
+	// B6: callees on a trunk marked monitor = "dialog" are watched there.
+	a.Watcher = dialogevent.NewWatcher(a.Subscriptions)
+	a.Watcher.Domain, a.Watcher.Log, a.Watcher.Trunks = cfg.SIP.Domain, log, cfg.Trunks
+	a.Watcher.Status = a.Callback.RemoteStatus
+	a.Subscriptions.Register(a.Watcher)
+	a.Callback.Remote = a.Watcher
 
 	sip.Route(sipserver.Handlers{
 		Register:       a.Registrar.HandleRegister,
@@ -158,6 +190,9 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		Refreshes:      a.refreshes,
 		Serving:        a.acting,
 		StrayResponse:  a.B2BUA.HandleStrayResponse,
+		Events:         a.Subscriptions.Handle,
+		IsSubscription: a.Subscriptions.Owns,
+		Publish:        a.publishHandler(),
 	})
 	a.warnDialOut()
 	// From here the directory holds the lines (the API changes them
@@ -222,6 +257,7 @@ func (a *App) run(ctx context.Context) error {
 	// first, then wait.
 	defer func() {
 		cancel()
+		a.Subscriptions.Close()
 		a.SIP.Close()
 		wg.Wait()
 	}()
@@ -229,6 +265,13 @@ func (a *App) run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.Registrar.Run(ctx) }()
 	a.SIP.Start(ctx)
 	a.B2BUA.Audit()
+	if err := a.Subscriptions.Restore(ctx); err != nil {
+		return err
+	}
+	if a.CallCompletion != nil {
+		a.CallCompletion.Restore()
+	}
+	a.Watcher.Restore()
 	ready := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); a.Callback.Run(ctx, ready) }()
@@ -237,6 +280,7 @@ func (a *App) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		a.Watcher.Prune(a.Callback.Watching) // B6: watches whose call back ended while down
 		close(a.serving)
 	case <-ctx.Done():
 		return nil

@@ -83,6 +83,8 @@ const (
 type Result struct {
 	Caller, Callee string // Callee: the number dialed
 	CallerTrunk    string // the trunk an outside Caller called in through; "" for a line
+	CalleeTrunk    string // the trunk Callee was called through; "" for a line
+	CallInfo       string // that trunk's Call-Info on the failure (RFC 6910 s7.1: the cc-URI), if any
 	Reached        string // where the call was handed or diverted to (route point, forwarding); "" if not
 	Code           int
 	Outcome        Outcome
@@ -167,6 +169,16 @@ type B2BUA struct {
 	IsFeature func(dialed string) bool
 	OnFeature func(caller, dialed string, from Origin) Feature
 
+	// OnCCCall, when set, routes the call completion call of a trunk's
+	// caller (RFC 6910 s10: an INVITE with the m parameter in its
+	// Request-URI from a trunk with call_completion): the line it goes to
+	// and whether that line's forwarding is overridden (F21).
+	OnCCCall func(trunk, caller, callee string) (to string, override bool)
+	// CCCallTo, when set, says whether a line's call to callee through a
+	// trunk with call_completion is the CC call of its request there: the
+	// m value its Request-URI carries (RFC 6910 s10), or "".
+	CCCallTo func(trunk, caller, callee string) string
+
 	// OfferCallBack, when set, is asked about a call that failed busy or
 	// with no device registered (F28): it reports the failure to Call Back
 	// (OnResult is not called for it) and says how a call back is offered
@@ -218,16 +230,19 @@ func (b *B2BUA) Calls() int {
 
 // call is one call between two lines.
 type call struct {
-	mu       sync.Mutex
-	id       string // the A leg's Call-ID; key for line state
-	caller   string // DN of A, or an outside number when trunk is set
-	trunk    string // A called in through this trunk: an outsider, even if caller equals a DN
-	callee   string // DN of the line B rung (counted in its line state)
-	dialed   string // the number A dialed, when not callee (route point, forwarding)
-	reached  string // where the call was handed or diverted to, for Result
-	a, b     *leg
-	ended    bool
-	reinvite bool // a re-INVITE is being relayed (491 for a second one)
+	mu      sync.Mutex
+	id      string // the A leg's Call-ID; key for line state
+	caller  string // DN of A, or an outside number when trunk is set
+	trunk   string // A called in through this trunk: an outsider, even if caller equals a DN
+	callee  string // DN of the line B rung (counted in its line state)
+	dialed  string // the number A dialed, when not callee (route point, forwarding)
+	reached string // where the call was handed or diverted to, for Result
+	// outTrunk: the callee is a number of this trunk; outCallInfo: the
+	// trunk's Call-Info on its failure (RFC 6910 s7.1), for Result.
+	outTrunk, outCallInfo string
+	a, b                  *leg
+	ended                 bool
+	reinvite              bool // a re-INVITE is being relayed (491 for a second one)
 
 	// The server's media in the call: srv while the server itself is A's
 	// other party (announcement, recall before B answers); eps are closed
@@ -437,6 +452,9 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		callee, override = f.Route, true
 	}
+	if w.trunk != nil && w.trunk.CallCompletion && b.OnCCCall != nil && req.Recipient.UriParams.Has("m") {
+		callee, override = b.OnCCCall(w.trunk.Name, caller, callee)
+	}
 	_, calleeIsLine := b.dir.Line(callee)
 	if _, external := b.cfg.Trunks.For(callee); !calleeIsLine && !external {
 		b.log.Info("call to unknown number", "caller", caller, "dn", callee)
@@ -463,7 +481,7 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			b.announceOffer(req, tx, c, code, reason, why, now)
 			return
 		}
-		b.respond(tx, req, code, reason)
+		b.respond(tx, req, code, reason, b.callCompletionInfo(trunkName, dialed, req.Transport(), why)...)
 		b.result(Result{Caller: caller, CallerTrunk: trunkName, Callee: dialed, Reached: reached, Code: code, Outcome: why, At: now})
 	}
 	var trunk *config.Trunk
@@ -474,16 +492,22 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			fail(rt.code, rt.reason, rt.why)
 			return
 		}
+	} else if t, ok := b.remoteCallee(callee); ok {
+		trunk = &t // Dial of a call back on a callee of another server (B6, F3)
 	}
 	var devices []registrar.Binding
 	if trunk != nil { // an external number: the trunk's line state is not ours
 		devices = []registrar.Binding{trunkDevice(*trunk, callee)}
+		if w.trunk == nil {
+			b.markCCCall(&devices[0], *trunk, caller, callee)
+		}
 	} else {
 		devices = b.reg.Bindings(callee)
 		if len(devices) == 0 {
 			fail(480, "Temporarily Unavailable", FailUnregistered)
 			return
 		}
+		b.lines.Between(callID, caller, callee) // named in each line's dialog state (RFC 4235)
 		if _, ok := b.lines.Offer(callee, callID); !ok {
 			fail(486, "Busy Here", FailBusy)
 			return
@@ -496,6 +520,9 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c := b.callFrom(req, caller, callee, w.trunk)
 	c.dialed, c.reached = dialed, reached
+	if trunk != nil {
+		c.outTrunk = trunk.Name
+	}
 	r := &ringing{b: b, c: c, req: req, tx: tx, callerName: callerName, responses: make(chan forkResponse)}
 	if !override {
 		r.divert = b.noAnswerDivert(c)
@@ -542,7 +569,8 @@ func (b *B2BUA) callFrom(req *sip.Request, caller, callee string, trunk *config.
 func (c *call) result(code int, why Outcome, at time.Time) Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := Result{Caller: c.caller, CallerTrunk: c.trunk, Callee: c.callee, Reached: c.reached, Code: code, Outcome: why, At: at}
+	r := Result{Caller: c.caller, CallerTrunk: c.trunk, Callee: c.callee, Reached: c.reached, Code: code, Outcome: why, At: at,
+		CalleeTrunk: c.outTrunk, CallInfo: c.outCallInfo}
 	if c.dialed != "" {
 		r.Callee = c.dialed
 	}

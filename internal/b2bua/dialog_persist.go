@@ -171,9 +171,9 @@ func (b *B2BUA) Restore(ctx context.Context) (int, error) {
 		b.addLeg(c.a)
 		b.addLeg(c.b)
 		if c.trunk == "" {
-			b.lines.Originate(c.caller, c.id)
+			b.lines.Connected(c.caller, c.id, true)
 		}
-		b.lines.Originate(c.callee, c.id)
+		b.lines.Connected(c.callee, c.id, false)
 		restored = append(restored, c)
 	}
 	b.restored = restored

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/media"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 )
@@ -38,14 +39,15 @@ import (
 // call is an ordinary call of the B2BUA afterwards: stored, counted on both
 // lines, its BYEs and re-INVITEs relayed.
 func (b *B2BUA) Connect(caller, callee string) error {
-	if _, ok := b.dir.Line(callee); !ok {
+	calleeLine, isLine := b.dir.Line(callee)
+	trunk, viaTrunk := b.remoteCallee(callee)
+	if !isLine && !viaTrunk {
 		return fmt.Errorf("connect: %s is not a line", callee)
 	}
 	callerLine, ok := b.dir.Line(caller)
 	if !ok {
 		return fmt.Errorf("connect: %s is not a line", caller)
 	}
-	calleeLine, _ := b.dir.Line(callee)
 	aDevices := b.reg.Bindings(caller)
 	if len(aDevices) == 0 {
 		return fmt.Errorf("connect: %s has no registered device", caller)
@@ -69,11 +71,13 @@ func (b *B2BUA) Connect(caller, callee string) error {
 		return reject(errors.New("connect: the caller's answer has no SDP offer"))
 	}
 	bDevices := b.reg.Bindings(callee)
-	if len(bDevices) == 0 {
+	if viaTrunk { // a callee of another server (B6): through its trunk
+		bDevices = []Binding{trunkDevice(trunk, callee)}
+		b.markCCCall(&bDevices[0], trunk, caller, callee)
+	} else if len(bDevices) == 0 {
 		b.result(Result{Caller: caller, Callee: callee, Code: 480, Outcome: FailUnregistered, At: time.Now()})
 		return reject(fmt.Errorf("connect: %s has no registered device", callee))
-	}
-	if _, ok := b.lines.Offer(callee, c.id); !ok {
+	} else if _, ok := b.lines.Offer(callee, c.id); !ok {
 		b.result(Result{Caller: caller, Callee: callee, Code: 486, Outcome: FailBusy, At: time.Now()})
 		return reject(fmt.Errorf("connect: %s is busy", callee))
 	}
@@ -102,6 +106,15 @@ func (b *B2BUA) Connect(caller, callee string) error {
 	b.result(Result{Caller: caller, Callee: callee, Code: 200, Outcome: Answered, At: time.Now()})
 	b.log.Info("call back call connected", "caller", caller, "callee", callee, "call", c.id)
 	return nil
+}
+
+// remoteCallee is the trunk a call back's callee is reached through when
+// it is a number of another server (B6), not a line of ours.
+func (b *B2BUA) remoteCallee(number string) (config.Trunk, bool) {
+	if _, line := b.dir.Line(number); line {
+		return config.Trunk{}, false
+	}
+	return b.cfg.Trunks.For(number)
 }
 
 // ackWindow bounds how long B may ring in Connect: A retransmits its

@@ -51,6 +51,9 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 	final := func() {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
 		res.To().Params.Add("tag", c.a.LocalTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+		for _, h := range b.callInfoOf(c, why) {
+			res.AppendHeader(h)
+		}
 		if err := tx.Respond(res); err != nil {
 			b.log.Debug("respond failed", "code", code, "error", err)
 		}
@@ -91,6 +94,9 @@ func (b *B2BUA) announceOffer(req *sip.Request, tx sip.ServerTransaction, c *cal
 	res := sip.NewResponseFromRequest(req, 183, "Session Progress", nil)
 	res.To().Params.Add("tag", c.a.LocalTag)
 	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
+	for _, h := range b.callInfoOf(c, why) { // RFC 6910 s7.1: in a provisional too
+		res.AppendHeader(h)
+	}
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody(answer)
 	if err := tx.Respond(res); err != nil {

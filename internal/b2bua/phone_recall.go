@@ -42,8 +42,10 @@ import (
 // once the call is connected or has failed.
 func (b *B2BUA) Recall(id int64, caller, callee string, ring time.Duration) error {
 	calleeLine, ok := b.dir.Line(callee)
-	if !ok {
+	if _, remote := b.remoteCallee(callee); !ok && !remote {
 		return fmt.Errorf("recall: %s is not a line", callee)
+	} else if !ok {
+		calleeLine.Name = callee // B6: a callee of another server, shown by its number
 	}
 	callerLine, ok := b.dir.Line(caller)
 	var aDevices []registrar.Binding
@@ -127,8 +129,12 @@ func (b *B2BUA) hear(srv *serverSide, src media.Source) bool {
 func (b *B2BUA) recallConnect(c *call, srv *serverSide, callerName, to string) error {
 	locale := b.locale(c.caller)
 	code, reason, why := 0, "", FailOther
-	devices := b.reg.Bindings(to)
-	_, free := b.lines.Offer(to, c.id)
+	devices, free := b.reg.Bindings(to), true
+	if t, ok := b.remoteCallee(to); ok {
+		devices = []Binding{trunkDevice(t, to)} // B6: through its trunk
+	} else {
+		_, free = b.lines.Offer(to, c.id)
+	}
 	switch {
 	case len(devices) == 0:
 		code, reason, why = 480, "Temporarily Unavailable", FailUnregistered

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/registrar"
 	"github.com/callbackd/callbackd/internal/sipmsg"
 )
@@ -111,6 +112,7 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 				pending--
 				if better(code, best) {
 					best, bestReason = code, fr.res.Reason
+					r.keepCallInfo(fr.res)
 				}
 			}
 		case <-canceled:
@@ -150,7 +152,36 @@ func (r *ringing) run(devices []registrar.Binding, started time.Time) {
 		why = FailBusy
 		best, bestReason = 486, "Busy Here"
 	}
+	if m := r.callInfoService(); m != "" { // the trunk says why (RFC 6910 s7.1)
+		why = map[callcompletion.Service]Outcome{callcompletion.BS: FailBusy, callcompletion.NR: FailNoAnswer, callcompletion.NL: FailUnregistered}[m]
+	}
 	r.fail(best, bestReason, why, started)
+}
+
+// keepCallInfo keeps the Call-Info of a trunk's failure response to a
+// call to one of its numbers: the cc-URI of its call completion.
+func (r *ringing) keepCallInfo(res *sip.Response) {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outTrunk == "" {
+		return
+	}
+	c.outCallInfo = ""
+	for _, h := range res.GetHeaders("Call-Info") {
+		if _, ok, err := callcompletion.ParseCallInfo(h.Value()); ok && err == nil {
+			c.outCallInfo = h.Value()
+		}
+	}
+}
+
+// callInfoService is the m of the kept Call-Info, or "".
+func (r *ringing) callInfoService() callcompletion.Service {
+	r.c.mu.Lock()
+	v := r.c.outCallInfo
+	r.c.mu.Unlock()
+	ci, _, _ := callcompletion.ParseCallInfo(v)
+	return ci.M
 }
 
 // better reports whether final response code a is a better answer for the
@@ -181,6 +212,9 @@ func (r *ringing) fail(code int, reason string, why Outcome, started time.Time) 
 	}
 	res := sip.NewResponseFromRequest(r.req, code, reason, nil)
 	res.To().Params.Add("tag", c.a.LocalTag) // the tag of our 18x (RFC 3261 8.2.6.2)
+	for _, h := range b.callInfoOf(c, why) {
+		res.AppendHeader(h)
+	}
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Debug("respond failed", "code", code, "error", err)
 	}
@@ -387,6 +421,11 @@ func (r *ringing) relayProvisional(in *sip.Response) {
 	res := sip.NewResponseFromRequest(r.req, in.StatusCode, in.Reason, nil)
 	res.To().Params.Add("tag", c.a.LocalTag)
 	res.AppendHeader(b.msg.Contact(c.callee, c.a.Transport))
+	if in.StatusCode == 180 { // ringing: call completion on no reply (RFC 6910 s7.1)
+		for _, h := range b.callInfoOf(c, FailNoAnswer) {
+			res.AppendHeader(h)
+		}
+	}
 	sipmsg.CopyBody(in, res)
 	if err := r.tx.Respond(res); err != nil {
 		b.log.Debug("relay provisional", "error", err)
@@ -410,6 +449,9 @@ func (r *ringing) answer(f *fork, in *sip.Response) {
 	c.mu.Unlock()
 	b.addLeg(l)
 	b.lines.Answered(c.callee, c.id)
+	if c.trunk == "" {
+		b.lines.Answered(c.caller, c.id) // its dialog is confirmed too (RFC 4235)
+	}
 	b.save(c)
 	b.result(c.result(200, Answered, time.Now()))
 

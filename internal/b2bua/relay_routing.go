@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"net"
-	"strings"
 
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/registrar"
@@ -174,13 +173,7 @@ func trunkDevice(t config.Trunk, number string) registrar.Binding {
 // trunkAt returns the trunk a request comes from: its transport and
 // source address are the trunk's.
 func (b *B2BUA) trunkAt(transport, source string) (config.Trunk, bool) {
-	for _, t := range b.cfg.Trunks {
-		d := trunkDevice(t, "")
-		if d.Source == source && strings.EqualFold(d.Transport, transport) {
-			return t, true
-		}
-	}
-	return config.Trunk{}, false
+	return b.cfg.Trunks.At(transport, source)
 }
 
 // mayLeave reports whether a call of w may go out through a trunk to the

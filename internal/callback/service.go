@@ -55,6 +55,14 @@ type Phones interface {
 	Hold(dn string) int
 }
 
+// Peers carries the engine's call completion messages to the servers
+// behind trunks (RFC 6910 on the wire: internal/callcompletion). Send runs
+// on the engine's goroutine: it must not wait for the wire, nor step the
+// engine itself (it queues the answers with Submit).
+type Peers interface {
+	Send(m engine.PeerMessage)
+}
+
 // Service owns the engine. Create with New, start with Run.
 type Service struct {
 	cfg    config.Callback // guarded by mu: changed live (SetParams)
@@ -76,6 +84,12 @@ type Service struct {
 	// Profile, set before Run, gives a line's profile (F33: may it use
 	// Call Back?); nil: every line may.
 	Profile func(name string) (config.Profile, bool)
+	// Peers, set before Run, carries ToPeer (F3); nil: no trunk speaks
+	// call completion, and a ToPeer is logged.
+	Peers Peers
+	// Remote, set before Run, watches callees of other servers (B6); nil:
+	// none.
+	Remote RemoteLines
 
 	// loop-owned
 	eng     *engine.Engine
@@ -91,6 +105,7 @@ type Service struct {
 	// call reached (forwarding, route point): their status is refreshed
 	// before a key press, which acts on that call.
 	lastCallee map[string][2]string
+	remotes    map[string]bool    // B6: the callees of other servers the engine knows as lines
 	kick       chan struct{}      // a change was added to status
 	alerts     map[string][]int16 // alert sounds by alert_file (AlertSound)
 }
@@ -153,6 +168,7 @@ func New(cfg config.Callback, st store.Store, dir *directory.Directory, lines *l
 		kick:    make(chan struct{}, 1),
 
 		lastCallee: map[string][2]string{},
+		remotes:    map[string]bool{},
 		alerts:     map[string][]int16{},
 	}
 	s.timers = newTimers(func() { s.in <- input{read: s.fireDue} })
@@ -283,6 +299,9 @@ func (s *Service) restore(ctx context.Context) error {
 			s.eng.Step(now, status(st))
 		}
 	}
+	for _, r := range pre.reqs { // B6: a callee watched on another server is a line to the engine
+		s.remoteLine(r.B)
+	}
 	s.timers.grow(len(pre.reqs))
 	s.execute(s.eng.Restore(now, pre.reqs), nil)
 	s.drain()
@@ -303,6 +322,62 @@ func (s *Service) fireDue() {
 
 func status(st linestate.Snapshot) engine.LineStatus {
 	return engine.LineStatus{DN: st.DN, Registered: st.Devices > 0, OffHook: st.State == linestate.Busy, Full: st.Full()}
+}
+
+// RemoteLines watches callees that live on another server (B6: the
+// dialog event package, internal/dialogevent): their state comes in
+// through RemoteStatus.
+type RemoteLines interface {
+	Monitors(number string) bool // number is such a callee
+	Watch(number string)
+	Unwatch(number string)
+}
+
+// remoteLine tells the engine, once, that a watched callee of another
+// server is a line (on the loop, or before it runs).
+func (s *Service) remoteLine(number string) {
+	if s.Remote == nil || !s.Remote.Monitors(number) {
+		return
+	}
+	s.mu.Lock()
+	known := s.remotes[number]
+	s.remotes[number] = true
+	s.mu.Unlock()
+	if !known {
+		s.eng.Step(s.now(), engine.LineConfig{Line: engine.Line{DN: number}})
+	}
+}
+
+// knowRemote has the loop tell the engine of a watched callee of another
+// server before the call's result that follows.
+func (s *Service) knowRemote(number string) {
+	if s.Remote != nil && s.Remote.Monitors(number) {
+		s.in <- input{read: func() { s.remoteLine(number) }}
+	}
+}
+
+// Watching reports whether the engine watches line dn (F38).
+func (s *Service) Watching(dn string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.watched[dn]
+}
+
+// RemoteStatus is a watched callee of another server's state (B6),
+// stepped as a line's; ignored unless the engine watches it.
+func (s *Service) RemoteStatus(dn string, registered, offHook bool) {
+	s.mu.Lock()
+	w := s.watched[dn]
+	if w {
+		s.status = append(s.status, engine.LineStatus{DN: dn, Registered: registered, OffHook: offHook})
+	}
+	s.mu.Unlock()
+	if w {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // lineChanged runs under the line-state lock, so it must never block: it
@@ -437,11 +512,16 @@ func (s *Service) do(a engine.Action, from *origin) {
 		s.mu.Unlock()
 		if st, ok := s.lines.Get(a.DN); ok { // stepped once this list is done
 			s.next = append(s.next, status(st))
+		} else if s.Remote != nil && s.Remote.Monitors(a.DN) {
+			s.Remote.Watch(a.DN) // its state comes with the first NOTIFY
 		}
 	case engine.Unwatch:
 		s.mu.Lock()
 		delete(s.watched, a.DN)
 		s.mu.Unlock()
+		if s.Remote != nil && s.Remote.Monitors(a.DN) {
+			s.Remote.Unwatch(a.DN)
+		}
 	case engine.ShowScreen:
 		s.show(a)
 	case engine.Alert:
@@ -454,16 +534,20 @@ func (s *Service) do(a engine.Action, from *origin) {
 		}()
 	case engine.PlaceCall:
 		s.place(a, from)
-	case engine.Reorder, engine.Offer, engine.Pressed:
+	case engine.ToPeer:
+		if s.Peers == nil {
+			s.log.Warn("call back message to a peer, but no trunk speaks call completion", "action", a.String())
+			return
+		}
+		s.Peers.Send(a.Msg)
+	case engine.Reorder, engine.Offer, engine.Pressed, engine.Admit:
 		// Answers to the side the event came from, which waits for the
 		// step: the feature code's INVITE (Feature: 503 for Reorder, 603
 		// with the Pressed's reason), the failed call (Offered: the
 		// Offer's form), the answered recall (RecallAnswered: no route
-		// after Reorder), the console and the API (Press, Activate).
+		// after Reorder), the console and the API (Press, Activate), a
+		// peer's call completion call (PeerCall: the Admit).
 	default:
-		// ToPeer, Admit: call completion between servers (RFC 6910) is
-		// not served by this build; the engine only emits them for
-		// lines behind a peer, which the configuration cannot declare.
 		s.log.Warn("call back action not supported here", "action", a.String())
 	}
 }
@@ -593,6 +677,7 @@ func (s *Service) RequestOf(caller string) (engine.Request, bool) {
 
 // CallResult reports a call between lines to the engine (CallUpdate).
 func (s *Service) CallResult(r b2bua.Result) {
+	s.knowRemote(r.Callee)
 	if cu, ok := s.callUpdate(r); ok {
 		s.in <- input{ev: cu, fresh: []string{r.Caller, r.Callee, r.Reached}}
 	}
@@ -626,7 +711,14 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 	s.mu.Lock()
 	s.lastCallee[r.Caller] = [2]string{r.Callee, r.Reached}
 	s.mu.Unlock()
-	return engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o, Reached: r.Reached}, true
+	cu := engine.CallUpdate{From: r.Caller, To: r.Callee, FromName: from.Name, ToName: to.Name, Outcome: o, Reached: r.Reached}
+	if r.CallInfo != "" {
+		// F3: the trunk's Call-Info says the callee's server speaks call
+		// completion (RFC 6910 s7.1). Without it the callee stays what it
+		// was: unknown (F8), or watched by its dialog state (B6).
+		cu.Peer, cu.PeerCC = r.CalleeTrunk, true
+	}
+	return cu, true
 }
 
 // Offered reports a failed call as CallResult does, and waits for the
@@ -634,6 +726,7 @@ func (s *Service) callUpdate(r b2bua.Result) (engine.CallUpdate, bool) {
 // (F28): the announcement, the busy tone (CC_BUSY_TONE), or nothing there
 // (the zero Offer: the softkey only, or no call back).
 func (s *Service) Offered(r b2bua.Result) b2bua.Offer {
+	s.knowRemote(r.Callee)
 	cu, ok := s.callUpdate(r)
 	if !ok {
 		return b2bua.Offer{}
@@ -877,6 +970,18 @@ func (s *Service) engineLine(l config.Line) engine.Line {
 		el.Kind = engine.Voicemail
 	}
 	return el
+}
+
+// PeerCall steps the arrival of a peer's call completion call (an INVITE
+// to our cc-URI, RFC 6910 s10) for its request ref and says where it goes
+// and whether B's forwarding is overridden (F21: only while T3 runs).
+func (s *Service) PeerCall(peer string, ref int64, b string) engine.Admit {
+	for _, a := range s.Do(engine.PeerCall{Peer: peer, Ref: ref, B: b}, b) {
+		if ad, ok := a.(engine.Admit); ok {
+			return ad
+		}
+	}
+	return engine.Admit{Peer: peer, Ref: ref, To: b}
 }
 
 // DeviceReset tells the engine that a device of line dn went away or

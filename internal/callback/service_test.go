@@ -88,6 +88,12 @@ type fixture struct {
 // registered and idle.
 func start(tb testing.TB, path string, dns ...string) *fixture {
 	tb.Helper()
+	return startWith(tb, path, nil, dns...)
+}
+
+// startWith is start with set run on the service before it runs.
+func startWith(tb testing.TB, path string, set func(*Service), dns ...string) *fixture {
+	tb.Helper()
 	st, err := sqlite.Open(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -106,6 +112,9 @@ func start(tb testing.TB, path string, dns ...string) *fixture {
 	}
 	p := &phones{texts: make(chan sent, 1<<20), connects: make(chan [2]string, 16), recalls: make(chan recall, 16)}
 	svc := New(cfg.Callback, st, directory.New(ls), tr, p, slog.New(slog.DiscardHandler))
+	if set != nil {
+		set(svc)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan error, 1)
 	done := make(chan struct{})

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -232,6 +233,12 @@ type User struct {
 type Profile struct {
 	Name     string `toml:"name"`
 	CallBack bool   `toml:"callback"` // the CallBack key, *39 and the offer; default true
+	// WatchLines is what the lines may learn of other lines' calls through
+	// the dialog event package (RFC 4235: busy lamp fields, a phone's own
+	// camp-on): WatchNone, WatchState (default: each call's state and
+	// direction) or WatchIdentity (also who the other party is). A line
+	// may always watch itself.
+	WatchLines string `toml:"watch_lines"`
 	// DialOut is what external numbers (numbers of a trunk) the lines may
 	// call and forward to (F32, Cisco's Calling Search Space): the
 	// prefixes allowed; "" allows every number; none (the default):
@@ -253,10 +260,18 @@ func (p Profile) MayDialOut(number string) bool {
 // DefaultProfile is the profile of a line that names none.
 const DefaultProfile = "default"
 
+// Profile.WatchLines values.
+const (
+	WatchNone     = "none"
+	WatchState    = "state"
+	WatchIdentity = "identity"
+)
+
 type fileProfile struct {
-	Name     string `toml:"name"`
-	CallBack *bool  `toml:"callback"`
-	DialOut  any    `toml:"dial_out"` // "none", "all" or an array of prefixes
+	Name       string `toml:"name"`
+	CallBack   *bool  `toml:"callback"`
+	WatchLines string `toml:"watch_lines"`
+	DialOut    any    `toml:"dial_out"` // "none", "all" or an array of prefixes
 }
 
 // Profile returns the profile called name; ok is false when there is
@@ -271,7 +286,7 @@ func (c *Config) Profile(name string) (Profile, bool) {
 		}
 	}
 	if name == DefaultProfile {
-		return Profile{Name: DefaultProfile, CallBack: true}, true
+		return Profile{Name: DefaultProfile, CallBack: true, WatchLines: WatchState}, true
 	}
 	return Profile{}, false
 }
@@ -289,10 +304,34 @@ type Trunk struct {
 	// Hairpin lets calls from this trunk go out through a trunk again
 	// (dialed, or by a line's forwarding); off by default (toll fraud).
 	Hairpin bool `toml:"hairpin"`
+	// CallCompletion: the server behind the trunk speaks RFC 6910 call
+	// completion, as agent and monitor: its callers' failed calls carry
+	// Call-Info and may subscribe; a call back to its numbers subscribes
+	// there (F3). Off by default: no call back across it.
+	CallCompletion bool `toml:"call_completion"`
+	// Monitor is how a call back on a number of this trunk learns that
+	// the callee is free: MonitorDialog subscribes to its dialog state on
+	// the other server (RFC 4235, B6); "" (default): no call back there.
+	Monitor string `toml:"monitor"`
 }
+
+// MonitorDialog is Trunk.Monitor for the dialog event package.
+const MonitorDialog = "dialog"
 
 // Trunks are the [[trunk]] tables.
 type Trunks []Trunk
+
+// At returns the trunk a request comes from: its transport and source
+// address (host:port) are the trunk's address.
+func (ts Trunks) At(transport, source string) (Trunk, bool) {
+	for _, t := range ts {
+		a, err := ParseAddress(t.Address)
+		if err == nil && net.JoinHostPort(a.IP(), a.Port) == source && strings.EqualFold(a.Via(), transport) {
+			return t, true
+		}
+	}
+	return Trunk{}, false
+}
 
 // For returns the trunk that number is called through, if any.
 func (ts Trunks) For(number string) (Trunk, bool) {
@@ -662,9 +701,16 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 		c.Trunks = fc.Trunks
 	}
 	for i, fp := range fc.Profiles {
-		p := Profile{Name: fp.Name, CallBack: true}
+		p := Profile{Name: fp.Name, CallBack: true, WatchLines: WatchState}
 		if fp.CallBack != nil {
 			p.CallBack = *fp.CallBack
+		}
+		switch fp.WatchLines {
+		case "":
+		case WatchNone, WatchState, WatchIdentity:
+			p.WatchLines = fp.WatchLines
+		default:
+			v.errorf(fmt.Sprintf("profile[%d].watch_lines", i), `profile %q: watch_lines %q: want "none", "state" or "identity"`, fp.Name, fp.WatchLines)
 		}
 		p.DialOut = v.dialOut(fmt.Sprintf("profile[%d].dial_out", i), fp.Name, fp.DialOut)
 		c.Profiles = append(c.Profiles, p)

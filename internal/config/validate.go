@@ -240,6 +240,9 @@ func (v *validator) trunks(c *Config) {
 				v.errorf(path+".prefixes", "trunk %q: prefix %q: want 1-%d digits", t.Name, p, dialplan.MaxDNDigits)
 			}
 		}
+		if t.Monitor != "" && t.Monitor != MonitorDialog {
+			v.errorf(path+".monitor", `trunk %q: monitor %q: want "dialog" or nothing`, t.Name, t.Monitor)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package linestate
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -74,5 +75,48 @@ func TestUnknownLine(t *testing.T) {
 	tr.SetDevices("9999", 1) // no panic, no line created
 	if len(tr.All()) != 0 {
 		t.Fatal("SetDevices created a line")
+	}
+}
+
+// Each call's phase is reported, per line, for the dialog event package
+// (B5 over calls: RFC 4235 shows each one).
+func TestB5_CallPhasesReported(t *testing.T) {
+	tr := New(nil)
+	tr.SetLine("1001", 2)
+	tr.SetLine("1002", 1)
+	var got []CallChange
+	tr.SubscribeCalls(func(c CallChange) { got = append(got, c) })
+	tr.Between("c1", "1001", "1002")
+	tr.Originate("1001", "c1")
+	tr.Offer("1002", "c1")
+	tr.Answered("1002", "c1")
+	tr.Answered("1001", "c1")
+	tr.Answered("1001", "c1") // no change: not reported again
+	tr.Ended("1002", "c1")
+	tr.Ended("1002", "c1") // gone already
+	tr.Connected("1001", "c2", false)
+	want := []CallChange{
+		{DN: "1001", CallID: "c1", Phase: PhaseDialing, Outgoing: true, Remote: "1002"},
+		{DN: "1002", CallID: "c1", Phase: PhaseRinging, Remote: "1001"},
+		{DN: "1002", CallID: "c1", Phase: PhaseConnected, Remote: "1001"},
+		{DN: "1001", CallID: "c1", Phase: PhaseConnected, Outgoing: true, Remote: "1002"},
+		{DN: "1002", CallID: "c1", Phase: PhaseEnded, Remote: "1001"},
+		{DN: "1001", CallID: "c2", Phase: PhaseConnected},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if s, _ := tr.Get("1001"); s.State != Busy || s.Calls != 2 {
+		t.Errorf("1001 %+v", s)
+	}
+	if n := len(tr.Calls("1001")); n != 2 {
+		t.Errorf("%d calls of 1001, want 2", n)
+	}
+	tr.Ended("1001", "c1")
+	tr.Between("c3", "1003", "1002")
+	tr.Offer("1002", "c3")
+	tr.Offer("1002", "c4") // refused: full
+	if len(tr.parties) != 1 || len(tr.refs) != 2 {
+		t.Errorf("parties %v refs %v: a call's parties outlive it", tr.parties, tr.refs)
 	}
 }

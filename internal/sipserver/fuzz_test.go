@@ -951,23 +951,27 @@ func ownSeeds() map[string]string {
 			ack("1004", "s20", "s20d", true) +
 			inDialog("INFO", "1001", "1004", "s20", "s20e", 3, "") +
 			inDialog("BYE", "1001", "1004", "s20", "s20f", 4, ""),
-		"call-no-ack-bye":      invite("1001", "1004", "s21", "s21", trusted) + inDialog("BYE", "1001", "1004", "s21", "s21c", 2, ""),
-		"invite-tcp-untrusted": invite("1001", "1004", "s34", "s34", trusted, "X-Fuzz-Transport: tcp"),
-		"call-second-invite":   invite("1001", "1004", "s22", "s22", trusted) + invite("1001", "1004", "s22", "s22x", trusted),
-		"options":              msg("", "OPTIONS sip:127.0.0.1 SIP/2.0", via("s23"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s23", "CSeq: 1 OPTIONS"),
-		"options-in-dialog":    inDialog("OPTIONS", "1001", "1002", "s24", "s24", 1, ""),
-		"bye-no-dialog":        inDialog("BYE", "1001", "1002", "s25", "s25", 1, ""),
-		"bye-no-tag":           msg("", "BYE sip:1002@127.0.0.1 SIP/2.0", via("s26"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s26", "CSeq: 1 BYE"),
-		"ack-alone":            ack("1002", "s27", "s27", false),
-		"cancel-alone":         cancel("1002", "s28", "s28"),
-		"unknown-method":       msg("", "FOO sip:127.0.0.1 SIP/2.0", via("s29"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s29", "CSeq: 1 FOO"),
-		"subscribe":            msg("", "SUBSCRIBE sip:1001@127.0.0.1 SIP/2.0", via("s30"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:1001@127.0.0.1>", "Call-ID: s30", "CSeq: 1 SUBSCRIBE", "Event: presence"),
-		"message-in-dialog":    inDialog("MESSAGE", "1001", "1002", "s31", "s31", 1, ""),
-		"message-to-service":   msg("ok thanks", "MESSAGE sip:callback@127.0.0.1 SIP/2.0", via("s35"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:callback@127.0.0.1>", "Call-ID: s35", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
-		"message-to-line":      msg("hello", "MESSAGE sip:1002@127.0.0.1 SIP/2.0", via("s36"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s36", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
-		"message-to-nobody":    msg("hello", "MESSAGE sip:nobody@127.0.0.1 SIP/2.0", via("s37"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:nobody@127.0.0.1>", "Call-ID: s37", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
-		"cseq-mismatch":        msg("", "INFO sip:1001@127.0.0.1 SIP/2.0", via("s32"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:1001@127.0.0.1>", "Call-ID: s32", "CSeq: 1 BYE"),
-		"missing-via":          msg("", "OPTIONS sip:127.0.0.1 SIP/2.0", "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s33", "CSeq: 1 OPTIONS"),
+		"call-no-ack-bye":         invite("1001", "1004", "s21", "s21", trusted) + inDialog("BYE", "1001", "1004", "s21", "s21c", 2, ""),
+		"invite-tcp-untrusted":    invite("1001", "1004", "s34", "s34", trusted, "X-Fuzz-Transport: tcp"),
+		"call-second-invite":      invite("1001", "1004", "s22", "s22", trusted) + invite("1001", "1004", "s22", "s22x", trusted),
+		"options":                 msg("", "OPTIONS sip:127.0.0.1 SIP/2.0", via("s23"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s23", "CSeq: 1 OPTIONS"),
+		"options-in-dialog":       inDialog("OPTIONS", "1001", "1002", "s24", "s24", 1, ""),
+		"bye-no-dialog":           inDialog("BYE", "1001", "1002", "s25", "s25", 1, ""),
+		"bye-no-tag":              msg("", "BYE sip:1002@127.0.0.1 SIP/2.0", via("s26"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s26", "CSeq: 1 BYE"),
+		"ack-alone":               ack("1002", "s27", "s27", false),
+		"cancel-alone":            cancel("1002", "s28", "s28"),
+		"unknown-method":          msg("", "FOO sip:127.0.0.1 SIP/2.0", via("s29"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s29", "CSeq: 1 FOO"),
+		"subscribe":               msg("", "SUBSCRIBE sip:1001@127.0.0.1 SIP/2.0", via("s30"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:1001@127.0.0.1>", "Call-ID: s30", "CSeq: 1 SUBSCRIBE", "Event: presence"),
+		"subscribe-dialog":        msg("", "SUBSCRIBE sip:1002@127.0.0.1 SIP/2.0", via("s38"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s38", "CSeq: 1 SUBSCRIBE", "Event: dialog", "Contact: <sip:1001@127.0.0.1:5099>"),
+		"subscribe-dialog-signed": msg("", "SUBSCRIBE sip:1002@127.0.0.1 SIP/2.0", via("s39"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s39", "CSeq: 1 SUBSCRIBE", "Event: dialog;id=7", "Expires: 0", "Accept: application/dialog-info+xml", "Contact: <sip:1001@127.0.0.1:5099>", `Authorization: Digest username="1001", realm="callbackd", nonce="auto", uri="sip:1002@127.0.0.1", response="auto"`),
+		"subscribe-in-dialog":     inDialog("SUBSCRIBE", "1001", "1002", "s40", "s40", 2, "", "Event: dialog"),
+		"notify-no-subscription":  inDialog("NOTIFY", "1001", "1002", "s41", "s41", 1, "", "Event: dialog", "Subscription-State: active"),
+		"message-in-dialog":       inDialog("MESSAGE", "1001", "1002", "s31", "s31", 1, ""),
+		"message-to-service":      msg("ok thanks", "MESSAGE sip:callback@127.0.0.1 SIP/2.0", via("s35"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:callback@127.0.0.1>", "Call-ID: s35", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
+		"message-to-line":         msg("hello", "MESSAGE sip:1002@127.0.0.1 SIP/2.0", via("s36"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:1002@127.0.0.1>", "Call-ID: s36", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
+		"message-to-nobody":       msg("hello", "MESSAGE sip:nobody@127.0.0.1 SIP/2.0", via("s37"), "Max-Forwards: 70", "From: <sip:1001@127.0.0.1>;tag=1", "To: <sip:nobody@127.0.0.1>", "Call-ID: s37", "CSeq: 1 MESSAGE", "Content-Type: text/plain"),
+		"cseq-mismatch":           msg("", "INFO sip:1001@127.0.0.1 SIP/2.0", via("s32"), "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:1001@127.0.0.1>", "Call-ID: s32", "CSeq: 1 BYE"),
+		"missing-via":             msg("", "OPTIONS sip:127.0.0.1 SIP/2.0", "Max-Forwards: 70", "From: <sip:x@127.0.0.1>;tag=1", "To: <sip:127.0.0.1>", "Call-ID: s33", "CSeq: 1 OPTIONS"),
 	}
 }
 
@@ -1020,7 +1024,11 @@ func TestSeedsSane(t *testing.T) {
 		"ack-alone":               {0},
 		"cancel-alone":            {481},
 		"unknown-method":          {501},
-		"subscribe":               {405},
+		"subscribe":               {489}, // RFC 6665 8.2.2: an event package we do not serve
+		"subscribe-dialog":        {401}, // digest, as for REGISTER
+		"subscribe-dialog-signed": {200}, // a fetch (Expires: 0): one NOTIFY, nothing stored
+		"subscribe-in-dialog":     {481}, // RFC 6665 4.2.1.2: no such subscription
+		"notify-no-subscription":  {481}, // the B2BUA's: no such call
 		"message-in-dialog":       {481},
 		"message-to-service":      {200}, // RFC 3428 7: accepted, ignored, no challenge (B7)
 		"message-to-line":         {405},

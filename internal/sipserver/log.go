@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/callbackd/callbackd/internal/throttle"
 )
 
 // sipgoLog routes the SIP library's own logging into ours. What a remote
@@ -19,10 +21,10 @@ import (
 // alarms (warnings and errors) or the log.
 type sipgoLog struct {
 	slog.Handler
-	every *every
+	every *throttle.Every
 }
 
-func newSipgoLog(h slog.Handler) sipgoLog { return sipgoLog{h, newEvery(logInterval)} }
+func newSipgoLog(h slog.Handler) sipgoLog { return sipgoLog{h, throttle.NewEvery(logInterval)} }
 
 // peerCaused maps the messages sipgo logs for what a peer sent to ours.
 var peerCaused = map[string]string{
@@ -75,7 +77,7 @@ func (h sipgoLog) Handle(ctx context.Context, r slog.Record) error {
 			attrs = append(attrs, slog.String("source_ip", ip.String()))
 		}
 	}
-	ok, dropped := h.every.ok(key)
+	ok, dropped := h.every.OK(key)
 	if !ok {
 		return nil
 	}

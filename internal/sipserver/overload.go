@@ -149,7 +149,7 @@ func (o *overload) run(ctx context.Context, done <-chan struct{}, lim *connLimit
 				"queue_delay", d.String(), "overload_delay", o.threshold.String())
 		case -1:
 			n := o.refused.Swap(0)
-			if ok, _ := lim.every.ok("overload end"); ok {
+			if ok, _ := lim.every.OK("overload end"); ok {
 				lim.log.Info("SIP overload ended", "refused", n, "lasted", time.Since(o.since).Round(time.Millisecond).String())
 			}
 		}

@@ -38,6 +38,8 @@ type Server struct {
 	listeners []listener
 	local     map[string]sipmsg.Local // first listener of each transport
 	h         Handlers                // from Route
+	allow     string                  // Allow of the server (OPTIONS, 501), from routes
+	lineAllow string                  // Allow of a line's URI (405), from routes
 	handlers  map[sip.RequestMethod]sipgo.RequestHandler
 	limits    *connLimits   // TCP/TLS caps and idle timeout (transport.go)
 	txOpen    atomic.Int64  // server transactions alive (admit)
@@ -56,9 +58,8 @@ type Server struct {
 
 // Handlers are the parts that answer what the server routes to them
 // (built by internal/app). Each takes the request and its server
-// transaction as sipgo hands them over. A method served later (SUBSCRIBE
-// and PUBLISH: RFC 4235, RFC 6910) gets a field here and its line in
-// routes.
+// transaction as sipgo hands them over. A method served later (PUBLISH:
+// RFC 6910) gets a field here and its line in routes.
 type Handlers struct {
 	Register sipgo.RequestHandler // REGISTER: the registrar
 	Invite   sipgo.RequestHandler // INVITE: the B2BUA (new calls and re-INVITEs)
@@ -66,6 +67,9 @@ type Handlers struct {
 	// InDialog takes BYE, INFO, UPDATE, NOTIFY, OPTIONS and MESSAGE with a
 	// To tag (RFC 3261 12.2.2): the B2BUA's dialogs.
 	InDialog sipgo.RequestHandler
+	// Publish, when set, takes PUBLISH (RFC 3903): the call completion
+	// monitor's suspend and resume (RFC 6910 s9). Unset: 405.
+	Publish sipgo.RequestHandler
 	// IsLine reports whether user is a line's DN (a MESSAGE to a line is
 	// refused with 405, to anything else 404).
 	IsLine func(user string) bool
@@ -89,6 +93,13 @@ type Handlers struct {
 	// out, answers every request 503 (RFC 3261 21.5.4), OPTIONS too, so
 	// that a dispatcher probing with OPTIONS sends nothing its way.
 	Serving func() bool
+	// Events takes every SUBSCRIBE (new and in a dialog) and the NOTIFYs
+	// IsSubscription claims (RFC 6665: internal/subscription); nil:
+	// SUBSCRIBE is answered 405.
+	Events sipgo.RequestHandler
+	// IsSubscription reports whether an in-dialog NOTIFY belongs to a
+	// subscription we made (the others go to InDialog: the B2BUA's).
+	IsSubscription func(req *sip.Request) bool
 }
 
 type listener struct {
@@ -384,9 +395,9 @@ func (s *Server) waitListening() {
 // notAllowed are the methods we know but do not serve out of a dialog:
 // 405 with Allow (RFC 3261 8.2.1); any other unknown method gets 501
 // (8.2.1, 21.5.2). MESSAGE has its own handler (message). A method served
-// later (SUBSCRIBE and PUBLISH for the dialog event package, RFC 4235,
-// and call completion between servers, RFC 6910) leaves this list and
-// gets its handler in Handlers and routes.
+// later (PUBLISH for call completion between servers, RFC 6910) leaves
+// this list and gets its handler in Handlers and routes; SUBSCRIBE leaves
+// it when Handlers.Events is set.
 var notAllowed = []sip.RequestMethod{sip.SUBSCRIBE, sip.PUBLISH, sip.REFER, sip.PRACK}
 
 // allowed is what the server accepts (OPTIONS, 501): MESSAGE only to the
@@ -419,15 +430,28 @@ func (s *Server) routes() {
 			respond(tx, req, 481, "Call/Transaction Does Not Exist", s.Log)
 			return
 		}
+		if req.Method == sip.NOTIFY && s.h.IsSubscription != nil && s.h.IsSubscription(req) {
+			s.h.Events(req, tx)
+			return
+		}
 		s.h.InDialog(req, tx)
 	}
 	for _, m := range []sip.RequestMethod{sip.BYE, sip.INFO, sip.UPDATE, sip.NOTIFY, sip.OPTIONS} {
 		h[m] = inDialog
 	}
+	s.allow, s.lineAllow = allowed, lineAllowed
 	for _, m := range notAllowed {
 		h[m] = func(req *sip.Request, tx sip.ServerTransaction) {
-			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", lineAllowed))
+			respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", s.lineAllow))
 		}
+	}
+	if s.h.Events != nil { // RFC 6665: SUBSCRIBE leaves notAllowed
+		h[sip.SUBSCRIBE] = s.h.Events
+		s.allow, s.lineAllow = allowed+", SUBSCRIBE", lineAllowed+", SUBSCRIBE"
+	}
+	if s.h.Publish != nil { // RFC 3903: PUBLISH leaves notAllowed
+		h[sip.PUBLISH] = s.h.Publish
+		s.allow, s.lineAllow = s.allow+", PUBLISH", s.lineAllow+", PUBLISH"
 	}
 	s.handlers = h
 	for m := range h {
@@ -460,7 +484,7 @@ func (s *Server) message(req *sip.Request, tx sip.ServerTransaction) {
 			"content_type", truncate(ct, 64), "bytes", len(req.Body()))
 		respond(tx, req, 200, "OK", s.Log)
 	case isLine:
-		respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", lineAllowed))
+		respond(tx, req, 405, "Method Not Allowed", s.Log, sip.NewHeader("Allow", s.lineAllow))
 	default:
 		respond(tx, req, 404, "Not Found", s.Log)
 	}
@@ -475,7 +499,7 @@ func truncate(v string, n int) string {
 }
 
 func (s *Server) unknownMethod(req *sip.Request, tx sip.ServerTransaction) {
-	respond(tx, req, 501, "Not Implemented", s.Log, sip.NewHeader("Allow", allowed))
+	respond(tx, req, 501, "Not Implemented", s.Log, sip.NewHeader("Allow", s.allow))
 }
 
 // Handle dispatches one request as the transport would (used by the fuzz
@@ -490,7 +514,7 @@ func (s *Server) Handle(req *sip.Request, tx sip.ServerTransaction) {
 
 func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 200, "OK", s.Log,
-		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Allow", s.allow),
 		sip.NewHeader("Accept", "application/sdp"),
 		sip.NewHeader("Supported", ""),
 	)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callbackd/callbackd/internal/throttle"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -104,49 +105,6 @@ func (l *connLimits) waitNotBehind(stop func() bool) {
 	}
 }
 
-// every allows one event per key per interval: one log line per source,
-// not one per packet, whatever an attacker sends.
-type every struct {
-	mu       sync.Mutex
-	interval time.Duration
-	last     map[string]time.Time
-	dropped  map[string]int
-}
-
-func newEvery(d time.Duration) *every {
-	return &every{interval: d, last: map[string]time.Time{}, dropped: map[string]int{}}
-}
-
-// ok reports whether key may be logged now and how many events of key were
-// not logged since the last time.
-func (e *every) ok(key string) (bool, int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := time.Now()
-	if t, seen := e.last[key]; seen && now.Sub(t) < e.interval {
-		e.dropped[key]++
-		return false, 0
-	}
-	if len(e.last) >= 4096 { // many sources: forget those quiet for an interval
-		for k, t := range e.last {
-			if now.Sub(t) >= e.interval {
-				delete(e.last, k)
-				delete(e.dropped, k)
-			}
-		}
-		if len(e.last) >= 4096 {
-			key = "*" // still too many: one line for all of them
-			if t, seen := e.last[key]; seen && now.Sub(t) < e.interval {
-				return false, 0
-			}
-		}
-	}
-	n := e.dropped[key]
-	delete(e.dropped, key)
-	e.last[key] = now
-	return true, n
-}
-
 // transportMetrics are the transport's counters on /metrics.
 type transportMetrics struct {
 	refused      *prometheus.CounterVec
@@ -165,7 +123,7 @@ type connLimits struct {
 	maxTotal  int
 	maxPerSrc int
 	log       *slog.Logger
-	every     *every
+	every     *throttle.Every
 	m         transportMetrics
 	probe     lagProbe
 	// registered reports whether a phone is registered from the
@@ -180,7 +138,7 @@ type connLimits struct {
 }
 
 func newConnLimits(idle time.Duration, maxTotal, maxPerSrc int, log *slog.Logger) *connLimits {
-	l := &connLimits{idle: idle, maxTotal: maxTotal, maxPerSrc: maxPerSrc, log: log, every: newEvery(logInterval),
+	l := &connLimits{idle: idle, maxTotal: maxTotal, maxPerSrc: maxPerSrc, log: log, every: throttle.NewEvery(logInterval),
 		perSrc: map[netip.Addr]int{}, conns: map[string]*tcpConn{}}
 	l.m = transportMetrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -264,7 +222,7 @@ func (l *connLimits) completed(source string) {
 }
 
 func (l *connLimits) warn(key, msg string, args ...any) {
-	if ok, n := l.every.ok(key); ok {
+	if ok, n := l.every.OK(key); ok {
 		if n > 0 {
 			args = append(args, "more_since_last_log", n)
 		}

@@ -1,6 +1,7 @@
 // Package store is what must survive a restart, as the rest of the server
 // sees it: the Store interface and its row types (registrations, Call Back
-// requests, answered calls, lines and settings changed through the API).
+// requests, answered calls, lines and settings changed through the API,
+// subscriptions).
 // The rows other packages own (requests, calls, lines) are their own JSON,
 // so a backend needs no knowledge of their fields.
 //
@@ -49,6 +50,14 @@ type Line struct {
 	Deleted bool
 }
 
+// Subscription is one SIP subscription (RFC 6665), as notifier or as
+// subscriber: the subscription layer's own record (internal/subscription),
+// as JSON.
+type Subscription struct {
+	ID   string
+	Data []byte
+}
+
 // Store is what the rest of the server needs from persistence. A write
 // returns once it is durable ("persisted before it is confirmed").
 type Store interface {
@@ -79,6 +88,12 @@ type Store interface {
 	PutSetting(ctx context.Context, name string, data []byte) error
 	DeleteSetting(ctx context.Context, name string) error
 	Settings(ctx context.Context) (map[string][]byte, error)
+
+	// Subscriptions (RFC 6665), either side: PutSubscription refuses one
+	// without an ID; Subscriptions returns them in ID order.
+	PutSubscription(ctx context.Context, s Subscription) error
+	DeleteSubscription(ctx context.Context, id string) error
+	Subscriptions(ctx context.Context) ([]Subscription, error)
 
 	// Close finishes the queued writes; a second Close does nothing.
 	Close() error

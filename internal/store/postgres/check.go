@@ -39,7 +39,7 @@ func CheckWritable(rawURL string) error {
 	if _, err := tx.Exec(ctx, `CREATE TABLE callbackd_probe (x INT); INSERT INTO callbackd_probe VALUES (1)`); err != nil {
 		return reason(rawURL, err)
 	}
-	for _, t := range []string{"registrations", "requests", "calls", "lines", "settings", "meta", "cluster_lease", "cluster_members"} {
+	for _, t := range []string{"registrations", "requests", "calls", "lines", "settings", "subscriptions", "meta", "cluster_lease", "cluster_members"} {
 		var ok bool
 		err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NULL OR has_table_privilege($1, 'INSERT, UPDATE, DELETE')`, t).Scan(&ok)
 		if err != nil {

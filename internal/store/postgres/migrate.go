@@ -56,6 +56,9 @@ var migrations = []string{
 		at TIMESTAMPTZ NOT NULL,
 		reason TEXT NOT NULL
 	);`,
+	// 3: SIP subscriptions (RFC 6665), either side: internal/subscription's
+	// own record, as JSON.
+	`CREATE TABLE subscriptions (id TEXT PRIMARY KEY, data BYTEA NOT NULL);`,
 }
 
 // migrationLock is the advisory lock key that serialises migrations of

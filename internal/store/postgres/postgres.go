@@ -126,8 +126,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) error {
 
 // table is one of the keyed JSON tables (a key column and data): the
 // records other packages own, stored without knowing their fields. A new
-// one (a subscription) is one more table here, one migration, and three
-// one-line methods.
+// one is one more table here, one migration, and three one-line methods.
 type table struct{ put, del, all string }
 
 func keyed(name, key string) table {
@@ -142,6 +141,7 @@ var (
 	requests = keyed("requests", "id")
 	calls    = keyed("calls", "id")
 	settings = keyed("settings", "name")
+	subs     = keyed("subscriptions", "id")
 )
 
 // rowsOf reads a keyed table whole, in key order.
@@ -223,6 +223,24 @@ func (s *Store) DeleteCall(ctx context.Context, id string) error {
 // Calls returns every stored call.
 func (s *Store) Calls(ctx context.Context) ([]store.Call, error) {
 	return rowsOf(ctx, s, calls, func(id string, d []byte) store.Call { return store.Call{ID: id, Data: d} })
+}
+
+// PutSubscription stores a subscription (RFC 6665), either side.
+func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription) error {
+	if sub.ID == "" {
+		return errors.New("store: subscription without id")
+	}
+	return s.exec(ctx, subs.put, sub.ID, sub.Data)
+}
+
+// DeleteSubscription forgets a subscription.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
+	return s.exec(ctx, subs.del, id)
+}
+
+// Subscriptions returns every stored subscription in ID order.
+func (s *Store) Subscriptions(ctx context.Context) ([]store.Subscription, error) {
+	return rowsOf(ctx, s, subs, func(id string, d []byte) store.Subscription { return store.Subscription{ID: id, Data: d} })
 }
 
 // PutLine stores an API change of a line (or its deletion).

@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS settings (
 	name TEXT PRIMARY KEY,
 	data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS subscriptions (
+	id TEXT PRIMARY KEY,
+	data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
 	name TEXT PRIMARY KEY,
 	value TEXT NOT NULL
@@ -486,6 +490,37 @@ func (s *SQLite) Settings(ctx context.Context) (map[string][]byte, error) {
 			return nil, err
 		}
 		out[name] = data
+	}
+	return out, rows.Err()
+}
+
+// PutSubscription inserts or replaces a subscription.
+func (s *SQLite) PutSubscription(ctx context.Context, sub store.Subscription) error {
+	if sub.ID == "" {
+		return errors.New("store: subscription without id")
+	}
+	return s.exec(ctx, `INSERT OR REPLACE INTO subscriptions (id, data) VALUES (?, ?)`, sub.ID, sub.Data)
+}
+
+// DeleteSubscription forgets a subscription.
+func (s *SQLite) DeleteSubscription(ctx context.Context, id string) error {
+	return s.exec(ctx, `DELETE FROM subscriptions WHERE id = ?`, id)
+}
+
+// Subscriptions returns every stored subscription in id order.
+func (s *SQLite) Subscriptions(ctx context.Context) ([]store.Subscription, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, data FROM subscriptions ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Subscription
+	for rows.Next() {
+		var sub store.Subscription
+		if err := rows.Scan(&sub.ID, &sub.Data); err != nil {
+			return nil, err
+		}
+		out = append(out, sub)
 	}
 	return out, rows.Err()
 }

@@ -27,6 +27,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"RegistrationsSurviveReopen", registrationsSurviveReopen},
 		{"RequestsGroupCommit", requestsGroupCommit},
 		{"CallsLinesSettings", callsLinesSettings},
+		{"SubscriptionsSurviveReopen", subscriptionsSurviveReopen},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, fresh(t)) })
 	}
@@ -107,12 +108,7 @@ func requestsGroupCommit(t *testing.T, o Opener) {
 func callsLinesSettings(t *testing.T, o Opener) {
 	ctx := context.Background()
 	s := open(t, o)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustFor(t)
 	must(s.PutCall(ctx, store.Call{ID: "a", Data: []byte(`{"a":1}`)}))
 	must(s.PutCall(ctx, store.Call{ID: "b", Data: []byte(`{"b":1}`)}))
 	must(s.DeleteCall(ctx, "a"))
@@ -143,5 +139,40 @@ func callsLinesSettings(t *testing.T, o Opener) {
 	must(err)
 	if len(settings) != 1 || !bytes.Equal(settings["callback"], []byte(`{"t3":"20s"}`)) {
 		t.Errorf("settings %q, want callback only", settings)
+	}
+}
+
+// Subscriptions round-trip, are replaced by ID, survive a restart and are
+// forgotten when deleted.
+func subscriptionsSurviveReopen(t *testing.T, o Opener) {
+	ctx := context.Background()
+	s := open(t, o)
+	must := mustFor(t)
+	must(s.PutSubscription(ctx, store.Subscription{ID: "b", Data: []byte(`{"cseq":1}`)}))
+	must(s.PutSubscription(ctx, store.Subscription{ID: "b", Data: []byte(`{"cseq":2}`)}))
+	must(s.PutSubscription(ctx, store.Subscription{ID: "a", Data: []byte(`{"a":1}`)}))
+	must(s.PutSubscription(ctx, store.Subscription{ID: "c", Data: []byte(`{}`)}))
+	must(s.DeleteSubscription(ctx, "c"))
+	if err := s.PutSubscription(ctx, store.Subscription{Data: []byte(`{}`)}); err == nil {
+		t.Error("subscription without id accepted")
+	}
+	must(s.Close())
+
+	s = open(t, o)
+	defer s.Close()
+	got, err := s.Subscriptions(ctx)
+	must(err)
+	if len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" || !bytes.Equal(got[1].Data, []byte(`{"cseq":2}`)) {
+		t.Errorf("subscriptions %q, want a then b (cseq 2)", got)
+	}
+}
+
+// mustFor fails t at once on an error.
+func mustFor(t *testing.T) func(error) {
+	return func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
