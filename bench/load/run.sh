@@ -372,7 +372,11 @@ restore)
 	grep -o 'call back requests restored.*' "$work/server.log"
 	echo "start to serving (SIP up, requests restored) with $count stored requests: $(( (t1-t0)/1000000 )) ms"
 	sleep 2 # the heap left by the restore is returned to the OS once serving
-	echo "RSS with $count open requests: $(memory $server)"
+	echo "RSS with $count open requests: $(memory $server); Go heap in use: $(heap)"
+	if [ -n "${PROFILE:-}" ]; then # what the heap holds once serving
+		curl -s -o "$work/heap.pprof" "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/heap?gc=1"
+		echo "heap profile: $work/heap.pprof (go tool pprof -sample_index=inuse_space $work/callbackd $work/heap.pprof)"
+	fi
 	;;
 *)
 	sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2;;
