@@ -798,8 +798,8 @@ func loadStats(path string, t0, t1 time.Time) string {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var head []string
 	type row struct {
-		at                               float64
-		outgoing, ok, failed, concurrent float64
+		at                                        float64
+		outgoing, ok, refused, failed, concurrent float64
 	}
 	var rows []row
 	for sc.Scan() {
@@ -821,7 +821,10 @@ func loadStats(path string, t0, t1 time.Time) string {
 			}
 			return 0
 		}
-		rows = append(rows, row{get("CurrentTime"), get("OutgoingCall(C)"), get("SuccessfulCall(C)"), get("FailedCall(C)"), get("CurrentCall")})
+		// uac_load.xml ends a call refused 503 (overload control) as
+		// successful and counts it "refused": it is neither.
+		refused := get("refused(C)")
+		rows = append(rows, row{get("CurrentTime"), get("OutgoingCall(C)"), get("SuccessfulCall(C)") - refused, refused, get("FailedCall(C)"), get("CurrentCall")})
 	}
 	from, to := -1, -1
 	a, z := float64(t0.UnixMicro())/1e6, float64(t1.UnixMicro())/1e6
@@ -843,8 +846,8 @@ func loadStats(path string, t0, t1 time.Time) string {
 		conc += r.concurrent
 	}
 	last := rows[len(rows)-1]
-	return fmt.Sprintf("%.1f calls/s started, %.1f calls/s completed, %.0f failed in the window (%.0f concurrent on average); whole load run: %.0f successful, %.0f failed",
-		(r1.outgoing-r0.outgoing)/secs, (r1.ok-r0.ok)/secs, r1.failed-r0.failed, conc/float64(to-from+1), last.ok, last.failed)
+	return fmt.Sprintf("%.1f calls/s started, %.1f calls/s completed, %.0f refused 503 and %.0f failed in the window (%.0f concurrent on average); whole load run: %.0f successful, %.0f refused, %.0f failed",
+		(r1.outgoing-r0.outgoing)/secs, (r1.ok-r0.ok)/secs, r1.refused-r0.refused, r1.failed-r0.failed, conc/float64(to-from+1), last.ok, last.refused, last.failed)
 }
 
 // ---------------------------------------------------------------------------
