@@ -196,7 +196,7 @@ func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 		if r.State == Available && r.Recall && r.local() {
 			// F29, B3: the recall's ringing died with the process; A's
 			// phones ring again for the rest of the wait.
-			e.emit(Recall{ID: r.ID, A: r.A, B: cmp.Or(r.NoticeDN, r.B), Ring: r.T3.Sub(now)})
+			e.emit(Recall{ID: r.ID, A: r.A, B: cmp.Or(r.NoticeDN, r.B), Ring: r.T3.Sub(now), Again: true})
 		}
 		for _, t := range appendTimers(buf[:0], r) {
 			e.emit(StartTimer{t.id, t.at})
