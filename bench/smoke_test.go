@@ -52,7 +52,9 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	load := []string{"sipp", "python3", "curl", "ss"}
-	calls := func(n int) string { return fmt.Sprintf(`calls: %d successful: %d failed: 0 `, n, n) }
+	calls := func(n int) string {
+		return fmt.Sprintf(`calls: %d successful: %d refused: 0 \(0\.000%%\) failed: 0 `, n, n)
+	}
 	runs := []smoke{
 		{name: "load calls", tools: load, env: []string{"BIN=" + bin},
 			args: []string{"bench/load/run.sh", "calls", "20", "3"},
@@ -64,14 +66,20 @@ func TestSmoke(t *testing.T) {
 			args: []string{"bench/load/run.sh", "side", "20", "3"},
 			check: func(t *testing.T, out string) {
 				for _, server := range []string{"kamailio", "callbackd"} {
-					want(t, out, `(?m)^\| 20/s \| `+server+` \| 60 \| 0 \(0\.000%\) \| \d+ / \d+ ms \| \d+ % of a core \| [0-9.]+ ms \| [1-9]\d* MB.* \| [0-9., ]+ \|$`)
+					want(t, out, `(?m)^\| 20/s \| `+server+` \| 60 \| 0 \(0\.000%\) \| 0 \(0\.000%\) \| \d+ / \d+ ms \| \d+ % of a core \| [0-9.]+ ms \| [1-9]\d* MB.* \| [0-9., ]+ \|$`)
 				}
 			}},
 		{name: "load register", tools: load, env: []string{"BIN=" + bin, "SETTLE=1"},
 			args: []string{"bench/load/run.sh", "register", "50", "100"},
 			check: func(t *testing.T, out string) {
-				want(t, out, `registrations: 50 successful: 50 failed: 0 `,
+				want(t, out, `registrations: 50 successful: 50 refused: 0 \(0\.000%\) failed: 0 `,
 					`after the transactions ended: [1-9]\d* MB; Go heap in use: [1-9]\d* kB`)
+			}},
+		{name: "load refusals", tools: load, env: []string{"BIN=" + bin},
+			args: []string{"bench/load/run.sh", "refusals", "20"},
+			check: func(t *testing.T, out string) { // a 503 is a refusal, ACKed (RFC 3261 17.1.1.3), not a failure
+				want(t, out, `calls: 20 successful: 0 refused: 20 \(100\.000%\) failed: 0 `,
+					`refusing callee: calls: 20 ACKed: 20 failed: 0 `)
 			}},
 		{name: "load restore", tools: load, env: []string{"BIN=" + bin},
 			args: []string{"bench/load/run.sh", "restore", "1000"},

@@ -8,6 +8,8 @@
 #   bench/load/run.sh side RATE[,RATE...] [SECONDS]  # the same load against Kamailio, then callbackd, per rate
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
 #   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
+#   bench/load/run.sh refusals COUNT         # the load caller against a SIPp callee answering 503:
+#                                            # each counted refused (not failed) and ACKed
 #   bench/load/run.sh notify N [K]           # B's BYE -> A's "has become available" MESSAGE, N open requests, K cycles
 #   bench/load/run.sh offers RATE [SECONDS]  # calls to logged-out lines: the offer's announcement (183 + RTP, ~11 s each)
 #
@@ -144,17 +146,20 @@ heap() { # live Go heap after the last GC, from expvar's memstats
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["memstats"]["HeapAlloc"]//1024, "kB")'
 }
 
-sippstats() { # last line of a SIPp -trace_stat file: successful and failed calls
+sippstats() { # last line of a SIPp -trace_stat file: successful, refused (503) and failed calls
 	python3 - "$1" <<'EOP'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
 h, last = rows[0], rows[-1]
-g = lambda k: last[h.index(k)]
-ok, failed = int(g('SuccessfulCall(C)')), int(g('FailedCall(C)'))
-total = ok + failed
+g = lambda k: last[h.index(k)] if k in h else '0'
+# The scenarios count a 503 of overload control as "refused" and end the
+# call there, which SIPp counts successful: a refusal is neither.
+refused = int(g('refused(C)') or 0)
+ok, failed = int(g('SuccessfulCall(C)')) - refused, int(g('FailedCall(C)'))
+total = ok + refused + failed
 why = ', '.join(f"{k[6:-3]} {last[i]}" for i, k in enumerate(h)
                 if k.startswith('Failed') and k.endswith('(C)') and k != 'FailedCall(C)' and last[i] not in ('', '0'))
-print(f"calls: {total} successful: {ok} failed: {failed} ({100.0*failed/max(total,1):.3f}%)" + (f": {why}" if why else ""))
+print(f"calls: {total} successful: {ok} refused: {refused} ({100.0*refused/max(total,1):.3f}%) failed: {failed} ({100.0*failed/max(total,1):.3f}%)" + (f": {why}" if why else ""))
 EOP
 }
 
@@ -240,21 +245,21 @@ loadrun() {
 	pct=$(( ($(cat "$dir/cpu-window")-cpu0)*1000*100/$(getconf CLK_TCK)/(secs*1000+500) ))
 	echo "elapsed ${ms} ms (target $((secs*1000)) ms + 500 ms call); achieved $(( total*1000/ms )) calls/s"
 	echo "server CPU $pct% of one core over the $secs.5 s of load; $cpums ms over the run = $(awk -v c=$cpums -v n=$total 'BEGIN {printf "%.3f", c/n}') ms per call; RSS at end $(memory $server)"
-	# | rate | server | calls | failed (%) | INVITE -> 200 p50 / p99 | CPU | CPU per call | RSS at end | box load before |
+	# | rate | server | calls | refused 503 (%) | failed (%) | INVITE -> 200 p50 / p99 | CPU | CPU per call | RSS at end | box load before |
 	python3 - "$rate" "$name" "$stats" "$lat" "$cpums" "$pct" "$total" "$(memory $server)" "$load" >> "$work/table.md" <<'EOP'
 import re, sys
 rate, name, stats, lat, cpums, pct, total, mem, load = sys.argv[1:]
-c = re.search(r'calls: (\d+) successful: (\d+) failed: (\d+) \((\S+)\)', stats)
+c = re.search(r'calls: (\d+) successful: (\d+) refused: (\d+) \((\S+)\) failed: (\d+) \((\S+)\)', stats)
 l = re.search(r'p50 (\S+) ms p99 (\S+) ms', lat)
-print(f"| {int(rate):,}/s | {name} | {int(c[1]):,} | {int(c[3]):,} ({c[4]}) | {l[1]} / {l[2]} ms | "
+print(f"| {int(rate):,}/s | {name} | {int(c[1]):,} | {int(c[3]):,} ({c[4]}) | {int(c[5]):,} ({c[6]}) | {l[1]} / {l[2]} ms | "
       f"{pct} % of a core | {int(cpums)/int(total):.3f} ms | {mem} | {load} |")
 EOP
 }
 
 table() {
 	echo
-	echo "| rate | server | calls | failed | INVITE -> 200 p50 / p99 | server CPU while loaded | CPU per call | RSS at end | box load before (1, 5, 15 min) |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| rate | server | calls | refused 503 | failed | INVITE -> 200 p50 / p99 | server CPU while loaded | CPU per call | RSS at end | box load before (1, 5, 15 min) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
 	cat "$work/table.md"
 }
 
@@ -372,8 +377,27 @@ restore)
 	grep -o 'call back requests restored.*' "$work/server.log"
 	echo "start to serving (SIP up, requests restored) with $count stored requests: $(( (t1-t0)/1000000 )) ms"
 	sleep 2 # the heap left by the restore is returned to the OS once serving
-	echo "RSS with $count open requests: $(memory $server)"
+	echo "RSS with $count open requests: $(memory $server); Go heap in use: $(heap)"
+	if [ -n "${PROFILE:-}" ]; then # what the heap holds once serving
+		curl -s -o "$work/heap.pprof" "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/heap?gc=1"
+		echo "heap profile: $work/heap.pprof (go tool pprof -sample_index=inuse_space $work/callbackd $work/heap.pprof)"
+	fi
 	;;
+refusals)
+	# The load scenario's handling of overload control's 503, without a
+	# server: a SIPp callee refuses every call and requires its ACK.
+	count=${2:?count}
+	loadcalls > "$work/calls.csv"
+	(cd "$work" && exec sipp -sf "$here/uas_refuse.xml" -p $UAS_PORT -m "$count" -nostdin -timeout 30 \
+		-trace_stat -stf uas_stats.csv -fd 1 >/dev/null 2>&1) &
+	uas=$!
+	sleep 0.5
+	(cd "$work" && timeout -k 5 60 sipp 127.0.0.1:$UAS_PORT -sf "$here/uac_load.xml" -inf calls.csv -p $UAC_PORT \
+		-r 20 -m "$count" -d 500 -nostdin -timeout 30 -recv_timeout 5000 -trace_stat -stf uac_stats.csv -fd 1 >/dev/null 2>&1) || true
+	wait $uas || true
+	sippstats "$work/uac_stats.csv"
+	echo "refusing callee: $(sippstats "$work/uas_stats.csv" | sed 's/ refused: [^)]*)//; s/successful/ACKed/')"
+	exit 0;;
 *)
 	sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2;;
 esac

@@ -70,6 +70,7 @@ type options struct {
 	rate            int
 	sipPort         int
 	httpPort        int
+	debugPort       int
 	basePort        int
 	warmup          time.Duration
 	maxTime         time.Duration
@@ -89,6 +90,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 200, "background SIPp load in calls/s (500 ms calls); 0: none")
 	flag.IntVar(&o.sipPort, "sip-port", 17060, "server SIP UDP port on 127.0.0.1")
 	flag.IntVar(&o.httpPort, "http-port", 17080, "server HTTP port on 127.0.0.1")
+	flag.IntVar(&o.debugPort, "debug-port", 0, "server http.debug_listen port on 127.0.0.1 (pprof: e.g. /debug/pprof/profile?seconds=10 during the cycles); 0: none")
 	flag.IntVar(&o.basePort, "base-port", 17100, "first of the phones' UDP ports (base..base+5)")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "load running before the first cycle")
 	flag.DurationVar(&o.maxTime, "max-time", 8*time.Minute, "bound of the whole run: no cycle starts after it")
@@ -138,6 +140,13 @@ type cycle struct {
 	activated time.Time     // A received 603 CallBack Activated
 	bye       time.Time     // B sent BYE
 	available time.Time     // display received the MESSAGE
+	// Where A's activation spent B's -hold (a cycle is invalid when it
+	// outlasts it): from B's answer (SIPp trace) to the bench starting A's
+	// busy call; that call, SIPp's start included; the *39, SIPp's start
+	// included; of which the server, from the INVITE with credentials to
+	// the 603.
+	answered                      time.Time
+	toBusy, busyCall, star39, srv time.Duration
 	// From the packet capture on lo, when wireOK.
 	wireOK             bool
 	wireBye, wireAvail time.Time
@@ -334,6 +343,13 @@ func (b *bench) fail(err error) int {
 	return 1
 }
 
+func debugListen(port int) string {
+	if port == 0 {
+		return ""
+	}
+	return fmt.Sprintf("debug_listen = \"127.0.0.1:%d\"", port)
+}
+
 func (b *bench) config(db string) string {
 	o := b.o
 	var s strings.Builder
@@ -342,6 +358,7 @@ listen = ["udp:127.0.0.1:%d"]
 digest_algorithms = ["MD5"] # SIPp 3.6 takes the first challenge and knows MD5 only
 [http]
 listen = "127.0.0.1:%d"
+%s
 [store]
 path = %q
 [log]
@@ -349,7 +366,7 @@ level = "info"
 [callback]
 alert_ring = "0s"
 announce = false # A's call to busy B gets the 486 uac_busy.xml expects, not the offer's 183 (F28)
-`, o.sipPort, o.httpPort, db)
+`, o.sipPort, o.httpPort, debugListen(o.debugPort), db)
 	// The load caller is a trunk (B7: every line INVITE is challenged,
 	// and SIPp cannot bind digest to a Request-URI that changes per
 	// injection row): load calls come from outside, callers 9<DN>.
@@ -487,18 +504,23 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 	if b.bPhone.Update(); !b.byeOf(bCall.callID).IsZero() {
 		return invalid("B hung up before A called: -hold %v is too short", b.o.hold)
 	}
+	c.answered = bCall.ack
+	busyStart := time.Now()
+	c.toBusy = busyStart.Sub(c.answered)
 	if err := b.sippOnce(ctx, tag+"-A-busy", filepath.Join(b.scen, "uac_busy.xml"), b.pa1, st,
 		"-m", "1", "-s", "1002", "-set", "caller", "1001", "-au", "1001", "-ap", "p1001", "-auth_uri", b.uri("1002")); err != nil {
 		return invalid("A's call to busy B: %v", err)
 	}
-	status, at, err := b.feature(ctx, tag+"-A-activate", "*39")
+	actStart := time.Now()
+	c.busyCall = actStart.Sub(busyStart)
+	status, at, sent, err := b.feature(ctx, tag+"-A-activate", "*39")
 	if err != nil {
 		return invalid("A dials *39: %v", err)
 	}
 	if status != "603 CallBack Activated" {
 		return invalid("A dials *39: got %q, want 603 CallBack Activated", status)
 	}
-	c.activated = at
+	c.activated, c.star39, c.srv = at, at.Sub(actStart), at.Sub(sent)
 
 	// B hangs up; A's display is told.
 	err = pollUntil(ctx, b.o.hold+st, 2*time.Millisecond, func() (bool, error) {
@@ -540,8 +562,9 @@ func (b *bench) cycle(ctx context.Context, n int) (c cycle) {
 	}
 	switch {
 	case !c.activated.Before(c.bye):
-		return invalid("A's 603 CallBack Activated at %s came after B's BYE at %s: activation too slow for -hold %v",
-			clock(c.activated), clock(c.bye), b.o.hold)
+		return invalid("A's 603 CallBack Activated at %s came after B's BYE at %s: activation too slow for -hold %v "+
+			"(B answered at %s; the bench started A's busy call %s later, which took %s, then the *39 %s, of which the server %s)",
+			clock(c.activated), clock(c.bye), b.o.hold, clock(c.answered), fmtDur(c.toBusy), fmtDur(c.busyCall), fmtDur(c.star39), fmtDur(c.srv))
 	case toldFirst:
 		return invalid("A was told at %s, before B's BYE at %s", clock(c.available), clock(c.bye))
 	}
@@ -571,7 +594,7 @@ func (b *bench) settle(ctx context.Context, tag string, seen map[string]bool) {
 	}
 	b.waitProc(tag + "-C")
 	from := b.dispCursor
-	status, _, err := b.feature(ctx, tag+"-A-cancel", "#39")
+	status, _, _, err := b.feature(ctx, tag+"-A-cancel", "#39")
 	switch {
 	case err != nil:
 		fmt.Printf("  %s: A dials #39: %v\n", tag, err)
@@ -604,18 +627,21 @@ func (b *bench) settle(ctx context.Context, tag string, seen map[string]bool) {
 
 // feature dials a feature code from A's dialing port and returns the final
 // response's status line and when it arrived.
-func (b *bench) feature(ctx context.Context, name, code string) (string, time.Time, error) {
+// feature dials code from A's first port; it returns the final response,
+// when it came, and when the INVITE it answers (the one with credentials)
+// was sent.
+func (b *bench) feature(ctx context.Context, name, code string) (string, time.Time, time.Time, error) {
 	p, err := b.startSipp(ctx, name, filepath.Join(b.scen, "uac_feature.xml"), b.pa1, false,
 		"-m", "1", "-s", code, "-set", "caller", "1001", "-au", "1001", "-ap", "p1001", "-auth_uri", b.uri(code), "-timeout", strconv.Itoa(int(b.o.stepTimeout/time.Second)), "-timeout_error")
 	if err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, time.Time{}, err
 	}
 	if !p.wait(b.o.stepTimeout + 5*time.Second) {
-		return "", time.Time{}, fmt.Errorf("%s did not end", name)
+		return "", time.Time{}, time.Time{}, fmt.Errorf("%s did not end", name)
 	}
 	tr := &sipptrace.File{Path: p.msgFile}
 	if err := tr.Update(); err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, time.Time{}, err
 	}
 	var callID string
 	for _, m := range tr.Messages {
@@ -624,15 +650,19 @@ func (b *bench) feature(ctx context.Context, name, code string) (string, time.Ti
 			break
 		}
 	}
+	var sent time.Time
 	for _, m := range tr.Messages {
+		if !m.Received && m.IsRequest("INVITE") && m.Header("Call-ID") == callID {
+			sent = m.At // the last: the one with credentials
+		}
 		// Not a provisional response, nor the 407 every line INVITE gets
 		// first (B7): the answer to the INVITE with credentials.
 		if m.Received && m.Header("Call-ID") == callID && strings.HasPrefix(m.StartLine(), "SIP/2.0 ") && !strings.HasPrefix(m.StartLine(), "SIP/2.0 1") &&
 			!strings.HasPrefix(m.StartLine(), "SIP/2.0 407") {
-			return strings.TrimPrefix(m.StartLine(), "SIP/2.0 "), m.At, nil
+			return strings.TrimPrefix(m.StartLine(), "SIP/2.0 "), m.At, sent, nil
 		}
 	}
-	return "", time.Time{}, fmt.Errorf("no final response: %s", p.describe())
+	return "", time.Time{}, time.Time{}, fmt.Errorf("no final response: %s", p.describe())
 }
 
 // bCallInfo is one call B's phone took.
@@ -712,14 +742,15 @@ func (b *bench) report(cycles []cycle, window time.Duration, load string, cpuTic
 	}
 	// Per-cycle data for a closer look.
 	var csv strings.Builder
-	csv.WriteString("cycle;valid;activated;bye;available;latency_us;wire_bye;wire_available;wire_latency_us;why\n")
+	csv.WriteString("cycle;valid;activated;bye;available;latency_us;wire_bye;wire_available;wire_latency_us;answered;to_busy_us;busy_call_us;star39_us;server_star39_us;why\n")
 	for _, c := range cycles {
 		wl := ""
 		if c.wireOK {
 			wl = strconv.FormatInt(c.wireLatency().Microseconds(), 10)
 		}
-		fmt.Fprintf(&csv, "%d;%v;%s;%s;%s;%d;%s;%s;%s;%s\n", c.n, c.valid, clock(c.activated), clock(c.bye), clock(c.available),
-			c.latency.Microseconds(), clock(c.wireBye), clock(c.wireAvail), wl, strings.ReplaceAll(oneLine(c.why, 1000), ";", ","))
+		fmt.Fprintf(&csv, "%d;%v;%s;%s;%s;%d;%s;%s;%s;%s;%d;%d;%d;%d;%s\n", c.n, c.valid, clock(c.activated), clock(c.bye), clock(c.available),
+			c.latency.Microseconds(), clock(c.wireBye), clock(c.wireAvail), wl, clock(c.answered), c.toBusy.Microseconds(), c.busyCall.Microseconds(),
+			c.star39.Microseconds(), c.srv.Microseconds(), strings.ReplaceAll(oneLine(c.why, 1000), ";", ","))
 	}
 	os.WriteFile(filepath.Join(b.o.work, "cycles.csv"), []byte(csv.String()), 0o644)
 
@@ -748,6 +779,17 @@ func (b *bench) report(cycles []cycle, window time.Duration, load string, cpuTic
 		fmt.Printf("  SIPp stamp minus wire stamp: B's BYE %s; display's MESSAGE %s\n", summary(byeLag), summary(msgLag))
 	default:
 		fmt.Printf("  on the wire: no cycle matched in the capture (%d packets seen)\n", b.wire.packets.Load())
+	}
+	var toBusy, busyCall, star39, srv []time.Duration
+	for _, c := range cycles {
+		if !c.activated.IsZero() {
+			toBusy, busyCall = append(toBusy, c.toBusy), append(busyCall, c.busyCall)
+			star39, srv = append(star39, c.star39), append(srv, c.srv)
+		}
+	}
+	if len(srv) > 0 { // what must fit in -hold: mostly the bench's own SIPp starts
+		fmt.Printf("A's activation within B's -hold %v (%d cycles): B's answer -> the bench starts A's busy call %s; the busy call, SIPp's start included, %s; the *39, SIPp's start included, %s; of which the server (INVITE with credentials -> 603) %s\n",
+			b.o.hold, len(srv), summary(toBusy), summary(busyCall), summary(star39), summary(srv))
 	}
 	fmt.Printf("SIPp load during the cycles (%.1f s): %s\n", window.Seconds(), load)
 	if hz := clkTck(); hz > 0 && window > 0 {
@@ -798,8 +840,8 @@ func loadStats(path string, t0, t1 time.Time) string {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var head []string
 	type row struct {
-		at                               float64
-		outgoing, ok, failed, concurrent float64
+		at                                        float64
+		outgoing, ok, refused, failed, concurrent float64
 	}
 	var rows []row
 	for sc.Scan() {
@@ -821,7 +863,10 @@ func loadStats(path string, t0, t1 time.Time) string {
 			}
 			return 0
 		}
-		rows = append(rows, row{get("CurrentTime"), get("OutgoingCall(C)"), get("SuccessfulCall(C)"), get("FailedCall(C)"), get("CurrentCall")})
+		// uac_load.xml ends a call refused 503 (overload control) as
+		// successful and counts it "refused": it is neither.
+		refused := get("refused(C)")
+		rows = append(rows, row{get("CurrentTime"), get("OutgoingCall(C)"), get("SuccessfulCall(C)") - refused, refused, get("FailedCall(C)"), get("CurrentCall")})
 	}
 	from, to := -1, -1
 	a, z := float64(t0.UnixMicro())/1e6, float64(t1.UnixMicro())/1e6
@@ -843,8 +888,8 @@ func loadStats(path string, t0, t1 time.Time) string {
 		conc += r.concurrent
 	}
 	last := rows[len(rows)-1]
-	return fmt.Sprintf("%.1f calls/s started, %.1f calls/s completed, %.0f failed in the window (%.0f concurrent on average); whole load run: %.0f successful, %.0f failed",
-		(r1.outgoing-r0.outgoing)/secs, (r1.ok-r0.ok)/secs, r1.failed-r0.failed, conc/float64(to-from+1), last.ok, last.failed)
+	return fmt.Sprintf("%.1f calls/s started, %.1f calls/s completed, %.0f refused 503 and %.0f failed in the window (%.0f concurrent on average); whole load run: %.0f successful, %.0f refused, %.0f failed",
+		(r1.outgoing-r0.outgoing)/secs, (r1.ok-r0.ok)/secs, r1.refused-r0.refused, r1.failed-r0.failed, conc/float64(to-from+1), last.ok, last.refused, last.failed)
 }
 
 // ---------------------------------------------------------------------------

@@ -436,6 +436,7 @@ func (s *Service) drain() {
 		s.next = s.next[1:]
 		s.execute(s.eng.Step(s.now(), ev), nil)
 	}
+	s.next = nil // an empty tail still holds the array: a restore's 100k Watch events
 }
 
 // execute carries out actions in order; it is the only place that does.

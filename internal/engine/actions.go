@@ -55,6 +55,9 @@ type Recall struct {
 	ID   int64
 	A, B string
 	Ring time.Duration
+	// Again: a restart rings A again for the rest of the wait (F29, B3),
+	// not a new notification.
+	Again bool
 }
 
 // StartTimer arms (or re-arms) a timer for an absolute deadline.

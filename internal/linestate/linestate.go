@@ -197,6 +197,9 @@ func (t *Tracker) setCall(dn string, l *line, callID string, c call, live bool) 
 	if !live {
 		if had {
 			delete(l.calls, callID)
+			if len(l.calls) == 0 {
+				l.calls = nil // an idle line holds no map: 100k lines, 100k maps (issue 14)
+			}
 			t.callChanged(CallChange{DN: dn, CallID: callID, Phase: PhaseEnded, Outgoing: old.outgoing, Remote: t.remote(callID, dn)})
 			if t.refs[callID]--; t.refs[callID] <= 0 {
 				delete(t.refs, callID)
@@ -204,6 +207,9 @@ func (t *Tracker) setCall(dn string, l *line, callID string, c call, live bool) 
 			}
 		}
 		return
+	}
+	if l.calls == nil {
+		l.calls = map[string]call{}
 	}
 	l.calls[callID] = c
 	if !had {
@@ -288,7 +294,7 @@ func (t *Tracker) update(dn string, f func(*line), create bool) {
 		if !create {
 			return
 		}
-		l = &line{trigger: 1, calls: map[string]call{}}
+		l = &line{trigger: 1}
 		t.lines[dn] = l
 	}
 	before := l.snapshot(dn)

@@ -80,14 +80,17 @@ func TestF37_Sampler(t *testing.T) {
 	}
 	waitSamples(1)
 
-	// Between start and the first tick: two calls, one busy, an
-	// availability screen, a failure (t3) and a completed request.
+	// Between start and the first tick: two calls, one busy, a
+	// notification (the alert with its screen), a failure (t3), a
+	// completed request and a key press the engine found inactive.
 	m.CallResult("answered")
 	m.CallResult("busy")
+	m.Action(engine.Alert{DN: "1001", About: "1002"})
 	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.Available, DN: "1002"}})
 	m.Action(engine.Delete{ID: 1, Reason: engine.EndT3})
 	m.Action(engine.Delete{ID: 2, Reason: engine.EndCompleted}) // not a failure
 	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.KeyNotActive}})
+	m.Action(engine.Pressed{DN: "1001", Key: engine.KeyCallBack, Result: engine.KeyInactive})
 	open, active, regs = 3, 1, 4
 	ticks <- t0.Add(HistoryInterval)
 	got := waitSamples(2)

@@ -38,6 +38,7 @@ type Metrics struct {
 	alerts  prometheus.Counter
 	stored  prometheus.Counter
 
+	presses       *prometheus.CounterVec
 	activations   prometheus.Counter
 	offers        prometheus.Counter
 	notifications prometheus.Counter
@@ -82,12 +83,14 @@ func New(src Sources) *Metrics {
 		"Call Back audio alerts (recall rings) sent to callers.")
 	m.stored = counter("callbackd_callback_writes_total",
 		"Call Back request records written to the store.")
+	m.presses = counterVec("callbackd_callback_key_presses_total",
+		"Call Back key presses (softkeys, feature codes, the offer's 5, the API) by key and by what the engine decided (activated, shown, cannot activate, key not active, dialed, ...).", "key", "result")
 	m.activations = counter("callbackd_callback_activations_total",
-		"Call Back requests activated (the F4 screen shown).")
+		"Call Back requests made by a key press (F4; with a peer server, before it accepts, F3).")
 	m.offers = counter("callbackd_callback_offers_total",
 		"Failed calls on which a call back was offered (F28: the announcement, or the CallBack key).")
 	m.notifications = counter("callbackd_callback_notifications_total",
-		"Callers told that the line they wait for is available (F12, F22).")
+		"Callers told that the line they wait for is available: the alert with its screen (F12), the automatic recall's ring (F29; not its ring again after a restart), B in DND-Reject cycling the hook (F22).")
 	m.failures = counterVec("callbackd_callback_failures_total",
 		"Call Back failures by reason: activations refused (cannot-activate, key-not-active) and requests that ended without a call (t1, t3, expired, no-answer, reset, removed, ...).", "reason")
 	m.connects = counterVec("callbackd_callback_recalls_total",
@@ -193,24 +196,33 @@ func (m *Metrics) failure(reason string) {
 	m.failuresTotal.Add(1)
 }
 
-// Action counts what the Call Back engine had done.
+// Action counts what the Call Back engine decided, from its typed
+// decisions: a screen is what a phone shows, and the same screen comes
+// again when A asks for it (F13), so only the screens counter reads them.
 func (m *Metrics) Action(a engine.Action) {
 	switch a := a.(type) {
 	case engine.ShowScreen:
 		m.screens.WithLabelValues(a.Screen.Kind.String()).Inc()
-		switch a.Screen.Kind {
-		case screen.Activated:
+		if a.Screen.Kind == screen.AvailableDND { // F22: this screen is the decision's only form
+			m.notify()
+		}
+	case engine.Pressed:
+		m.presses.WithLabelValues(a.Key.String(), a.Result.String()).Inc()
+		switch a.Result {
+		case engine.Activated:
 			m.activations.Inc()
-		case screen.Available, screen.AvailableDND:
-			m.notifications.Inc()
-			m.notified.Add(1)
-		case screen.CannotActivate:
+		case engine.CannotActivate:
 			m.failure("cannot-activate")
-		case screen.KeyNotActive:
+		case engine.KeyInactive:
 			m.failure("key-not-active")
 		}
-	case engine.Alert:
+	case engine.Alert: // F12: always with the availability screen
 		m.alerts.Inc()
+		m.notify()
+	case engine.Recall: // F29
+		if !a.Again {
+			m.notify()
+		}
 	case engine.Offer:
 		m.offers.Inc()
 	case engine.Delete:
@@ -223,6 +235,11 @@ func (m *Metrics) Action(a engine.Action) {
 	case engine.Persist:
 		m.stored.Inc()
 	}
+}
+
+func (m *Metrics) notify() {
+	m.notifications.Inc()
+	m.notified.Add(1)
 }
 
 // Notifications returns how many callers were told a line is available.

@@ -50,3 +50,43 @@ func TestF37_Exposition(t *testing.T) {
 		}
 	}
 }
+
+// TestF37_CountsDecisionsNotScreens: the Call Back counters read the
+// engine's typed decisions. A's request shown again (F13) shows the
+// Activated or Available screen again, which is no new activation or
+// notification; a restart ringing A again for an automatic recall (F29)
+// is no new notification; every key press is counted by what it came to.
+func TestF37_CountsDecisionsNotScreens(t *testing.T) {
+	m := New(Sources{})
+	m.Action(engine.Pressed{DN: "1001", Key: engine.KeyCallBack, Result: engine.Activated, State: engine.Active})
+	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.Activated, DN: "1002"}})
+	m.Action(engine.Pressed{DN: "1001", Key: engine.KeyCallBack, Result: engine.Shown, State: engine.Active})
+	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.Activated, DN: "1002"}}) // F13
+	m.Action(engine.Alert{DN: "1001", About: "1002"})
+	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.Available, DN: "1002"}})
+	m.Action(engine.ShowScreen{DN: "1001", Screen: screen.Screen{Kind: screen.Available, DN: "1002"}}) // F13
+	m.Action(engine.Recall{ID: 7, A: "1003", B: "1004"})
+	m.Action(engine.Recall{ID: 7, A: "1003", B: "1004", Again: true})
+	m.Action(engine.ShowScreen{DN: "1005", Screen: screen.Screen{Kind: screen.AvailableDND, DN: "1006"}}) // F22
+	m.Action(engine.Pressed{DN: "1007", Key: engine.KeyCallBack, Result: engine.CannotActivate, Why: engine.UnknownDN})
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		"callbackd_callback_activations_total 1\n",
+		"callbackd_callback_notifications_total 3\n", // alert, recall, DND
+		`callbackd_callback_screens_total{screen="Activated"} 2` + "\n",
+		`callbackd_callback_key_presses_total{key="callback",result="activated"} 1` + "\n",
+		`callbackd_callback_key_presses_total{key="callback",result="shown"} 1` + "\n",
+		`callbackd_callback_key_presses_total{key="callback",result="cannot activate"} 1` + "\n",
+		`callbackd_callback_failures_total{reason="cannot-activate"} 1` + "\n",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if n := m.Notifications(); n != 3 {
+		t.Errorf("Notifications() = %d, want 3", n)
+	}
+}

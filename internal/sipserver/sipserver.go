@@ -138,6 +138,7 @@ func New(c config.SIP, log *slog.Logger) (*Server, error) {
 		case "UDP":
 			var pc net.PacketConn
 			if pc, err = net.ListenPacket("udp", addr); err == nil {
+				setReadBuffer(pc, s.Log)
 				l.udp = newUDPConn(pc)
 			}
 		case "TCP", "TLS":
