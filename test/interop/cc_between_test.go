@@ -221,11 +221,12 @@ func TestF8_TrunkWithoutCallCompletion(t *testing.T) {
 // 2001 logs in: Y NOTIFYs ready in the restored subscription, and X's
 // restored request turns available; 1001's Dial reaches 2001 (killAcross).
 func TestB3_CCNLBetweenServersSurvivesKill9(t *testing.T) {
-	killAcross(t, func(x, y *server) {
+	killAcross(t, func(x, y *server, login func()) {
 		y.kill9()
 		y.restart()
 		x.kill9()
 		x.restart()
+		login()
 	})
 }
 
@@ -419,7 +420,7 @@ func TestF21_F18_ForwardingAppliesAcrossAfterT3(t *testing.T) {
 // nothing. 2001 logs in: Y NOTIFYs ready in the restored subscription, X's
 // request turns available, and 1001's Dial reaches 2001 (B3).
 func TestB3_KillMonitorServerOnly(t *testing.T) {
-	killAcross(t, func(x, y *server) { y.kill9(); y.restart() })
+	killAcross(t, func(x, y *server, login func()) { y.kill9(); y.restart(); login() })
 }
 
 // TestB3_KillAgentServerOnly: as TestB3_KillMonitorServerOnly, but only X
@@ -427,14 +428,28 @@ func TestB3_KillMonitorServerOnly(t *testing.T) {
 // subscription at Y come back from its store, and Y's NOTIFY ready reaches
 // the restored subscription (B3).
 func TestB3_KillAgentServerOnly(t *testing.T) {
-	killAcross(t, func(x, y *server) { x.kill9(); x.restart() })
+	killAcross(t, func(x, y *server, login func()) { x.kill9(); x.restart(); login() })
+}
+
+// TestB3_AgentServerDownWhenReady: only X (the agent) is killed, and 2001
+// logs in while X is down: Y's NOTIFY ready goes unanswered, and Y sends
+// it again (RFC 3261 17.1.2.2, Timer E) until X, restarted, answers it in
+// its restored subscription: X's request turns available (B3).
+func TestB3_AgentServerDownWhenReady(t *testing.T) {
+	killAcross(t, func(x, y *server, login func()) {
+		x.kill9()
+		ym := y.cbMark()
+		login()
+		y.cbWaitLog(t, ym, `action="persist #1 1001->2001 CCNL available for srv-x#`) // the NOTIFY goes out now
+		x.restart()
+	})
 }
 
 // killAcross: 1001 (on X) activates CCNL on 2001 (on Y, not logged in);
-// kill kills and restarts one server; 2001 logs in; X's request turns
-// available and 1001's Dial reaches 2001; both servers end the request
-// as completed.
-func killAcross(t *testing.T, kill func(x, y *server)) {
+// kill kills and restarts servers and logs 2001 in (login) in its order;
+// X's request turns available and 1001's Dial reaches 2001; both servers
+// end the request as completed.
+func killAcross(t *testing.T, kill func(x, y *server, login func())) {
 	t.Helper()
 	need(t, "sipp")
 	ports := callPorts(t, 2)
@@ -443,9 +458,8 @@ func killAcross(t *testing.T, kill func(x, y *server)) {
 	x.register(t, "1001", pa)
 	activateAcross(t, x, y, pa, "uac_unavailable.xml", "CCNL")
 
-	kill(x, y)
 	xm, ym := x.cbMark(), y.cbMark()
-	y.register(t, "2001", pb)
+	kill(x, y, func() { y.register(t, "2001", pb) })
 	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNL available via srv-y"`)
 	b2 := y.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
 	x.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
