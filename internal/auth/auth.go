@@ -35,10 +35,9 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/icholy/digest"
 
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
 

@@ -46,7 +46,8 @@ const (
 )
 
 // Monitor is the RFC 6910 monitor role (s7, s9, s10) for the callers of
-// trunks with call_completion = true: the call-completion event package as
+// trunks with call_completion = true, and with Phones for our lines' own
+// phones (each the agent of its line): the call-completion event package as
 // notifier (a subscription.Package), the PUBLISH target (Pubs), and the
 // terminating side of the engine's peer messages (Send). A request is
 // named by Ref, the same for the same trunk, caller and callee (refOf), so
@@ -110,7 +111,7 @@ func (m *Monitor) Event() string { return EventPackage }
 
 // PhonePeer is the peer name of a line whose own phone is the agent
 // (sip.call_completion_phones): requests of a trunk and of a phone never
-// share a name, as a trunk's name has no colon.
+// share a name, as config refuses trunk names starting with "line:".
 func PhonePeer(dn string) string { return "line:" + dn }
 
 // refOf names the request of caller a for callee b behind trunk: a
@@ -160,18 +161,22 @@ func (m *Monitor) trunk(name string) (config.Trunk, bool) {
 // 403 or 404 itself.
 func (m *Monitor) peerOf(req *sip.Request, tx sip.ServerTransaction) (trunk, a, b string, ok bool) {
 	a, b = req.From().Address.User, req.Recipient.User
-	if t, ok := m.Trunks.At(req.Transport(), req.Source()); ok && t.CallCompletion {
+	t, fromTrunk := m.Trunks.At(req.Transport(), req.Source())
+	switch {
+	case fromTrunk && t.CallCompletion:
 		trunk = t.Name
-	} else if _, ok := m.Trunks.At(req.Transport(), req.Source()); ok || !m.Phones {
+	case fromTrunk || !m.Phones:
 		m.refuse(tx, req, 403, "Forbidden", "not from a trunk that speaks call completion")
 		return "", "", "", false
-	} else if dn, ok := m.Prove(req, tx); !ok {
-		return "", "", "", false
-	} else if dn != a {
-		// RFC 6910 s7.2: only the failed call's caller; a line acts for itself only.
-		m.refuse(tx, req, 403, "Forbidden", "From is not the proven line")
-		return "", "", "", false
-	} else {
+	default:
+		dn, proven := m.Prove(req, tx)
+		if !proven {
+			return "", "", "", false
+		}
+		if dn != a { // RFC 6910 s7.2: only the failed call's caller; a line acts for itself only
+			m.refuse(tx, req, 403, "Forbidden", "From is not the proven line")
+			return "", "", "", false
+		}
 		trunk = PhonePeer(dn)
 	}
 	if !dialplan.IsNumber(a) {
