@@ -102,6 +102,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 		MediaIP: mediaIP, RTPPortMin: cfg.Media.RTPPortMin, RTPPortMax: cfg.Media.RTPPortMax, RTPLatch: cfg.Media.RTPLatch,
 		VoicemailPilot: cfg.Calls.VoicemailPilot, Trunks: cfg.Trunks,
 		TrustRegisteredSource: cfg.SIP.TrustRegisteredSource,
+		CallCompletionPhones:  cfg.SIP.CallCompletionPhones,
 		DialOut:               func(dn, number string) bool { return a.mayDialOut(dn, number) },
 	}, sip.Client(), a.Directory, a.Registrar, a.Lines, au, sip.Local(), log)
 	a.B2BUA.Store = st
@@ -162,7 +163,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	a.B2BUA.OnForeignRTP = a.Metrics.RTPForeign
 
 	a.Subscriptions = subscription.New(sip.Client(), sipmsg.NewBuilder(sip.Local()), st, log)
-	a.CallCompletion = a.callCompletion(cfg)
+	a.CallCompletion = a.callCompletion(cfg, au)
 	a.Subscriptions.Limits = subscription.Limits{Min: time.Duration(cfg.SIP.MinExpires) * time.Second,
 		Max: time.Duration(cfg.SIP.MaxExpires) * time.Second, Default: time.Duration(cfg.SIP.DefaultExpires) * time.Second,
 		PerOwner: subscription.DefaultLimits.PerOwner}

@@ -4,7 +4,9 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
+	"github.com/callbackd/callbackd/internal/auth"
 	"github.com/callbackd/callbackd/internal/b2bua"
 	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/config"
@@ -13,13 +15,14 @@ import (
 )
 
 // callCompletion builds the RFC 6910 monitor and agent when a trunk speaks
-// call completion (trunk.call_completion) and wires them: the
+// call completion (trunk.call_completion) or our phones do
+// (sip.call_completion_phones, proven by au's digest) and wires them: the
 // call-completion event package on the subscription layer (the monitor
 // as notifier, the agent as subscriber), the engine's peer messages (the
 // one executor's Peers), the CC calls the B2BUA receives and places. nil
 // when no trunk speaks it.
-func (a *App) callCompletion(cfg *config.Config) *callcompletion.Monitor {
-	speaks := false
+func (a *App) callCompletion(cfg *config.Config, au *auth.Authenticator) *callcompletion.Monitor {
+	speaks := cfg.SIP.CallCompletionPhones
 	for _, t := range cfg.Trunks {
 		speaks = speaks || t.CallCompletion
 	}
@@ -28,6 +31,11 @@ func (a *App) callCompletion(cfg *config.Config) *callcompletion.Monitor {
 	}
 	m := callcompletion.NewMonitor(cfg.Trunks, func(dn string) bool { _, ok := a.Directory.Line(dn); return ok }, a.Log)
 	m.Engine, m.Events = a.Callback, a.Subscriptions
+	m.Phones = cfg.SIP.CallCompletionPhones
+	m.Prove = func(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+		d, ok := au.Prove(tx, req, a.Directory.Password, a.Registrar.HomeOf, a.Log)
+		return d.User, ok
+	}
 	a.Subscriptions.Register(m)
 	a.B2BUA.OnCCCall = m.CCCall
 
@@ -55,8 +63,9 @@ func (a *App) publishHandler() sipgo.RequestHandler {
 	return a.CallCompletion.Pubs.Handle
 }
 
-// callFailed tells the monitor of a trunk caller's failed call (only that
-// caller may then subscribe for the callee, RFC 6910 s7.2), and the agent
+// callFailed tells the monitor of a trunk caller's or a line's failed call
+// (only that caller may then subscribe for the callee, RFC 6910 s7.2; a
+// line only with sip.call_completion_phones), and the agent
 // of a line's failed call through a trunk (its Call-Info's cc-URI).
 func (a *App) callFailed(r b2bua.Result) {
 	if a.CallCompletion == nil {
@@ -66,7 +75,7 @@ func (a *App) callFailed(r b2bua.Result) {
 		a.CCAgent.CallFailed(r.CalleeTrunk, r.Caller, r.Callee, r.CallInfo)
 	}
 	if r.CallerTrunk == "" {
-		return
+		r.CallerTrunk = callcompletion.PhonePeer(r.Caller) // its phone may be the agent (Monitor.Phones)
 	}
 	kinds := map[b2bua.Outcome]engine.Kind{b2bua.FailBusy: engine.CCBS, b2bua.FailDND: engine.CCBS,
 		b2bua.FailNoAnswer: engine.CCNR, b2bua.FailUnregistered: engine.CCNL}

@@ -28,6 +28,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"github.com/callbackd/callbackd/internal/sipmsg"
 	"github.com/callbackd/callbackd/internal/throttle"
 )
 
@@ -389,4 +391,22 @@ func (a *Authenticator) Check(at Attempt) Decision {
 	default: // malformed, foreign realm or nonce, replayed count
 		return Decision{User: user, Challenge: true, Reason: err.Error()}
 	}
+}
+
+// Prove is Check for a request that must prove it acts for a line (a
+// SUBSCRIBE or PUBLISH, as REGISTER does): it answers 401 with a fresh
+// challenge or 403 itself (RFC 3261 s22.2), and says so with ok false.
+// The Decision's User is the proven line.
+func (a *Authenticator) Prove(tx sip.ServerTransaction, req *sip.Request, password func(user string) (string, bool), home func(user, source string) bool, log *slog.Logger) (d Decision, ok bool) {
+	d = a.Check(a.AttemptOf(req, "Authorization", password, home))
+	switch {
+	case d.Challenge:
+		sipmsg.Respond(tx, req, 401, "Unauthorized", log, a.Headers("WWW-Authenticate", d.Stale)...)
+		return d, false
+	case d.Forbidden:
+		log.Debug("request refused", "method", req.Method, "user", d.User, "source", req.Source(), "reason", d.Reason)
+		sipmsg.Respond(tx, req, 403, "Forbidden", log)
+		return d, false
+	}
+	return d, true
 }

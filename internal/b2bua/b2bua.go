@@ -54,6 +54,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callbackd/callbackd/internal/auth"
+	"github.com/callbackd/callbackd/internal/callcompletion"
 	"github.com/callbackd/callbackd/internal/config"
 	"github.com/callbackd/callbackd/internal/dialplan"
 	"github.com/callbackd/callbackd/internal/directory"
@@ -126,6 +127,9 @@ type Config struct {
 	Trunks          config.Trunks
 	// TrustRegisteredSource: [sip] trust_registered_source (over TCP only).
 	TrustRegisteredSource bool
+	// CallCompletionPhones: [sip] call_completion_phones: a line's failed
+	// call carries Call-Info, and its INVITE with m to a cc-URI is a CC call.
+	CallCompletionPhones bool
 	// DialOut reports whether line dn may call, or forward to, the
 	// external number (its profile's dial_out, F32). nil: never.
 	DialOut func(dn, number string) bool
@@ -452,8 +456,13 @@ func (b *B2BUA) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		callee, override = f.Route, true
 	}
-	if w.trunk != nil && w.trunk.CallCompletion && b.OnCCCall != nil && req.Recipient.UriParams.Has("m") {
-		callee, override = b.OnCCCall(w.trunk.Name, caller, callee)
+	if b.OnCCCall != nil && req.Recipient.UriParams.Has("m") {
+		if w.trunk != nil && w.trunk.CallCompletion {
+			callee, override = b.OnCCCall(w.trunk.Name, caller, callee)
+		} else if callerIsLine && b.cfg.CallCompletionPhones && !override {
+			// The phone's own CC call (RFC 6910 s10): the peer is the line.
+			callee, override = b.OnCCCall(callcompletion.PhonePeer(caller), caller, callee)
+		}
 	}
 	_, calleeIsLine := b.dir.Line(callee)
 	if _, external := b.cfg.Trunks.For(callee); !calleeIsLine && !external {

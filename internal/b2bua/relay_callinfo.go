@@ -9,14 +9,13 @@ import (
 
 // callCompletionInfo is the Call-Info that the responses of a failed call
 // carry when its caller came in through a trunk that speaks call
-// completion (trunk.call_completion; RFC 6910 s7.1, s11.1): the cc-URI,
-// our own address for the dialed number, where that server's agent
+// completion (trunk.call_completion), or is a line whose phone speaks it
+// (sip.call_completion_phones; RFC 6910 s7.1, s11.1): the cc-URI, our
+// own address for the dialed number, where that server's or phone's agent
 // subscribes, and the service the failure offers. None otherwise.
 func (b *B2BUA) callCompletionInfo(trunk, dialed, transport string, why Outcome) []sip.Header {
-	if trunk == "" {
-		return nil
-	}
-	speaks := false
+	_, toLine := b.dir.Line(dialed) // a callee behind a trunk is the other server's to offer
+	speaks := trunk == "" && b.cfg.CallCompletionPhones && toLine
 	for _, t := range b.cfg.Trunks {
 		speaks = speaks || (t.Name == trunk && t.CallCompletion)
 	}

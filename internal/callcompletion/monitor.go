@@ -46,7 +46,8 @@ const (
 )
 
 // Monitor is the RFC 6910 monitor role (s7, s9, s10) for the callers of
-// trunks with call_completion = true: the call-completion event package as
+// trunks with call_completion = true, and with Phones for our lines' own
+// phones (each the agent of its line): the call-completion event package as
 // notifier (a subscription.Package), the PUBLISH target (Pubs), and the
 // terminating side of the engine's peer messages (Send). A request is
 // named by Ref, the same for the same trunk, caller and callee (refOf), so
@@ -60,6 +61,11 @@ type Monitor struct {
 	// MaxQueue bounds the callers waiting for one callee (480 beyond).
 	MaxQueue int
 	Pubs     *Publications
+	// Phones (sip.call_completion_phones): a line's own phone may be the
+	// agent; Prove is its digest, as for REGISTER (answers 401/403
+	// itself; B7: nothing acts for a line without proving it is that line).
+	Phones bool
+	Prove  func(req *sip.Request, tx sip.ServerTransaction) (dn string, ok bool)
 
 	once   *throttle.Every
 	mu     sync.Mutex
@@ -103,6 +109,11 @@ func NewMonitor(trunks config.Trunks, isLine func(string) bool, log *slog.Logger
 // Event is the package name (subscription.Package).
 func (m *Monitor) Event() string { return EventPackage }
 
+// PhonePeer is the peer name of a line whose own phone is the agent
+// (sip.call_completion_phones): requests of a trunk and of a phone never
+// share a name, as config refuses trunk names starting with "line:".
+func PhonePeer(dn string) string { return "line:" + dn }
+
 // refOf names the request of caller a for callee b behind trunk: a
 // positive number, stable across restarts of either side.
 func refOf(trunk, a, b string) int64 {
@@ -116,7 +127,7 @@ func resourceOf(ref int64) string { return "cc:" + strconv.FormatInt(ref, 10) }
 // CallFailed records a failed call of a trunk's caller (the b2bua's
 // result): only that caller may subscribe for that callee (RFC 6910 s7.2).
 func (m *Monitor) CallFailed(trunk, caller, callee string, kind engine.Kind) {
-	if t, ok := m.trunk(trunk); !ok || !t.CallCompletion {
+	if t, ok := m.trunk(trunk); (!ok || !t.CallCompletion) && !(m.Phones && trunk == PhonePeer(caller)) {
 		return
 	}
 	now := time.Now()
@@ -145,15 +156,29 @@ func (m *Monitor) trunk(name string) (config.Trunk, bool) {
 }
 
 // peerOf proves who sends req: a trunk that speaks call completion (its
-// address), the caller (From) and the callee (Request-URI) as numbers. It
-// answers 403 or 404 itself.
+// address), or with Phones a line by digest whose From is itself; the
+// caller (From) and the callee (Request-URI) as numbers. It answers 401,
+// 403 or 404 itself.
 func (m *Monitor) peerOf(req *sip.Request, tx sip.ServerTransaction) (trunk, a, b string, ok bool) {
-	t, ok := m.Trunks.At(req.Transport(), req.Source())
-	if !ok || !t.CallCompletion {
+	a, b = req.From().Address.User, req.Recipient.User
+	t, fromTrunk := m.Trunks.At(req.Transport(), req.Source())
+	switch {
+	case fromTrunk && t.CallCompletion:
+		trunk = t.Name
+	case fromTrunk || !m.Phones:
 		m.refuse(tx, req, 403, "Forbidden", "not from a trunk that speaks call completion")
 		return "", "", "", false
+	default:
+		dn, proven := m.Prove(req, tx)
+		if !proven {
+			return "", "", "", false
+		}
+		if dn != a { // RFC 6910 s7.2: only the failed call's caller; a line acts for itself only
+			m.refuse(tx, req, 403, "Forbidden", "From is not the proven line")
+			return "", "", "", false
+		}
+		trunk = PhonePeer(dn)
 	}
-	a, b = req.From().Address.User, req.Recipient.User
 	if !dialplan.IsNumber(a) {
 		m.refuse(tx, req, 403, "Forbidden", "caller is not a number")
 		return "", "", "", false
@@ -162,7 +187,7 @@ func (m *Monitor) peerOf(req *sip.Request, tx sip.ServerTransaction) (trunk, a, 
 		m.refuse(tx, req, 404, "Not Found", "callee is not a line")
 		return "", "", "", false
 	}
-	return t.Name, a, b, true
+	return trunk, a, b, true
 }
 
 // Authorize answers a new SUBSCRIBE (subscription.Package): the caller of

@@ -94,6 +94,15 @@ func subscribeReq(t *testing.T, from, ruri, source string) (*sip.Request, *sipte
 	return req, siptest.NewTx(req)
 }
 
+// refused checks that m answers a SUBSCRIBE with code and grants nothing.
+func refused(t *testing.T, m *Monitor, name, from, ruri, source string, code int) {
+	t.Helper()
+	req, tx := subscribeReq(t, from, ruri, source)
+	if _, ok := m.Authorize(req, tx); ok || tx.Result().Code() != code {
+		t.Errorf("%s: granted %v, answered %d; want %d", name, ok, tx.Result().Code(), code)
+	}
+}
+
 // B1, F3: only the failed call's caller, from a trunk that speaks call
 // completion, may subscribe; the queue is bounded.
 func TestB1_MonitorAuthorize(t *testing.T) {
@@ -111,10 +120,7 @@ func TestB1_MonitorAuthorize(t *testing.T) {
 		{"callee not a line", "1001", "sip:2002@127.0.0.3", "127.0.0.2:5060", 404},
 	}
 	for _, c := range cases {
-		req, tx := subscribeReq(t, c.from, c.ruri, c.source)
-		if _, ok := m.Authorize(req, tx); ok || tx.Result().Code() != c.code {
-			t.Errorf("%s: granted %v, answered %d; want %d", c.name, ok, tx.Result().Code(), c.code)
-		}
+		refused(t, m, c.name, c.from, c.ruri, c.source, c.code)
 	}
 	req, tx := subscribeReq(t, "1001", "sip:2001@127.0.0.3;m=NR", "127.0.0.2:5060")
 	g, ok := m.Authorize(req, tx)
@@ -164,4 +170,40 @@ func TestB1_MonitorNotifyRate(t *testing.T) {
 	if len(ev.ended) != 1 || ev.ended[0] != "s1 noresource" {
 		t.Fatalf("ended %v", ev.ended)
 	}
+}
+
+// B1, B7: with Phones, a line's own phone (not a trunk) is the agent: it
+// proves it is the line (Prove, the digest), its From must be that line
+// and the failed call's caller; a trunk without call completion stays
+// refused without a challenge.
+func TestB1_B7_MonitorPhoneAuthorize(t *testing.T) {
+	m, e, _ := newMonitorWith(t)
+	m.Phones = true
+	proven := "" // "": no credentials (Prove answers 401 itself)
+	m.Prove = func(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+		if proven == "" {
+			tx.Respond(sip.NewResponseFromRequest(req, 401, "Unauthorized", nil))
+			return "", false
+		}
+		return proven, true
+	}
+	m.CallFailed(PhonePeer("1001"), "1001", "2001", engine.CCBS)
+	m.CallFailed(PhonePeer("1003"), "1004", "2001", engine.CCBS) // a line's peer is that line only
+	const cc, phone = "sip:2001@127.0.0.3", "127.0.0.9:5060"
+	refused(t, m, "no credentials", "1001", cc, phone, 401)
+	proven = "1001"
+	refused(t, m, "From another line", "1003", cc, phone, 403)
+	refused(t, m, "trunk without call completion", "1001", cc, "127.0.0.4:5060", 403)
+	proven = "1003"
+	refused(t, m, "proven, no failed call", "1003", cc, phone, 403)
+	proven = "1001"
+	req, tx := subscribeReq(t, "1001", "sip:2001@127.0.0.3", "127.0.0.9:5060")
+	if _, ok := m.Authorize(req, tx); !ok {
+		t.Fatalf("the line's phone: answered %v", tx.Result().Codes())
+	}
+	if got := strings.Join(e.events, "; "); !strings.Contains(got, "1001->2001 CCBS") || !strings.Contains(got, "line:1001") {
+		t.Fatalf("engine saw %q, want a request of peer line:1001", got)
+	}
+	m.Phones = false
+	refused(t, m, "Phones off", "1001", "sip:2001@127.0.0.3", "127.0.0.9:5060", 403)
 }

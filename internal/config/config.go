@@ -50,6 +50,11 @@ type SIP struct {
 	// challenge. Off by default: a source address is spoofable over UDP, so
 	// it is honoured only for requests over TCP (docs/security.md).
 	TrustRegisteredSource bool `toml:"trust_registered_source"`
+	// CallCompletionPhones: our lines' phones speak RFC 6910 themselves:
+	// a line's failed call carries Call-Info, and the line may subscribe
+	// call-completion (digest) and make the CC call. Off: Cisco-style
+	// phones, the call back by feature code and screens only.
+	CallCompletionPhones bool `toml:"call_completion_phones"`
 	// DigestAlgorithms are the digest algorithms offered, most preferred
 	// first (RFC 8760): one challenge header each. "SHA-256", "MD5".
 	DigestAlgorithms []string `toml:"digest_algorithms"`

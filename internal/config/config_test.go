@@ -336,6 +336,7 @@ var errorCases = []struct {
 	{"digest algorithm unknown", "[sip]\ndigest_algorithms = [\"SHA-512\"]\n", `site.toml:2: sip.digest_algorithms ["SHA-512"]: want "SHA-256" and/or "MD5", each once`},
 	{"digest algorithm twice", "[sip]\ndigest_algorithms = [\"MD5\", \"MD5\"]\n", `site.toml:2: sip.digest_algorithms ["MD5" "MD5"]: want "SHA-256" and/or "MD5", each once`},
 	{"digest algorithms empty", "[sip]\ndigest_algorithms = []\n", `site.toml:2: sip.digest_algorithms is empty: want ["MD5", "SHA-256"], or one of them`},
+	{"trunk name reserved", "[[trunk]]\nname = \"line:1001\"\naddress = \"udp:127.0.0.1:5070\"\n", `site.toml:2: trunk "line:1001": names starting with "line:" are reserved`},
 	{"dial out word", "[[profile]]\nname = \"p\"\ndial_out = \"some\"\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
 	{"dial out prefix", "[[profile]]\nname = \"p\"\ndial_out = [\"0\", \"+49\"]\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},
 	{"dial out type", "[[profile]]\nname = \"p\"\ndial_out = 1\n", `site.toml:3: profile "p": dial_out: want "none", "all" or an array of digit prefixes such as ["0", "00"]`},

@@ -232,6 +232,9 @@ func (v *validator) trunks(c *Config) {
 	for i, t := range c.Trunks {
 		path := fmt.Sprintf("trunk[%d]", i)
 		v.tableName(path+".name", "trunk", i, t.Name, names)
+		if strings.HasPrefix(t.Name, "line:") { // callcompletion.PhonePeer: a line's own phone as the agent
+			v.errorf(path+".name", `trunk %q: names starting with "line:" are reserved`, t.Name)
+		}
 		if err := checkListen(t.Address); err != nil {
 			v.errorf(path+".address", "trunk %q: address %q: %v", t.Name, t.Address, err)
 		}

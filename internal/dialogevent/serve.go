@@ -70,15 +70,8 @@ func (s *Server) Authorize(req *sip.Request, tx sip.ServerTransaction) (subscrip
 		sipmsg.Respond(tx, req, 406, "Not Acceptable", s.Log, sip.NewHeader("Accept", dialoginfo.ContentType))
 		return subscription.Grant{}, false
 	}
-	at := s.auth.AttemptOf(req, "Authorization", s.Password, s.Home)
-	d := s.auth.Check(at)
-	switch {
-	case d.Challenge:
-		sipmsg.Respond(tx, req, 401, "Unauthorized", s.Log, s.auth.Headers("WWW-Authenticate", d.Stale)...)
-		return subscription.Grant{}, false
-	case d.Forbidden:
-		s.Log.Debug("dialog subscription refused", "user", d.User, "source", req.Source(), "reason", d.Reason)
-		sipmsg.Respond(tx, req, 403, "Forbidden", s.Log)
+	d, ok := s.auth.Prove(tx, req, s.Password, s.Home, s.Log)
+	if !ok {
 		return subscription.Grant{}, false
 	}
 	watcher, dn := d.User, req.Recipient.User

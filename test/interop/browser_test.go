@@ -149,7 +149,13 @@ func (p *cbPhone) hangUp(t *testing.T, port int) {
 // its call by the Call-ID; it answers nothing).
 func (p *cbPhone) poke(t *testing.T, port int) {
 	t.Helper()
-	callID := p.sent(t, "INVITE").Header("Call-ID")
+	pokeCall(t, port, p.sent(t, "INVITE").Header("Call-ID"))
+}
+
+// pokeCall sends SIPp on port the test's signal (an INFO) for its call
+// callID.
+func pokeCall(t *testing.T, port int, callID string) {
+	t.Helper()
 	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)

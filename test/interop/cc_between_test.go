@@ -219,22 +219,15 @@ func TestF8_TrunkWithoutCallCompletion(t *testing.T) {
 // 1001 (on X) activates (CCNL across). Y is killed with SIGKILL and
 // restarted, then X: both requests and the subscription come back (B3).
 // 2001 logs in: Y NOTIFYs ready in the restored subscription, and X's
-// restored request turns available.
+// restored request turns available; 1001's Dial reaches 2001 (killAcross).
 func TestB3_CCNLBetweenServersSurvivesKill9(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 2)
-	pa, pb := ports[0], ports[1]
-	x, y := twoServers(t)
-	x.register(t, "1001", pa)
-	activateAcross(t, x, y, pa, "uac_unavailable.xml", "CCNL")
-
-	y.kill9()
-	y.restart()
-	x.kill9()
-	x.restart()
-	xm := x.cbMark()
-	y.register(t, "2001", pb)
-	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNL available via srv-y"`)
+	killAcross(t, func(x, y *server, login func()) {
+		y.kill9()
+		y.restart()
+		x.kill9()
+		x.restart()
+		login()
+	})
 }
 
 // TestF3_CCNRBetweenTwoServers: 2001 (on Y) rings unanswered: Y's 480 No
@@ -281,25 +274,44 @@ func TestF21_ForwardingOverriddenAcrossWithinT3(t *testing.T) {
 	}
 }
 
+// twoCallers is the setup of twoCallersAcross.
+type twoCallers struct {
+	x, y           *server
+	xm, ym         int // log marks from before 1001's *39
+	pa, p3, pb, pc int // 1001's, 1003's, 2001's and 2002's ports
+	b, c           *cbPhone
+}
+
+// twoCallersAcross starts X and Y (xKeys, yKeys in their [callback]),
+// makes 2001 (on Y) busy with 2002 until w.c.hangUp(t, w.pc) (w.b is
+// 2001's phone), and has 1001 then 1003 (on X) call 2001 and activate:
+// both requests active.
+func twoCallersAcross(t *testing.T, xKeys, yKeys string) (w twoCallers) {
+	t.Helper()
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	w.pa, w.p3, w.pb, w.pc = ports[0], ports[1], ports[2], ports[3]
+	w.x, w.y = twoServersCC(t, true, xKeys, yKeys)
+	w.x.registerAll(t, dev{"1001", w.pa}, dev{"1003", w.p3})
+	w.y.registerAll(t, dev{"2001", w.pb}, dev{"2002", w.pc})
+	w.b, w.c = busyOn(t, w.y, "2001", w.pb, "2002", w.pc)
+	w.xm, w.ym = activateAcross(t, w.x, w.y, w.pa, "uac_busy.xml", "CCBS")
+	w.x.cbRun(t, "1003 calls 2001 behind Y", "uac_busy.xml", w.p3, "-s", "2001", "-set", "caller", "1003")
+	if got, _ := w.x.cbCode(t, "1003", w.p3, "*39"); !strings.HasPrefix(got, "603 ") {
+		t.Fatalf("1003 dials *39: %q, want 603", got)
+	}
+	w.x.cbWaitLog(t, w.xm, `action="persist #2 1003->2001 CCBS active via srv-y"`)
+	return w
+}
+
 // TestF16_F18_TwoCallersFIFOAcrossT3: 1001 and 1003 (on X) both activate
 // on busy 2001 (on Y, policy fifo). 2001 frees: Y serves the first, so only
 // 1001's request turns available on X. 1001 does not dial: X's T3 (3 s)
 // ends it and X unsubscribes; Y serves the next: 1003's request turns
 // available (F16, F18 across servers).
 func TestF16_F18_TwoCallersFIFOAcrossT3(t *testing.T) {
-	need(t, "sipp")
-	ports := callPorts(t, 4)
-	pa, p3, pb, pc := ports[0], ports[1], ports[2], ports[3]
-	x, y := twoServersCC(t, true, "t3 = \"3s\"\n", "policy = \"fifo\"\n")
-	x.registerAll(t, dev{"1001", pa}, dev{"1003", p3})
-	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
-	b, c := busyOn(t, y, "2001", pb, "2002", pc)
-	xm, _ := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
-	x.cbRun(t, "1003 calls 2001 behind Y", "uac_busy.xml", p3, "-s", "2001", "-set", "caller", "1003")
-	if got, _ := x.cbCode(t, "1003", p3, "*39"); !strings.HasPrefix(got, "603 ") {
-		t.Fatalf("1003 dials *39: %q, want 603", got)
-	}
-	x.cbWaitLog(t, xm, `action="persist #2 1003->2001 CCBS active via srv-y"`)
+	w := twoCallersAcross(t, "t3 = \"3s\"\n", "policy = \"fifo\"\n")
+	x, xm, pc, b, c := w.x, w.xm, w.pc, w.b, w.c
 
 	c.hangUp(t, pc)
 	b.pass(t)
@@ -340,4 +352,121 @@ func waitLogWithin(t *testing.T, s *server, mark int, re string, d time.Duration
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestF16_TwoCallersNotifyAllAcross: 1001 and 1003 (on X) both activate
+// on busy 2001 (on Y, policy notify-all, the default). 2001 frees: Y
+// NOTIFYs ready in both subscriptions at once, so both requests turn
+// available on X. 1003 dials first (Dial, *39) and reaches 2001: its
+// request completes on both servers; 1001's is not completed by it (F16
+// across servers).
+func TestF16_TwoCallersNotifyAllAcross(t *testing.T) {
+	w := twoCallersAcross(t, "", "")
+	x, y, xm, ym, p3, pb, pc, b, c := w.x, w.y, w.xm, w.ym, w.p3, w.pb, w.pc, w.b, w.c
+
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
+	x.cbWaitLog(t, xm, `action="persist #2 1003->2001 CCBS available via srv-y"`)
+
+	b2 := y.cbStart(t, "2001 answers the call back", "uas.xml", pb, true, "-m", "1")
+	x.cbRun(t, "1003 presses Dial (*39)", "uac.xml", p3, "-s", "*39", "-set", "caller", "1003", "-d", "300")
+	b2.pass(t)
+	if invs := b2.received("INVITE"); len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1003@") {
+		t.Fatalf("2001's device got %d INVITEs (From %q), want the call back from 1003", len(invs), firstHeader(invs, "From"))
+	}
+	x.cbWaitLog(t, xm, `msg="call back ended" id=2 reason=completed`)
+	y.cbWaitLog(t, ym, `msg="call back ended" id=2 reason=completed`)
+	if strings.Contains(x.cbLogSince(xm), `msg="call back ended" id=1 reason=completed`) {
+		t.Fatal("1001's request completed by 1003's call back")
+	}
+}
+
+// TestF21_F18_ForwardingAppliesAcrossAfterT3: 1001 (on X, T3 3 s)
+// activates on busy 2001 (on Y), which then forwards all to 2002. 2001
+// frees, X's request is available, 1001 lets T3 run out: X ends the
+// request and unsubscribes, Y ends its own. 1001 then calls 2001 by hand:
+// an ordinary call, and Y's forwarding applies, 2002 rings (F21: after T3
+// B's forwarding applies; F18).
+func TestF21_F18_ForwardingAppliesAcrossAfterT3(t *testing.T) {
+	need(t, "sipp")
+	ports := callPorts(t, 4)
+	pa, pb, pc, pf := ports[0], ports[1], ports[2], ports[3]
+	x, y := twoServersCC(t, true, "t3 = \"3s\"\n", "")
+	x.register(t, "1001", pa)
+	y.registerAll(t, dev{"2001", pb}, dev{"2002", pc})
+	b, c := busyOn(t, y, "2001", pb, "2002", pc)
+	xm, ym := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
+	got, _ := y.cbCode(t, "2001", pf, "*212002")
+	expectStatus(t, "2001 forwards all to 2002", got, "603 Forward All To 2002")
+
+	c.hangUp(t, pc)
+	b.pass(t)
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCBS available via srv-y"`)
+	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=t3`)
+	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=cancelled`)
+
+	fwd := y.cbStart(t, "2002 gets 2001's forwarded call", "uas.xml", pc, true, "-m", "1")
+	x.cbRun(t, "1001 calls 2001 by hand", "uac.xml", pa, "-s", "2001", "-set", "caller", "1001", "-d", "300")
+	fwd.pass(t)
+	if invs := fwd.received("INVITE"); len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1001@") {
+		t.Fatalf("2002's phone got %d INVITEs (From %q), want 1001's call forwarded from 2001", len(invs), firstHeader(invs, "From"))
+	}
+}
+
+// TestB3_KillMonitorServerOnly: 1001 (on X) activates CCNL on 2001 (on
+// Y, not logged in). Only Y is killed with SIGKILL and restarted: its
+// request and X's subscription come back from its store; X noticed
+// nothing. 2001 logs in: Y NOTIFYs ready in the restored subscription, X's
+// request turns available, and 1001's Dial reaches 2001 (B3).
+func TestB3_KillMonitorServerOnly(t *testing.T) {
+	killAcross(t, func(x, y *server, login func()) { y.kill9(); y.restart(); login() })
+}
+
+// TestB3_KillAgentServerOnly: as TestB3_KillMonitorServerOnly, but only X
+// (the agent, A's server) is killed and restarted: X's request and its
+// subscription at Y come back from its store, and Y's NOTIFY ready reaches
+// the restored subscription (B3).
+func TestB3_KillAgentServerOnly(t *testing.T) {
+	killAcross(t, func(x, y *server, login func()) { x.kill9(); x.restart(); login() })
+}
+
+// TestB3_AgentServerDownWhenReady: only X (the agent) is killed, and 2001
+// logs in while X is down: Y's NOTIFY ready goes unanswered, and Y sends
+// it again (RFC 3261 17.1.2.2, Timer E) until X, restarted, answers it in
+// its restored subscription: X's request turns available (B3).
+func TestB3_AgentServerDownWhenReady(t *testing.T) {
+	killAcross(t, func(x, y *server, login func()) {
+		x.kill9()
+		ym := y.cbMark()
+		login()
+		y.cbWaitLog(t, ym, `action="persist #1 1001->2001 CCNL available for srv-x#`) // the NOTIFY goes out now
+		x.restart()
+	})
+}
+
+// killAcross: 1001 (on X) activates CCNL on 2001 (on Y, not logged in);
+// kill kills and restarts servers and logs 2001 in (login) in its order;
+// X's request turns available and 1001's Dial reaches 2001; both servers
+// end the request as completed.
+func killAcross(t *testing.T, kill func(x, y *server, login func())) {
+	t.Helper()
+	need(t, "sipp")
+	ports := callPorts(t, 2)
+	pa, pb := ports[0], ports[1]
+	x, y := twoServers(t)
+	x.register(t, "1001", pa)
+	activateAcross(t, x, y, pa, "uac_unavailable.xml", "CCNL")
+
+	xm, ym := x.cbMark(), y.cbMark()
+	kill(x, y, func() { y.register(t, "2001", pb) })
+	x.cbWaitLog(t, xm, `action="persist #1 1001->2001 CCNL available via srv-y"`)
+	b2 := y.cbStart(t, "2001 answers the call back", "cb_uas_callback.xml", pb, true, "-m", "1")
+	x.cbRun(t, "1001 presses Dial (*39)", "uac.xml", pa, "-s", "*39", "-set", "caller", "1001", "-d", "300")
+	b2.pass(t)
+	if invs := b2.received("INVITE"); len(invs) != 1 || !strings.Contains(invs[0].Header("From"), "sip:1001@") {
+		t.Fatalf("2001's device got %d INVITEs, want the call back from 1001", len(invs))
+	}
+	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=completed`)
+	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=completed`)
 }
