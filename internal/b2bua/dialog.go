@@ -89,7 +89,9 @@ func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	l.pendingAck = nil
 	peer := l.peer()
+	l.acking = true
 	c.mu.Unlock()
+	defer l.acked()
 	if p.stop != nil {
 		close(p.stop)
 	}
@@ -103,6 +105,50 @@ func (b *B2BUA) HandleAck(req *sip.Request, tx sip.ServerTransaction) {
 	ack := b.ack(peer, p.invite, req.Body(), ct)
 	if err := b.sendAck(p.invite, ack); err != nil {
 		b.log.Info("forward ACK failed", "call", c.id, "error", err)
+	}
+}
+
+// acked ends HandleAck's pass of the ACK and lets a BYE waiting for it go.
+func (l *leg) acked() {
+	l.call.mu.Lock()
+	l.acking = false
+	g := l.ackGate
+	l.ackGate = nil
+	l.call.mu.Unlock()
+	if g != nil {
+		close(g)
+	}
+}
+
+// ackWait is how long a BYE waits for the ACK the party sent before it.
+const ackWait = 500 * time.Millisecond
+
+// ackOrder keeps the party's ACK before its BYE on the other side. sipgo
+// hands each request to its own goroutine, so a BYE sent right behind the
+// ACK for a 2xx could be relayed first, and the other party would get a
+// BYE for a dialog it has not confirmed (RFC 3261 13.2.2.4: the UAS waits
+// for the ACK). When the ACK is being passed on, or has not come yet,
+// the BYE waits for it, at most ackWait (an ACK may be lost for good).
+func (l *leg) ackOrder() {
+	c := l.call
+	c.mu.Lock()
+	waiting := l.acking || (l.pendingAck != nil && l.pendingAck.invite != nil)
+	var g chan struct{}
+	if waiting {
+		if l.ackGate == nil {
+			l.ackGate = make(chan struct{})
+		}
+		g = l.ackGate
+	}
+	c.mu.Unlock()
+	if g == nil {
+		return
+	}
+	t := time.NewTimer(ackWait)
+	defer t.Stop()
+	select {
+	case <-g:
+	case <-t.C:
 	}
 }
 
@@ -131,6 +177,7 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if req.Method == sip.BYE {
 		b.respond(tx, req, 200, "OK")
+		l.ackOrder()
 		go b.fireAndForget(b.request(peer, sip.BYE, peer.CSeq.Add(1)))
 		b.end(c)
 		return

@@ -24,6 +24,10 @@ type leg struct {
 	// we ACK the peer's 2xx that we relayed, carrying the ACK's body (an
 	// answer to a late offer, RFC 3261 13.2.1).
 	pendingAck *relayed
+	// acking is set while HandleAck passes the party's ACK on; ackGate,
+	// when a BYE waits for that (ackOrder), is closed once it is sent.
+	acking     bool
+	ackGate    chan struct{}
 	inviteCSeq uint32 // CSeq of the party's initial INVITE (A leg)
 
 	// sdp is the session description last sent to the party (the other

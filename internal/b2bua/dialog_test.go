@@ -301,6 +301,38 @@ func TestAckLostThenBye(t *testing.T) {
 	}
 }
 
+// TestAckBeforeByeOnTheOtherSide: A acknowledges our 2xx and hangs up at
+// once; the BYE is handled before the ACK (sipgo gives each request its own
+// goroutine). B must still get the ACK first (RFC 3261 13.2.2.4), and the
+// BYE after it, not a BYE for a dialog it has not confirmed.
+func TestAckBeforeByeOnTheOtherSide(t *testing.T) {
+	b, _, pa, pb := restoredPair(t, okToAll, okToAll)
+	reinviteAnswered(t, b, pa, pb)
+	bye := fromA(pa, sip.BYE, 3, "")
+	done := make(chan int, 1)
+	go func() { done <- inDialog(b, bye).Code() }()
+	waitFor(t, "the BYE to wait for the ACK", func() bool {
+		c := b.findLeg(bye.CallID().Value()).call
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.a.ackGate != nil
+	})
+	b.HandleAck(fromA(pa, sip.ACK, 2, ""), siptest.NewTx(nil))
+	for _, want := range []sip.RequestMethod{sip.ACK, sip.BYE} {
+		select {
+		case req := <-pb.reqs:
+			if req.Method != want {
+				t.Fatalf("B got %s, want %s (the ACK before the BYE)", req.Method, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("B got no %s within 5 s", want)
+		}
+	}
+	if code := <-done; code != 200 {
+		t.Errorf("A's BYE answered %d, want 200", code)
+	}
+}
+
 // reinviteAnswered relays A's re-INVITE (CSeq 2, an offer) to B and
 // checks that A got B's 200.
 func reinviteAnswered(t *testing.T, b *B2BUA, pa, pb *phone) {
