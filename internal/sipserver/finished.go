@@ -78,6 +78,14 @@ func (t *finishingTx) Respond(res *sip.Response) error {
 	// (Timer L is 0: acceptedAtOnce).
 	t.f.Put(t.key, []byte(res.String()), time.Now(), 64*sip.T1)
 	t.done.Store(true)
+	if c := txConnection(t.ServerTransaction); c != nil && t.req.IsInvite() {
+		// An ACK for this 2xx that reuses the INVITE's branch (an RFC 2543
+		// peer's, SIPp's) matches sipgo's transaction while it lives, and
+		// sipgo drops it when the transaction ends: end it before the 2xx
+		// goes out, so that the ACK finds none and reaches Handlers.Ack.
+		t.ServerTransaction.Terminate()
+		return c.WriteMsg(res)
+	}
 	err := t.ServerTransaction.Respond(res)
 	t.ServerTransaction.Terminate()
 	return err

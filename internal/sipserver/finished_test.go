@@ -3,6 +3,7 @@ package sipserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -96,6 +97,7 @@ func TestB7_FinishedKeepsOnlyTheResponse(t *testing.T) {
 	answer := func(code int, reason string) func(*sip.Request, sip.ServerTransaction) {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
 			handled.Add(1)
+			code, reason := code, reason
 			if req.Recipient.User == "busy" {
 				code, reason = 486, "Busy Here"
 			}
@@ -165,5 +167,26 @@ func TestB7_FinishedKeepsOnlyTheResponse(t *testing.T) {
 	}
 	if n := acks.Load(); n != 0 {
 		t.Errorf("the ACK for the 486 reached the ACK handler %d times, want 0 (absorbed by the transaction)", n)
+	}
+
+	// An ACK for a 2xx with the INVITE's branch (RFC 2543 style, as SIPp
+	// sends it), sent the moment the 200 arrives: it reaches the handler
+	// every time (sipgo would drop it in its ended transaction: before the
+	// fix about one in a hundred here).
+	for i := range 300 {
+		branch, cseq := fmt.Sprintf("r2543-%d", i), fmt.Sprint(10+i)
+		p.send(p.request("INVITE", "1001", branch, cseq, ""))
+		ok := p.final()
+		if !strings.HasPrefix(ok, "SIP/2.0 200") {
+			t.Fatalf("INVITE %d: got %q", i, ok)
+		}
+		tag := strings.SplitN(strings.SplitN(ok, "To: <sip:1001@127.0.0.1>;tag=", 2)[1], "\r\n", 2)[0]
+		p.send(p.request("ACK", "1001", branch, cseq, tag))
+		for deadline := time.Now().Add(2 * time.Second); acks.Load() != int64(i+1) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if n := acks.Load(); n != int64(i+1) {
+			t.Fatalf("ACK %d with the INVITE's branch: %d ACKs reached the handler, want %d", i, n, i+1)
+		}
 	}
 }
