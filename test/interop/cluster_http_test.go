@@ -80,7 +80,7 @@ func checkStandbyHTTP(t *testing.T, s *server, name, active string, epoch int) {
 	}
 	if code, body := s.api(t, "GET", "/api/v1/status", ""); code != 200 || !strings.Contains(body, `"active": false,`) ||
 		!strings.Contains(body, `"name": "`+name+`",`) || !strings.Contains(body, `"active": "`+active+`",`) ||
-		strings.Count(body, `"priority"`) != 2 {
+		!strings.Contains(body, `"members": [`) {
 		t.Errorf("%s, standby: status %d %s", name, code, body)
 	}
 	for _, req := range [][3]string{
@@ -93,4 +93,56 @@ func checkStandbyHTTP(t *testing.T, s *server, name, active string, epoch int) {
 			t.Errorf("%s, standby: %s %s: %d %s, want 503 naming %s", name, req[0], req[1], code, body, active)
 		}
 	}
+}
+
+// TestF35_B3_F37_ClusterOfThree: priorities 1, 2, 3 on 127.0.0.2, .3, .4
+// with A's request activated on the first. kill -9 of the first: the
+// second takes over with the request, not the third; kill -9 of the
+// second: the third does, and B registering there notifies A, once. The
+// first started again takes the lease back at a quiet moment by a
+// handover; it notifies nobody again and Dial through it completes the
+// request.
+func TestF35_B3_F37_ClusterOfThree(t *testing.T) {
+	c := newCluster(t, nil, 3)
+	s1, s2, s3 := c.s1, c.s2, c.s3
+
+	mark2, mark3 := s2.cbMark(), s3.cbMark()
+	s1.kill9()
+	servesWithRequest(t, s2, mark2, "the first's SIGKILL")
+	if log := s3.cbLogSince(mark3); strings.Contains(log, `msg="cluster: taking the lease"`) {
+		t.Errorf("the third took the lease while the second was live:\n%s", log)
+	}
+	if code := optionsStatus(t, s3.Host, s3.SIPPort); code != 503 {
+		t.Errorf("the third answers OPTIONS %d while the second is active, want 503", code)
+	}
+	checkStandbyHTTP(t, s3, "c", "b", 2)
+
+	mark3 = s3.cbMark()
+	s2.kill9()
+	servesWithRequest(t, s3, mark3, "the second's SIGKILL")
+	c.notifiesOnce(t, s3)
+
+	// The first comes back: a standby, then the third hands over to it
+	// (no call in progress) and starts again as a standby.
+	mark1, mark3 := s1.cbMark(), s3.cbMark()
+	s1.launch()
+	s3.cbWaitLog(t, mark3, `msg="cluster: restarting as a standby"`)
+	s1.waitActive(t, mark1)
+	s3.cbWaitLog(t, mark3, `msg="cluster: standby`)
+	if took := s1.cbWaitLog(t, mark1, `msg="cluster: taking the lease" cluster=a epoch=4 previous=c reason=handover`); took == "" {
+		t.Errorf("the first took the lease back otherwise")
+	}
+	if n := metric(t, s1, "callbackd_callback_notifications_total"); n != 0 {
+		t.Errorf("after the handover A was notified again (%v)", n)
+	}
+	checkActiveHTTP(t, s1, "a", 4)
+	checkStandbyHTTP(t, s3, "c", "a", 4)
+	// F37: three members, the second not live; four grants.
+	if code, body := s1.api(t, "GET", "/api/v1/status", ""); code != 200 || strings.Count(body, `"priority"`) != 3 ||
+		strings.Count(body, `"reason": "lease expired"`) != 2 || !strings.Contains(body, `"takeovers_total": 4`) {
+		t.Errorf("status after the takeovers: %d %s", code, body)
+	}
+	mark1 = s1.cbMark()
+	s1.cbDial(t, c.pa1, c.pb)
+	s1.cbWaitLog(t, mark1, `msg="call back ended" id=1 reason=completed`)
 }
