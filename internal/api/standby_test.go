@@ -17,7 +17,9 @@ import (
 // the cluster, and a write 503 saying the active is unknown.
 func TestF35_StandbyWithoutDatabase(t *testing.T) {
 	h := Standby(StandbyDeps{Started: time.Now(), Instance: "cb2",
-		Status: func(context.Context) (cluster.Status, error) { return cluster.Status{}, errors.New("connection refused") }})
+		Status: func(context.Context) (cluster.Status, error) {
+			return cluster.Status{}, errors.New("connection refused")
+		}})
 	for _, c := range []struct {
 		method, path string
 		code         int
