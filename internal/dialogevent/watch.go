@@ -97,6 +97,20 @@ func (w *Watcher) Watch(number string) {
 	w.Log.Info("watching a number's dialog state", "number", number, "trunk", t.Name, "id", id)
 }
 
+// Credentials are those of the watched number's trunk, for the other
+// server's digest challenge to our SUBSCRIBE (subscription.Credentialed).
+func (w *Watcher) Credentials(i subscription.Info) (user, password string, ok bool) {
+	var d watched
+	if json.Unmarshal(i.Data, &d) != nil {
+		return "", "", false
+	}
+	t, found := w.Trunks.For(d.DN)
+	if !found || t.Username == "" {
+		return "", "", false
+	}
+	return t.Username, t.Password, true
+}
+
 // Unwatch ends the subscription to number's dialog state.
 func (w *Watcher) Unwatch(number string) {
 	w.mu.Lock()
