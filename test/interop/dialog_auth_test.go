@@ -29,20 +29,21 @@ func TestB6_F11_KamailioChallengedSubscribe(t *testing.T) {
 
 // TestB6_KamailioWrongPasswordEndsWatch: with a wrong password Kamailio
 // challenges the answer again; the watch ends at once (no retry loop),
-// logged once, and 2001 counts as not reachable, never as free: 2002
-// hanging up tells 1001 nothing.
+// logged once, 2001 never counts as free, and 1001's request ends: its
+// display says "CallBack is deactivated on 2001". 2002 hanging up
+// afterwards tells 1001 nothing.
 func TestB6_KamailioWrongPasswordEndsWatch(t *testing.T) {
 	kc := kamActivated(t, "3000", "", "username = \"callbackd\"\npassword = \"not-the-password\"\n", kamSubAuth...)
 	s := kc.s
 	refused := `msg="SUBSCRIBE refused: subscription ended" id=\S+ event=dialog code=401`
 	s.cbWaitLog(t, kc.mark, refused)
 	s.cbWaitLog(t, kc.mark, `msg="watched number's dialog state no longer known" number=2001 reason="refused 401"`)
+	s.cbWaitLog(t, kc.mark, `msg="call back ended" id=1 reason=unmonitorable`)
+	kc.display.expectScreen(t, 2, "CallBack is deactivated on 2001\nPress Exit to quit this screen")
 	kc.freed(t)
 	mark := s.cbMark()
-	// What 2001's hang-up would have told: nothing (a bounded wait on a
-	// line that must not come; the screen count below is the assertion).
-	if avail := len(kc.display.screens()); avail != 1 {
-		t.Errorf("1001's display got %d screens, want only the activation", avail)
+	if n := len(kc.display.screens()); n != 2 {
+		t.Errorf("1001's display got %d screens, want the activation and the end: %q", n, kc.display.screens())
 	}
 	if n := strings.Count(s.Log(), "SUBSCRIBE challenged: answered"); n != 1 {
 		t.Errorf("the challenge was answered %d times, want once (the second is the refusal)", n)
