@@ -54,3 +54,28 @@ func TestAnswer(t *testing.T) {
 		t.Error("an unknown algorithm answered")
 	}
 }
+
+// FuzzAnswer: any challenge from the network gets an answer or none,
+// never a panic; an answer is a header of the right name.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range []string{
+		`Digest realm="pbx", nonce="abc", qop="auth", algorithm=SHA-256`,
+		`Digest realm="pbx", nonce="abc", qop="auth-int"`,
+		`Digest realm="pbx", nonce="abc", algorithm=md5, opaque="o", userhash=true`,
+		`Digest realm=, nonce`,
+		`Basic realm="x"`,
+		``,
+	} {
+		f.Add(401, s)
+		f.Add(407, s)
+	}
+	f.Fuzz(func(t *testing.T, code int, challenge string) {
+		res := sip.NewResponse(code, "Challenge")
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", challenge))
+		res.AppendHeader(sip.NewHeader("Proxy-Authenticate", challenge))
+		h, ok := Answer(res, sip.SUBSCRIBE, "sip:2001@192.0.2.7", "callbackd", "secret")
+		if ok && h.Name() != "Authorization" && h.Name() != "Proxy-Authorization" {
+			t.Fatalf("answered with %s", h.Name())
+		}
+	})
+}
