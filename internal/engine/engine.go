@@ -398,7 +398,7 @@ func endScreen(r *Request, why Reason) (screen.Screen, bool) {
 	switch why {
 	case EndCompleted: // the call is placed (dialReq says to whom)
 		return screen.Screen{Kind: screen.Completed, DN: r.B}, true
-	case EndCancelled, EndPeer, EndUnmonitorable:
+	case EndCancelled, EndPeer, EndNoMonitor:
 		return screen.Screen{Kind: screen.Deactivated, DN: r.B}, true
 	case EndT1, EndRejected: // F8, F19: never confirmed
 		return screen.Screen{Kind: screen.CannotActivate, DN: r.B}, true
@@ -591,7 +591,7 @@ func (e *Engine) lineStatus(s LineStatus) {
 func (e *Engine) unmonitorable(dn string) {
 	for _, id := range slices.Clone(e.onLine[dn]) {
 		if r := e.reqs[id]; r != nil && r.B == dn && r.State != Available {
-			e.end(r, EndUnmonitorable)
+			e.end(r, EndNoMonitor)
 		}
 	}
 }
