@@ -86,18 +86,18 @@ func (t TimerID) String() string { return fmt.Sprintf("%s#%d", t.Kind, t.Req) }
 type Reason string
 
 const (
-	EndCompleted Reason = "completed"     // A pressed Dial / answered the recall
-	EndCancelled Reason = "cancelled"     // A pressed Cancel (#39), or the peer cancelled
-	EndReplaced  Reason = "replaced"      // A pressed OK on the F6 screen
-	EndReset     Reason = "reset"         // A's device reset or unregistered (F25)
-	EndMobility  Reason = "mobility"      // Extension Mobility login/logout on A (F23)
-	EndRemoved   Reason = "removed"       // A's line removed from the system
-	EndT1        Reason = "t1"            // not confirmed in time (F19)
-	EndT3        Reason = "t3"            // A did not dial in time (F18)
-	EndNoAnswer  Reason = "no-answer"     // A did not answer the automatic recall (F29)
-	EndExpired   Reason = "expired"       // lifetime over (F19)
-	EndRejected  Reason = "rejected"      // the peer refused it
-	EndPeer      Reason = "peer-ended"    // the peer ended it (its lifetime, B removed)
-	EndInvalid   Reason = "invalid"       // a stored record Restore cannot use
-	EndNoMonitor Reason = "unmonitorable" // B's state cannot be learned any more (B6)
+	EndCompleted Reason = "completed"  // A pressed Dial / answered the recall
+	EndCancelled Reason = "cancelled"  // A pressed Cancel (#39), or the peer cancelled
+	EndReplaced  Reason = "replaced"   // A pressed OK on the F6 screen
+	EndReset     Reason = "reset"      // A's device reset or unregistered (F25)
+	EndMobility  Reason = "mobility"   // Extension Mobility login/logout on A (F23)
+	EndRemoved   Reason = "removed"    // A's line removed from the system
+	EndT1        Reason = "t1"         // not confirmed in time (F19)
+	EndT3        Reason = "t3"         // A did not dial in time (F18)
+	EndNoAnswer  Reason = "no-answer"  // A did not answer the automatic recall (F29)
+	EndExpired   Reason = "expired"    // lifetime over (F19)
+	EndRejected  Reason = "rejected"   // the peer refused it
+	EndPeer      Reason = "peer-ended" // the peer ended it (its lifetime, B removed)
+	EndInvalid   Reason = "invalid"    // a stored record Restore cannot use
+	EndNoMonitor Reason = "no-monitor" // B's state cannot be learned any more (B6)
 )

@@ -38,7 +38,7 @@ func TestB6_KamailioWrongPasswordEndsWatch(t *testing.T) {
 	refused := `msg="SUBSCRIBE refused: subscription ended" id=\S+ event=dialog code=401`
 	s.cbWaitLog(t, kc.mark, refused)
 	s.cbWaitLog(t, kc.mark, `msg="watched number's dialog state no longer known" number=2001 reason="refused 401"`)
-	s.cbWaitLog(t, kc.mark, `msg="call back ended" id=1 reason=unmonitorable`)
+	s.cbWaitLog(t, kc.mark, `msg="call back ended" id=1 reason=no-monitor`)
 	kc.display.expectScreen(t, 2, "CallBack is deactivated on 2001\nPress Exit to quit this screen")
 	kc.freed(t)
 	mark := s.cbMark()
