@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -108,10 +109,36 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// One HTTP listener for the whole run: a standby's handler until this
+	// instance is elected, then the server's (F35, F37).
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	hosts := cfg.HTTP.Hosts
+	if len(hosts) == 0 {
+		hosts = api.DefaultHosts(httpLn.Addr().String())
+	}
+	policy := api.Policy{Hosts: hosts, AllowedOrigins: cfg.HTTP.AllowedOrigins, Log: log}
+	var handler swappable
+	hs := newHTTPServer(api.Protect(&handler, policy))
+	go func() {
+		if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "error", err)
+		}
+	}()
+	defer hs.Close()
+	started := time.Now()
+
 	var el *cluster.Elector
 	if cfg.Cluster.Name != "" {
+		if el, err = app.NewElector(cfg, st, log); err != nil {
+			return err
+		}
+		handler.set(api.Standby(api.StandbyDeps{Status: el.Status, Log: log, Started: started}))
+		log.Info("HTTP listening (standby)", "addr", httpLn.Addr().String(), "hosts", hosts)
 		// A standby until elected; then the restart path, below.
-		if el, err = app.JoinCluster(ctx, cfg, st, log); el == nil {
+		if el, err = app.JoinCluster(ctx, cfg, st, el, log); el == nil {
 			return err
 		}
 		defer func() {
@@ -130,27 +157,13 @@ func run() error {
 		token = randomToken()
 		log.Info("API admin token", "token", token, "hint", "set http.token to keep one across restarts")
 	}
-	rest := api.New(api.Deps{Server: srv, Log: log, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: time.Now(),
+	rest := api.New(api.Deps{Server: srv, Log: log, Token: token, Level: level, Alarms: alarms, OpenAPI: api.OpenAPI(), Started: started,
 		MaxStreams: cfg.HTTP.MaxEventStreams, MaxStreamsPerSource: cfg.HTTP.MaxEventStreamsPerSource})
 	if *configPath == "" {
 		printDemo(cfg)
 	}
 
-	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
-	}
-	hosts := cfg.HTTP.Hosts
-	if len(hosts) == 0 {
-		hosts = api.DefaultHosts(httpLn.Addr().String())
-	}
-	policy := api.Policy{Hosts: hosts, AllowedOrigins: cfg.HTTP.AllowedOrigins, Log: log}
-	hs := newHTTPServer(api.Protect(httpHandler(srv, rest), policy))
-	go func() {
-		if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "error", err)
-		}
-	}()
+	handler.set(httpHandler(srv, rest))
 	log.Info("HTTP listening", "addr", httpLn.Addr().String(), "hosts", hosts)
 	if cfg.HTTP.DebugListen != "" {
 		dbgLn, err := net.Listen("tcp", cfg.HTTP.DebugListen)
@@ -303,7 +316,7 @@ func httpHandler(srv *app.App, rest *api.API) http.Handler {
 	rest.Register(mux)
 	mux.Handle("/", web.Handler()) // the phone console and the admin page
 	mux.Handle("GET /metrics", srv.Metrics.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	health := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := srv.Healthy(); err != nil { // SIP not (fully) served
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -311,8 +324,27 @@ func httpHandler(srv *app.App, rest *api.API) http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	}
+	// The same here; a cluster's standby tells them apart (api.Standby).
+	mux.HandleFunc("GET /healthz", health)
+	mux.HandleFunc("GET /readyz", health)
 	return mux
+}
+
+// swappable is the HTTP listener's handler, set once a standby's and
+// then the server's; until set, 503.
+type swappable struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := s.h.Load()
+	if h == nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	(*h).ServeHTTP(w, r)
 }
 
 // newHTTPServer: slow or idle clients do not hold connections for ever.

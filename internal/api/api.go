@@ -261,16 +261,12 @@ func decodeField(raw json.RawMessage, field string, into any, want string) error
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	open, timers := a.s.RequestCounts()
-	version := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
 	status := map[string]any{
 		"instance": a.d.Instance,
-		// A cluster's standby serves no HTTP (F35): who answers is active.
+		// A cluster's standby answers from Standby, with false.
 		"active":        true,
 		"started":       a.d.Started.UTC().Format(time.RFC3339),
-		"version":       version,
+		"version":       version(),
 		"lines":         len(a.s.AllLines()),
 		"registrations": a.s.RegistrationCount(),
 		"open_requests": open,
@@ -288,6 +284,14 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, status)
+}
+
+// version is the module's version, "devel" for a build from a checkout.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 // clustered is a Server that may be one of a cluster's instances (F35,

@@ -31,8 +31,8 @@ type Policy struct {
 //   - Host allow-list, against DNS rebinding: a hostile page whose name is
 //     made to resolve to this server reads it with the victim's browser,
 //     and its requests carry the hostile name as Host. Another Host gets
-//     421 Misdirected Request (RFC 9110 15.5.20). /healthz is exempt: it
-//     tells nothing, and load balancers probe it by address.
+//     421 Misdirected Request (RFC 9110 15.5.20). /healthz and /readyz are
+//     exempt: they tell nothing, and load balancers probe them by address.
 //   - Writes (any method but GET, HEAD, OPTIONS, TRACE) from another
 //     origin are refused with 403: Origin, when sent, must be this server's
 //     (its host equals Host) or an allowed one; without Origin,
@@ -80,7 +80,7 @@ func Protect(next http.Handler, p Policy) http.Handler {
 		writeError(w, err)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !anyHost && r.URL.Path != "/healthz" && !hostOK(r.Host) {
+		if !anyHost && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !hostOK(r.Host) {
 			refuse(w, r, newError(http.StatusMisdirectedRequest, "misdirected",
 				"this server does not answer for Host "+stringQuote(r.Host)+" (http.hosts)", ""), "host")
 			return

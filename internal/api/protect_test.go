@@ -28,7 +28,7 @@ func protected(p Policy) (http.Handler, *bool) {
 }
 
 // TestB7_ProtectHost: only the allowed Host values are answered (421
-// otherwise, with the JSON error), /healthz whatever the Host; "*" any.
+// otherwise, with the JSON error), /healthz and /readyz whatever the Host; "*" any.
 func TestB7_ProtectHost(t *testing.T) {
 	h, ran := protected(Policy{Hosts: append(DefaultHosts("127.0.0.1:8080"), "PBX.example.com")})
 	for _, c := range []struct {
@@ -48,6 +48,7 @@ func TestB7_ProtectHost(t *testing.T) {
 		{"127.0.0.2:8080", "/api/v1/events", 421},
 		{"", "/api/v1/lines", 421},
 		{"attacker.example", "/healthz", 204},
+		{"attacker.example", "/readyz", 204},
 	} {
 		*ran = false
 		req := httptest.NewRequest("GET", "http://x"+c.path, nil)

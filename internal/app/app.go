@@ -176,7 +176,7 @@ func New(cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
 	// B6: callees on a trunk marked monitor = "dialog" are watched there.
 	a.Watcher = dialogevent.NewWatcher(a.Subscriptions)
 	a.Watcher.Domain, a.Watcher.Log, a.Watcher.Trunks = cfg.SIP.Domain, log, cfg.Trunks
-	a.Watcher.Status = a.Callback.RemoteStatus
+	a.Watcher.Status, a.Watcher.Lost = a.Callback.RemoteStatus, a.Callback.RemoteLost
 	a.Subscriptions.Register(a.Watcher)
 	a.Callback.Remote = a.Watcher
 

@@ -22,21 +22,27 @@ import (
 // standby (cmd/callbackd), so nothing of the ended term lives on.
 var ErrNotActive = errors.New("no longer the cluster's active instance")
 
-// JoinCluster takes part in the election of [cluster] over the shared
-// store st and serves SIP as a standby, every request answered 503
-// (OPTIONS too: a dispatcher marks this instance down), until this
-// instance is the active one, or ctx ends (nil, nil). It then fences the
-// store's writes by the term's epoch and returns the elector, still
-// renewing the lease until ctx ends: the caller builds the App (New) and
-// runs it, which is the restart path (registrations, answered calls and
-// requests loaded, timers re-armed from their stored deadlines).
-func JoinCluster(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*cluster.Elector, error) {
+// NewElector builds this instance's elector for [cluster] over the
+// shared store st; JoinCluster runs it.
+func NewElector(cfg *config.Config, st store.Store, log *slog.Logger) (*cluster.Elector, error) {
 	pg, ok := st.(*postgres.Store)
 	if !ok {
 		return nil, errors.New(`[cluster] needs store.driver "postgres"`)
 	}
-	el := cluster.New(pg.Pool(), cluster.Config{Name: cfg.Cluster.Name, Priority: cfg.Cluster.Priority,
-		SIP: strings.Join(cfg.SIP.Listen, " "), Lease: cfg.Cluster.Lease.Duration, HandoverWait: cfg.Cluster.HandoverWait.Duration}, log)
+	return cluster.New(pg.Pool(), cluster.Config{Name: cfg.Cluster.Name, Priority: cfg.Cluster.Priority,
+		SIP: strings.Join(cfg.SIP.Listen, " "), Lease: cfg.Cluster.Lease.Duration, HandoverWait: cfg.Cluster.HandoverWait.Duration}, log), nil
+}
+
+// JoinCluster takes part in the election with el (NewElector over st)
+// and serves SIP as a standby, every request answered 503 (OPTIONS too: a
+// dispatcher marks this instance down), until this instance is the
+// active one, or ctx ends (nil, nil). It then fences the store's writes
+// by the term's epoch and returns the elector, still renewing the lease
+// until ctx ends: the caller builds the App (New) and runs it, which is
+// the restart path (registrations, answered calls and requests loaded,
+// timers re-armed from their stored deadlines).
+func JoinCluster(ctx context.Context, cfg *config.Config, st store.Store, el *cluster.Elector, log *slog.Logger) (*cluster.Elector, error) {
+	pg := st.(*postgres.Store) // NewElector checked
 	go el.Run(ctx)
 	sip, err := sipserver.New(cfg.SIP, log)
 	if err != nil {

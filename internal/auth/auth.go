@@ -1,6 +1,7 @@
-// Package auth implements the server side of SIP digest authentication
-// (RFC 3261 section 22, RFC 7616 with qop=auth, RFC 8760 for SHA-256) and
-// is where every request that acts for a line proves it (docs/security.md).
+// Package auth implements SIP digest authentication: the server side
+// (RFC 3261 section 22, RFC 7616 with qop=auth, RFC 8760 for SHA-256),
+// where every request that acts for a line proves it (docs/security.md),
+// and the client's answer to another server's challenge (Answer).
 //
 // What a right answer proves, and what it does not:
 //   - it is bound to the request: the digest covers the method, and the

@@ -380,6 +380,17 @@ func (s *Service) RemoteStatus(dn string, registered, offHook bool) {
 	}
 }
 
+// RemoteLost: the watch of a callee of another server ended for good
+// (B6); the requests waiting for it end, their callers told.
+func (s *Service) RemoteLost(dn string) {
+	s.mu.RLock()
+	w := s.watched[dn]
+	s.mu.RUnlock()
+	if w {
+		s.Submit(engine.Unmonitorable{DN: dn})
+	}
+}
+
 // lineChanged runs under the line-state lock, so it must never block: it
 // appends to a list the loop drains (the loop itself takes that lock when it
 // reads a line). Only watched lines are passed on (F38).

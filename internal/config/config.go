@@ -318,6 +318,11 @@ type Trunk struct {
 	// the callee is free: MonitorDialog subscribes to its dialog state on
 	// the other server (RFC 4235, B6); "" (default): no call back there.
 	Monitor string `toml:"monitor"`
+	// Username and Password answer the other server's digest challenge
+	// (401/407) to our own requests there (the dialog SUBSCRIBEs of
+	// Monitor); the password is never logged.
+	Username string `toml:"username"`
+	Password string `toml:"password"`
 }
 
 // MonitorDialog is Trunk.Monitor for the dialog event package.

@@ -343,6 +343,11 @@ var errorCases = []struct {
 	{"forward out not allowed", "[[trunk]]\nname = \"t\"\naddress = \"udp:127.0.0.1:5070\"\nprefixes = [\"0\"]\n" + line1001 + "forward_all = \"0301234\"\n",
 		`site.toml:8: line "1001": forward_all "0301234" is an external number its profile "default" may not dial out to (profile dial_out)`},
 
+	{"trunk username without password", "[[trunk]]\nname = \"pbx\"\naddress = \"udp:127.0.0.1:5070\"\nmonitor = \"dialog\"\nusername = \"cb\"\n",
+		`site.toml:5: trunk "pbx": username and password go together: give both or neither`},
+	{"trunk password without username", "[[trunk]]\nname = \"pbx\"\naddress = \"udp:127.0.0.1:5070\"\npassword = \"x\"\n",
+		`site.toml:4: trunk "pbx": username and password go together: give both or neither`},
+
 	// lines
 	{"password missing", "\n[[line]]\ndn = \"1001\"\n", `site.toml:2: line "1001": password is required`},
 	{"password empty", "[[line]]\ndn = \"1001\"\npassword = \"\"\n", `site.toml:3: line "1001": password is required`},

@@ -246,6 +246,13 @@ func (v *validator) trunks(c *Config) {
 		if t.Monitor != "" && t.Monitor != MonitorDialog {
 			v.errorf(path+".monitor", `trunk %q: monitor %q: want "dialog" or nothing`, t.Name, t.Monitor)
 		}
+		if (t.Username == "") != (t.Password == "") {
+			key := ".password" // the one given
+			if t.Password == "" {
+				key = ".username"
+			}
+			v.errorf(path+key, "trunk %q: username and password go together: give both or neither", t.Name)
+		}
 	}
 }
 

@@ -22,6 +22,9 @@ type Watcher struct {
 	Trunks config.Trunks
 	// Status is told each change of a watched number's state.
 	Status func(dn string, registered, offHook bool)
+	// Lost is told a watched number whose watch the other server ended
+	// for good: its state cannot be learned any more.
+	Lost func(dn string)
 
 	layer       *subscription.Layer
 	unsubscribe func(id string) // the layer's Unsubscribe (a test's own)
@@ -95,6 +98,20 @@ func (w *Watcher) Watch(number string) {
 	w.views[id] = &dialoginfo.View{}
 	w.mu.Unlock()
 	w.Log.Info("watching a number's dialog state", "number", number, "trunk", t.Name, "id", id)
+}
+
+// Credentials are those of the watched number's trunk, for the other
+// server's digest challenge to our SUBSCRIBE (subscription.Credentialed).
+func (w *Watcher) Credentials(i subscription.Info) (user, password string, ok bool) {
+	var d watched
+	if json.Unmarshal(i.Data, &d) != nil {
+		return "", "", false
+	}
+	t, found := w.Trunks.For(d.DN)
+	if !found || t.Username == "" {
+		return "", "", false
+	}
+	return t.Username, t.Password, true
 }
 
 // Unwatch ends the subscription to number's dialog state.
@@ -183,7 +200,7 @@ func (w *Watcher) Notified(i subscription.Info, state string, b subscription.Bod
 
 // Ended: the other server ended the subscription for good (refused it,
 // or terminated it with no retry): the number's state is not known any
-// more; it counts as not registered, never as free.
+// more; it counts as not registered, never as free, and is Lost.
 func (w *Watcher) Ended(i subscription.Info, reason string) {
 	var d watched
 	json.Unmarshal(i.Data, &d)
@@ -201,5 +218,8 @@ func (w *Watcher) Ended(i subscription.Info, reason string) {
 	w.Log.Info("watched number's dialog state no longer known", "number", d.DN, "reason", reason)
 	if w.Status != nil && d.DN != "" {
 		w.Status(d.DN, false, false)
+	}
+	if w.Lost != nil && d.DN != "" {
+		w.Lost(d.DN)
 	}
 }

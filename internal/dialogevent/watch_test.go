@@ -14,7 +14,7 @@ import (
 // while a call is past ringing, free once its dialogs are terminated; a
 // body that is not dialog-info changes nothing and is logged once; the
 // other server ending the subscription makes the state unknown (never
-// free).
+// free) and the number lost.
 func TestB6_F11_WatcherStatus(t *testing.T) {
 	var logs bytes.Buffer
 	w := NewWatcher(nil)
@@ -25,6 +25,8 @@ func TestB6_F11_WatcherStatus(t *testing.T) {
 	}
 	var got []status
 	w.Status = func(dn string, registered, offHook bool) { got = append(got, status{dn, registered, offHook}) }
+	var lost []string
+	w.Lost = func(dn string) { lost = append(lost, dn) }
 	info := subscription.Info{ID: "s1", Event: Event, Data: []byte(`{"dn":"2001"}`)}
 	doc := func(version uint64, state string) subscription.Body {
 		i := dialoginfo.Info{Version: version, State: dialoginfo.Full, Entity: "sip:2001@pbx",
@@ -47,6 +49,9 @@ func TestB6_F11_WatcherStatus(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("status %d: %v, want %v", i, got[i], want[i])
 		}
+	}
+	if len(lost) != 1 || lost[0] != "2001" {
+		t.Errorf("lost %v, want 2001 once", lost)
 	}
 	if n := strings.Count(logs.String(), "unreadable"); n != 1 {
 		t.Errorf("the bad body logged %d times, want once:\n%s", n, logs.String())

@@ -66,7 +66,8 @@
 // for every line, watched or not. Report every call A makes with CallUpdate
 // (at least ringing and how it failed): the CallBack key and `*39` act on A's
 // last call. After a KeyPress in RingOut that activated a request, clear A's
-// failed call as usual.
+// failed call as usual. Unmonitorable says that a watched callee of
+// another server can no longer be watched (B6): its requests end.
 //
 // # Model
 //

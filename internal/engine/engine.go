@@ -116,6 +116,8 @@ func (e *Engine) Step(now time.Time, ev Event) []Action {
 		e.lineStatus(ev)
 	case DeviceReset:
 		e.deviceReset(ev.DN)
+	case Unmonitorable:
+		e.unmonitorable(ev.DN)
 	case Mobility:
 		e.mobility(ev.DN)
 	case CallUpdate:
@@ -423,7 +425,7 @@ func endScreen(r *Request, why Reason) (screen.Screen, bool) {
 	switch why {
 	case EndCompleted: // the call is placed (dialReq says to whom)
 		return screen.Screen{Kind: screen.Completed, DN: r.B}, true
-	case EndCancelled, EndPeer:
+	case EndCancelled, EndPeer, EndNoMonitor:
 		return screen.Screen{Kind: screen.Deactivated, DN: r.B}, true
 	case EndT1, EndRejected: // F8, F19: never confirmed
 		return screen.Screen{Kind: screen.CannotActivate, DN: r.B}, true
@@ -608,6 +610,17 @@ func (e *Engine) lineStatus(s LineStatus) {
 		}
 	}
 	e.evaluate(s.DN, wasOffHook && !s.OffHook)
+}
+
+// unmonitorable: B6, the watch of dn on another server ended for good.
+// The requests waiting for dn end; one already told (Available) keeps its
+// T3: A may still dial.
+func (e *Engine) unmonitorable(dn string) {
+	for _, id := range slices.Clone(e.onLine[dn]) {
+		if r := e.reqs[id]; r != nil && r.B == dn && r.State != Available {
+			e.end(r, EndNoMonitor)
+		}
+	}
 }
 
 // deviceReset: F25. A: cancel (unless already notified, F26). B: nothing is

@@ -51,6 +51,12 @@ type LineStatus struct {
 	Full       bool // at the busy trigger: F17's "A is busy"
 }
 
+// Unmonitorable: the state of DN, a callee on another server watched for
+// its callers (B6), cannot be learned any more: the other server refused
+// or ended the watch for good (a wrong password, 403). Nothing would ever
+// tell that DN is free, so the requests on it end, their callers told.
+type Unmonitorable struct{ DN string }
+
 // DeviceReset: a device of the line was reset or re-registered from scratch
 // (F25). For A it cancels; for B it counts as not available for a moment.
 type DeviceReset struct{ DN string }
@@ -169,6 +175,7 @@ func (LineConfig) isEvent()     {}
 func (LineRemoved) isEvent()    {}
 func (LineStatus) isEvent()     {}
 func (DeviceReset) isEvent()    {}
+func (Unmonitorable) isEvent()  {}
 func (Mobility) isEvent()       {}
 func (CallUpdate) isEvent()     {}
 func (KeyPress) isEvent()       {}

@@ -99,4 +99,5 @@ const (
 	EndRejected  Reason = "rejected"   // the peer refused it
 	EndPeer      Reason = "peer-ended" // the peer ended it (its lifetime, B removed)
 	EndInvalid   Reason = "invalid"    // a stored record Restore cannot use
+	EndNoMonitor Reason = "no-monitor" // B's state cannot be learned any more (B6)
 )

@@ -108,6 +108,8 @@ func (h *harness) do(d *datadriven.TestData) string {
 		return h.step(LineRemoved{arg(0)})
 	case "reset":
 		return h.step(DeviceReset{arg(0)})
+	case "unmonitorable":
+		return h.step(Unmonitorable{arg(0)})
 	case "login", "logout":
 		return h.step(Mobility{DN: arg(0), Login: d.Cmd == "login"})
 	case "call":

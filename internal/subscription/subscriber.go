@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callbackd/callbackd/internal/auth"
 )
 
 // Subscribe makes a subscription (RFC 6665 4.1.2.1): stored, then the
@@ -84,7 +86,7 @@ func (l *Layer) Unsubscribe(id string) bool {
 		l.spawn(func() {
 			ctx, cancel := context.WithTimeout(l.ctx, notifyTimeout)
 			defer cancel()
-			if res, err := l.client.Do(ctx, req, noBuild); err != nil || res == nil || res.StatusCode >= 300 {
+			if res, err := l.do(ctx, s, req); err != nil || res == nil || res.StatusCode >= 300 {
 				l.Log.Debug("unsubscribe not accepted", "id", id, "error", errString(err))
 			}
 		})
@@ -122,7 +124,7 @@ func (l *Layer) sendSubscribe(s *sub, fresh bool) {
 
 	ctx, cancel := context.WithTimeout(l.ctx, notifyTimeout)
 	defer cancel()
-	res, err := l.client.Do(ctx, req, noBuild)
+	res, err := l.do(ctx, s, req)
 	s.mu.Lock()
 	stale := s.rec.CallID != callID || s.ended // a newer SUBSCRIBE made another dialog meanwhile
 	s.mu.Unlock()
@@ -150,6 +152,51 @@ func (l *Layer) sendSubscribe(s *sub, fresh bool) {
 		l.Log.Info("SUBSCRIBE refused: subscription ended", "id", id, "event", s.rec.Event, "code", res.StatusCode)
 		l.endSubscriber(s, "refused "+strconv.Itoa(res.StatusCode))
 	}
+}
+
+// Credentialed is a Watcher with credentials for some of its
+// subscriptions (a trunk's username and password): their SUBSCRIBEs
+// challenged with 401 or 407 are answered.
+type Credentialed interface {
+	Credentials(s Info) (user, password string, ok bool)
+}
+
+// do sends req, a SUBSCRIBE of s, and answers a digest challenge once,
+// when s's watcher has credentials for it: the same request again with
+// the answer, the next CSeq and a new branch (RFC 3261 22.2, 8.1.3.5). A
+// second challenge is the final answer (wrong credentials).
+func (l *Layer) do(ctx context.Context, s *sub, req *sip.Request) (*sip.Response, error) {
+	res, err := l.client.Do(ctx, req, noBuild)
+	if err != nil || res == nil || (res.StatusCode != 401 && res.StatusCode != 407) {
+		return res, err
+	}
+	s.mu.Lock()
+	info, transport := s.rec.info(), s.rec.Transport
+	s.mu.Unlock()
+	c, ok := l.watcher(info.Event).(Credentialed)
+	if !ok {
+		return res, nil
+	}
+	user, password, ok := c.Credentials(info)
+	if !ok {
+		return res, nil
+	}
+	h, ok := auth.Answer(res, req.Method, req.Recipient.String(), user, password)
+	if !ok {
+		l.Log.Info("SUBSCRIBE challenged with no digest we can answer", "id", info.ID, "code", res.StatusCode)
+		return res, nil
+	}
+	l.Log.Debug("SUBSCRIBE challenged: answered with the credentials of its watcher", "id", info.ID, "code", res.StatusCode, "user", user)
+	again := req.Clone()
+	again.RemoveHeader("Via")
+	again.PrependHeader(l.msg.Via(transport))
+	again.RemoveHeader(h.Name())
+	again.AppendHeader(h)
+	s.mu.Lock()
+	s.rec.LocalCSeq++
+	again.CSeq().SeqNo = s.rec.LocalCSeq
+	s.mu.Unlock()
+	return l.client.Do(ctx, again, noBuild)
 }
 
 // minExpires presents a 423's Min-Expires as an Expires to read.

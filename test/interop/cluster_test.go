@@ -213,18 +213,25 @@ func TestF35_B3_F37_ClusterKill9Takeover(t *testing.T) {
 	s1.cbWaitLog(t, mark1, `msg="call back ended" id=1 reason=completed`)
 }
 
-// clusterPair is two instances, s1 (priority 1) active, s2 its standby,
+// clusterPair is two instances, s1 (priority 1) active, s2 its standby
+// (priority 2; with newCluster(t, nil, 3) s3 too, priority 3),
 // and line 1001's two devices (pa1 calls, pa2 shows screens) with a Call
 // Back request (CCNL) on 1002 activated through s1; pb is 1002's device,
 // not registered.
 type clusterPair struct {
-	s1, s2       *server
+	s1, s2, s3   *server
 	pa1, pa2, pb int
 }
 
 // newClusterPair starts the pair; with px, s1 reaches the database
 // through that proxy, which the test may cut.
 func newClusterPair(t *testing.T, px *cutProxy) *clusterPair {
+	t.Helper()
+	return newCluster(t, px, 2)
+}
+
+// newCluster starts n instances (2 or 3), as newClusterPair.
+func newCluster(t *testing.T, px *cutProxy, n int) *clusterPair {
 	t.Helper()
 	need(t, "sipp")
 	pg := pgtest.Start(t)
@@ -246,6 +253,13 @@ func newClusterPair(t *testing.T, px *cutProxy) *clusterPair {
 	if code := optionsStatus(t, c.s2.Host, port); code != 503 {
 		t.Fatalf("the standby answers OPTIONS %d, want 503", code)
 	}
+	if n == 3 {
+		c.s3 = clusterNode(t, "127.0.0.4", port, "c", 3, url)
+		c.s3.cbWaitLog(t, 0, `msg="cluster: standby`)
+		if code := optionsStatus(t, c.s3.Host, port); code != 503 {
+			t.Fatalf("the third, a standby, answers OPTIONS %d, want 503", code)
+		}
+	}
 	if code := optionsStatus(t, c.s1.Host, port); code != 200 {
 		t.Fatalf("the active answers OPTIONS %d, want 200", code)
 	}
@@ -265,21 +279,36 @@ func newClusterPair(t *testing.T, px *cutProxy) *clusterPair {
 // serve (OPTIONS 200) from the call.
 func (c *clusterPair) takenOver(t *testing.T, mark2 int, what string) time.Duration {
 	t.Helper()
-	took := untilServes(t, c.s2, 10*time.Second)
-	c.s2.waitActive(t, mark2)
-	t.Logf("the standby serves %v after %s (lease %v)", took.Round(time.Millisecond), what, clusterLease)
-	if code, body := c.s2.api(t, "GET", "/api/v1/callbacks", ""); code != 200 || !strings.Contains(body, `"id": 1,`) {
+	took := servesWithRequest(t, c.s2, mark2, what)
+	c.notifiesOnce(t, c.s2)
+	return took
+}
+
+// servesWithRequest waits until s, after the log position mark, serves
+// as the active with the request, and returns how long it took to serve
+// (OPTIONS 200) from the call.
+func servesWithRequest(t *testing.T, s *server, mark int, what string) time.Duration {
+	t.Helper()
+	took := untilServes(t, s, 10*time.Second)
+	s.waitActive(t, mark)
+	t.Logf("the standby %s:%d serves %v after %s (lease %v)", s.Host, s.SIPPort, took.Round(time.Millisecond), what, clusterLease)
+	if code, body := s.api(t, "GET", "/api/v1/callbacks", ""); code != 200 || !strings.Contains(body, `"id": 1,`) {
 		t.Fatalf("the new active's requests: %d %s", code, body)
 	}
-	display := c.s2.cbStart(t, "A's display after the takeover", "display.xml", c.pa2, true, "-m", "2")
-	c.s2.register(t, "1002", c.pb)
+	return took
+}
+
+// notifiesOnce: B registering on the active s notifies A, once.
+func (c *clusterPair) notifiesOnce(t *testing.T, s *server) {
+	t.Helper()
+	display := s.cbStart(t, "A's display after the takeover", "display.xml", c.pa2, true, "-m", "2")
+	s.register(t, "1002", c.pb)
 	display.expectAvailable(t, 1, "1002")
 	display.mustAlert(t, "1002")
 	display.pass(t)
-	if n := metric(t, c.s2, "callbackd_callback_notifications_total"); n != 1 {
+	if n := metric(t, s, "callbackd_callback_notifications_total"); n != 1 {
 		t.Errorf("the new active notified %v times, want 1", n)
 	}
-	return took
 }
 
 // TestF35_B3_ClusterFrozenActiveActsNoMore: the active is frozen

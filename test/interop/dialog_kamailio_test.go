@@ -28,8 +28,8 @@ type kamailio struct {
 
 // startKamailio runs Kamailio with the repository's dialog.cfg on a free
 // loopback port, its db_text tables (presence, pua) in a temp folder, and
-// returns once it listens.
-func startKamailio(t *testing.T) *kamailio {
+// returns once it listens; args are more of its options (-A defines).
+func startKamailio(t *testing.T, args ...string) *kamailio {
 	t.Helper()
 	bin := need(t, "kamailio")
 	for _, m := range []string{"presence.so", "presence_dialoginfo.so", "pua.so", "pua_dialoginfo.so"} {
@@ -56,8 +56,8 @@ func startKamailio(t *testing.T) *kamailio {
 		t.Fatal(err)
 	}
 	k := &kamailio{Port: freePort(t)}
-	k.cmd = exec.Command(bin, "-DD", "-E", "-f", cfg, "-l", fmt.Sprintf("udp:127.0.0.1:%d", k.Port),
-		"-A", `DBURL="text://`+db+`"`, "-A", fmt.Sprintf(`PRES="sip:127.0.0.1:%d"`, k.Port), "-m", "64", "-M", "8", "-w", dir)
+	k.cmd = exec.Command(bin, append([]string{"-DD", "-E", "-f", cfg, "-l", fmt.Sprintf("udp:127.0.0.1:%d", k.Port),
+		"-A", `DBURL="text://` + db + `"`, "-A", fmt.Sprintf(`PRES="sip:127.0.0.1:%d"`, k.Port), "-m", "64", "-M", "8", "-w", dir}, args...)...)
 	k.cmd.Stdout, k.cmd.Stderr = &k.out, &k.out
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children go with it
 	if err := k.cmd.Start(); err != nil {
@@ -98,9 +98,12 @@ func (k *kamailio) sipp(t *testing.T) *server {
 
 // monitorTrunk is the [[trunk]] to Kamailio: its numbers 2xxx, watched
 // through the dialog event package; the lines may call them.
-func monitorTrunk(k *kamailio) string {
-	return fmt.Sprintf("[[trunk]]\nname = \"pbx\"\naddress = \"udp:127.0.0.1:%d\"\nprefixes = [\"2\"]\nmonitor = \"dialog\"\n"+
-		"[[profile]]\nname = \"default\"\ndial_out = \"all\"\n", k.Port)
+func monitorTrunk(k *kamailio) string { return monitorTrunkWith(k, "") }
+
+// monitorTrunkWith is monitorTrunk with more trunk keys (TOML lines).
+func monitorTrunkWith(k *kamailio, keys string) string {
+	return fmt.Sprintf("[[trunk]]\nname = \"pbx\"\naddress = \"udp:127.0.0.1:%d\"\nprefixes = [\"2\"]\nmonitor = \"dialog\"\n%s"+
+		"[[profile]]\nname = \"default\"\ndial_out = \"all\"\n", k.Port, keys)
 }
 
 // TestB6_F11_KamailioCalleeBusyThenFree: line 1001 calls 2001, a user of
@@ -181,13 +184,23 @@ type kamCase struct {
 
 func kamCallBack(t *testing.T, hold string, lines string) *kamCase {
 	t.Helper()
+	kc := kamActivated(t, hold, lines, "")
+	// Kamailio's NOTIFY: 2001 in a confirmed call.
+	kc.s.cbWaitLog(t, kc.mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
+	return kc
+}
+
+// kamActivated is kamCallBack up to the activation, with more trunk keys
+// (TOML lines) and more Kamailio options.
+func kamActivated(t *testing.T, hold, lines, trunkKeys string, kamArgs ...string) *kamCase {
+	t.Helper()
 	need(t, "sipp")
-	kc := &kamCase{k: startKamailio(t)}
+	kc := &kamCase{k: startKamailio(t, kamArgs...)}
 	kc.kp = kc.k.sipp(t)
 	ports := callPorts(t, 4)
 	pd, pc := ports[1], ports[3]
 	kc.pa, kc.pb = ports[0], ports[2]
-	kc.s = startServer(t, cbConfig("", monitorTrunk(kc.k)+lines))
+	kc.s = startServer(t, cbConfig("", monitorTrunkWith(kc.k, trunkKeys)+lines))
 	kc.s.register(t, "1001", kc.pa)
 	kc.s.register(t, "1001", pd)
 	kc.display = kc.s.cbStart(t, "A's display", "display.xml", pd, true, "-m", "3")
@@ -198,8 +211,6 @@ func kamCallBack(t *testing.T, hold string, lines string) *kamCase {
 	got, _ := kc.s.cbCode(t, "1001", kc.pa, "*39")
 	expectStatus(t, "1001 dials *39 after 2001 was busy", got, "603 CallBack Activated")
 	kc.display.expectScreen(t, 1, activatedScreen("2001"))
-	// Kamailio's NOTIFY: 2001 in a confirmed call.
-	kc.s.cbWaitLog(t, kc.mark, `msg="watched number's dialog state" number=2001 off_hook=true`)
 	return kc
 }
 
