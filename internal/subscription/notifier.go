@@ -287,6 +287,9 @@ func (l *Layer) drain(s *sub) {
 // send sends one NOTIFY and reports whether the subscription goes on.
 // A NOTIFY answered 481, or not at all, ends it (4.2.2, 4.1.3).
 func (l *Layer) send(s *sub, j job) bool {
+	if !l.acting() {
+		return false // stays stored: the active sends it
+	}
 	s.mu.Lock()
 	info := s.rec.info()
 	s.mu.Unlock()

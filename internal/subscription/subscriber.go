@@ -101,7 +101,7 @@ func (l *Layer) Unsubscribe(id string) bool {
 // in a new one when fresh (4.1.2.2). Run on a goroutine of its own.
 func (l *Layer) sendSubscribe(s *sub, fresh bool) {
 	s.mu.Lock()
-	if s.ended || l.isClosed() {
+	if s.ended || l.isClosed() || !l.acting() {
 		s.mu.Unlock()
 		return
 	}

@@ -208,6 +208,11 @@ type job struct {
 type Layer struct {
 	Log    *slog.Logger
 	Limits Limits
+	// Acting reports whether this instance may send now; nil: always. A
+	// cluster's active whose lease ended sends no NOTIFY or SUBSCRIBE (the
+	// new active restores the subscriptions and sends them: no NOTIFY
+	// twice, F35).
+	Acting func() bool
 
 	client *sipgo.Client
 	msg    *sipmsg.Builder
@@ -234,6 +239,8 @@ func New(client *sipgo.Client, msg *sipmsg.Builder, st store.Store, log *slog.Lo
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	return l
 }
+
+func (l *Layer) acting() bool { return l.Acting == nil || l.Acting() }
 
 // spawn runs f on a goroutine Close waits for; once closed it runs
 // nothing and reports false.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,6 +257,31 @@ func TestSubscribeNotifyUnsubscribe(t *testing.T) {
 	}
 	if len(stored(t, a)) != 0 || len(stored(t, b)) != 0 {
 		t.Errorf("stored after unsubscribe: %+v / %+v", stored(t, a), stored(t, b))
+	}
+}
+
+// TestF35_NoNotifyOnceNotActing: a cluster instance whose lease ended
+// sends no NOTIFY (the new active restores the subscription and sends
+// it), and the subscription stays stored for it.
+func TestF35_NoNotifyOnceNotActing(t *testing.T) {
+	_, a, b, pa, pb := pair(t)
+	var acting atomic.Bool
+	acting.Store(true)
+	a.layer.Acting = acting.Load
+	if _, err := b.layer.Subscribe(spec("test", a, 10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, pb.notes, "first NOTIFY")
+	acting.Store(false)
+	pa.set("2001", "busy")
+	a.layer.Changed("test", "2001", nil)
+	select {
+	case n := <-pb.notes:
+		t.Errorf("NOTIFY sent by an instance not acting: %+v", n)
+	case <-time.After(time.Second):
+	}
+	if got := stored(t, a); len(got) != 1 {
+		t.Errorf("notifier stored %d subscriptions, want 1 (kept for the active)", len(got))
 	}
 }
 
