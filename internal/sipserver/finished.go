@@ -1,6 +1,7 @@
 package sipserver
 
 import (
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -76,10 +77,36 @@ func (t *finishingTx) Respond(res *sip.Response) error {
 	// Recorded before it is sent, so that a retransmission finds sipgo's
 	// transaction or the record, whichever ends the transaction first
 	// (Timer L is 0: acceptedAtOnce).
-	t.f.Put(t.key, []byte(res.String()), time.Now(), 64*sip.T1)
+	b := []byte(res.String())
+	t.f.Put(t.key, b, time.Now(), 64*sip.T1)
 	t.done.Store(true)
-	err := t.ServerTransaction.Respond(res)
+	var err error
+	if u, ok := txConnection(t.ServerTransaction).(*sip.UDPConnection); ok && len(b) <= sip.UDPMTUSize-200 {
+		// The bytes just recorded are what sipgo's Respond would write:
+		// sending them spares a second serialisation of every final
+		// response (one in eight of the messages of a relayed call). The
+		// transaction ends right after anyway, so its state machine need
+		// not see the response.
+		err = writeUDP(u, res.Destination(), b)
+	} else {
+		err = t.ServerTransaction.Respond(res)
+	}
 	t.ServerTransaction.Terminate()
+	return err
+}
+
+// writeUDP sends an already serialised message to dest ("host:port", the
+// response's destination as sipgo set it from the request's Via, RFC 3261
+// 18.2.2) over the listener's connection, as sipgo's WriteMsg does.
+func writeUDP(c *sip.UDPConnection, dest string, b []byte) error {
+	host, port, err := sip.ParseAddr(dest)
+	if err != nil {
+		return err
+	}
+	if port == 0 {
+		port = sip.DefaultUdpPort
+	}
+	_, err = c.WriteTo(b, &net.UDPAddr{IP: net.ParseIP(host), Port: port})
 	return err
 }
 
