@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ type Metrics struct {
 	failures      *prometheus.CounterVec
 	connects      *prometheus.CounterVec
 	sip           *prometheus.CounterVec
+	sipCounters   sipCounters // sip's children, looked up once
 	rtpSent       prometheus.Counter
 	rtpLate       prometheus.Counter
 	rtpForeign    prometheus.Counter
@@ -259,7 +261,41 @@ func (m *Metrics) RTPForeign() { m.rtpForeign.Inc() }
 
 // SIPMessage counts a SIP message read ("in") or written ("out"); kind is
 // its method or status code.
-func (m *Metrics) SIPMessage(direction, kind string) { m.sip.WithLabelValues(direction, kind).Inc() }
+func (m *Metrics) SIPMessage(direction, kind string) { m.sipCounters.get(m.sip, direction, kind).Inc() }
+
+// sipCounters keeps the children of the SIP message counter by direction
+// and kind: every message is counted (about 24 per relayed call), and
+// WithLabelValues hashes both labels and locks the vector each time. The
+// kinds are a few dozen (methods, status codes, "other").
+type sipCounters struct {
+	mu      sync.RWMutex
+	in, out map[string]prometheus.Counter
+}
+
+func (c *sipCounters) get(vec *prometheus.CounterVec, direction, kind string) prometheus.Counter {
+	c.mu.RLock()
+	byKind := c.in
+	if direction != "in" {
+		byKind = c.out
+	}
+	counter, ok := byKind[kind] // a nil map reads as empty
+	c.mu.RUnlock()
+	if ok {
+		return counter
+	}
+	counter = vec.WithLabelValues(direction, kind)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.in == nil {
+		c.in, c.out = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	}
+	if direction == "in" {
+		c.in[kind] = counter
+	} else if direction == "out" {
+		c.out[kind] = counter
+	}
+	return counter
+}
 
 // AuthFailure counts a failed authentication (B7).
 func (m *Metrics) AuthFailure(kind, reason string) {

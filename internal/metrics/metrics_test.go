@@ -90,3 +90,39 @@ func TestF37_CountsDecisionsNotScreens(t *testing.T) {
 		t.Errorf("Notifications() = %d, want 3", n)
 	}
 }
+
+// TestF37_SIPMessagesCounted: each SIP message read or written is counted
+// by direction and kind, also when its counter was looked up before.
+func TestF37_SIPMessagesCounted(t *testing.T) {
+	m := New(Sources{})
+	for range 3 {
+		m.SIPMessage("in", "INVITE")
+	}
+	m.SIPMessage("out", "INVITE")
+	m.SIPMessage("out", "200")
+	m.SIPMessage("out", "200")
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`callbackd_sip_messages_total{direction="in",kind="INVITE"} 3`,
+		`callbackd_sip_messages_total{direction="out",kind="INVITE"} 1`,
+		`callbackd_sip_messages_total{direction="out",kind="200"} 2`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// BenchmarkSIPMessage is the metrics' share of every SIP message.
+func BenchmarkSIPMessage(b *testing.B) {
+	m := New(Sources{})
+	kinds := []string{"INVITE", "100", "180", "200", "ACK", "BYE"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			m.SIPMessage("in", kinds[i%len(kinds)])
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package sipserver
 
 import (
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -76,18 +77,50 @@ func (t *finishingTx) Respond(res *sip.Response) error {
 	// Recorded before it is sent, so that a retransmission finds sipgo's
 	// transaction or the record, whichever ends the transaction first
 	// (Timer L is 0: acceptedAtOnce).
-	t.f.Put(t.key, []byte(res.String()), time.Now(), 64*sip.T1)
+	b := []byte(res.String())
+	t.f.Put(t.key, b, time.Now(), 64*sip.T1)
 	t.done.Store(true)
-	if c := txConnection(t.ServerTransaction); c != nil && t.req.IsInvite() {
+	c := txConnection(t.ServerTransaction)
+	invite := c != nil && t.req.IsInvite()
+	if invite {
 		// An ACK for this 2xx that reuses the INVITE's branch (an RFC 2543
 		// peer's, SIPp's) matches sipgo's transaction while it lives, and
 		// sipgo drops it when the transaction ends: end it before the 2xx
 		// goes out, so that the ACK finds none and reaches Handlers.Ack.
 		t.ServerTransaction.Terminate()
-		return c.WriteMsg(res)
 	}
-	err := t.ServerTransaction.Respond(res)
-	t.ServerTransaction.Terminate()
+	var err error
+	switch u, udp := c.(*sip.UDPConnection); {
+	case udp && len(b) <= sip.UDPMTUSize-200:
+		// The bytes just recorded are what sipgo's Respond would write:
+		// sending them spares a second serialisation of every final
+		// response (one in eight of the messages of a relayed call). The
+		// transaction ends right after anyway, so its state machine need
+		// not see the response.
+		err = writeUDP(u, res.Destination(), b)
+	case invite:
+		err = c.WriteMsg(res)
+	default:
+		err = t.ServerTransaction.Respond(res)
+	}
+	if !invite {
+		t.ServerTransaction.Terminate()
+	}
+	return err
+}
+
+// writeUDP sends an already serialised message to dest ("host:port", the
+// response's destination as sipgo set it from the request's Via, RFC 3261
+// 18.2.2) over the listener's connection, as sipgo's WriteMsg does.
+func writeUDP(c *sip.UDPConnection, dest string, b []byte) error {
+	host, port, err := sip.ParseAddr(dest)
+	if err != nil {
+		return err
+	}
+	if port == 0 {
+		port = sip.DefaultUdpPort
+	}
+	_, err = c.WriteTo(b, &net.UDPAddr{IP: net.ParseIP(host), Port: port})
 	return err
 }
 
