@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -328,6 +329,9 @@ func TestF35_B3_ClusterFrozenActiveActsNoMore(t *testing.T) {
 			c.s1.cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
+	// kill(2) returns before the process has stopped: a REGISTER sent at
+	// once could still be answered by the running active.
+	waitStopped(t, c.s1.cmd.Process.Pid)
 	// A REGISTER for B reaches the frozen active: it waits in its socket.
 	late := newProbe(t, c.s1.Host, c.s1.SIPPort)
 	late.send("REGISTER")
@@ -350,6 +354,27 @@ func TestF35_B3_ClusterFrozenActiveActsNoMore(t *testing.T) {
 		if strings.Contains(after, acted) {
 			t.Errorf("the continued old active acted (%s):\n%s", acted, after)
 		}
+	}
+}
+
+// waitStopped waits until process pid is stopped (state T in
+// /proc/PID/stat, proc(5)).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name in parentheses.
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 5 s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
