@@ -484,8 +484,8 @@ func TestF8_B1_CancelFromCalleeSide(t *testing.T) {
 		t.Fatalf("Y's API before the cancel: %d %s, want request 1 for 1001", code, body)
 	}
 
-	if code, body := y.api(t, "DELETE", "/api/v1/callbacks/1", ""); code != 200 {
-		t.Fatalf("DELETE on Y: %d %s, want 200", code, body)
+	if code, body := y.api(t, "DELETE", "/api/v1/callbacks/1", ""); code != 204 {
+		t.Fatalf("DELETE on Y: %d %s, want 204", code, body)
 	}
 	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=cancelled`)
 	x.cbWaitLog(t, xm, `msg="call completion subscription ended" peer=srv-y caller=1001 callee=2001 reason=terminated;noresource`)
