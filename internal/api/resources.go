@@ -508,9 +508,19 @@ func (a *API) keyOnRequest(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, err)
 		return
 	}
+	if req.PeerA != "" { // the caller is a line of the peer's, not ours: the admin only
+		if u, _ := a.authenticate(r); !u.admin {
+			fail(w, http.StatusForbidden, "forbidden", fmt.Sprintf("request %d is kept for a caller behind %s: this needs the admin token", req.ID, req.PeerA), "")
+			return
+		}
+	}
 	pressed, sc, _ := a.s.PressOn(req.ID, req.A, key)
 	if pressed.Result == engine.NotAvailable {
 		fail(w, http.StatusConflict, "not_available", fmt.Sprintf("%s is not available yet: Dial applies once the caller is notified", req.B), "")
+		return
+	}
+	if req.PeerA != "" { // ended, and the peer told; no screen of ours to show
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	l, _ := a.s.Line(req.A)

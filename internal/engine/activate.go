@@ -70,6 +70,14 @@ func (e *Engine) key(k KeyPress) {
 		e.dialReq(r, k.State == Connected || k.State == ConnectedTransfer, false)
 	case KeyCancel:
 		delete(e.pending, k.DN)
+		if r := e.reqs[k.Request]; r != nil && r.PeerA != "" && r.A == k.DN {
+			// The operator on B's server cancels the request it keeps for
+			// the peer's A: the peer is told (MsgEnd), so A's side ends too.
+			e.answer(Cancelled)
+			e.end(r, EndCancelled)
+			e.toPeer(r.PeerA, MsgEnd, r.PeerRef, r)
+			return
+		}
 		r := e.current(k.DN)
 		if r == nil {
 			e.notActive(k.DN)

@@ -140,9 +140,11 @@ type KeyPress struct {
 	// Code: pressed as a feature code (`*39` dialed), not a softkey. When B
 	// is available, `*39` is Dial (GUIDE: phones without softkeys).
 	Code bool
-	// Request names the request a Dial is for (the API's
+	// Request names the request a Dial or Cancel is for (the API's
 	// /callbacks/{id}/dial): when it is not DN's available request,
-	// nothing happens and A's screen stays (Pressed NotAvailable).
+	// nothing happens and A's screen stays (Pressed NotAvailable). For
+	// Cancel (DELETE /callbacks/{id}) it may be a request kept for a
+	// peer's A (B's server's operator cancels it).
 	Request int64
 }
 

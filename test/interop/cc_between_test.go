@@ -470,3 +470,47 @@ func killAcross(t *testing.T, kill func(x, y *server, login func())) {
 	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=completed`)
 	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=completed`)
 }
+
+// TestF8_B1_CancelFromCalleeSide: 1001 (on X) activates on busy 2001 (on
+// Y); Y's operator cancels Y's request through the API (DELETE
+// /api/v1/callbacks/1). Y ends it and NOTIFYs terminated (RFC 6665 s4.1.3
+// noresource: re-subscribing is pointless); X ends its own request, and
+// 1001's screen says it is deactivated. Neither server's API lists it any
+// more, and after a restart of both nothing comes back.
+func TestF8_B1_CancelFromCalleeSide(t *testing.T) {
+	x, y, pa, _, pc, b, c := busyAcross(t, true)
+	xm, ym := activateAcross(t, x, y, pa, "uac_busy.xml", "CCBS")
+	if code, body := y.api(t, "GET", "/api/v1/callbacks/1", ""); code != 200 || !strings.Contains(body, `"1001"`) {
+		t.Fatalf("Y's API before the cancel: %d %s, want request 1 for 1001", code, body)
+	}
+
+	if code, body := y.api(t, "DELETE", "/api/v1/callbacks/1", ""); code != 204 {
+		t.Fatalf("DELETE on Y: %d %s, want 204", code, body)
+	}
+	y.cbWaitLog(t, ym, `msg="call back ended" id=1 reason=cancelled`)
+	x.cbWaitLog(t, xm, `msg="call completion subscription ended" peer=srv-y caller=1001 callee=2001 reason=terminated;noresource`)
+	x.cbWaitLog(t, xm, `msg="call back ended" id=1 reason=peer-ended`)
+	if got := x.screenKind(t, "1001"); got != "Deactivated" {
+		t.Errorf("1001's screen on X: %q, want Deactivated", got)
+	}
+	noCallbacks := func(when string) {
+		t.Helper()
+		for name, s := range map[string]*server{"X": x, "Y": y} {
+			if code, body := s.api(t, "GET", "/api/v1/callbacks", ""); code != 200 || strings.Contains(body, `"id"`) {
+				t.Errorf("%s's API %s: %d %s, want no request", name, when, code, body)
+			}
+		}
+	}
+	noCallbacks("after the cancel")
+	if n := strings.Count(y.cbLogSince(ym), "call completion request queued"); n != 1 {
+		t.Errorf("Y queued %d requests, want 1 (no re-subscribe after noresource)", n)
+	}
+	c.hangUp(t, pc)
+	b.pass(t)
+
+	x.stop()
+	y.stop()
+	x.start()
+	y.start()
+	noCallbacks("after a restart of both")
+}
