@@ -123,12 +123,13 @@ func (l *leg) acked() {
 // ackWait is how long a BYE waits for the ACK the party sent before it.
 const ackWait = 500 * time.Millisecond
 
-// ackOrder keeps the party's ACK before its BYE on the other side. sipgo
+// ackOrder keeps the party's ACK before its next request (a BYE, a
+// re-INVITE) on the other side. sipgo
 // hands each request to its own goroutine, so a BYE sent right behind the
 // ACK for a 2xx could be relayed first, and the other party would get a
 // BYE for a dialog it has not confirmed (RFC 3261 13.2.2.4: the UAS waits
 // for the ACK). When the ACK is being passed on, or has not come yet,
-// the BYE waits for it, at most ackWait (an ACK may be lost for good).
+// the request waits for it, at most ackWait (an ACK may be lost for good).
 func (l *leg) ackOrder() {
 	c := l.call
 	c.mu.Lock()
@@ -190,6 +191,10 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		defer c.endReinvite()
 	}
 
+	// A re-INVITE or INFO sent right behind the ACK must not overtake it
+	// either: the other party would get a request in a dialog it has not
+	// confirmed yet, and a strict one (SIPp) drops the call.
+	l.ackOrder()
 	out := b.request(peer, req.Method, peer.CSeq.Add(1))
 	for _, name := range []string{"Event", "Subscription-State", "Info-Package", "Allow"} {
 		for _, h := range req.GetHeaders(name) {

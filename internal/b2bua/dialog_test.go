@@ -333,6 +333,47 @@ func TestAckBeforeByeOnTheOtherSide(t *testing.T) {
 	}
 }
 
+// A second re-INVITE (hold, then resume) sent right behind the ACK for the
+// first must not overtake it on the B side: a strict UAS drops the call.
+func TestAckBeforeNextReinviteOnTheOtherSide(t *testing.T) {
+	b, _, pa, pb := restoredPair(t, okToAll, okToAll)
+	reinviteAnswered(t, b, pa, pb)
+	inv := fromA(pa, sip.INVITE, 3, offerSDP)
+	tx := siptest.NewTx(inv)
+	go b.HandleInDialog(inv, tx)
+	waitFor(t, "the re-INVITE to wait for the ACK", func() bool {
+		c := b.findLeg(inv.CallID().Value()).call
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.a.ackGate != nil
+	})
+	b.HandleAck(fromA(pa, sip.ACK, 2, ""), siptest.NewTx(nil))
+	for _, want := range []sip.RequestMethod{sip.ACK, sip.INVITE} {
+		select {
+		case req := <-pb.reqs:
+			if req.Method != want {
+				t.Fatalf("B got %s, want %s (the ACK before the re-INVITE)", req.Method, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("B got no %s within 5 s", want)
+		}
+	}
+	for {
+		select {
+		case res := <-tx.Sent():
+			if res.StatusCode < 200 {
+				continue
+			}
+			if res.StatusCode != 200 {
+				t.Errorf("A's second re-INVITE answered %d, want 200", res.StatusCode)
+			}
+			return
+		case <-time.After(5 * time.Second):
+			t.Fatal("A's second re-INVITE got no final answer within 5 s")
+		}
+	}
+}
+
 // reinviteAnswered relays A's re-INVITE (CSeq 2, an offer) to B and
 // checks that A got B's 200.
 func reinviteAnswered(t *testing.T, b *B2BUA, pa, pb *phone) {
