@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +31,6 @@ type phone struct {
 	conn   *net.UDPConn
 	reqs   chan *sip.Request
 	answer func(p *phone, req *sip.Request) []*sip.Response
-	from   atomic.Pointer[net.UDPAddr] // where the last INVITE came from
 }
 
 func newPhone(t *testing.T, answer func(p *phone, req *sip.Request) []*sip.Response) *phone {
@@ -62,9 +60,6 @@ func (p *phone) serve() {
 		if err != nil || !ok {
 			continue
 		}
-		if req.IsInvite() {
-			p.from.Store(from)
-		}
 		select {
 		case p.reqs <- req:
 		default:
@@ -78,6 +73,18 @@ func (p *phone) serve() {
 			}
 		}
 	}
+}
+
+// strayAgain hands b the phone's 2xx res again, as sipgo does with a
+// retransmission no transaction matches any more. Not sent on the wire:
+// this harness's client has no listening socket, and the ephemeral one the
+// INVITE left from may be closed by then (the server sends from its
+// listener; the interop tests carry retransmissions over the wire).
+func (p *phone) strayAgain(b *B2BUA, res *sip.Response) {
+	again := res.Clone()
+	again.SetSource(p.addr())
+	again.SetTransport("UDP")
+	b.HandleStrayResponse(again)
 }
 
 // next waits for the next request of method to reach the phone.
