@@ -242,7 +242,7 @@ type preloaded struct {
 // deleting those it cannot read.
 func (s *Service) readStored(ctx context.Context) preloaded {
 	now := s.now()
-	lines := s.dir.Lines()
+	lines := s.dir.LinesAnyOrder() // each line is a step of its own: any order
 	dns := make([]string, 0, len(lines))
 	for _, l := range lines {
 		s.eng.Step(now, engine.LineConfig{Line: s.engineLine(l)})

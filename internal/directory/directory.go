@@ -123,13 +123,20 @@ func (d *Directory) Password(dn string) (string, bool) {
 
 // Lines returns every line sorted by DN.
 func (d *Directory) Lines() []config.Line {
+	out := d.LinesAnyOrder()
+	sort.Slice(out, func(i, j int) bool { return out[i].DN < out[j].DN })
+	return out
+}
+
+// LinesAnyOrder returns every line, unsorted: for a start with 100k lines,
+// where sorting took a tenth of the CPU and the order does not matter.
+func (d *Directory) LinesAnyOrder() []config.Line {
 	d.mu.RLock()
+	defer d.mu.RUnlock()
 	out := make([]config.Line, 0, len(d.lines))
 	for dn, r := range d.lines {
 		out = append(out, r.line(dn))
 	}
-	d.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].DN < out[j].DN })
 	return out
 }
 

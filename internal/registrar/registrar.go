@@ -188,7 +188,7 @@ func (r *Registrar) Load(ctx context.Context) error {
 	}
 	now := r.now()
 	kept := 0
-	loaded := map[string][]Binding{}
+	loaded := make(map[string][]Binding, len(regs))
 	for _, b := range regs {
 		if _, ok := r.dir.Line(b.DN); !ok || !b.Expires.After(now) {
 			if err := r.store.DeleteRegistration(ctx, b.DN, b.Contact); err != nil {
@@ -204,6 +204,9 @@ func (r *Registrar) Load(ctx context.Context) error {
 	// and map write").
 	devices := make(map[string]int, len(loaded))
 	r.mu.Lock()
+	if len(r.bindings) == 0 {
+		r.bindings = make(map[string][]Binding, len(loaded))
+	}
 	for dn, bs := range loaded {
 		r.bindings[dn] = append(r.bindings[dn], bs...)
 		r.index(dn, r.bindings[dn])
