@@ -82,30 +82,29 @@ func (t *finishingTx) Respond(res *sip.Response) error {
 	t.done.Store(true)
 	c := txConnection(t.ServerTransaction)
 	invite := c != nil && t.req.IsInvite()
-	if invite {
-		// An ACK for this 2xx that reuses the INVITE's branch (an RFC 2543
-		// peer's, SIPp's) matches sipgo's transaction while it lives, and
-		// sipgo drops it when the transaction ends: end it before the 2xx
-		// goes out, so that the ACK finds none and reaches Handlers.Ack.
+	// On UDP the bytes just recorded are what sipgo's Respond would write:
+	// sending them spares a second serialisation of every final response
+	// (one in eight of the messages of a relayed call).
+	u, udp := c.(*sip.UDPConnection)
+	direct := udp && len(b) <= sip.UDPMTUSize-200
+	if invite || direct {
+		// End sipgo's transaction before the response goes out, so that
+		// what arrives right after it finds none: a retransmission is then
+		// answered from the record (answerAgain; sipgo's own transaction,
+		// not having seen the response we wrote, would absorb it), and an
+		// ACK for a 2xx that reuses the INVITE's branch (an RFC 2543
+		// peer's, SIPp's) reaches Handlers.Ack (sipgo drops one matching a
+		// transaction that ends).
 		t.ServerTransaction.Terminate()
 	}
-	var err error
-	switch u, udp := c.(*sip.UDPConnection); {
-	case udp && len(b) <= sip.UDPMTUSize-200:
-		// The bytes just recorded are what sipgo's Respond would write:
-		// sending them spares a second serialisation of every final
-		// response (one in eight of the messages of a relayed call). The
-		// transaction ends right after anyway, so its state machine need
-		// not see the response.
-		err = writeUDP(u, res.Destination(), b)
+	switch {
+	case direct:
+		return writeUDP(u, res.Destination(), b)
 	case invite:
-		err = c.WriteMsg(res)
-	default:
-		err = t.ServerTransaction.Respond(res)
+		return c.WriteMsg(res)
 	}
-	if !invite {
-		t.ServerTransaction.Terminate()
-	}
+	err := t.ServerTransaction.Respond(res)
+	t.ServerTransaction.Terminate()
 	return err
 }
 
