@@ -124,12 +124,12 @@ func (l *leg) acked() {
 const ackWait = 500 * time.Millisecond
 
 // ackOrder keeps the party's ACK before its next request (a BYE, a
-// re-INVITE) on the other side. sipgo
-// hands each request to its own goroutine, so a BYE sent right behind the
-// ACK for a 2xx could be relayed first, and the other party would get a
-// BYE for a dialog it has not confirmed (RFC 3261 13.2.2.4: the UAS waits
-// for the ACK). When the ACK is being passed on, or has not come yet,
-// the request waits for it, at most ackWait (an ACK may be lost for good).
+// re-INVITE) on the other side. sipgo hands each request to its own
+// goroutine, so a request sent right behind the ACK for a 2xx could be
+// relayed first, and the other party would get it in a dialog it has not
+// confirmed (RFC 3261 13.2.2.4: the UAS waits for the ACK). When the ACK
+// is being passed on, or has not come yet, the request waits for it, at
+// most ackWait (an ACK may be lost for good).
 func (l *leg) ackOrder() {
 	c := l.call
 	c.mu.Lock()
