@@ -245,6 +245,7 @@ func TestB7_MessageToServiceIdentityAcceptedAndIgnored(t *testing.T) {
 	s := startServer(t, demoLines)
 	ports := callPorts(t, 2)
 	s.register(t, "1001", ports[0])
+	s.waitLog("msg=registered dn=1001 ", 5*time.Second) // logged after the 200: not the MESSAGE's
 	mark := len(s.Log())
 	r := s.sipp(t, "ops_message.xml", 15*time.Second, "-set", "caller", "1001", "-set", "other", "1002", "-p", fmt.Sprint(ports[1]), "-m", "1")
 	if r.Code != 0 {
