@@ -198,6 +198,7 @@ func run() error {
 		debug.FreeOSMemory()
 	}()
 	go returnMemory(ctx)
+	go governProcs(ctx, log)
 	go srv.RunSampler(ctx)
 	if *configPath != "" {
 		go reloadOnHangup(ctx, *configPath, srv, level, log)

@@ -149,7 +149,10 @@ func writeStarted(db *sql.DB) error {
 }
 
 // checkpointer copies the WAL into the database file once a second (a
-// PASSIVE checkpoint does not block the writer), keeping the WAL short.
+// PASSIVE checkpoint does not block the writer), keeping the WAL short
+// while writes are few. Under steady writes it never completes (commits
+// land behind it while it copies), so the WAL is never started again from
+// its beginning: the writer checkpoints itself then (checkpointEvery).
 func (s *SQLite) checkpointer() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -167,6 +170,16 @@ func (s *SQLite) checkpointer() {
 
 // maxBatch bounds one group commit so a flood of writes still commits often.
 const maxBatch = 256
+
+// checkpointEvery: after this many commits the writer copies the WAL into
+// the database itself, between two commits, so the copy completes and the
+// next commit starts the WAL again from its beginning (SQLite restarts
+// the log only once every frame is copied, and nobody writes meanwhile).
+// Without it the WAL grew by 14 MB a second at 1000 calls/s, and every
+// commit got slower with it (its index is searched for each page read).
+// The commits queued meanwhile wait for the copy: ~2 ms for 256 commits'
+// frames (bench/load, 1000 calls/s, four times a second).
+const checkpointEvery = 256
 
 // lazyDelay bounds how long a lazy write (an ended call's removal) waits
 // for a commit to ride along with.
@@ -191,6 +204,7 @@ func (s *SQLite) writer() {
 	var lazySince <-chan time.Time // set while lazy writes wait
 	timer := time.NewTimer(lazyDelay)
 	timer.Stop()
+	commits := 0 // since the last checkpoint
 	for {
 		fired := false
 		select {
@@ -236,6 +250,10 @@ func (s *SQLite) writer() {
 		}
 		clear(batch)
 		batch = batch[:0]
+		if commits++; commits >= checkpointEvery {
+			commits = 0
+			w.exec(`PRAGMA wal_checkpoint(PASSIVE)`) // busy with the background one: the next time
+		}
 	}
 }
 
