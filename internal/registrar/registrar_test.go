@@ -143,3 +143,69 @@ func openStore(t *testing.T) *sqlite.SQLite {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// TestB3_LoadKeepsEachLinesBindings: the stored bindings come back per
+// line (several devices, one, none), expired ones and those of a line no
+// longer configured are dropped from the store, and a binding added after
+// the start changes its line only.
+func TestB3_LoadKeepsEachLinesBindings(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	bind := func(dn string, dev int, exp time.Duration) Binding {
+		src := fmt.Sprintf("127.0.0.1:%d", 5000+dev)
+		return Binding{DN: dn, Contact: "sip:" + dn + "@" + src, Source: src, Transport: "UDP",
+			CallID: fmt.Sprintf("boot-%s-%d", dn, dev), CSeq: 1, Expires: now.Add(exp)}
+	}
+	for _, b := range []Binding{bind("1001", 1, time.Hour), bind("1001", 2, time.Hour), bind("1002", 3, time.Hour),
+		bind("1002", 4, -time.Second), bind("1003", 5, time.Hour), bind("1003", 6, time.Hour), bind("9999", 7, time.Hour)} {
+		if err := st.PutRegistration(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := []config.Line{{DN: "1001", Kind: config.KindPhone, MaxDevices: 4}, {DN: "1002", Kind: config.KindPhone, MaxDevices: 4},
+		{DN: "1003", Kind: config.KindPhone, MaxDevices: 4}, {DN: "1004", Kind: config.KindPhone, MaxDevices: 4}}
+	tr := linestate.New(slog.New(slog.DiscardHandler))
+	for _, l := range lines {
+		tr.SetLine(l.DN, 1)
+	}
+	r := New(config.Default().SIP, directory.New(lines), auth.New("test"), st, tr, slog.New(slog.DiscardHandler))
+	r.now = func() time.Time { return now }
+	if err := r.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check := func(dn string, devs ...int) {
+		t.Helper()
+		got := r.Bindings(dn)
+		if len(got) != len(devs) {
+			t.Fatalf("line %s: %d bindings %+v, want %d", dn, len(got), got, len(devs))
+		}
+		for i, d := range devs {
+			if got[i].Source != fmt.Sprintf("127.0.0.1:%d", 5000+d) {
+				t.Fatalf("line %s: binding %d from %s, want device %d", dn, i, got[i].Source, d)
+			}
+		}
+		if s, _ := tr.Get(dn); s.Devices != len(devs) {
+			t.Fatalf("line %s: line state counts %d devices, want %d", dn, s.Devices, len(devs))
+		}
+	}
+	check("1001", 1, 2)
+	check("1002", 3)
+	check("1003", 5, 6)
+	check("1004")
+	stored, err := st.Registrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 5 {
+		t.Fatalf("%d bindings stored after the load, want 5 (the expired one and line 9999's dropped)", len(stored))
+	}
+	// A login adds a binding to 1002: 1003's, next to it in memory, stay.
+	if err := r.Login(ctx, "1002", "502", bind("1003", 5, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Bindings("1002"); len(got) != 2 {
+		t.Fatalf("line 1002 after a login: %+v, want 2 bindings", got)
+	}
+	check("1003", 5, 6)
+}
