@@ -143,17 +143,20 @@ func (e *Engine) Step(now time.Time, ev Event) []Action {
 // engine, after the directory and line status were fed): it re-watches the
 // lines, re-arms the timers, asks peers again for requests still waiting for
 // their accept, and fires now, in deadline order, the deadlines that passed
-// while the server was down.
+// while the server was down. The engine keeps reqs' elements: the caller
+// must not use the slice afterwards.
 func (e *Engine) Restore(now time.Time, reqs []Request) []Action {
 	e.now = now
 	if len(e.reqs) == 0 { // a start: room for them all at once, not by doubling
 		e.reqs = make(map[int64]*Request, len(reqs))
 		e.byA = make(map[string]int64, len(reqs))
 	}
+	// The requests stay where reqs holds them (the caller hands the slice
+	// over): a start with 100k spent a tenth of its restore allocating
+	// and copying them one by one.
 	rs := make([]*Request, 0, len(reqs))
 	for i := range reqs {
-		r := reqs[i]
-		rs = append(rs, &r)
+		rs = append(rs, &reqs[i])
 	}
 	slices.SortStableFunc(rs, func(a, b *Request) int { return cmp.Compare(a.ID, b.ID) })
 	kept := rs[:0]
