@@ -8,6 +8,8 @@
 #   bench/load/run.sh side RATE[,RATE...] [SECONDS]  # the same load against Kamailio, then callbackd, per rate
 #   bench/load/run.sh register COUNT RATE    # COUNT devices REGISTER with digest auth, then RSS
 #   bench/load/run.sh restore COUNT          # start with COUNT stored Call Back requests: time, RSS
+#   bench/load/run.sh restarts COUNT ROUNDS [BIN...]  # the same store, restarted ROUNDS times by each
+#                                            # binary in turn (default: this tree's): time, CPU, RSS
 #   bench/load/run.sh refusals COUNT         # the load caller against a SIPp callee answering 503:
 #                                            # each counted refused (not failed) and ACKed
 #   bench/load/run.sh notify N [K]           # B's BYE -> A's "has become available" MESSAGE, N open requests, K cycles
@@ -360,6 +362,36 @@ register)
 	curl -s -o /dev/null "http://127.0.0.1:${DEBUG_PORT:-18081}/debug/pprof/heap?gc=1"
 	echo "RSS with $count devices registered, after the transactions ended: $(memory $server); Go heap in use: $(heap)"
 	;;
+restarts)
+	# One seeded store, started again and again, each binary in turn: the
+	# box's drift shows as a spread within one binary, not as a difference
+	# between two (a restore run seeds anew, and the fresh file's writeback
+	# slows the start after it).
+	count=${2:?count}; rounds=${3:-6}; bins=("${@:4}")
+	[ ${#bins[@]} -gt 0 ] || bins=("$work/callbackd")
+	config true
+	(cd "$root" && go run ./bench/seedrequests -n "$count" -db "$work/data/callbackd.db" -config "$work/lines.toml")
+	cat "$work/lines.toml" >> "$work/callbackd.toml"
+	sed -i 's/level = ".*"/level = "info"/' "$work/callbackd.toml"
+	sync
+	for r in $(seq "$rounds"); do
+		for i in "${!bins[@]}"; do
+			cp "${bins[$i]}" "$work/try"
+			t0=$(date +%s%N)
+			(cd "$work" && exec ./try -config callbackd.toml 2> try.log) &
+			server=$!
+			until grep -q "call back requests restored" "$work/try.log" 2>/dev/null; do
+				kill -0 $server 2>/dev/null || { cat "$work/try.log"; exit 1; }
+				sleep 0.01
+			done
+			t1=$(date +%s%N)
+			cpu=$(awk '{print ($14+$15)*10}' /proc/$server/stat)
+			sleep 1.5 # the start's heap returned to the OS once serving
+			echo "round $r binary $((i+1)) (${bins[$i]}): start to serving $(( (t1-t0)/1000000 )) ms, CPU $cpu ms, RSS $(memory $server), box load $(cut -d' ' -f1 /proc/loadavg)"
+			stop $server
+		done
+	done
+	exit 0;;
 restore)
 	count=${2:?count}
 	config true
