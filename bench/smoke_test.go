@@ -87,6 +87,13 @@ func TestSmoke(t *testing.T) {
 				want(t, out, `stored 1000 requests`, `requests=1000`,
 					`start to serving .* with 1000 stored requests: \d+ ms`, `RSS with 1000 open requests: [1-9]\d* MB`)
 			}},
+		{name: "load restarts", tools: load, env: []string{"BIN=" + bin},
+			args: []string{"bench/load/run.sh", "restarts", "1000", "1", bin, bin},
+			check: func(t *testing.T, out string) {
+				want(t, out, `stored 1000 requests`,
+					`round 1 binary 1 .*: start to serving \d+ ms, CPU \d+ ms, RSS [1-9]\d* MB`,
+					`round 1 binary 2 .*: start to serving \d+ ms, CPU \d+ ms, RSS [1-9]\d* MB`)
+			}},
 		{name: "load offers", tools: load, env: []string{"BIN=" + bin},
 			args: []string{"bench/load/run.sh", "offers", "2", "3"},
 			check: func(t *testing.T, out string) {
