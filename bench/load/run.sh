@@ -265,6 +265,24 @@ table() {
 	cat "$work/table.md"
 }
 
+seedstore() { # $1 = count: the config's lines, their registrations and $1 stored requests
+	config true
+	(cd "$root" && go run ./bench/seedrequests -n "$1" -db "$work/data/callbackd.db" -config "$work/lines.toml")
+	cat "$work/lines.toml" >> "$work/callbackd.toml"
+	sed -i 's/level = ".*"/level = "info"/' "$work/callbackd.toml"
+}
+
+startrestored() { # $1 = binary in $work, $2 = its log: starts it, returns once the requests are restored (sets server, t0, t1)
+	t0=$(date +%s%N)
+	(cd "$work" && exec "./$1" -config callbackd.toml 2> "$2") &
+	server=$!
+	until grep -q "call back requests restored" "$work/$2" 2>/dev/null; do
+		kill -0 $server 2>/dev/null || { cat "$work/$2"; exit 1; }
+		sleep 0.01
+	done
+	t1=$(date +%s%N)
+}
+
 case "${1:-}" in
 calls)
 	rate=${2:?rate}; secs=${3:-60}
@@ -369,22 +387,12 @@ restarts)
 	# slows the start after it).
 	count=${2:?count}; rounds=${3:-6}; bins=("${@:4}")
 	[ ${#bins[@]} -gt 0 ] || bins=("$work/callbackd")
-	config true
-	(cd "$root" && go run ./bench/seedrequests -n "$count" -db "$work/data/callbackd.db" -config "$work/lines.toml")
-	cat "$work/lines.toml" >> "$work/callbackd.toml"
-	sed -i 's/level = ".*"/level = "info"/' "$work/callbackd.toml"
+	seedstore "$count"
 	sync
 	for r in $(seq "$rounds"); do
 		for i in "${!bins[@]}"; do
 			cp "${bins[$i]}" "$work/try"
-			t0=$(date +%s%N)
-			(cd "$work" && exec ./try -config callbackd.toml 2> try.log) &
-			server=$!
-			until grep -q "call back requests restored" "$work/try.log" 2>/dev/null; do
-				kill -0 $server 2>/dev/null || { cat "$work/try.log"; exit 1; }
-				sleep 0.01
-			done
-			t1=$(date +%s%N)
+			startrestored try try.log
 			cpu=$(awk '{print ($14+$15)*10}' /proc/$server/stat)
 			sleep 1.5 # the start's heap returned to the OS once serving
 			echo "round $r binary $((i+1)) (${bins[$i]}): start to serving $(( (t1-t0)/1000000 )) ms, CPU $cpu ms, RSS $(memory $server), box load $(cut -d' ' -f1 /proc/loadavg)"
@@ -394,18 +402,8 @@ restarts)
 	exit 0;;
 restore)
 	count=${2:?count}
-	config true
-	(cd "$root" && go run ./bench/seedrequests -n "$count" -db "$work/data/callbackd.db" -config "$work/lines.toml")
-	cat "$work/lines.toml" >> "$work/callbackd.toml"
-	sed -i 's/level = ".*"/level = "info"/' "$work/callbackd.toml"
-	t0=$(date +%s%N)
-	(cd "$work" && exec ./callbackd -config callbackd.toml 2> server.log) &
-	server=$!
-	until grep -q "call back requests restored" "$work/server.log" 2>/dev/null; do
-		kill -0 $server 2>/dev/null || { cat "$work/server.log"; exit 1; }
-		sleep 0.02
-	done
-	t1=$(date +%s%N)
+	seedstore "$count"
+	startrestored callbackd server.log
 	grep -o 'call back requests restored.*' "$work/server.log"
 	echo "start to serving (SIP up, requests restored) with $count stored requests: $(( (t1-t0)/1000000 )) ms"
 	sleep 2 # the heap left by the restore is returned to the OS once serving
